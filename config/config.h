@@ -1,0 +1,216 @@
+/* config.h - the one YAML file: what abacus serves, listens on, and how StatsD names map.
+ *
+ * cfg_load() parses and validates a file completely (every error, each with its position)
+ * into an immutable cfg_config. cfg_apply() makes a registry match a loaded config. The
+ * mapper turns a StatsD metric name into a family name and labels following the rules of
+ * prometheus/statsd_exporter's mapping file.
+ *
+ * A cfg_config is immutable once loaded: any number of threads may read it concurrently.
+ */
+#ifndef ABACUS_CONFIG_H
+#define ABACUS_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "registry.h"
+
+/* ---- errors ---------------------------------------------------------------------------- */
+
+/* One problem found in a file: 1-based line and column (0 when not tied to a position). */
+typedef struct {
+    char *file;
+    unsigned line, column;
+    char *message;
+} cfg_error;
+
+typedef struct {
+    cfg_error *items;
+    size_t count, cap;
+} cfg_errors;
+
+void cfg_errors_free(cfg_errors *e);
+/* "file:line:column: message" per error, one per line, to f. */
+void cfg_errors_print(const cfg_errors *e, void *stdio_file);
+
+/* ---- the model --------------------------------------------------------------------------- */
+
+typedef enum { CFG_OBS_DEFAULT = 0, CFG_OBS_HISTOGRAM, CFG_OBS_SUMMARY } cfg_observer_type;
+typedef enum { CFG_MATCH_DEFAULT = 0, CFG_MATCH_GLOB, CFG_MATCH_REGEX } cfg_match_type;
+typedef enum { CFG_ACTION_MAP = 0, CFG_ACTION_DROP } cfg_action;
+/* Which StatsD events a rule applies to (statsd_exporter's match_metric_type). */
+typedef enum {
+    CFG_MMT_ANY = 0,
+    CFG_MMT_COUNTER,
+    CFG_MMT_GAUGE,
+    CFG_MMT_OBSERVER
+} cfg_metric_kind;
+
+typedef struct {
+    size_t nbuckets;
+    double *buckets; /* NULL/0 = not set (inherit) */
+} cfg_histogram_options;
+
+typedef struct {
+    size_t nobjectives;
+    reg_objective *objectives; /* NULL/0 with has_objectives 0 = inherit */
+    int has_objectives;
+    uint64_t max_age_ns; /* 0 = inherit */
+    unsigned age_buckets;
+    unsigned buf_cap;
+} cfg_summary_options;
+
+typedef struct {
+    char *name, *value;
+} cfg_label;
+
+/* A declared metric (`metrics:`). */
+typedef struct {
+    char *name, *help, *unit;
+    reg_type type;
+    size_t nlabels;
+    char **labels;
+    size_t nconst;
+    cfg_label *const_labels;
+    cfg_histogram_options histogram; /* resolved: defaults applied */
+    cfg_summary_options summary;     /* resolved: defaults applied */
+    uint64_t ttl_ns;
+    int has_ttl;
+    size_t max_series;
+    unsigned line, column; /* where it was declared */
+} cfg_metric;
+
+/* A mapping rule (`mappings:`), syntax of statsd_exporter's mapping file. */
+typedef struct {
+    char *match;                 /* glob or regex source */
+    cfg_match_type match_type;   /* resolved: defaults applied, never CFG_MATCH_DEFAULT */
+    cfg_metric_kind match_metric_type;
+    cfg_action action;
+    char *name;                  /* may hold $1 / ${1} captures; NULL only with action drop */
+    size_t nlabels;
+    cfg_label *labels;           /* values may hold captures */
+    char *help;
+    cfg_observer_type observer_type; /* resolved */
+    cfg_histogram_options histogram; /* resolved */
+    cfg_summary_options summary;     /* resolved */
+    uint64_t ttl_ns;
+    int has_ttl;
+    double scale;                /* 1 when not given */
+    int has_scale;
+    int honor_labels;
+    unsigned line, column;
+} cfg_mapping;
+
+typedef struct {
+    uint64_t ttl_ns;
+    size_t max_series;
+    cfg_observer_type observer_type; /* never CFG_OBS_DEFAULT after load: histogram */
+    cfg_histogram_options histogram; /* statsd_exporter defaults when not given */
+    cfg_summary_options summary;
+    cfg_match_type match_type;
+    int glob_disable_ordering;
+} cfg_defaults;
+
+typedef struct {
+    char *listen_address;  /* ":9102" */
+    char *telemetry_path;  /* "/metrics" */
+    size_t max_connections;
+    size_t max_connections_per_ip;
+    uint64_t connection_timeout_ns;
+    size_t max_request_bytes;
+} cfg_server;
+
+typedef struct {
+    char *listen_udp;      /* ":9125"; "" disables */
+    char *listen_tcp;      /* ":9125"; "" disables */
+    char *listen_unixgram; /* "" disables */
+    size_t read_buffer;    /* SO_RCVBUF bytes; 0 = system default */
+    unsigned readers;      /* UDP reader threads; 0 = 1 */
+    int dogstatsd_tags, influxdb_tags, librato_tags, signalfx_tags; /* 1 = parse (default) */
+    size_t cache_size;     /* mapping cache entries per reader; 0 = 1000 */
+    size_t max_series;     /* global series limit; 0 = unlimited */
+} cfg_statsd;
+
+typedef struct cfg_config {
+    char *path;       /* file it came from; NULL for built-in defaults */
+    uint64_t hash;    /* of the file's bytes (config hash metric); 0 for defaults */
+    cfg_server server;
+    cfg_statsd statsd;
+    cfg_defaults defaults;
+    size_t nmetrics;
+    cfg_metric *metrics;
+    size_t nmappings;
+    cfg_mapping *mappings;
+} cfg_config;
+
+/* ---- loading ----------------------------------------------------------------------------- */
+
+/* Built-in defaults: no metrics, no mappings, default listeners. NULL on allocation failure. */
+cfg_config *cfg_default(void);
+/* Parse and validate path. Returns the config, or NULL with every problem appended to errs
+ * (errs->count > 0). A missing or unreadable file is one error. */
+cfg_config *cfg_load(const char *path, cfg_errors *errs);
+/* Same, from a string (tests); name is used in error positions. */
+cfg_config *cfg_load_string(const char *name, const char *yaml, size_t len, cfg_errors *errs);
+void cfg_free(cfg_config *c);
+
+/* The registry family definition of a declared metric. The result points into m and into
+ * storage owned by *scratch-less* m; valid as long as m. Cannot fail. */
+void cfg_metric_family_def(const cfg_metric *m, reg_family_def *out);
+
+/* Make the registry's declared families match c: add new ones, replace changed ones (their
+ * series are dropped), remove those declared by `old` but not by c, keep unchanged ones and
+ * their series. Label-less declared metrics get their series (value 0) at once. Must not be
+ * called inside a registry section. Returns REG_OK or the first registry error (the registry
+ * may then hold a mix; the caller logs it). */
+int cfg_apply(reg_registry *r, const cfg_config *old, const cfg_config *c);
+
+/* ---- mapping ----------------------------------------------------------------------------- */
+
+typedef struct cfg_mapper cfg_mapper;
+
+/* The outcome of mapping one StatsD name. Strings point into storage owned by the mapper
+ * cache and stay valid until the next cfg_mapper_map call on the same cfg_mapper_cache. */
+typedef struct {
+    int drop;                    /* 1: action drop; ignore the event */
+    int mapped;                  /* 1: a rule matched; 0: default escaping of the name */
+    const cfg_mapping *rule;     /* the matching rule, NULL when unmapped */
+    const char *name;            /* the metric (family) name */
+    size_t nlabels;
+    const char *const *label_names;
+    const char *const *label_values;
+} cfg_map_result;
+
+typedef struct cfg_mapper_cache cfg_mapper_cache;
+
+/* Compile the rules of c (globs into a matcher, regexes with PCRE2). The config must outlive
+ * the mapper. NULL with errs filled when a rule does not compile. Immutable: any number of
+ * threads may map concurrently, each with its own cache. */
+cfg_mapper *cfg_mapper_create(const cfg_config *c, cfg_errors *errs);
+void cfg_mapper_free(cfg_mapper *m);
+
+/* A bounded name -> result cache; one per thread (not thread-safe). NULL on alloc failure. */
+cfg_mapper_cache *cfg_mapper_cache_create(size_t entries);
+void cfg_mapper_cache_free(cfg_mapper_cache *c);
+/* Cache hits and misses so far (for self-metrics). */
+void cfg_mapper_cache_stats(const cfg_mapper_cache *c, uint64_t *hits, uint64_t *misses);
+
+/* Map a StatsD name of the given kind. Returns 0 and fills *out; -1 when out of memory.
+ * The cache is invalidated automatically when used with a different mapper. */
+int cfg_mapper_map(const cfg_mapper *m, cfg_mapper_cache *cache, const char *name, size_t len,
+                   cfg_metric_kind kind, cfg_map_result *out);
+
+/* statsd_exporter's escaping of an unmapped name into a valid metric name (invalid characters
+ * become '_', a leading digit gets a '_' prefix). Writes at most cap bytes incl. NUL; returns
+ * the length, or -1 if it does not fit. */
+long cfg_escape_metric_name(const char *name, size_t len, char *out, size_t cap);
+
+/* 1 when s is a valid metric name / label name (Prometheus rules). */
+int cfg_valid_metric_name(const char *s);
+int cfg_valid_label_name(const char *s);
+
+/* Parse a duration like "30s", "5m", "1h", "1h30m", "500ms", "0s" (Prometheus syntax).
+ * Returns 0 and sets *ns, or -1 when invalid. */
+int cfg_parse_duration(const char *s, uint64_t *ns);
+
+#endif

@@ -1,0 +1,43 @@
+/* expfmt.h - internal: the exposition formats (Prometheus text 0.0.4, OpenMetrics 1.0 text).
+ *
+ * A scrape streams the registry family by family into caller-sized chunks, optionally
+ * gzip-compressed, so a scrape of a million series never holds the whole output in memory.
+ * A scrape owns its own registry reader handle and holds one read-side section from
+ * exp_scrape_begin to exp_scrape_end: it sees each family as one consistent snapshot (no
+ * label set twice, cumulative histogram buckets) and never blocks updates.
+ * One exp_scrape may be used by one thread at a time; any number may run concurrently.
+ */
+#ifndef ABACUS_EXPFMT_H
+#define ABACUS_EXPFMT_H
+
+#include <stddef.h>
+
+#include "registry.h"
+
+typedef enum { EXP_FMT_TEXT = 0, EXP_FMT_OPENMETRICS } exp_format;
+
+/* Pick the format from an Accept header (NULL = text). OpenMetrics when the header names
+ * application/openmetrics-text (version 1.0.0 or none) with a q-value at least that of any
+ * text/plain entry; text otherwise. Cannot fail. */
+exp_format exp_negotiate(const char *accept);
+/* The Content-Type for a format, e.g. "text/plain; version=0.0.4; charset=utf-8". */
+const char *exp_content_type(exp_format fmt);
+/* 1 when an Accept-Encoding header allows gzip (q > 0). */
+int exp_accepts_gzip(const char *accept_encoding);
+
+typedef struct exp_scrape exp_scrape;
+
+/* Start a scrape of r. NULL on allocation failure. */
+exp_scrape *exp_scrape_begin(reg_registry *r, exp_format fmt, int gzip);
+/* Write up to max bytes of output into buf. Returns the number written (> 0), 0 at the end,
+ * -1 on error (allocation, zlib). */
+long exp_scrape_read(exp_scrape *s, char *buf, size_t max);
+/* Ends the section and frees everything; safe at any point of the scrape. */
+void exp_scrape_end(exp_scrape *s);
+
+/* Helpers shared with other output (landing page, tests). */
+/* Shortest text that parses back to exactly v ("+Inf", "-Inf", "NaN" for the specials;
+ * integers without exponent up to 1e15). Returns the length; buf needs 32 bytes. */
+size_t exp_format_double(double v, char *buf);
+
+#endif

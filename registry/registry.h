@@ -1,0 +1,194 @@
+/* registry.h - the metric store: families of series, lock-free updates, safe removal.
+ *
+ * A registry holds families (one metric name each); a family holds series (one set of label
+ * values each). Lookups and updates never take a lock; creating or removing a series takes
+ * the family's mutex. Memory of removed entries is reclaimed through ck_epoch, so a reader
+ * never touches freed memory.
+ *
+ * Threads. Every thread that calls into a registry first attaches with reg_thread_attach()
+ * and then brackets its calls with reg_begin()/reg_end() (a read-side section; cheap, may be
+ * held across many updates, must not be held across blocking calls). Any number of threads
+ * may update, create, scrape and remove concurrently; functions below say what they need.
+ *
+ * The guarantee (model-checked in registry/model/series.pml):
+ *  - An entry becomes reachable only after it is fully initialised.
+ *  - Lookup-or-create is one atomic step: racing creators of one label set get one series.
+ *  - An update that returns REG_OK has landed in a series that was live (reachable) when the
+ *    update finished: it is visible to every later scrape of that series, or, if the series
+ *    is removed later, it is part of the final value passed to the removal hook. An update
+ *    never lands in a series after its removal; it re-creates the series instead.
+ *  - A series is removed by the reaper only when no update is in flight on it and none has
+ *    been seen for its TTL. Explicit deletes wait for in-flight updates to leave.
+ *  - A snapshot (reg_family_collect) never contains two series with the same labels and never
+ *    a half-initialised one; histogram buckets read from it are cumulative, non-decreasing,
+ *    and the count equals the +Inf bucket.
+ */
+#ifndef ABACUS_REGISTRY_H
+#define ABACUS_REGISTRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct reg_registry reg_registry;
+typedef struct reg_family reg_family;
+typedef struct reg_series reg_series;
+typedef struct reg_thread reg_thread;
+
+typedef enum { REG_COUNTER = 0, REG_GAUGE, REG_HISTOGRAM, REG_SUMMARY, REG_UNTYPED } reg_type;
+
+/* Result codes. Every fallible function returns one of these (REG_OK is 0). */
+typedef enum {
+    REG_OK = 0,
+    REG_ENOMEM = -1,       /* allocation failed; nothing changed */
+    REG_EINVAL = -2,       /* bad argument: wrong label count, negative counter add, ... */
+    REG_ELIMIT = -3,       /* family or registry series limit reached: series refused */
+    REG_ECONFLICT = -4,    /* family exists with a different definition */
+    REG_ENOTFOUND = -5,    /* no such family or series */
+    REG_EGONE = -6,        /* the family was removed (reload, delete): resolve it again */
+    REG_EEXIST = -7,       /* family with that name already exists */
+} reg_err;
+
+#define REG_MAX_LABELS 32     /* label names per family, const labels included */
+#define REG_MAX_BUCKETS 256   /* histogram buckets per family (+Inf excluded) */
+#define REG_MAX_QUANTILES 32  /* summary objectives per family */
+#define REG_MAX_KEY 16384     /* bytes of a series' rendered label text */
+
+/* One summary objective: the quantile and its allowed rank error (client_golang semantics). */
+typedef struct {
+    double quantile;
+    double error;
+} reg_objective;
+
+/* What a family is. Strings and arrays are copied by reg_family_add; the caller keeps its own. */
+typedef struct {
+    const char *name; /* metric name, [a-zA-Z_:][a-zA-Z0-9_:]* */
+    const char *help; /* may be NULL */
+    const char *unit; /* OpenMetrics unit, may be NULL */
+    reg_type type;
+    size_t nlabels;
+    const char *const *labels; /* label names, in order */
+    size_t nconst;
+    const char *const *const_names;
+    const char *const *const_values;
+    size_t nbuckets; /* histogram: sorted, strictly increasing upper bounds, +Inf implied */
+    const double *buckets;
+    size_t nobjectives; /* summary: may be 0 (count and sum only) */
+    const reg_objective *objectives;
+    uint64_t max_age_ns;  /* summary window; 0 = 10 minutes */
+    unsigned age_buckets; /* summary window slices; 0 = 5 */
+    unsigned buf_cap;     /* summary sample buffer; 0 = 500 */
+    uint64_t ttl_ns;      /* 0 = series never expire */
+    size_t max_series;    /* 0 = unlimited (the registry limit still applies) */
+} reg_family_def;
+
+/* Called for each removed series (reaper, delete, reset) after its final value is read. The
+ * series may only be read through the reg_series_* accessors during the call. */
+typedef void (*reg_remove_hook)(void *arg, const reg_family *f, const reg_series *s);
+
+typedef struct {
+    size_t max_series;          /* registry-wide series limit; 0 = unlimited */
+    uint64_t reap_interval_ns;  /* how often the reaper runs; 0 = 1 second */
+    int start_reaper;           /* 0: no background thread; call reg_reap() yourself */
+    reg_remove_hook on_remove;  /* may be NULL */
+    void *on_remove_arg;
+} reg_options;
+
+/* Creation and teardown. reg_create returns NULL on allocation or thread failure.
+ * reg_destroy must be called once no other thread uses the registry. */
+reg_registry *reg_create(const reg_options *opt);
+void reg_destroy(reg_registry *r);
+
+/* Threads. reg_thread_attach returns this thread's handle (created on first call; NULL on
+ * allocation failure); it stays valid until reg_thread_detach or thread exit. */
+reg_thread *reg_thread_attach(reg_registry *r);
+void reg_thread_detach(reg_thread *t);
+
+/* Read-side section. Pointers to families and series obtained inside a section are valid
+ * until the matching reg_end. Sections do not nest. Cannot fail. */
+void reg_begin(reg_thread *t);
+void reg_end(reg_thread *t);
+
+/* Families. reg_family_add creates a family, or returns the existing one when the definition
+ * is equal (REG_OK); REG_ECONFLICT when a family of that name differs, REG_EINVAL for a bad
+ * definition. Safe concurrently with everything; must be called inside a section, and *out is
+ * valid until reg_end. */
+int reg_family_add(reg_thread *t, const reg_family_def *def, reg_family **out);
+/* NULL when absent. Inside a section. */
+reg_family *reg_family_find(reg_thread *t, const char *name);
+/* Remove a family and all its series (each reported to the removal hook). REG_ENOTFOUND when
+ * absent. Must NOT be called inside a section. Concurrent updates on the family fail with
+ * REG_EGONE once it is gone. */
+int reg_family_remove(reg_registry *r, const char *name);
+/* Remove every series of a family, keeping the family. Must NOT be called inside a section. */
+int reg_family_reset(reg_registry *r, reg_family *f);
+/* Keep a family's memory valid outside sections (e.g. in a cache). Inside a section:
+ * REG_OK, or REG_EGONE when it was already removed. Updates on a held family that has since
+ * been removed fail with REG_EGONE. Every successful hold needs one reg_family_release
+ * (any thread, no section needed; cannot fail). */
+int reg_family_hold(reg_family *f);
+void reg_family_release(reg_registry *r, reg_family *f);
+/* 1 when equal to def (same type, labels, const labels, buckets, objectives, ttl, limit). */
+int reg_family_matches(const reg_family *f, const reg_family_def *def);
+
+const reg_family_def *reg_family_definition(const reg_family *f);
+size_t reg_family_series_count(const reg_family *f);
+uint64_t reg_family_refused(const reg_family *f); /* creates refused by a limit */
+
+/* Iterate families in the registry, in no particular order. Inside a section. Returns the
+ * number visited. The callback returns non-zero to stop. */
+size_t reg_foreach_family(reg_thread *t, int (*fn)(void *arg, reg_family *f), void *arg);
+
+/* Updates, by label values (nvalues must equal the family's label count). Inside a section.
+ * REG_OK, REG_EINVAL (wrong count, value too long, counter add < 0 or NaN, wrong type),
+ * REG_ELIMIT (new series refused), REG_ENOMEM, REG_EGONE (family removed). */
+int reg_counter_add(reg_thread *t, reg_family *f, const char *const *values, double v);
+int reg_gauge_set(reg_thread *t, reg_family *f, const char *const *values, double v);
+int reg_gauge_add(reg_thread *t, reg_family *f, const char *const *values, double v);
+/* Histogram or summary observation. */
+int reg_observe(reg_thread *t, reg_family *f, const char *const *values, double v);
+/* Observe v `count` times (sampled StatsD timers); count >= 1. */
+int reg_observe_n(reg_thread *t, reg_family *f, const char *const *values, double v,
+                  uint64_t count);
+/* Create the series if absent without changing its value (for declared metrics without
+ * labels). Same results as the updates. */
+int reg_touch(reg_thread *t, reg_family *f, const char *const *values);
+
+/* Delete one series by label values. REG_ENOTFOUND when absent. Must NOT be inside a section;
+ * waits for in-flight updates on that series to leave. */
+int reg_series_delete(reg_registry *r, reg_family *f, const char *const *values);
+
+/* Snapshot for exposition. Inside a section: fills *out with the family's live series (no
+ * label set twice) and returns their count, or -1 on allocation failure. *out is a buffer
+ * owned by the caller, grown with realloc; *cap is its capacity in entries. */
+long reg_family_collect(reg_thread *t, reg_family *f, reg_series ***out, size_t *cap);
+
+/* Series accessors: valid for a series from a snapshot or hook, inside the same section. */
+/* Rendered label text without braces: `a="x",b="y"` (escaped as in the text format), and
+ * its length; "" for a series without labels. Constant labels are not included. */
+const char *reg_series_labels(const reg_series *s, size_t *len);
+/* Label value i, unescaped, into buf (NUL-terminated). Returns its length or -1 if it does
+ * not fit or i is out of range. */
+long reg_series_label_value(const reg_series *s, size_t i, char *buf, size_t bufsz);
+double reg_series_value(const reg_series *s); /* counter, gauge, untyped */
+/* Histogram: fills cum[0..nbuckets] with cumulative counts (cum[nbuckets] is +Inf == count),
+ * sets *sum. cum must hold nbuckets+1 entries. */
+void reg_series_histogram(const reg_series *s, const reg_family *f, uint64_t *cum, double *sum);
+/* Summary: fills q[0..nobjectives-1] with quantile estimates (NaN when no observation in the
+ * window), *count and *sum. Takes the series' summary lock briefly. */
+void reg_series_summary(const reg_series *s, const reg_family *f, double *q, uint64_t *count,
+                        double *sum);
+/* Seconds since the epoch at which the series was created (OpenMetrics _created). */
+double reg_series_created(const reg_series *s);
+
+/* Run one reaper pass now (TTL expiry, then reclaim memory retired so far). Must NOT be
+ * called inside a section. Returns the number of series removed. */
+size_t reg_reap(reg_registry *r);
+
+/* Registry-wide figures (relaxed reads; for self-metrics). */
+size_t reg_series_total(const reg_registry *r);
+size_t reg_family_total(const reg_registry *r);
+
+const char *reg_strerror(int err);
+const char *reg_type_name(reg_type t); /* "counter", "gauge", ... */
+
+#endif
