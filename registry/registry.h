@@ -39,19 +39,19 @@ typedef enum { REG_COUNTER = 0, REG_GAUGE, REG_HISTOGRAM, REG_SUMMARY, REG_UNTYP
 /* Result codes. Every fallible function returns one of these (REG_OK is 0). */
 typedef enum {
     REG_OK = 0,
-    REG_ENOMEM = -1,       /* allocation failed; nothing changed */
-    REG_EINVAL = -2,       /* bad argument: wrong label count, negative counter add, ... */
-    REG_ELIMIT = -3,       /* family or registry series limit reached: series refused */
-    REG_ECONFLICT = -4,    /* family exists with a different definition */
-    REG_ENOTFOUND = -5,    /* no such family or series */
-    REG_EGONE = -6,        /* the family was removed (reload, delete): resolve it again */
-    REG_EEXIST = -7,       /* family with that name already exists */
+    REG_ENOMEM = -1,    /* allocation failed; nothing changed */
+    REG_EINVAL = -2,    /* bad argument: wrong label count, negative counter add, ... */
+    REG_ELIMIT = -3,    /* family or registry series limit reached: series refused */
+    REG_ECONFLICT = -4, /* family exists with a different definition */
+    REG_ENOTFOUND = -5, /* no such family or series */
+    REG_EGONE = -6,     /* the family was removed (reload, delete): resolve it again */
+    REG_EEXIST = -7,    /* family with that name already exists */
 } reg_err;
 
-#define REG_MAX_LABELS 32     /* label names per family, const labels included */
-#define REG_MAX_BUCKETS 256   /* histogram buckets per family (+Inf excluded) */
-#define REG_MAX_QUANTILES 32  /* summary objectives per family */
-#define REG_MAX_KEY 16384     /* bytes of a series' rendered label text */
+#define REG_MAX_LABELS 32    /* label names per family, const labels included */
+#define REG_MAX_BUCKETS 256  /* histogram buckets per family (+Inf excluded) */
+#define REG_MAX_QUANTILES 32 /* summary objectives per family */
+#define REG_MAX_KEY 16384    /* bytes of a series' rendered label text; longer: REG_EINVAL */
 
 /* One summary objective: the quantile and its allowed rank error (client_golang semantics). */
 typedef struct {
@@ -86,10 +86,10 @@ typedef struct {
 typedef void (*reg_remove_hook)(void *arg, const reg_family *f, const reg_series *s);
 
 typedef struct {
-    size_t max_series;          /* registry-wide series limit; 0 = unlimited */
-    uint64_t reap_interval_ns;  /* how often the reaper runs; 0 = 1 second */
-    int start_reaper;           /* 0: no background thread; call reg_reap() yourself */
-    reg_remove_hook on_remove;  /* may be NULL */
+    size_t max_series;         /* registry-wide series limit; 0 = unlimited */
+    uint64_t reap_interval_ns; /* how often the reaper runs; 0 = 1 second */
+    int start_reaper;          /* 0: no background thread; call reg_reap() yourself */
+    reg_remove_hook on_remove; /* may be NULL */
     void *on_remove_arg;
 } reg_options;
 
@@ -98,8 +98,9 @@ typedef struct {
 reg_registry *reg_create(const reg_options *opt);
 void reg_destroy(reg_registry *r);
 
-/* Threads. reg_thread_attach returns this thread's handle (created on first call; NULL on
- * allocation failure); it stays valid until reg_thread_detach or thread exit. */
+/* Reader handles (an epoch record each). reg_thread_attach returns a new handle, NULL on
+ * allocation failure. A handle may be used by one thread at a time (it need not be the same
+ * thread each time) and must not be in a section when detached. Cheap: records are reused. */
 reg_thread *reg_thread_attach(reg_registry *r);
 void reg_thread_detach(reg_thread *t);
 

@@ -1,0 +1,431 @@
+/* family.c - families: definition checks, the registry's family set, holds and removal.
+ *
+ * The family set is a ck_hs keyed by name: lock-free lookups, writers serialised by
+ * reg_registry.fam_mu. A family's memory lives while it is linked or held (refs) and then
+ * one grace period more (retired through the epoch), so a reader inside a section or a
+ * holder never sees it freed.
+ */
+#include <math.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* ---- definitions ------------------------------------------------------------------------- */
+
+static int valid_name(const char *s, int colon_ok) {
+    if (s == NULL || *s == '\0')
+        return 0;
+    for (const char *p = s; *p; p++) {
+        char c = *p;
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+                 (colon_ok && c == ':') || (p != s && c >= '0' && c <= '9');
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+static int def_valid(const reg_family_def *d) {
+    if (!valid_name(d->name, 1) || (unsigned)d->type > REG_UNTYPED)
+        return 0;
+    if (d->nlabels + d->nconst > REG_MAX_LABELS)
+        return 0;
+    for (size_t i = 0; i < d->nlabels + d->nconst; i++) {
+        const char *n = i < d->nlabels ? d->labels[i] : d->const_names[i - d->nlabels];
+        if (!valid_name(n, 0) || strncmp(n, "__", 2) == 0)
+            return 0;
+        if (d->type == REG_HISTOGRAM && strcmp(n, "le") == 0)
+            return 0;
+        if (d->type == REG_SUMMARY && strcmp(n, "quantile") == 0)
+            return 0;
+        for (size_t j = 0; j < i; j++) {
+            const char *m = j < d->nlabels ? d->labels[j] : d->const_names[j - d->nlabels];
+            if (strcmp(n, m) == 0)
+                return 0;
+        }
+        if (i >= d->nlabels && d->const_values[i - d->nlabels] == NULL)
+            return 0;
+    }
+    if (d->type == REG_HISTOGRAM) {
+        if (d->nbuckets > REG_MAX_BUCKETS)
+            return 0;
+        for (size_t i = 0; i < d->nbuckets; i++) {
+            if (isnan(d->buckets[i]) || (i > 0 && !(d->buckets[i] > d->buckets[i - 1])))
+                return 0;
+        }
+        /* An explicit +Inf bound is implied already; refuse it to keep "le" unique. */
+        if (d->nbuckets > 0 && isinf(d->buckets[d->nbuckets - 1]) &&
+            d->buckets[d->nbuckets - 1] > 0)
+            return 0;
+    }
+    if (d->type == REG_SUMMARY) {
+        if (d->nobjectives > REG_MAX_QUANTILES)
+            return 0;
+        for (size_t i = 0; i < d->nobjectives; i++) {
+            double q = d->objectives[i].quantile, e = d->objectives[i].error;
+            if (!(q > 0 && q < 1) || !(e >= 0 && e < 1))
+                return 0;
+        }
+    }
+    return 1;
+}
+
+static char *dup_or_null(const char *s) {
+    return s ? strdup(s) : NULL;
+}
+
+static char **dup_strv(const char *const *v, size_t n, int *fail) {
+    if (n == 0)
+        return NULL;
+    char **out = calloc(n, sizeof(char *));
+    if (out == NULL) {
+        *fail = 1;
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        out[i] = strdup(v[i]);
+        if (out[i] == NULL)
+            *fail = 1;
+    }
+    return out;
+}
+
+static void *dup_mem(const void *p, size_t n, int *fail) {
+    if (n == 0)
+        return NULL;
+    void *out = malloc(n);
+    if (out == NULL) {
+        *fail = 1;
+        return NULL;
+    }
+    memcpy(out, p, n);
+    return out;
+}
+
+static void free_strv(const char *const *v, size_t n) {
+    for (size_t i = 0; v && i < n; i++)
+        free((void *)v[i]);
+    free((void *)v);
+}
+
+static void def_free(reg_family_def *d) {
+    free((void *)d->name);
+    free((void *)d->help);
+    free((void *)d->unit);
+    free_strv(d->labels, d->nlabels);
+    free_strv(d->const_names, d->nconst);
+    free_strv(d->const_values, d->nconst);
+    free((void *)d->buckets);
+    free((void *)d->objectives);
+}
+
+/* Deep copy; 0 or -1 when out of memory (dst then holds what was copied, for def_free). */
+static int def_copy(reg_family_def *dst, const reg_family_def *src) {
+    int fail = 0;
+    *dst = *src;
+    dst->name = strdup(src->name);
+    dst->help = dup_or_null(src->help);
+    dst->unit = dup_or_null(src->unit);
+    fail |= dst->name == NULL || (src->help && !dst->help) || (src->unit && !dst->unit);
+    dst->labels = (const char *const *)dup_strv(src->labels, src->nlabels, &fail);
+    dst->const_names = (const char *const *)dup_strv(src->const_names, src->nconst, &fail);
+    dst->const_values = (const char *const *)dup_strv(src->const_values, src->nconst, &fail);
+    dst->buckets = src->type == REG_HISTOGRAM
+                       ? dup_mem(src->buckets, src->nbuckets * sizeof(double), &fail)
+                       : NULL;
+    if (src->type != REG_HISTOGRAM)
+        dst->nbuckets = 0;
+    dst->objectives =
+        src->type == REG_SUMMARY
+            ? dup_mem(src->objectives, src->nobjectives * sizeof(reg_objective), &fail)
+            : NULL;
+    if (src->type != REG_SUMMARY)
+        dst->nobjectives = 0;
+    return fail ? -1 : 0;
+}
+
+static int str_eq(const char *a, const char *b) {
+    return (a == NULL || b == NULL)
+               ? (a == NULL && (b == NULL || *b == '\0')) || (b == NULL && *a == '\0')
+               : strcmp(a, b) == 0;
+}
+
+int reg_family_matches(const reg_family *f, const reg_family_def *d) {
+    const reg_family_def *e = &f->def;
+    if (strcmp(e->name, d->name) != 0 || e->type != d->type || !str_eq(e->help, d->help) ||
+        !str_eq(e->unit, d->unit) || e->nlabels != d->nlabels || e->nconst != d->nconst ||
+        e->ttl_ns != d->ttl_ns || e->max_series != d->max_series)
+        return 0;
+    for (size_t i = 0; i < d->nlabels; i++)
+        if (strcmp(e->labels[i], d->labels[i]) != 0)
+            return 0;
+    for (size_t i = 0; i < d->nconst; i++)
+        if (strcmp(e->const_names[i], d->const_names[i]) != 0 ||
+            strcmp(e->const_values[i], d->const_values[i]) != 0)
+            return 0;
+    if (d->type == REG_HISTOGRAM &&
+        (e->nbuckets != d->nbuckets ||
+         (d->nbuckets && memcmp(e->buckets, d->buckets, d->nbuckets * sizeof(double)) != 0)))
+        return 0;
+    if (d->type == REG_SUMMARY &&
+        (e->nobjectives != d->nobjectives || e->max_age_ns != d->max_age_ns ||
+         e->age_buckets != d->age_buckets || e->buf_cap != d->buf_cap ||
+         (d->nobjectives &&
+          memcmp(e->objectives, d->objectives, d->nobjectives * sizeof(reg_objective)) != 0)))
+        return 0;
+    return 1;
+}
+
+const reg_family_def *reg_family_definition(const reg_family *f) {
+    return &f->def;
+}
+
+size_t reg_family_series_count(const reg_family *f) {
+    return atomic_load_explicit(&((reg_family *)f)->nseries, memory_order_relaxed);
+}
+
+uint64_t reg_family_refused(const reg_family *f) {
+    return atomic_load_explicit(&((reg_family *)f)->refused, memory_order_relaxed);
+}
+
+/* ---- the family set ---------------------------------------------------------------------- */
+
+static unsigned long fam_hash_cb(const void *obj, unsigned long seed) {
+    (void)seed;
+    return (unsigned long)((const reg_family *)obj)->hash;
+}
+
+/* The second argument is always a reg_probe (lookups and removal use probes). */
+static bool fam_compare_cb(const void *stored, const void *key) {
+    const reg_family *f = stored;
+    const reg_probe *p = key;
+    return f->hash == p->hash && f->name_len == p->klen &&
+           memcmp(f->def.name, p->key, p->klen) == 0;
+}
+
+/* False when out of memory. */
+bool reg_families_init(reg_registry *r) {
+    return reg_hs_init(r, &r->families, fam_hash_cb, fam_compare_cb, 64);
+}
+
+static reg_probe name_probe(const reg_registry *r, const char *name) {
+    reg_probe p = {0, name, strlen(name)};
+    p.hash = reg_hash_bytes(name, p.klen, r->seed);
+    return p;
+}
+
+/* Free a family now: no reader can reach it. Its series were all killed. Cannot fail. */
+void reg_family_free_now(struct reg_family *f) {
+    ck_hs_destroy(&f->hs);
+    pthread_mutex_destroy(&f->mu);
+    def_free(&f->def);
+    free(f);
+}
+
+/* Registry teardown: free every family and series directly (no concurrent users). */
+void reg_families_destroy(reg_registry *r) {
+    ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
+    void *obj;
+    while (ck_hs_next(&r->families, &it, &obj)) {
+        reg_family *f = obj;
+        ck_hs_iterator_t si = CK_HS_ITERATOR_INITIALIZER;
+        void *s;
+        while (ck_hs_next(&f->hs, &si, &s))
+            reg_series_free_now(s);
+        reg_family_free_now(f);
+    }
+    ck_hs_destroy(&r->families);
+}
+
+reg_family *reg_family_find(reg_thread *t, const char *name) {
+    reg_registry *r = t->reg;
+    reg_probe p = name_probe(r, name);
+    reg_family *f = ck_hs_get(&r->families, (unsigned long)p.hash, &p);
+    /* Pairs with the release before ck_hs_put in reg_family_add. */
+    REG_TSAN_ACQUIRE(f);
+    return f;
+}
+
+int reg_family_add(reg_thread *t, const reg_family_def *def, reg_family **out) {
+    reg_registry *r = t->reg;
+    *out = NULL;
+    if (def == NULL || !def_valid(def))
+        return REG_EINVAL;
+    reg_family *f = reg_family_find(t, def->name);
+    if (f)
+        goto found;
+
+    f = calloc(1, sizeof(*f));
+    if (f == NULL)
+        return REG_ENOMEM;
+    if (def_copy(&f->def, def) != 0) {
+        def_free(&f->def);
+        free(f);
+        return REG_ENOMEM;
+    }
+    f->reg = r;
+    f->name_len = strlen(def->name);
+    f->hash = reg_hash_bytes(def->name, f->name_len, r->seed);
+    f->nvals = def->type == REG_HISTOGRAM ? def->nbuckets + 2 : 1;
+    atomic_init(&f->refs, 1);
+    pthread_mutex_init(&f->mu, NULL);
+    if (!reg_series_hs_init(r, f)) {
+        pthread_mutex_destroy(&f->mu);
+        def_free(&f->def);
+        free(f);
+        return REG_ENOMEM;
+    }
+
+    pthread_mutex_lock(&r->fam_mu);
+    reg_family *other = reg_family_find(t, def->name);
+    if (other == NULL) {
+        reg_probe p = {f->hash, f->def.name, f->name_len};
+        /* Fully initialised above; pairs with the acquire in reg_family_find. */
+        REG_TSAN_RELEASE(f);
+        reg_writer_enter(r);
+        bool ok = ck_hs_put_unique(&r->families, (unsigned long)p.hash, f);
+        reg_writer_leave();
+        if (!ok) {
+            pthread_mutex_unlock(&r->fam_mu);
+            reg_family_free_now(f);
+            return REG_ENOMEM;
+        }
+        atomic_fetch_add_explicit(&r->nfamilies, 1, memory_order_relaxed);
+        pthread_mutex_unlock(&r->fam_mu);
+        *out = f;
+        return REG_OK;
+    }
+    pthread_mutex_unlock(&r->fam_mu);
+    reg_family_free_now(f); /* never published */
+    f = other;
+found:
+    if (!reg_family_matches(f, def))
+        return REG_ECONFLICT;
+    *out = f;
+    return REG_OK;
+}
+
+int reg_family_hold(reg_family *f) {
+    /* Increment unless zero: a family at zero is already retired. The acquire pairs with the
+     * release decrement in reg_family_release so a holder sees a consistent family. */
+    uint64_t n = atomic_load_explicit(&f->refs, memory_order_relaxed);
+    do {
+        if (n == 0)
+            return REG_EGONE;
+    } while (!atomic_compare_exchange_weak_explicit(&f->refs, &n, n + 1, memory_order_acquire,
+                                                    memory_order_relaxed));
+    return REG_OK;
+}
+
+void reg_family_release(reg_registry *r, reg_family *f) {
+    /* Release pairs with the acquire in reg_family_hold; the last one out retires. */
+    if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
+        reg_retire_family(r, f);
+}
+
+/* Kill every series of f under f->mu, waiting for updaters to leave. Returns the number. */
+static size_t kill_all_locked(reg_registry *r, reg_family *f) {
+    size_t n = 0;
+    for (;;) {
+        ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
+        void *s;
+        if (!ck_hs_next(&f->hs, &it, &s))
+            break;
+        n += (size_t)reg_series_kill_locked(r, f, s, 1);
+    }
+    return n;
+}
+
+int reg_family_remove(reg_registry *r, const char *name) {
+    pthread_mutex_lock(&r->fam_mu);
+    reg_probe p = name_probe(r, name);
+    reg_writer_enter(r);
+    reg_family *f = ck_hs_remove(&r->families, (unsigned long)p.hash, &p);
+    reg_writer_leave();
+    if (f)
+        atomic_fetch_sub_explicit(&r->nfamilies, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&r->fam_mu);
+    if (f == NULL)
+        return REG_ENOTFOUND;
+
+    pthread_mutex_lock(&f->mu);
+    /* Under mu: a creator that takes mu after this sees dead and fails with REG_EGONE;
+     * updaters already inside a series are waited for by kill_all_locked. */
+    atomic_store_explicit(&f->dead, 1, memory_order_relaxed);
+    kill_all_locked(r, f);
+    pthread_mutex_unlock(&f->mu);
+    reg_family_release(r, f); /* the registry's link */
+    return REG_OK;
+}
+
+int reg_family_reset(reg_registry *r, reg_family *f) {
+    pthread_mutex_lock(&f->mu);
+    kill_all_locked(r, f);
+    pthread_mutex_unlock(&f->mu);
+    return REG_OK;
+}
+
+size_t reg_foreach_family(reg_thread *t, int (*fn)(void *arg, reg_family *f), void *arg) {
+    ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
+    void *obj;
+    size_t n = 0;
+    while (ck_hs_next_spmc(&t->reg->families, &it, &obj)) {
+        reg_family *f = obj;
+        REG_TSAN_ACQUIRE(f); /* pairs with the release before ck_hs_put */
+        n++;
+        if (fn(arg, f))
+            break;
+    }
+    return n;
+}
+
+/* One TTL pass over f. Called by the reaper inside its section. Returns series removed. */
+size_t reg_family_reap(reg_registry *r, struct reg_family *f, uint64_t now_ns) {
+    size_t n = 0, cap = 0, cnt = 0;
+    struct reg_series **victims = NULL;
+    pthread_mutex_lock(&f->mu);
+    ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
+    void *obj;
+    /* First decide, then remove: removing while iterating one set is not allowed. */
+    while (ck_hs_next(&f->hs, &it, &obj)) {
+        struct reg_series *s = obj;
+        uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+        uint32_t seq = (uint32_t)(st >> REG_ST_SEQ_SHIFT);
+        if ((st & REG_ST_INFL_MASK) != 0 || seq != s->reap_seq) {
+            s->reap_seq = seq; /* updated since the last pass: restart its TTL */
+            s->reap_ns = now_ns;
+            continue;
+        }
+        if (now_ns - s->reap_ns < f->def.ttl_ns)
+            continue;
+        if (cnt == cap) {
+            size_t nc = cap ? cap * 2 : 64;
+            struct reg_series **nv = realloc(victims, nc * sizeof(*nv));
+            if (nv == NULL)
+                break; /* try the rest next pass */
+            victims = nv;
+            cap = nc;
+        }
+        victims[cnt++] = s;
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        struct reg_series *s = victims[i];
+        uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+        if ((uint32_t)(st >> REG_ST_SEQ_SHIFT) != s->reap_seq)
+            continue; /* updated since we looked */
+        n += (size_t)reg_series_kill_locked(r, f, s, 0);
+    }
+    /* Tombstones from removals slow probing; rebuild once they outnumber live entries. */
+    struct ck_hs_stat stat;
+    ck_hs_stat(&f->hs, &stat);
+    if (stat.tombstones > 64 && stat.tombstones > stat.n_entries) {
+        reg_writer_enter(r);
+        ck_hs_rebuild(&f->hs);
+        reg_writer_leave();
+    }
+    pthread_mutex_unlock(&f->mu);
+    free(victims);
+    return n;
+}

@@ -1,0 +1,154 @@
+/* internal.h - registry internals shared by registry.c, family.c and series.c.
+ *
+ * Memory ordering summary (each atomic below names its pair where it is used):
+ *  - publish: an entry is fully written, then ck_hs_put (release inside ck) makes it
+ *    reachable; readers find it with ck_hs_get (acquire inside ck).
+ *  - series state word: enter is an acquire CAS, leave a release fetch_add; the reaper's DEAD
+ *    CAS is acq_rel, so it sees every value written by updaters that have left.
+ *  - reclamation: unlink under the set's mutex, retire, ck_epoch_synchronize, then free.
+ */
+#ifndef ABACUS_REGISTRY_INTERNAL_H
+#define ABACUS_REGISTRY_INTERNAL_H
+
+#include <ck_epoch.h>
+#include <ck_hs.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "registry.h"
+
+/* ThreadSanitizer cannot see ck's inline-assembly atomics; these annotations tell it about
+ * the happens-before edges ck provides (publish/lookup, epoch end/grace period). They
+ * compile to nothing outside TSan builds. */
+#ifdef ABACUS_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define REG_TSAN_ACQUIRE(p) __tsan_acquire((void *)(p))
+#define REG_TSAN_RELEASE(p) __tsan_release((void *)(p))
+#else
+#define REG_TSAN_ACQUIRE(p) ((void)(p))
+#define REG_TSAN_RELEASE(p) ((void)(p))
+#endif
+
+/* Series state word: bits 0-15 updaters inside, bit 16 DEAD, bits 17-63 a sequence bumped
+ * by every leave. 16 bits of in-flight count exceed any realistic thread count; enter waits
+ * (never overflows) if it were ever full. */
+#define REG_ST_INFL_MASK 0xffffULL
+#define REG_ST_DEAD (1ULL << 16)
+#define REG_ST_SEQ_SHIFT 17
+#define REG_ST_SEQ_ONE (1ULL << REG_ST_SEQ_SHIFT)
+
+#define REG_SF_SUMMARY 1 /* vals[0] points to a reg_summary_state */
+
+/* Summary state, allocated with the series; guarded by its own lock since the quantile
+ * stream is not lock-free. */
+typedef struct reg_summary_state reg_summary_state;
+
+struct reg_series {
+    uint64_t hash; /* full hash of key; compared before the key bytes */
+    _Atomic uint64_t state;
+    double created; /* wall-clock seconds */
+    union {
+        uint64_t reap_ns;               /* reaper's view: when it last saw seq change */
+        struct reg_series *retire_next; /* after removal: link in the retire list */
+    };
+    uint32_t reap_seq; /* low bits of the sequence the reaper last saw */
+    uint16_t klen;     /* bytes of key, without NUL (<= REG_MAX_KEY) */
+    uint16_t flags;    /* REG_SF_* */
+    /* The key text, NUL-terminated, then (8-byte aligned) the family's nvals value words:
+     * atomic uint64 counts or double bits, or a summary state pointer. */
+    char key[];
+};
+
+/* The value words of s. Cannot fail. */
+static inline _Atomic uint64_t *reg_series_vals(const struct reg_series *s) {
+    size_t off = (sizeof(struct reg_series) + s->klen + 1 + 7) & ~(size_t)7;
+    return (_Atomic uint64_t *)((char *)s + off);
+}
+
+/* Lookup probe: what ck_hs compare sees as its second argument. */
+typedef struct {
+    uint64_t hash;
+    const char *key;
+    size_t klen;
+} reg_probe;
+
+struct reg_family {
+    reg_family_def def; /* deep copy: owned strings and arrays */
+    uint64_t hash;      /* of def.name */
+    size_t name_len;
+    size_t nvals; /* value words per series */
+    reg_registry *reg;
+    pthread_mutex_t mu; /* serialises writers of hs (ck_hs is single-writer) */
+    ck_hs_t hs;
+    _Atomic size_t nseries; /* written under mu; read relaxed by anyone */
+    _Atomic uint64_t refused;
+    _Atomic uint64_t refs; /* 1 for the registry's link plus one per hold */
+    _Atomic int dead;      /* set under mu before its series are killed */
+    struct reg_family *retire_next;
+};
+
+/* A reader/writer handle: an epoch record. The record must be the first member: records
+ * returned by ck_epoch_recycle are cast back to reg_thread. */
+struct reg_thread {
+    ck_epoch_record_t rec;
+    reg_registry *reg;
+};
+
+/* A block ck_hs allocated; the header lets a deferred free join the retire list. */
+typedef struct reg_block {
+    struct reg_block *next;
+    uint64_t pad; /* keeps the payload 16-byte aligned */
+} reg_block;
+
+struct reg_registry {
+    ck_epoch_t epoch;
+    reg_options opt;
+    pthread_mutex_t fam_mu; /* serialises writers of families */
+    ck_hs_t families;
+    _Atomic size_t nfamilies;
+    _Atomic size_t nseries; /* registry-wide, for the global limit */
+    struct ck_malloc alloc;
+
+    pthread_mutex_t retire_mu; /* guards the three retire lists */
+    struct reg_series *retired_series;
+    reg_block *retired_blocks;
+    struct reg_family *retired_families;
+
+    pthread_mutex_t reap_mu; /* one reaper pass at a time */
+    reg_thread *reaper;      /* the reaper's own epoch record */
+    pthread_t reaper_thread;
+    int reaper_running;
+    pthread_mutex_t wake_mu;
+    pthread_cond_t wake_cv;
+    int stopping;
+    uint64_t seed;
+};
+
+/* registry.c */
+uint64_t reg_hash_bytes(const void *p, size_t n, uint64_t seed);
+uint64_t reg_now_mono_ns(void);
+double reg_now_wall(void);
+void reg_retire_series(reg_registry *r, struct reg_series *s);
+/* Bracket every mutating ck_hs call (under its set mutex) so deferred frees are retired. */
+void reg_writer_enter(reg_registry *r);
+void reg_writer_leave(void);
+void reg_retire_family(reg_registry *r, struct reg_family *f);
+bool reg_hs_init(reg_registry *r, ck_hs_t *hs, ck_hs_hash_cb_t *hf, ck_hs_compare_cb_t *cmp,
+                 unsigned long capacity);
+
+/* family.c */
+void reg_family_free_now(struct reg_family *f);
+size_t reg_family_reap(reg_registry *r, struct reg_family *f, uint64_t now_ns);
+bool reg_families_init(reg_registry *r);
+void reg_families_destroy(reg_registry *r);
+
+/* series.c */
+bool reg_series_hs_init(reg_registry *r, struct reg_family *f);
+void reg_series_free_now(struct reg_series *s);
+/* Kill one series under f->mu: DEAD CAS, unlink, hook, retire. wait: spin until updaters
+ * leave (delete/reset); otherwise skip a busy series (reaper). Returns 1 when removed. */
+int reg_series_kill_locked(reg_registry *r, struct reg_family *f, struct reg_series *s, int wait);
+
+#endif

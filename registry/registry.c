@@ -1,0 +1,335 @@
+/* registry.c - registry lifecycle, reader handles, epoch reclamation and the reaper.
+ *
+ * Everything that is unlinked from a hash set (series, families, ck_hs slot arrays) is put
+ * on a retire list. A reclamation pass takes the lists, waits one epoch grace period
+ * (ck_epoch_synchronize), and frees them: any reader that could still hold them was inside
+ * a section that began before the unlink, and the grace period outlasts every such section.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+/* ---- small utilities --------------------------------------------------------------------- */
+
+/* 64-bit hash: 8 bytes at a time, multiply-xorshift mixing. Cannot fail. */
+uint64_t reg_hash_bytes(const void *p, size_t n, uint64_t seed) {
+    const unsigned char *b = p;
+    uint64_t h = seed ^ (n * 0x9e3779b97f4a7c15ULL);
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, b, 8);
+        h ^= w * 0xbf58476d1ce4e5b9ULL;
+        h = (h << 31 | h >> 33) * 0x94d049bb133111ebULL;
+        b += 8;
+        n -= 8;
+    }
+    uint64_t w = 0;
+    memcpy(&w, b, n);
+    h ^= w * 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 29;
+    h *= 0x94d049bb133111ebULL;
+    h ^= h >> 32;
+    return h;
+}
+
+/* Monotonic nanoseconds. Cannot fail. */
+uint64_t reg_now_mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* Wall-clock seconds. Cannot fail. */
+double reg_now_wall(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+const char *reg_strerror(int err) {
+    switch (err) {
+    case REG_OK:
+        return "ok";
+    case REG_ENOMEM:
+        return "out of memory";
+    case REG_EINVAL:
+        return "invalid argument";
+    case REG_ELIMIT:
+        return "series limit reached";
+    case REG_ECONFLICT:
+        return "conflicting family definition";
+    case REG_ENOTFOUND:
+        return "not found";
+    case REG_EGONE:
+        return "family removed";
+    case REG_EEXIST:
+        return "already exists";
+    }
+    return "unknown error";
+}
+
+const char *reg_type_name(reg_type t) {
+    static const char *const names[] = {"counter", "gauge", "histogram", "summary", "untyped"};
+    return (unsigned)t <= REG_UNTYPED ? names[t] : "untyped";
+}
+
+/* ---- ck_hs allocator: slot arrays are retired, not freed, when ck_hs defers -------------- */
+
+/* ck_malloc callbacks carry no context. ck_hs frees (deferred) only inside a mutating call,
+ * and every mutating call runs under a set mutex between reg_writer_enter/leave, which
+ * record the registry here for the calling thread. */
+static _Thread_local reg_registry *tls_writer_reg;
+
+static void *hs_malloc(size_t n) {
+    reg_block *b = malloc(sizeof(reg_block) + n);
+    return b ? (void *)(b + 1) : NULL;
+}
+
+static void hs_free(void *p, size_t n, bool defer) {
+    (void)n;
+    if (p == NULL)
+        return;
+    reg_block *b = (reg_block *)p - 1;
+    reg_registry *r = tls_writer_reg;
+    if (!defer || r == NULL) {
+        free(b);
+        return;
+    }
+    pthread_mutex_lock(&r->retire_mu);
+    b->next = r->retired_blocks;
+    r->retired_blocks = b;
+    pthread_mutex_unlock(&r->retire_mu);
+}
+
+static void *hs_realloc(void *p, size_t old, size_t n, bool defer) {
+    (void)old;
+    (void)defer;
+    reg_block *b = p ? (reg_block *)p - 1 : NULL;
+    b = realloc(b, sizeof(reg_block) + n);
+    return b ? (void *)(b + 1) : NULL;
+}
+
+/* Initialise a hash set with the registry's allocator in single-writer mode. False when out
+ * of memory. */
+bool reg_hs_init(reg_registry *r, ck_hs_t *hs, ck_hs_hash_cb_t *hf, ck_hs_compare_cb_t *cmp,
+                 unsigned long capacity) {
+    return ck_hs_init(hs, CK_HS_MODE_SPMC | CK_HS_MODE_OBJECT, hf, cmp, &r->alloc, capacity,
+                      r->seed);
+}
+
+/* Cannot fail. */
+void reg_writer_enter(reg_registry *r) {
+    tls_writer_reg = r;
+}
+void reg_writer_leave(void) {
+    tls_writer_reg = NULL;
+}
+
+/* ---- retire and reclaim ------------------------------------------------------------------ */
+
+/* Called with the series already unlinked. Cannot fail. */
+void reg_retire_series(reg_registry *r, struct reg_series *s) {
+    pthread_mutex_lock(&r->retire_mu);
+    s->retire_next = r->retired_series;
+    r->retired_series = s;
+    pthread_mutex_unlock(&r->retire_mu);
+}
+
+/* Called once the family is unlinked and its last hold is released. Cannot fail. */
+void reg_retire_family(reg_registry *r, struct reg_family *f) {
+    pthread_mutex_lock(&r->retire_mu);
+    f->retire_next = r->retired_families;
+    r->retired_families = f;
+    pthread_mutex_unlock(&r->retire_mu);
+}
+
+/* Free what was retired before this call, after a grace period. Runs under reap_mu, outside
+ * any section and any set mutex (a grace period waited for there would deadlock). */
+static void reclaim(reg_registry *r) {
+    pthread_mutex_lock(&r->retire_mu);
+    struct reg_series *ss = r->retired_series;
+    reg_block *bs = r->retired_blocks;
+    struct reg_family *fs = r->retired_families;
+    r->retired_series = NULL;
+    r->retired_blocks = NULL;
+    r->retired_families = NULL;
+    pthread_mutex_unlock(&r->retire_mu);
+    if (ss == NULL && bs == NULL && fs == NULL)
+        return;
+    ck_epoch_synchronize(&r->reaper->rec);
+    /* Pairs with the release every reader makes before ck_epoch_end (reg_end). */
+    REG_TSAN_ACQUIRE(&r->epoch);
+    /* Series before families: freeing a series needs its family's type. A family is only
+     * retired after all its series were, so it is in this batch or a later one. */
+    while (ss) {
+        struct reg_series *next = ss->retire_next;
+        reg_series_free_now(ss);
+        ss = next;
+    }
+    while (bs) {
+        reg_block *next = bs->next;
+        free(bs);
+        bs = next;
+    }
+    while (fs) {
+        struct reg_family *next = fs->retire_next;
+        reg_family_free_now(fs);
+        fs = next;
+    }
+}
+
+/* ---- reader handles ---------------------------------------------------------------------- */
+
+reg_thread *reg_thread_attach(reg_registry *r) {
+    reg_thread *t = (reg_thread *)ck_epoch_recycle(&r->epoch, NULL);
+    if (t == NULL) {
+        t = aligned_alloc(64, (sizeof(reg_thread) + 63) / 64 * 64);
+        if (t == NULL)
+            return NULL;
+        memset(t, 0, sizeof(*t));
+        ck_epoch_register(&r->epoch, &t->rec, NULL);
+    }
+    t->reg = r;
+    return t;
+}
+
+void reg_thread_detach(reg_thread *t) {
+    if (t)
+        ck_epoch_unregister(&t->rec);
+}
+
+void reg_begin(reg_thread *t) {
+    ck_epoch_begin(&t->rec, NULL);
+}
+
+void reg_end(reg_thread *t) {
+    /* Pairs with the acquire after ck_epoch_synchronize in reclaim(). */
+    REG_TSAN_RELEASE(&t->reg->epoch);
+    ck_epoch_end(&t->rec, NULL);
+}
+
+/* ---- reaper ------------------------------------------------------------------------------ */
+
+static int reap_family_cb(void *arg, reg_family *f) {
+    void **a = arg;
+    size_t *n = a[0];
+    const uint64_t *now = a[1];
+    if (f->def.ttl_ns > 0)
+        *n += reg_family_reap(f->reg, f, *now);
+    return 0;
+}
+
+size_t reg_reap(reg_registry *r) {
+    size_t n = 0;
+    uint64_t now = reg_now_mono_ns();
+    pthread_mutex_lock(&r->reap_mu);
+    void *args[2] = {&n, &now};
+    reg_begin(r->reaper);
+    reg_foreach_family(r->reaper, reap_family_cb, args);
+    reg_end(r->reaper);
+    reclaim(r);
+    pthread_mutex_unlock(&r->reap_mu);
+    return n;
+}
+
+static void *reaper_main(void *arg) {
+    reg_registry *r = arg;
+    uint64_t interval = r->opt.reap_interval_ns ? r->opt.reap_interval_ns : 1000000000ULL;
+    pthread_mutex_lock(&r->wake_mu);
+    while (!r->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t deadline = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec + interval;
+        ts.tv_sec = deadline / 1000000000ULL;
+        ts.tv_nsec = deadline % 1000000000ULL;
+        while (!r->stopping && pthread_cond_timedwait(&r->wake_cv, &r->wake_mu, &ts) == 0)
+            ;
+        if (r->stopping)
+            break;
+        pthread_mutex_unlock(&r->wake_mu);
+        reg_reap(r);
+        pthread_mutex_lock(&r->wake_mu);
+    }
+    pthread_mutex_unlock(&r->wake_mu);
+    return NULL;
+}
+
+/* ---- lifecycle --------------------------------------------------------------------------- */
+
+reg_registry *reg_create(const reg_options *opt) {
+    reg_registry *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return NULL;
+    if (opt)
+        r->opt = *opt;
+    r->alloc.malloc = hs_malloc;
+    r->alloc.realloc = hs_realloc;
+    r->alloc.free = hs_free;
+    r->seed = reg_hash_bytes(&r, sizeof(r), (uint64_t)reg_now_mono_ns());
+    ck_epoch_init(&r->epoch);
+    pthread_mutex_init(&r->fam_mu, NULL);
+    pthread_mutex_init(&r->retire_mu, NULL);
+    pthread_mutex_init(&r->reap_mu, NULL);
+    pthread_mutex_init(&r->wake_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->wake_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (!reg_families_init(r))
+        goto fail;
+    r->reaper = reg_thread_attach(r);
+    if (r->reaper == NULL)
+        goto fail_families;
+    if (r->opt.start_reaper) {
+        if (pthread_create(&r->reaper_thread, NULL, reaper_main, r) != 0)
+            goto fail_families;
+        r->reaper_running = 1;
+    }
+    return r;
+fail_families:
+    reg_families_destroy(r);
+fail:
+    free(r);
+    return NULL;
+}
+
+void reg_destroy(reg_registry *r) {
+    if (r == NULL)
+        return;
+    if (r->reaper_running) {
+        pthread_mutex_lock(&r->wake_mu);
+        r->stopping = 1;
+        pthread_cond_signal(&r->wake_cv);
+        pthread_mutex_unlock(&r->wake_mu);
+        pthread_join(r->reaper_thread, NULL);
+    }
+    reg_families_destroy(r);
+    pthread_mutex_lock(&r->reap_mu);
+    reclaim(r);
+    pthread_mutex_unlock(&r->reap_mu);
+    /* Every record, registered or recycled, belongs to this registry; none is in use now. */
+    ck_stack_entry_t *cursor, *next;
+    for (cursor = CK_STACK_FIRST(&r->epoch.records); cursor != NULL; cursor = next) {
+        next = CK_STACK_NEXT(cursor);
+        free(cursor); /* record_next is the first member of reg_thread */
+    }
+    pthread_cond_destroy(&r->wake_cv);
+    pthread_mutex_destroy(&r->wake_mu);
+    pthread_mutex_destroy(&r->reap_mu);
+    pthread_mutex_destroy(&r->retire_mu);
+    pthread_mutex_destroy(&r->fam_mu);
+    free(r);
+}
+
+size_t reg_series_total(const reg_registry *r) {
+    return atomic_load_explicit(&((reg_registry *)r)->nseries, memory_order_relaxed);
+}
+
+size_t reg_family_total(const reg_registry *r) {
+    return atomic_load_explicit(&((reg_registry *)r)->nfamilies, memory_order_relaxed);
+}

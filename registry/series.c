@@ -1,0 +1,532 @@
+/* series.c - series: lookup-or-create, the enter/leave protocol, updates, removal, snapshots.
+ *
+ * The protocol is DESIGN.md's "series lifecycle" and registry/model/series.pml:
+ *  update  = lookup (lock-free) + enter (CAS on the state word unless DEAD) + atomic update +
+ *            leave; on a miss or DEAD, lock the family, look up again, create and publish if
+ *            absent, enter before unlocking (cannot fail: DEAD is only set under that lock).
+ *  removal = under the family lock, CAS the state word from "nobody inside" to DEAD, unlink,
+ *            read the final value, retire for an epoch-deferred free.
+ *  scrape  = collect live series, then look at each state again and drop those now DEAD.
+ *
+ * A series' key is its label text rendered once, at creation, exactly as the text format
+ * wants it (`a="x",b="y"`): the key is stored once, inline, and a scrape copies it.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "quantile.h"
+
+struct reg_summary_state {
+    pthread_mutex_t mu;
+    reg_qstream *q;
+    uint64_t count;
+    double sum;
+};
+
+static inline double bits_to_d(uint64_t u) {
+    double d;
+    memcpy(&d, &u, sizeof d);
+    return d;
+}
+
+static inline uint64_t d_to_bits(double d) {
+    uint64_t u;
+    memcpy(&u, &d, sizeof u);
+    return u;
+}
+
+/* ---- the per-family set ------------------------------------------------------------------ */
+
+static unsigned long series_hash_cb(const void *obj, unsigned long seed) {
+    (void)seed;
+    return (unsigned long)((const struct reg_series *)obj)->hash;
+}
+
+/* ck_hs compare: stored is a series; key is always a reg_probe. */
+static bool series_compare_cb(const void *stored, const void *key) {
+    const struct reg_series *s = stored;
+    const reg_probe *p = key;
+    /* Full hash first: Debian's ck has no pointer packing, so this runs on every probe. */
+    return s->hash == p->hash && s->klen == p->klen && memcmp(s->key, p->key, p->klen) == 0;
+}
+
+/* False when out of memory. */
+bool reg_series_hs_init(reg_registry *r, struct reg_family *f) {
+    return reg_hs_init(r, &f->hs, series_hash_cb, series_compare_cb, 8);
+}
+
+/* ---- keys -------------------------------------------------------------------------------- */
+
+/* Render `name="value",...` with text-format escaping into buf. Returns the length, or -1
+ * when it does not fit in cap. */
+static long render_key(const reg_family *f, const char *const *values, char *buf, size_t cap) {
+    size_t n = 0;
+    for (size_t i = 0; i < f->def.nlabels; i++) {
+        const char *name = f->def.labels[i];
+        size_t nl = strlen(name);
+        if (n + nl + 4 > cap)
+            return -1;
+        if (i)
+            buf[n++] = ',';
+        memcpy(buf + n, name, nl);
+        n += nl;
+        buf[n++] = '=';
+        buf[n++] = '"';
+        for (const char *v = values[i]; *v; v++) {
+            char c = *v;
+            if (n + 3 > cap)
+                return -1;
+            if (c == '\\' || c == '"') {
+                buf[n++] = '\\';
+                buf[n++] = c;
+            } else if (c == '\n') {
+                buf[n++] = '\\';
+                buf[n++] = 'n';
+            } else {
+                buf[n++] = c;
+            }
+        }
+        if (n + 1 > cap)
+            return -1;
+        buf[n++] = '"';
+    }
+    return (long)n;
+}
+
+/* 1 when s holds well-formed UTF-8 (Prometheus requires it in label values). */
+static int valid_utf8(const unsigned char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        size_t len;
+        unsigned min;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xe0) == 0xc0) {
+            len = 2, min = 0x80, c &= 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            len = 3, min = 0x800, c &= 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            len = 4, min = 0x10000, c &= 0x07;
+        } else {
+            return 0;
+        }
+        if (i + len > n)
+            return 0;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return 0;
+            c = (c << 6) | (s[i + k] & 0x3f);
+        }
+        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+            return 0;
+        i += len;
+    }
+    return 1;
+}
+
+/* ---- enter / leave ----------------------------------------------------------------------- */
+
+/* 1 when entered, 0 when the series is DEAD. */
+static int try_enter(struct reg_series *s) {
+    uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+    for (;;) {
+        if (st & REG_ST_DEAD)
+            return 0;
+        if ((st & REG_ST_INFL_MASK) == REG_ST_INFL_MASK) {
+            sched_yield(); /* 65535 updaters inside: wait rather than overflow */
+            st = atomic_load_explicit(&s->state, memory_order_relaxed);
+            continue;
+        }
+        /* Acquire pairs with the release of earlier leaves and with the DEAD CAS: once in,
+         * the series cannot become DEAD until we leave. */
+        if (atomic_compare_exchange_weak_explicit(&s->state, &st, st + 1, memory_order_acquire,
+                                                  memory_order_relaxed))
+            return 1;
+    }
+}
+
+static inline void leave(struct reg_series *s) {
+    /* -1 updater, +1 sequence in one add. Release pairs with the reaper's acq_rel DEAD CAS
+     * (and enters), publishing the value written inside. */
+    atomic_fetch_add_explicit(&s->state, REG_ST_SEQ_ONE - 1, memory_order_release);
+}
+
+/* ---- creation ---------------------------------------------------------------------------- */
+
+static struct reg_series *series_new(reg_family *f, const reg_probe *p) {
+    size_t off = (sizeof(struct reg_series) + p->klen + 1 + 7) & ~(size_t)7;
+    struct reg_series *s = malloc(off + f->nvals * sizeof(uint64_t));
+    if (s == NULL)
+        return NULL;
+    s->hash = p->hash;
+    atomic_init(&s->state, 0);
+    s->created = reg_now_wall();
+    s->reap_ns = reg_now_mono_ns();
+    s->reap_seq = 0;
+    s->klen = (uint16_t)p->klen;
+    s->flags = f->def.type == REG_SUMMARY ? REG_SF_SUMMARY : 0;
+    memcpy(s->key, p->key, p->klen);
+    s->key[p->klen] = '\0';
+    _Atomic uint64_t *vals = reg_series_vals(s);
+    for (size_t i = 0; i < f->nvals; i++)
+        atomic_init(&vals[i], 0); /* 0 bits are 0.0 as a double too */
+    if (f->def.type == REG_SUMMARY) {
+        reg_summary_state *ss = calloc(1, sizeof(*ss));
+        const reg_family_def *d = &f->def;
+        if (ss)
+            ss->q = reg_qstream_create(d->objectives, d->nobjectives, d->max_age_ns, d->age_buckets,
+                                       d->buf_cap, reg_now_mono_ns());
+        if (ss == NULL || ss->q == NULL) {
+            free(ss);
+            free(s);
+            return NULL;
+        }
+        pthread_mutex_init(&ss->mu, NULL);
+        atomic_init(&vals[0], (uint64_t)(uintptr_t)ss);
+    }
+    return s;
+}
+
+static void summary_free(reg_summary_state *ss) {
+    if (ss == NULL)
+        return;
+    reg_qstream_destroy(ss->q);
+    pthread_mutex_destroy(&ss->mu);
+    free(ss);
+}
+
+/* Free a series that no reader can reach. Cannot fail. */
+void reg_series_free_now(struct reg_series *s) {
+    if (s->flags & REG_SF_SUMMARY)
+        summary_free((reg_summary_state *)(uintptr_t)atomic_load(reg_series_vals(s)));
+    free(s);
+}
+
+/* Find or create the series for values and enter it. Returns the entered series or NULL
+ * with *err set. Inside a section. */
+static struct reg_series *enter_series(reg_thread *t, reg_family *f, const char *const *values,
+                                       int *err) {
+    char buf[REG_MAX_KEY];
+    long klen = f->def.nlabels ? render_key(f, values, buf, sizeof buf) : 0;
+    if (klen < 0) {
+        *err = REG_EINVAL;
+        return NULL;
+    }
+    reg_registry *r = t->reg;
+    reg_probe sp = {reg_hash_bytes(buf, (size_t)klen, r->seed), buf, (size_t)klen};
+    struct reg_series *s = ck_hs_get(&f->hs, (unsigned long)sp.hash, &sp);
+    if (s) {
+        /* Pairs with the release before ck_hs_put_unique below. */
+        REG_TSAN_ACQUIRE(s);
+        if (try_enter(s))
+            return s;
+    }
+
+    /* Slow path: absent or DEAD. Look again under the lock, create if still absent. */
+    pthread_mutex_lock(&f->mu);
+    if (atomic_load_explicit(&f->dead, memory_order_relaxed)) {
+        pthread_mutex_unlock(&f->mu);
+        *err = REG_EGONE;
+        return NULL;
+    }
+    s = ck_hs_get(&f->hs, (unsigned long)sp.hash, &sp);
+    if (s == NULL) {
+        for (size_t i = 0; i < f->def.nlabels; i++) {
+            if (!valid_utf8((const unsigned char *)values[i], strlen(values[i]))) {
+                pthread_mutex_unlock(&f->mu);
+                *err = REG_EINVAL;
+                return NULL;
+            }
+        }
+        size_t n = atomic_load_explicit(&f->nseries, memory_order_relaxed);
+        int refused = f->def.max_series && n >= f->def.max_series;
+        if (!refused && r->opt.max_series) {
+            /* Global limit across families: reserve a slot, give it back on failure. */
+            size_t g = atomic_fetch_add_explicit(&r->nseries, 1, memory_order_relaxed);
+            if (g >= r->opt.max_series) {
+                atomic_fetch_sub_explicit(&r->nseries, 1, memory_order_relaxed);
+                refused = 1;
+            }
+        } else if (!refused) {
+            atomic_fetch_add_explicit(&r->nseries, 1, memory_order_relaxed);
+        }
+        if (refused) {
+            atomic_fetch_add_explicit(&f->refused, 1, memory_order_relaxed);
+            pthread_mutex_unlock(&f->mu);
+            *err = REG_ELIMIT;
+            return NULL;
+        }
+        s = series_new(f, &sp);
+        if (s) {
+            /* Fully initialised; the publish. Pairs with the acquire after ck_hs_get. */
+            REG_TSAN_RELEASE(s);
+            reg_writer_enter(r);
+            if (!ck_hs_put_unique(&f->hs, (unsigned long)sp.hash, s)) {
+                reg_series_free_now(s);
+                s = NULL;
+            }
+            reg_writer_leave();
+        }
+        if (s == NULL) {
+            atomic_fetch_sub_explicit(&r->nseries, 1, memory_order_relaxed);
+            pthread_mutex_unlock(&f->mu);
+            *err = REG_ENOMEM;
+            return NULL;
+        }
+        atomic_fetch_add_explicit(&f->nseries, 1, memory_order_relaxed);
+    }
+    /* DEAD is only set under this lock, together with the unlink: what we found here is
+     * live, so this enter cannot fail. */
+    int entered = try_enter(s);
+    (void)entered;
+    pthread_mutex_unlock(&f->mu);
+    return s;
+}
+
+/* Kill s under f->mu. Returns 1 when removed, 0 when busy and !wait. */
+int reg_series_kill_locked(reg_registry *r, struct reg_family *f, struct reg_series *s, int wait) {
+    uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+    for (;;) {
+        if (st & REG_ST_DEAD)
+            return 0; /* cannot happen: DEAD series are never left linked */
+        if (st & REG_ST_INFL_MASK) {
+            if (!wait)
+                return 0;
+            sched_yield(); /* updaters inside never block: they leave shortly */
+            st = atomic_load_explicit(&s->state, memory_order_relaxed);
+            continue;
+        }
+        /* acq_rel: acquire pairs with every leave (we see their values); a racing enter
+         * changes the word and makes this fail, so nobody is inside once it succeeds. */
+        if (atomic_compare_exchange_weak_explicit(&s->state, &st, st | REG_ST_DEAD,
+                                                  memory_order_acq_rel, memory_order_relaxed))
+            break;
+    }
+    reg_probe sp = {s->hash, s->key, s->klen};
+    reg_writer_enter(r);
+    ck_hs_remove(&f->hs, (unsigned long)s->hash, &sp);
+    reg_writer_leave();
+    atomic_fetch_sub_explicit(&f->nseries, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&r->nseries, 1, memory_order_relaxed);
+    if (r->opt.on_remove)
+        r->opt.on_remove(r->opt.on_remove_arg, f, s); /* value read only after the CAS */
+    /* Scrapers may still hold s (and its summary state): both are freed after a grace. */
+    reg_retire_series(r, s);
+    return 1;
+}
+
+/* ---- updates ----------------------------------------------------------------------------- */
+
+static void add_double(_Atomic uint64_t *p, double v) {
+    uint64_t old = atomic_load_explicit(p, memory_order_relaxed);
+    /* Relaxed is enough: leave() (release) orders this before any removal's read. */
+    while (!atomic_compare_exchange_weak_explicit(p, &old, d_to_bits(bits_to_d(old) + v),
+                                                  memory_order_relaxed, memory_order_relaxed))
+        ;
+}
+
+typedef enum { OP_ADD, OP_SET, OP_OBSERVE, OP_TOUCH } update_op;
+
+static void apply_observe(const reg_family *f, struct reg_series *s, double v, uint64_t n) {
+    if (f->def.type == REG_HISTOGRAM) {
+        size_t lo = 0, hi = f->def.nbuckets; /* first bucket with v <= bound, or +Inf */
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (v <= f->def.buckets[mid])
+                hi = mid;
+            else
+                lo = mid + 1;
+        }
+        if (isnan(v))
+            lo = f->def.nbuckets; /* NaN is in no finite bucket, only +Inf */
+        atomic_fetch_add_explicit(&reg_series_vals(s)[lo], n, memory_order_relaxed);
+        add_double(&reg_series_vals(s)[f->def.nbuckets + 1], v * (double)n);
+        return;
+    }
+    reg_summary_state *ss = (reg_summary_state *)(uintptr_t)atomic_load_explicit(
+        &reg_series_vals(s)[0], memory_order_relaxed);
+    uint64_t now = reg_now_mono_ns();
+    pthread_mutex_lock(&ss->mu);
+    /* Repeats beyond a bound add nothing to a quantile estimate but cost time. */
+    uint64_t reps = n < 1000 ? n : 1000;
+    for (uint64_t i = 0; i < reps; i++)
+        reg_qstream_observe(ss->q, v, now);
+    ss->count += n;
+    ss->sum += v * (double)n;
+    pthread_mutex_unlock(&ss->mu);
+}
+
+static int update(reg_thread *t, reg_family *f, const char *const *values, update_op op, double v,
+                  uint64_t n) {
+    int err = REG_OK;
+    struct reg_series *s = enter_series(t, f, values, &err);
+    if (s == NULL)
+        return err;
+    switch (op) {
+    case OP_ADD:
+        add_double(&reg_series_vals(s)[0], v);
+        break;
+    case OP_SET:
+        atomic_store_explicit(&reg_series_vals(s)[0], d_to_bits(v), memory_order_relaxed);
+        break;
+    case OP_OBSERVE:
+        apply_observe(f, s, v, n);
+        break;
+    case OP_TOUCH:
+        break;
+    }
+    leave(s);
+    return REG_OK;
+}
+
+int reg_counter_add(reg_thread *t, reg_family *f, const char *const *values, double v) {
+    if ((f->def.type != REG_COUNTER && f->def.type != REG_UNTYPED) || !(v >= 0))
+        return REG_EINVAL;
+    return update(t, f, values, OP_ADD, v, 1);
+}
+
+int reg_gauge_set(reg_thread *t, reg_family *f, const char *const *values, double v) {
+    if (f->def.type != REG_GAUGE && f->def.type != REG_UNTYPED)
+        return REG_EINVAL;
+    return update(t, f, values, OP_SET, v, 1);
+}
+
+int reg_gauge_add(reg_thread *t, reg_family *f, const char *const *values, double v) {
+    if (f->def.type != REG_GAUGE && f->def.type != REG_UNTYPED)
+        return REG_EINVAL;
+    return update(t, f, values, OP_ADD, v, 1);
+}
+
+int reg_observe_n(reg_thread *t, reg_family *f, const char *const *values, double v,
+                  uint64_t count) {
+    if ((f->def.type != REG_HISTOGRAM && f->def.type != REG_SUMMARY) || count == 0)
+        return REG_EINVAL;
+    return update(t, f, values, OP_OBSERVE, v, count);
+}
+
+int reg_observe(reg_thread *t, reg_family *f, const char *const *values, double v) {
+    return reg_observe_n(t, f, values, v, 1);
+}
+
+int reg_touch(reg_thread *t, reg_family *f, const char *const *values) {
+    return update(t, f, values, OP_TOUCH, 0, 0);
+}
+
+int reg_series_delete(reg_registry *r, reg_family *f, const char *const *values) {
+    char buf[REG_MAX_KEY];
+    long klen = f->def.nlabels ? render_key(f, values, buf, sizeof buf) : 0;
+    if (klen < 0)
+        return REG_ENOTFOUND;
+    reg_probe sp = {reg_hash_bytes(buf, (size_t)klen, r->seed), buf, (size_t)klen};
+    pthread_mutex_lock(&f->mu);
+    struct reg_series *s = ck_hs_get(&f->hs, (unsigned long)sp.hash, &sp);
+    int rc = s && reg_series_kill_locked(r, f, s, 1) ? REG_OK : REG_ENOTFOUND;
+    pthread_mutex_unlock(&f->mu);
+    return rc;
+}
+
+/* ---- snapshots and accessors ------------------------------------------------------------- */
+
+long reg_family_collect(reg_thread *t, reg_family *f, reg_series ***out, size_t *cap) {
+    (void)t;
+    size_t n = 0;
+    ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
+    void *obj;
+    while (ck_hs_next_spmc(&f->hs, &it, &obj)) {
+        struct reg_series *s = obj;
+        REG_TSAN_ACQUIRE(s); /* pairs with the release before ck_hs_put_unique */
+        if (atomic_load_explicit(&s->state, memory_order_acquire) & REG_ST_DEAD)
+            continue;
+        if (n == *cap) {
+            size_t nc = *cap ? *cap * 2 : 256;
+            reg_series **nv = realloc(*out, nc * sizeof(*nv));
+            if (nv == NULL)
+                return -1;
+            *out = nv;
+            *cap = nc;
+        }
+        (*out)[n++] = s;
+    }
+    /* The second look: a series reaped and re-created during the pass was collected twice
+     * (old and new); the old one is DEAD by now, since the new one only exists after it. */
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!(atomic_load_explicit(&(*out)[i]->state, memory_order_acquire) & REG_ST_DEAD))
+            (*out)[m++] = (*out)[i];
+    }
+    return (long)m;
+}
+
+const char *reg_series_labels(const reg_series *s, size_t *len) {
+    *len = s->klen;
+    return s->key;
+}
+
+long reg_series_label_value(const reg_series *s, size_t i, char *buf, size_t bufsz) {
+    const char *p = s->key, *end = s->key + s->klen;
+    for (size_t k = 0; p < end; k++) {
+        p = memchr(p, '"', (size_t)(end - p)); /* opening quote; names hold no quotes */
+        if (p == NULL)
+            return -1;
+        p++;
+        size_t n = 0;
+        while (p < end && *p != '"') {
+            char c = *p++;
+            if (c == '\\' && p < end) {
+                c = *p++;
+                if (c == 'n')
+                    c = '\n';
+            }
+            if (k == i) {
+                if (n + 1 >= bufsz)
+                    return -1;
+                buf[n] = c;
+            }
+            n++;
+        }
+        p++; /* closing quote */
+        if (k == i) {
+            buf[n] = '\0';
+            return (long)n;
+        }
+    }
+    return -1;
+}
+
+double reg_series_value(const reg_series *s) {
+    return bits_to_d(atomic_load_explicit(reg_series_vals(s), memory_order_relaxed));
+}
+
+void reg_series_histogram(const reg_series *s, const reg_family *f, uint64_t *cum, double *sum) {
+    _Atomic uint64_t *v = reg_series_vals(s);
+    uint64_t acc = 0;
+    /* Buckets are stored per interval and summed here, so the cumulative counts are
+     * non-decreasing and cum[nbuckets] (+Inf) equals the count in every snapshot. */
+    for (size_t i = 0; i <= f->def.nbuckets; i++) {
+        acc += atomic_load_explicit(&v[i], memory_order_relaxed);
+        cum[i] = acc;
+    }
+    *sum = bits_to_d(atomic_load_explicit(&v[f->def.nbuckets + 1], memory_order_relaxed));
+}
+
+void reg_series_summary(const reg_series *s, const reg_family *f, double *q, uint64_t *count,
+                        double *sum) {
+    (void)f;
+    reg_summary_state *ss = (reg_summary_state *)(uintptr_t)atomic_load_explicit(
+        reg_series_vals(s), memory_order_relaxed);
+    pthread_mutex_lock(&ss->mu);
+    reg_qstream_query(ss->q, reg_now_mono_ns(), q);
+    *count = ss->count;
+    *sum = ss->sum;
+    pthread_mutex_unlock(&ss->mu);
+}
+
+double reg_series_created(const reg_series *s) {
+    return s->created;
+}
