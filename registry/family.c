@@ -201,6 +201,7 @@ static unsigned long fam_hash_cb(const void *obj, unsigned long seed) {
 static bool fam_compare_cb(const void *stored, const void *key) {
     const reg_family *f = stored;
     const reg_probe *p = key;
+    REG_TSAN_ACQUIRE(f); /* ck_hs calls this before get returns: pairs with the publish */
     return f->hash == p->hash && f->name_len == p->klen &&
            memcmp(f->def.name, p->key, p->klen) == 0;
 }

@@ -186,6 +186,8 @@ static void reclaim(reg_registry *r) {
 
 reg_thread *reg_thread_attach(reg_registry *r) {
     reg_thread *t = (reg_thread *)ck_epoch_recycle(&r->epoch, NULL);
+    /* Pairs with the release in reg_thread_detach: ck's recycle CAS is invisible to TSan. */
+    REG_TSAN_ACQUIRE(t);
     if (t == NULL) {
         t = aligned_alloc(64, (sizeof(reg_thread) + 63) / 64 * 64);
         if (t == NULL)
@@ -198,8 +200,10 @@ reg_thread *reg_thread_attach(reg_registry *r) {
 }
 
 void reg_thread_detach(reg_thread *t) {
-    if (t)
-        ck_epoch_unregister(&t->rec);
+    if (t == NULL)
+        return;
+    REG_TSAN_RELEASE(t); /* pairs with the acquire after ck_epoch_recycle */
+    ck_epoch_unregister(&t->rec);
 }
 
 void reg_begin(reg_thread *t) {

@@ -50,6 +50,7 @@ static unsigned long series_hash_cb(const void *obj, unsigned long seed) {
 static bool series_compare_cb(const void *stored, const void *key) {
     const struct reg_series *s = stored;
     const reg_probe *p = key;
+    REG_TSAN_ACQUIRE(s); /* ck_hs calls this before get returns: pairs with the publish */
     /* Full hash first: Debian's ck has no pointer packing, so this runs on every probe. */
     return s->hash == p->hash && s->klen == p->klen && memcmp(s->key, p->key, p->klen) == 0;
 }
