@@ -6,6 +6,7 @@
  * holder never sees it freed.
  */
 #include <math.h>
+#include <stdio.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,6 +220,10 @@ static reg_probe name_probe(const reg_registry *r, const char *name) {
 
 /* Free a family now: no reader can reach it. Its series were all killed. Cannot fail. */
 void reg_family_free_now(struct reg_family *f) {
+    for (size_t i = 0; f->lpre && i < f->def.nlabels; i++)
+        free(f->lpre[i]);
+    free(f->lpre);
+    free(f->lpre_len);
     ck_hs_destroy(&f->hs);
     pthread_mutex_destroy(&f->mu);
     def_free(&f->def);
@@ -249,6 +254,28 @@ reg_family *reg_family_find(reg_thread *t, const char *name) {
     return f;
 }
 
+/* Render each label's `name="` prefix once; 0 or -1 when out of memory. */
+static int label_prefixes(reg_family *f) {
+    size_t n = f->def.nlabels;
+    if (n == 0)
+        return 0;
+    f->lpre = calloc(n, sizeof(char *));
+    f->lpre_len = calloc(n, 1);
+    if (f->lpre == NULL || f->lpre_len == NULL)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(f->def.labels[i]);
+        if (len > 200)
+            return -1; /* longer names would not fit the length byte */
+        f->lpre[i] = malloc(len + 4);
+        if (f->lpre[i] == NULL)
+            return -1;
+        int k = sprintf(f->lpre[i], "%s%s=\"", i ? "," : "", f->def.labels[i]);
+        f->lpre_len[i] = (uint8_t)k;
+    }
+    return 0;
+}
+
 int reg_family_add(reg_thread *t, const reg_family_def *def, reg_family **out) {
     reg_registry *r = t->reg;
     *out = NULL;
@@ -276,6 +303,10 @@ int reg_family_add(reg_thread *t, const reg_family_def *def, reg_family **out) {
         pthread_mutex_destroy(&f->mu);
         def_free(&f->def);
         free(f);
+        return REG_ENOMEM;
+    }
+    if (label_prefixes(f) != 0) {
+        reg_family_free_now(f);
         return REG_ENOMEM;
     }
 

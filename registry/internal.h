@@ -40,6 +40,7 @@ void __tsan_release(void *addr);
 #define REG_ST_SEQ_ONE (1ULL << REG_ST_SEQ_SHIFT)
 
 #define REG_SF_SUMMARY 1 /* vals[0] points to a reg_summary_state */
+#define REG_SF_ESCAPED 2 /* some label value needed escaping in the key text */
 
 /* Summary state, allocated with the series; guarded by its own lock since the quantile
  * stream is not lock-free. */
@@ -79,6 +80,8 @@ struct reg_family {
     uint64_t hash;      /* of def.name */
     size_t name_len;
     size_t nvals; /* value words per series */
+    char **lpre;  /* per label: `name="` (first) or `,name="`: rendered once */
+    uint8_t *lpre_len;
     reg_registry *reg;
     pthread_mutex_t mu; /* serialises writers of hs (ck_hs is single-writer) */
     ck_hs_t hs;

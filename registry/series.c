@@ -46,13 +46,80 @@ static unsigned long series_hash_cb(const void *obj, unsigned long seed) {
     return (unsigned long)((const struct reg_series *)obj)->hash;
 }
 
-/* ck_hs compare: stored is a series; key is always a reg_probe. */
+/* Keys are short; an inlined word loop beats a call to memcmp. */
+static inline int key_equal(const char *a, const char *b, size_t n) {
+    while (n >= 8) {
+        uint64_t x, y;
+        memcpy(&x, a, 8);
+        memcpy(&y, b, 8);
+        if (x != y)
+            return 0;
+        a += 8, b += 8, n -= 8;
+    }
+    while (n--)
+        if (*a++ != *b++)
+            return 0;
+    return 1;
+}
+
+/* What ck_hs compare sees as its second argument: the raw label values of a lookup (hashed
+ * and compared without rendering them), or, for a removal, the series itself. */
+typedef struct {
+    uint64_t hash;
+    const struct reg_series *self; /* removal: match exactly this series */
+    const reg_family *f;
+    const char *const *values;
+    const size_t *lens;
+} series_probe;
+
+static long render_key(const reg_family *f, const char *const *values, char *buf, size_t cap);
+
+/* 1 when the label text of s is exactly the rendering of values. A series whose values
+ * needed no escaping stores them verbatim between the family's fixed `name="` prefixes, so
+ * the pieces are compared in place; values holding a quote, backslash or newline can never
+ * equal such text (it has fewer of those bytes), so no scan for them is needed here. */
+static int key_matches(const series_probe *p, const struct reg_series *s) {
+    const reg_family *f = p->f;
+    if (s->flags & REG_SF_ESCAPED) {
+        char buf[REG_MAX_KEY];
+        long n = render_key(f, p->values, buf, sizeof buf);
+        return n == (long)s->klen && key_equal(s->key, buf, (size_t)n);
+    }
+    size_t pos = 0;
+    for (size_t i = 0; i < f->def.nlabels; i++) {
+        size_t pl = f->lpre_len[i], vl = p->lens[i];
+        if (pos + pl + vl + 1 > s->klen || !key_equal(s->key + pos, f->lpre[i], pl) ||
+            !key_equal(s->key + pos + pl, p->values[i], vl) || s->key[pos + pl + vl] != '"')
+            return 0;
+        pos += pl + vl + 1;
+    }
+    return pos == s->klen;
+}
+
+/* ck_hs compare: stored is a series; key is a series_probe. */
 static bool series_compare_cb(const void *stored, const void *key) {
     const struct reg_series *s = stored;
-    const reg_probe *p = key;
+    const series_probe *p = key;
     REG_TSAN_ACQUIRE(s); /* ck_hs calls this before get returns: pairs with the publish */
     /* Full hash first: Debian's ck has no pointer packing, so this runs on every probe. */
-    return s->hash == p->hash && s->klen == p->klen && memcmp(s->key, p->key, p->klen) == 0;
+    if (s->hash != p->hash)
+        return false;
+    return p->self ? s == p->self : key_matches(p, s);
+}
+
+/* Hash raw label values (each with its length, so the split is part of the hash) and fill
+ * lens. Returns 0, or -1 when a value is longer than any key can be. */
+static int probe_init(series_probe *p, const reg_registry *r, const reg_family *f,
+                      const char *const *values, size_t *lens) {
+    uint64_t h = r->seed ^ f->hash;
+    for (size_t i = 0; i < f->def.nlabels; i++) {
+        lens[i] = strlen(values[i]);
+        if (lens[i] > REG_MAX_KEY)
+            return -1;
+        h = reg_hash_bytes(values[i], lens[i], h);
+    }
+    *p = (series_probe){h, NULL, f, values, lens};
+    return 0;
 }
 
 /* False when out of memory. */
@@ -62,37 +129,27 @@ bool reg_series_hs_init(reg_registry *r, struct reg_family *f) {
 
 /* ---- keys -------------------------------------------------------------------------------- */
 
-/* Render `name="value",...` with text-format escaping into buf. Returns the length, or -1
- * when it does not fit in cap. */
+/* Render `name="value",...` with text-format escaping (backslash, double quote, newline)
+ * into buf. Returns the length, or -1 when it does not fit in cap. One pass per value, no
+ * strlen: this runs on every update. */
 static long render_key(const reg_family *f, const char *const *values, char *buf, size_t cap) {
     size_t n = 0;
     for (size_t i = 0; i < f->def.nlabels; i++) {
-        const char *name = f->def.labels[i];
-        size_t nl = strlen(name);
-        if (n + nl + 4 > cap)
+        size_t pl = f->lpre_len[i];
+        if (n + pl + 3 > cap)
             return -1;
-        if (i)
-            buf[n++] = ',';
-        memcpy(buf + n, name, nl);
-        n += nl;
-        buf[n++] = '=';
-        buf[n++] = '"';
-        for (const char *v = values[i]; *v; v++) {
-            char c = *v;
-            if (n + 3 > cap)
+        memcpy(buf + n, f->lpre[i], pl);
+        n += pl;
+        for (const unsigned char *v = (const unsigned char *)values[i]; *v; v++) {
+            unsigned char c = *v;
+            if (n + 4 > cap) /* room for an escaped byte and the closing quote */
                 return -1;
-            if (c == '\\' || c == '"') {
+            if (__builtin_expect(c == '\\' || c == '"' || c == '\n', 0)) {
                 buf[n++] = '\\';
-                buf[n++] = c;
-            } else if (c == '\n') {
-                buf[n++] = '\\';
-                buf[n++] = 'n';
-            } else {
-                buf[n++] = c;
+                c = c == '\n' ? 'n' : c;
             }
+            buf[n++] = (char)c;
         }
-        if (n + 1 > cap)
-            return -1;
         buf[n++] = '"';
     }
     return (long)n;
@@ -160,7 +217,20 @@ static inline void leave(struct reg_series *s) {
 
 /* ---- creation ---------------------------------------------------------------------------- */
 
-static struct reg_series *series_new(reg_family *f, const reg_probe *p) {
+/* A new series for the probe's values, fully initialised and not yet published. NULL when
+ * out of memory or the label text does not fit (*err says which). */
+static struct reg_series *series_new(reg_family *f, const series_probe *sp, int *err) {
+    char buf[REG_MAX_KEY];
+    long klen = f->def.nlabels ? render_key(f, sp->values, buf, sizeof buf) : 0;
+    if (klen < 0 || klen > UINT16_MAX) {
+        *err = REG_EINVAL;
+        return NULL;
+    }
+    size_t plain = 0; /* the length when nothing needed escaping */
+    for (size_t i = 0; i < f->def.nlabels; i++)
+        plain += f->lpre_len[i] + sp->lens[i] + 1;
+    const reg_probe key = {sp->hash, buf, (size_t)klen}, *p = &key;
+    *err = REG_ENOMEM;
     size_t off = (sizeof(struct reg_series) + p->klen + 1 + 7) & ~(size_t)7;
     struct reg_series *s = malloc(off + f->nvals * sizeof(uint64_t));
     if (s == NULL)
@@ -171,7 +241,8 @@ static struct reg_series *series_new(reg_family *f, const reg_probe *p) {
     s->reap_ns = reg_now_mono_ns();
     s->reap_seq = 0;
     s->klen = (uint16_t)p->klen;
-    s->flags = f->def.type == REG_SUMMARY ? REG_SF_SUMMARY : 0;
+    s->flags = (f->def.type == REG_SUMMARY ? REG_SF_SUMMARY : 0) |
+               ((size_t)klen != plain ? REG_SF_ESCAPED : 0);
     memcpy(s->key, p->key, p->klen);
     s->key[p->klen] = '\0';
     _Atomic uint64_t *vals = reg_series_vals(s);
@@ -213,14 +284,13 @@ void reg_series_free_now(struct reg_series *s) {
  * with *err set. Inside a section. */
 static struct reg_series *enter_series(reg_thread *t, reg_family *f, const char *const *values,
                                        int *err) {
-    char buf[REG_MAX_KEY];
-    long klen = f->def.nlabels ? render_key(f, values, buf, sizeof buf) : 0;
-    if (klen < 0) {
+    reg_registry *r = t->reg;
+    size_t lens[REG_MAX_LABELS];
+    series_probe sp;
+    if (probe_init(&sp, r, f, values, lens) != 0) {
         *err = REG_EINVAL;
         return NULL;
     }
-    reg_registry *r = t->reg;
-    reg_probe sp = {reg_hash_bytes(buf, (size_t)klen, r->seed), buf, (size_t)klen};
     struct reg_series *s = ck_hs_get(&f->hs, (unsigned long)sp.hash, &sp);
     if (s) {
         /* Pairs with the release before ck_hs_put_unique below. */
@@ -263,7 +333,8 @@ static struct reg_series *enter_series(reg_thread *t, reg_family *f, const char 
             *err = REG_ELIMIT;
             return NULL;
         }
-        s = series_new(f, &sp);
+        int cerr = REG_OK;
+        s = series_new(f, &sp, &cerr);
         if (s) {
             /* Fully initialised; the publish. Pairs with the acquire after ck_hs_get. */
             REG_TSAN_RELEASE(s);
@@ -277,7 +348,7 @@ static struct reg_series *enter_series(reg_thread *t, reg_family *f, const char 
         if (s == NULL) {
             atomic_fetch_sub_explicit(&r->nseries, 1, memory_order_relaxed);
             pthread_mutex_unlock(&f->mu);
-            *err = REG_ENOMEM;
+            *err = cerr != REG_OK ? cerr : REG_ENOMEM;
             return NULL;
         }
         atomic_fetch_add_explicit(&f->nseries, 1, memory_order_relaxed);
@@ -309,7 +380,7 @@ int reg_series_kill_locked(reg_registry *r, struct reg_family *f, struct reg_ser
                                                   memory_order_acq_rel, memory_order_relaxed))
             break;
     }
-    reg_probe sp = {s->hash, s->key, s->klen};
+    series_probe sp = {s->hash, s, f, NULL, NULL};
     reg_writer_enter(r);
     ck_hs_remove(&f->hs, (unsigned long)s->hash, &sp);
     reg_writer_leave();
@@ -420,11 +491,10 @@ int reg_touch(reg_thread *t, reg_family *f, const char *const *values) {
 }
 
 int reg_series_delete(reg_registry *r, reg_family *f, const char *const *values) {
-    char buf[REG_MAX_KEY];
-    long klen = f->def.nlabels ? render_key(f, values, buf, sizeof buf) : 0;
-    if (klen < 0)
+    size_t lens[REG_MAX_LABELS];
+    series_probe sp;
+    if (probe_init(&sp, r, f, values, lens) != 0)
         return REG_ENOTFOUND;
-    reg_probe sp = {reg_hash_bytes(buf, (size_t)klen, r->seed), buf, (size_t)klen};
     pthread_mutex_lock(&f->mu);
     struct reg_series *s = ck_hs_get(&f->hs, (unsigned long)sp.hash, &sp);
     int rc = s && reg_series_kill_locked(r, f, s, 1) ? REG_OK : REG_ENOTFOUND;

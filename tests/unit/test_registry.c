@@ -225,9 +225,21 @@ static void test_label_escaping_and_values(void **state) {
     reg_begin(fx->t);
     assert_int_equal(reg_counter_add(fx->t, f, vals, 1), REG_OK);
     assert_int_equal(reg_counter_add(fx->t, f, bad_utf8, 1), REG_EINVAL);
+    assert_int_equal(reg_counter_add(fx->t, f, vals, 1), REG_OK); /* found again */
+    /* values that splice label text together must not match another series */
+    const char *plain[] = {"x", "y"}, *spliced[] = {"x\",outcome=\"y", ""};
+    assert_int_equal(reg_counter_add(fx->t, f, plain, 1), REG_OK);
+    assert_int_equal(reg_counter_add(fx->t, f, spliced, 5), REG_OK);
+    reg_end(fx->t);
+    assert_true(value_of(fx, f, "queue=\"x\",outcome=\"y\"") == 1);
+    assert_int_equal(reg_family_series_count(f), 3);
+    assert_int_equal(reg_series_delete(fx->r, f, plain), REG_OK);
+    assert_int_equal(reg_series_delete(fx->r, f, spliced), REG_OK);
+    reg_begin(fx->t);
     reg_series **v = NULL;
     size_t cap = 0;
     assert_int_equal(reg_family_collect(fx->t, f, &v, &cap), 1);
+    assert_true(reg_series_value(v[0]) == 2);
     size_t len;
     const char *l = reg_series_labels(v[0], &len);
     assert_string_equal(l, "queue=\"a\\\"b\\\\c\\nd\",outcome=\"\xc3\xa9t\xc3\xa9\"");
