@@ -1,0 +1,29 @@
+#!/bin/sh
+# install-deps.sh - install the Debian 12 packages abacus needs, only those missing.
+# Usage: install-deps.sh build|runtime|test
+#   build    compiler, CMake and the -dev libraries (also used by docker/Dockerfile)
+#   runtime  the shared libraries the abacus binary links (the image's runtime stage)
+#   test     build + what the test suite drives: Prometheus/promtool, Python's
+#            prometheus_client, SPIN, the Pushgateway (benchmark peer)
+set -eu
+build="ca-certificates build-essential cmake pkg-config libck-dev libmicrohttpd-dev libyaml-dev
+zlib1g-dev libpcre2-dev libcmocka-dev"
+runtime="libck0 libmicrohttpd12 libyaml-0-2 zlib1g libpcre2-8-0"
+test="$build python3 python3-prometheus-client python3-yaml prometheus spin procps iproute2"
+case "${1:-}" in
+build) want=$build ;;
+runtime) want=$runtime ;;
+test) want=$test ;;
+*) echo "usage: $0 build|runtime|test" >&2; exit 2 ;;
+esac
+missing=""
+for p in $want; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+        missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+sudo=""
+[ "$(id -u)" = 0 ] || sudo=sudo
+echo "installing:$missing" >&2
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
