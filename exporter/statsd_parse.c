@@ -1,0 +1,837 @@
+/* statsd_parse.c - the StatsD line parser and the datagram/stream line splitters.
+ *
+ * Written to match prometheus/statsd_exporter's pkg/line behaviour (see statsd_parse.h for
+ * the few deliberate differences), including Go's strconv number syntax, since clients rely
+ * on whatever statsd_exporter accepts. Everything works on (pointer, length) ranges of the
+ * caller's buffer; nothing is allocated.
+ */
+#include "statsd_parse.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const reason_names[EXP_STATSD_ERR_COUNT] = {
+    [EXP_STATSD_ERR_MALFORMED_LINE] = "malformed_line",
+    [EXP_STATSD_ERR_MIXED_TAGGING_STYLES] = "mixed_tagging_styles",
+    [EXP_STATSD_ERR_NOT_ENOUGH_PARTS] = "not_enough_parts_after_colon",
+    [EXP_STATSD_ERR_INVALID_EXTENDED_AGG] = "invalid_extended_aggregate_type",
+    [EXP_STATSD_ERR_EMPTY_NAME] = "empty_name",
+    [EXP_STATSD_ERR_MALFORMED_COMPONENT] = "malformed_component",
+    [EXP_STATSD_ERR_MALFORMED_VALUE] = "malformed_value",
+    [EXP_STATSD_ERR_INVALID_SAMPLE_FACTOR] = "invalid_sample_factor",
+    [EXP_STATSD_ERR_MALFORMED_CONTAINER_ID] = "malformed_container_id",
+    [EXP_STATSD_ERR_MALFORMED_TIMESTAMP] = "malformed_timestamp",
+    [EXP_STATSD_ERR_ILLEGAL_EVENT] = "illegal_event",
+    [EXP_STATSD_ERR_UNSUPPORTED_SET] = "unsupported_set",
+    [EXP_STATSD_ERR_ILLEGAL_NEGATIVE_COUNTER] = "illegal_negative_counter",
+    [EXP_STATSD_ERR_TOO_MANY_TAGS] = "too_many_tags",
+    [EXP_STATSD_ERR_TOO_MANY_SAMPLES] = "too_many_samples",
+    [EXP_STATSD_ERR_OUT_OF_SPACE] = "out_of_space",
+    [EXP_STATSD_ERR_LINE_TOO_LONG] = "line_too_long",
+};
+
+const char *exp_statsd_reason_name(exp_statsd_reason r) {
+    if ((unsigned)r >= EXP_STATSD_ERR_COUNT)
+        return "unknown";
+    return reason_names[r];
+}
+
+exp_statsd_flags exp_statsd_flags_default(void) {
+    return (exp_statsd_flags){
+        .dogstatsd = true, .influxdb = true, .librato = true, .signalfx = true};
+}
+
+/* ---- Go strconv semantics ------------------------------------------------------------------ */
+
+/* Go's utf8.ValidString: no overlong forms, no surrogates, nothing above U+10FFFF. */
+static bool utf8_valid(const unsigned char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        /* ASCII runs are the common case: skip them eight bytes at a time */
+        while (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (w & UINT64_C(0x8080808080808080))
+                break;
+            i += 8;
+        }
+        if (i >= n)
+            break;
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t need;
+        unsigned char lo = 0x80, hi = 0xBF;
+        if (c >= 0xC2 && c <= 0xDF) {
+            need = 1;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            need = 2;
+            if (c == 0xE0)
+                lo = 0xA0;
+            else if (c == 0xED)
+                hi = 0x9F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            need = 3;
+            if (c == 0xF0)
+                lo = 0x90;
+            else if (c == 0xF4)
+                hi = 0x8F;
+        } else {
+            return false;
+        }
+        if (n - i - 1 < need)
+            return false;
+        if (s[i + 1] < lo || s[i + 1] > hi)
+            return false;
+        for (size_t k = 2; k <= need; k++)
+            if (s[i + k] < 0x80 || s[i + k] > 0xBF)
+                return false;
+        i += need + 1;
+    }
+    return true;
+}
+
+static int lower(int c) {
+    return c | 0x20;
+}
+
+static bool is_digit(int c) {
+    return c >= '0' && c <= '9';
+}
+
+static bool is_hex_letter(int c) {
+    return lower(c) >= 'a' && lower(c) <= 'f';
+}
+
+/* Go's underscoreOK: '_' only between digits, or between a base prefix and a digit. */
+static bool underscore_ok(const char *s, size_t n) {
+    char saw = '^';
+    size_t i = 0;
+    bool hex = false;
+    if (n >= 1 && (s[0] == '-' || s[0] == '+')) {
+        s++;
+        n--;
+    }
+    if (n >= 2 && s[0] == '0' && (lower(s[1]) == 'b' || lower(s[1]) == 'o' || lower(s[1]) == 'x')) {
+        i = 2;
+        saw = '0';
+        hex = lower(s[1]) == 'x';
+    }
+    for (; i < n; i++) {
+        if (is_digit(s[i]) || (hex && is_hex_letter(s[i]))) {
+            saw = '0';
+            continue;
+        }
+        if (s[i] == '_') {
+            if (saw != '0')
+                return false;
+            saw = '_';
+            continue;
+        }
+        if (saw == '_')
+            return false;
+        saw = '!';
+    }
+    return saw != '_';
+}
+
+enum { GO_OK = 0, GO_SYNTAX, GO_RANGE };
+
+/* Matches "inf"/"infinity" (any case) after an optional sign, or "nan" without one, as Go's
+ * special() does. Returns the bytes matched (0 = none). */
+static size_t go_special(const char *s, size_t n, double *out) {
+    static const char inf[] = "infinity";
+    size_t j = 0;
+    bool neg = false;
+    if (n == 0)
+        return 0;
+    if (s[0] == '+' || s[0] == '-') {
+        neg = s[0] == '-';
+        j = 1;
+    } else if (lower(s[0]) == 'n') {
+        if (n >= 3 && lower(s[1]) == 'a' && lower(s[2]) == 'n') {
+            *out = NAN;
+            return 3;
+        }
+        return 0;
+    } else if (lower(s[0]) != 'i') {
+        return 0;
+    }
+    size_t k = 0;
+    while (k < 8 && j + k < n && lower(s[j + k]) == inf[k])
+        k++;
+    if (k > 3 && k < 8)
+        k = 3;
+    if (k != 3 && k != 8)
+        return 0;
+    *out = neg ? -INFINITY : INFINITY;
+    return j + k;
+}
+
+/* Significant digits kept before the rest is folded into one sticky digit: more than the 767
+ * a double ever needs for correct rounding, so the result is Go's correctly rounded one. */
+#define DEC_KEEP 800
+#define HEX_KEEP 20
+
+/* strconv.ParseFloat(s, 64): decimal and hex floats with Go's literal syntax (underscores
+ * between digits, hex needs a 'p' exponent), "inf"/"infinity"/"nan". On GO_RANGE *out is
+ * ±Inf, on GO_SYNTAX 0, as Go returns them. The digits are rewritten in a canonical form
+ * ("DIGITSeEXP" / "0xDIGITSpEXP", no '.') for strtod, which rounds correctly and does not
+ * depend on the locale for such input. */
+static int go_parse_float(const char *s, size_t n, double *out) {
+    char buf[DEC_KEEP + 40];
+    size_t i = 0, nb = 0;
+    bool neg = false, hex = false, underscores = false, sawdot = false, sawdigits = false;
+    bool trunc = false;
+    long nd = 0, dp = 0, e = 0, esign = 1;
+    size_t kept = 0;
+
+    *out = 0;
+    size_t sp = go_special(s, n, out);
+    if (sp) {
+        if (sp == n)
+            return GO_OK;
+        *out = 0;
+        return GO_SYNTAX;
+    }
+    if (n == 0)
+        return GO_SYNTAX;
+    if (s[0] == '+' || s[0] == '-') {
+        neg = s[0] == '-';
+        i = 1;
+    }
+    if (i + 2 < n && s[i] == '0' && lower(s[i + 1]) == 'x') {
+        hex = true;
+        i += 2;
+    }
+    size_t keep = hex ? HEX_KEEP : DEC_KEEP;
+    if (neg)
+        buf[nb++] = '-';
+    if (hex) {
+        buf[nb++] = '0';
+        buf[nb++] = 'x';
+    }
+    size_t digits_at = nb;
+    for (; i < n; i++) {
+        char c = s[i];
+        if (c == '_') {
+            underscores = true;
+            continue;
+        }
+        if (c == '.') {
+            if (sawdot)
+                break;
+            sawdot = true;
+            dp = nd;
+            continue;
+        }
+        if (is_digit(c) || (hex && is_hex_letter(c))) {
+            sawdigits = true;
+            if (c == '0' && nd == 0) { /* leading zero */
+                dp--;
+                continue;
+            }
+            nd++;
+            if (kept < keep)
+                buf[digits_at + kept++] = c;
+            else if (c != '0')
+                trunc = true;
+            continue;
+        }
+        break;
+    }
+    if (!sawdigits)
+        return GO_SYNTAX;
+    if (!sawdot)
+        dp = nd;
+    if (i < n && lower(s[i]) == (hex ? 'p' : 'e')) {
+        i++;
+        if (i >= n)
+            return GO_SYNTAX;
+        if (s[i] == '+') {
+            i++;
+        } else if (s[i] == '-') {
+            esign = -1;
+            i++;
+        }
+        if (i >= n || !is_digit(s[i]))
+            return GO_SYNTAX;
+        for (; i < n && (is_digit(s[i]) || s[i] == '_'); i++) {
+            if (s[i] == '_') {
+                underscores = true;
+                continue;
+            }
+            if (e < 10000) /* Go stops accumulating here; so do we, for equal results */
+                e = e * 10 + (s[i] - '0');
+        }
+    } else if (hex) {
+        return GO_SYNTAX;
+    }
+    if (underscores && !underscore_ok(s, i))
+        return GO_SYNTAX;
+    if (i != n)
+        return GO_SYNTAX;
+    if (kept == 0) {
+        *out = neg ? -0.0 : 0.0;
+        return GO_OK;
+    }
+    if (trunc)
+        buf[digits_at + kept++] = '1';
+    nb = digits_at + kept;
+    /* value = DIGITS * base^(dp - kept) * (hex ? 2 : 10)^(esign*e) */
+    long x = hex ? 4 * (dp - (long)kept) + esign * e : dp - (long)kept + esign * e;
+    snprintf(buf + nb, sizeof buf - nb, "%c%ld", hex ? 'p' : 'e', x);
+    double v = strtod(buf, NULL);
+    *out = v;
+    return isinf(v) ? GO_RANGE : GO_OK;
+}
+
+/* strconv.ParseInt(s, 10, 64) succeeds. */
+static bool go_parse_int64(const char *s, size_t n) {
+    size_t i = 0;
+    bool neg = false;
+    if (n == 0)
+        return false;
+    if (s[0] == '+' || s[0] == '-') {
+        neg = s[0] == '-';
+        i = 1;
+    }
+    if (i == n)
+        return false;
+    uint64_t limit = neg ? UINT64_C(9223372036854775808) : UINT64_C(9223372036854775807);
+    uint64_t acc = 0;
+    for (; i < n; i++) {
+        if (!is_digit(s[i]))
+            return false;
+        unsigned d = (unsigned)(s[i] - '0');
+        if (acc > (limit - d) / 10)
+            return false;
+        acc = acc * 10 + d;
+    }
+    return true;
+}
+
+/* ---- the line parser ------------------------------------------------------------------------ */
+
+typedef struct {
+    const exp_statsd_flags *fl;
+    const exp_statsd_out *out;
+    exp_statsd_stats *st;
+    exp_statsd_str name;
+    size_t nlabels;
+    size_t used; /* scratch bytes in use */
+    size_t nev;
+} parser;
+
+static bool label_char(unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '_';
+}
+
+/* Length of the UTF-8 sequence starting with c (the line was validated). */
+static size_t utf8_seq_len(unsigned char c) {
+    return c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+}
+
+/* statsd_exporter's EscapeMetricName for tag keys: a leading digit gets a '_' prefix, every
+ * other character (UTF-8 rune) outside [A-Za-z0-9_] becomes '_', and a run of '-' becomes a
+ * single '_'. Unchanged keys are not copied. Returns 0, or EXP_STATSD_ERR_OUT_OF_SPACE. */
+static int escape_key(parser *p, const char *k, size_t n, exp_statsd_str *res) {
+    bool need = is_digit(k[0]);
+    for (size_t i = 0; !need && i < n; i++)
+        need = !label_char((unsigned char)k[i]);
+    if (!need) {
+        *res = (exp_statsd_str){k, n};
+        return 0;
+    }
+    if (p->out->scratch_cap - p->used < n + 1)
+        return EXP_STATSD_ERR_OUT_OF_SPACE;
+    char *start = p->out->scratch + p->used, *o = start;
+    if (is_digit(k[0]))
+        *o++ = '_';
+    bool prev_dash = false;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)k[i];
+        if (label_char(c)) {
+            *o++ = (char)c;
+            prev_dash = false;
+            i++;
+            continue;
+        }
+        if (c == '-' && prev_dash) {
+            i++;
+            continue;
+        }
+        *o++ = '_';
+        prev_dash = c == '-';
+        i += utf8_seq_len(c);
+    }
+    *res = (exp_statsd_str){start, (size_t)(o - start)};
+    p->used += (size_t)(o - start);
+    return 0;
+}
+
+/* Set label key=value; a key already present gets the new value (the last one wins, as with
+ * statsd_exporter's map). Returns 0, EXP_STATSD_ERR_TOO_MANY_TAGS or ..._OUT_OF_SPACE. */
+static int set_label(parser *p, const char *k, size_t kn, bool escape, const char *v, size_t vn) {
+    size_t mark = p->used;
+    exp_statsd_str name = {k, kn};
+    if (escape) {
+        int r = escape_key(p, k, kn, &name);
+        if (r)
+            return r;
+    }
+    for (size_t i = 0; i < p->nlabels; i++) {
+        exp_statsd_label *l = &p->out->labels[i];
+        if (l->name.len == name.len && memcmp(l->name.ptr, name.ptr, name.len) == 0) {
+            l->value = (exp_statsd_str){v, vn};
+            p->used = mark;
+            return 0;
+        }
+    }
+    if (p->nlabels >= p->out->labels_cap) {
+        p->used = mark;
+        return EXP_STATSD_ERR_TOO_MANY_TAGS;
+    }
+    p->out->labels[p->nlabels++] = (exp_statsd_label){name, {v, vn}};
+    return 0;
+}
+
+/* One `key<sep>value` tag. Malformed tags are skipped and counted in *terr. */
+static int parse_tag(parser *p, const char *t, size_t n, char sep, unsigned *terr) {
+    const char *s = n ? memchr(t, sep, n) : NULL;
+    if (!s) {
+        (*terr)++;
+        return 0;
+    }
+    size_t kn = (size_t)(s - t), vn = n - kn - 1;
+    if (kn == 0 || vn == 0) {
+        (*terr)++;
+        return 0;
+    }
+    return set_label(p, t, kn, true, s + 1, vn);
+}
+
+/* A ','-separated tag list; an empty piece is a tag error except after a final ','.
+ * trim_hash drops one leading '#' per tag (DogStatsD clients that prefix every tag). */
+static int parse_tag_list(parser *p, const char *s, size_t n, char sep, bool trim_hash,
+                          unsigned *terr) {
+    size_t start = 0;
+    while (start < n) {
+        const char *c = memchr(s + start, ',', n - start);
+        size_t stop = c ? (size_t)(c - s) : n;
+        const char *t = s + start;
+        size_t tn = stop - start;
+        if (trim_hash && tn > 0 && t[0] == '#') {
+            t++;
+            tn--;
+        }
+        int r = parse_tag(p, t, tn, sep, terr);
+        if (r)
+            return r;
+        if (!c)
+            break;
+        start = stop + 1;
+    }
+    return 0;
+}
+
+/* The name before the first ':' with its SignalFx, Librato or InfluxDB tags taken out.
+ * Returns 0 or a line-level reason. */
+static int parse_name(parser *p, const char *name, size_t n) {
+    unsigned terr = 0;
+    int r = 0;
+    p->name = (exp_statsd_str){name, n};
+    if (p->fl->signalfx) {
+        const char *lb = memchr(name, '[', n), *rb = memchr(name, ']', n);
+        if (lb && rb && lb < rb) {
+            r = parse_tag_list(p, lb + 1, (size_t)(rb - lb - 1), '=', false, &terr);
+            size_t a = (size_t)(lb - name), b = n - (size_t)(rb - name) - 1;
+            if (r) {
+                /* refused below */
+            } else if (b == 0) {
+                p->name.len = a;
+            } else if (a == 0) {
+                p->name = (exp_statsd_str){rb + 1, b};
+            } else if (p->out->scratch_cap - p->used < a + b) {
+                r = EXP_STATSD_ERR_OUT_OF_SPACE;
+            } else {
+                char *o = p->out->scratch + p->used;
+                memcpy(o, name, a);
+                memcpy(o + a, rb + 1, b);
+                p->used += a + b;
+                p->name = (exp_statsd_str){o, a + b};
+            }
+            goto done;
+        }
+        if (lb || rb) { /* one bracket, or "]...[": not SignalFx tags, name as sent */
+            terr++;
+            goto done;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((name[i] == '#' && p->fl->librato) || (name[i] == ',' && p->fl->influxdb)) {
+            r = parse_tag_list(p, name + i + 1, n - i - 1, '=', false, &terr);
+            p->name.len = i;
+            break;
+        }
+    }
+done:
+    p->st->tag_errors += terr;
+    return r;
+}
+
+/* What the parts after the type (`|@rate`, `|#tags`, `|c:id`, `|T<ts>`) do to a sample. */
+typedef struct {
+    int fatal;          /* reason dropping the sample, or -1 */
+    unsigned bad_rates; /* unparsable rates, counted but kept as rate 1 */
+    unsigned tag_errors;
+    unsigned nrates;
+    double rates[8]; /* every `@` rate in order (0 and unparsable already made 1) */
+} parts_outcome;
+
+static void parse_parts(parser *p, const char *s, size_t n, parts_outcome *o) {
+    o->fatal = -1;
+    o->bad_rates = o->tag_errors = o->nrates = 0;
+    /* statsd_exporter refuses any empty part before looking at the others */
+    for (size_t i = 0; i <= n; i++) {
+        if ((i == n || s[i] == '|') && (i == 0 || s[i - 1] == '|')) {
+            o->fatal = EXP_STATSD_ERR_MALFORMED_COMPONENT;
+            return;
+        }
+    }
+    size_t start = 0;
+    while (start < n) {
+        const char *bar = memchr(s + start, '|', n - start);
+        size_t stop = bar ? (size_t)(bar - s) : n;
+        const char *c = s + start;
+        size_t cn = stop - start;
+        int r = 0;
+        switch (c[0]) {
+        case '@': {
+            double f = 0;
+            if (go_parse_float(c + 1, cn - 1, &f) != GO_OK)
+                o->bad_rates++; /* f is 0 (then 1) or ±Inf, as Go leaves it */
+            if (f == 0)
+                f = 1;
+            if (o->nrates < sizeof o->rates / sizeof o->rates[0])
+                o->rates[o->nrates++] = f;
+            break;
+        }
+        case '#':
+            if (p->fl->dogstatsd)
+                r = parse_tag_list(p, c + 1, cn - 1, ':', true, &o->tag_errors);
+            break;
+        case 'c':
+            if (cn > 2 && c[1] == ':')
+                r = set_label(p, "container_id", 12, false, c + 2, cn - 2);
+            else
+                r = EXP_STATSD_ERR_MALFORMED_CONTAINER_ID;
+            break;
+        case 'T': /* DogStatsD timestamp: checked, then ignored */
+            if (!go_parse_int64(c + 1, cn - 1))
+                r = EXP_STATSD_ERR_MALFORMED_TIMESTAMP;
+            break;
+        default:
+            r = EXP_STATSD_ERR_INVALID_SAMPLE_FACTOR;
+            break;
+        }
+        if (r) {
+            o->fatal = r;
+            return;
+        }
+        if (!bar)
+            break;
+        start = stop + 1;
+    }
+}
+
+/* The part of a sample after its value: "type[|parts...]". */
+typedef struct {
+    bool present; /* the sample had a '|' */
+    size_t ncomp; /* '|'-separated components including the value */
+    exp_statsd_str type;
+    const char *parts; /* after the type's '|', or NULL */
+    size_t parts_len;
+    bool done; /* outcome computed (shared by all values of an extended-aggregation line) */
+    parts_outcome oc;
+} sample_suffix;
+
+static void suffix_init(sample_suffix *x, const char *s, size_t n) {
+    x->present = true;
+    x->ncomp = 2;
+    x->done = false;
+    x->parts = NULL;
+    x->parts_len = 0;
+    const char *bar = memchr(s, '|', n);
+    x->type = (exp_statsd_str){s, bar ? (size_t)(bar - s) : n};
+    if (bar) {
+        x->parts = bar + 1;
+        x->parts_len = n - (size_t)(bar - s) - 1;
+        for (const char *q = bar; q; q = memchr(q + 1, '|', (size_t)(s + n - q - 1)))
+            x->ncomp++;
+    }
+}
+
+static bool type_is(exp_statsd_str t, const char *lit) {
+    size_t n = strlen(lit);
+    return t.len == n && memcmp(t.ptr, lit, n) == 0;
+}
+
+/* int(1/rate) the way Go computes it on amd64: NaN and values outside int64 give a negative
+ * count, i.e. no observation at all. */
+static uint64_t observe_count(double rate) {
+    double r = 1.0 / rate;
+    if (!(r >= 1.0) || r >= 9223372036854775808.0)
+        return 0;
+    return (uint64_t)r;
+}
+
+static void emit(parser *p, exp_statsd_kind kind, bool from_ms, double v, uint64_t repeat) {
+    if (p->nev >= p->out->events_cap) {
+        p->st->errors[EXP_STATSD_ERR_TOO_MANY_SAMPLES]++;
+        return;
+    }
+    p->out->events[p->nev++] = (exp_statsd_event){
+        .name = p->name, .kind = kind, .from_ms = from_ms, .value = v, .repeat = repeat};
+}
+
+static void do_sample(parser *p, const char *val, size_t vn, sample_suffix *x) {
+    exp_statsd_stats *st = p->st;
+    st->samples++;
+    if (!x->present || x->ncomp > 8) {
+        st->errors[EXP_STATSD_ERR_MALFORMED_COMPONENT]++;
+        return;
+    }
+    bool relative = vn > 0 && (val[0] == '+' || val[0] == '-');
+    double v;
+    if (go_parse_float(val, vn, &v) != GO_OK) {
+        st->errors[EXP_STATSD_ERR_MALFORMED_VALUE]++;
+        return;
+    }
+    const double *rates = NULL;
+    unsigned nrates = 0;
+    if (x->parts) {
+        if (!x->done) {
+            parse_parts(p, x->parts, x->parts_len, &x->oc);
+            x->done = true;
+        }
+        st->tag_errors += x->oc.tag_errors;
+        st->errors[EXP_STATSD_ERR_INVALID_SAMPLE_FACTOR] += x->oc.bad_rates;
+        if (x->oc.fatal >= 0) {
+            st->errors[x->oc.fatal]++;
+            return;
+        }
+        rates = x->oc.rates;
+        nrates = x->oc.nrates;
+    }
+    if (p->nlabels > 0)
+        st->tags++;
+
+    exp_statsd_str t = x->type;
+    if (type_is(t, "c")) {
+        for (unsigned i = 0; i < nrates; i++)
+            v /= rates[i];
+        if (v < 0)
+            st->errors[EXP_STATSD_ERR_ILLEGAL_NEGATIVE_COUNTER]++;
+        else
+            emit(p, EXP_STATSD_COUNTER, false, v, 1);
+    } else if (type_is(t, "g")) {
+        emit(p, relative ? EXP_STATSD_GAUGE_DELTA : EXP_STATSD_GAUGE, false, v, 1);
+    } else if (type_is(t, "ms") || type_is(t, "h") || type_is(t, "d")) {
+        uint64_t repeat = nrates ? observe_count(rates[nrates - 1]) : 1;
+        bool ms = t.len == 2;
+        if (repeat > 0)
+            emit(p, EXP_STATSD_OBSERVER, ms, ms ? v / 1000 : v, repeat);
+    } else if (type_is(t, "s")) {
+        st->errors[EXP_STATSD_ERR_UNSUPPORTED_SET]++;
+    } else {
+        st->errors[EXP_STATSD_ERR_ILLEGAL_EVENT]++;
+    }
+}
+
+/* A sample "value|type|parts" on its own (not extended aggregation). */
+static void do_plain_sample(parser *p, const char *s, size_t n) {
+    sample_suffix x = {0};
+    const char *bar = memchr(s, '|', n);
+    if (!bar) {
+        do_sample(p, s, n, &x);
+        return;
+    }
+    suffix_init(&x, bar + 1, n - (size_t)(bar - s) - 1);
+    do_sample(p, s, (size_t)(bar - s), &x);
+}
+
+static bool has_dogstatsd_tags(const char *s, size_t n) {
+    for (const char *q = memchr(s, '|', n); q; q = memchr(q + 1, '|', (size_t)(s + n - q - 1)))
+        if (q + 1 < s + n && q[1] == '#')
+            return true;
+    return false;
+}
+
+size_t exp_statsd_parse_line(const exp_statsd_flags *flags, const char *line, size_t len,
+                             const exp_statsd_out *out, exp_statsd_stats *stats) {
+    exp_statsd_flags defaults = exp_statsd_flags_default();
+    parser p = {.fl = flags ? flags : &defaults, .out = out, .st = stats};
+    if (len == 0)
+        return 0;
+    const char *end = line + len;
+    const char *colon = memchr(line, ':', len);
+    if (!colon || colon == line || !utf8_valid((const unsigned char *)line, len)) {
+        stats->errors[EXP_STATSD_ERR_MALFORMED_LINE]++;
+        return 0;
+    }
+    int r = parse_name(&p, line, (size_t)(colon - line));
+    if (r) {
+        stats->errors[r]++;
+        return 0;
+    }
+    const char *rest = colon + 1;
+    size_t rn = (size_t)(end - rest);
+    bool dog = has_dogstatsd_tags(rest, rn);
+    if (dog && p.nlabels > 0) {
+        stats->errors[EXP_STATSD_ERR_MIXED_TAGGING_STYLES]++;
+        return 0;
+    }
+    const char *bar = rn ? memchr(rest, '|', rn) : NULL;
+    if (!bar) {
+        stats->errors[EXP_STATSD_ERR_NOT_ENOUGH_PARTS]++;
+        return 0;
+    }
+    /* several values before the first '|': DogStatsD extended aggregation */
+    bool ext = memchr(rest, ':', (size_t)(bar - rest)) != NULL;
+    sample_suffix x = {0};
+    if (ext) {
+        suffix_init(&x, bar + 1, (size_t)(end - bar - 1));
+        if (!type_is(x.type, "ms") && !type_is(x.type, "h") && !type_is(x.type, "d")) {
+            stats->errors[EXP_STATSD_ERR_INVALID_EXTENDED_AGG]++;
+            return 0;
+        }
+    }
+    if (p.name.len == 0) {
+        stats->errors[EXP_STATSD_ERR_EMPTY_NAME]++;
+        return 0;
+    }
+
+    if (ext) {
+        const char *v = rest;
+        for (;;) {
+            const char *c = memchr(v, ':', (size_t)(bar - v));
+            const char *ve = c ? c : bar;
+            do_sample(&p, v, (size_t)(ve - v), &x);
+            if (!c)
+                break;
+            v = c + 1;
+        }
+    } else if (dog) {
+        do_plain_sample(&p, rest, rn); /* ':' may appear in tag values */
+    } else {
+        const char *s = rest;
+        for (;;) {
+            const char *c = memchr(s, ':', (size_t)(end - s));
+            const char *se = c ? c : end;
+            do_plain_sample(&p, s, (size_t)(se - s));
+            if (!c)
+                break;
+            s = c + 1;
+        }
+    }
+    for (size_t i = 0; i < p.nev; i++) {
+        out->events[i].labels = out->labels;
+        out->events[i].nlabels = p.nlabels;
+    }
+    return p.nev;
+}
+
+/* ---- splitters ---------------------------------------------------------------------------- */
+
+void exp_statsd_packet_init(exp_statsd_packet *it, const char *buf, size_t len) {
+    it->p = buf;
+    it->end = buf + len;
+    it->done = false;
+}
+
+bool exp_statsd_packet_next(exp_statsd_packet *it, exp_statsd_str *line) {
+    if (it->done)
+        return false;
+    size_t left = (size_t)(it->end - it->p);
+    const char *nl = left ? memchr(it->p, '\n', left) : NULL;
+    if (!nl) {
+        *line = (exp_statsd_str){it->p, left};
+        it->done = true;
+        return true;
+    }
+    *line = (exp_statsd_str){it->p, (size_t)(nl - it->p)};
+    it->p = nl + 1;
+    return true;
+}
+
+void exp_statsd_stream_init(exp_statsd_stream *s, size_t max_line) {
+    s->max_line = max_line ? max_line : EXP_STATSD_MAX_LINE_DEFAULT;
+    s->scanned = 0;
+    s->discarding = false;
+}
+
+exp_statsd_stream_status exp_statsd_stream_next(exp_statsd_stream *s, const char *buf, size_t len,
+                                                size_t *pos, exp_statsd_str *line) {
+    for (;;) {
+        if (*pos > len)
+            *pos = len;
+        size_t avail = len - *pos;
+        const char *start = buf + *pos;
+        if (s->scanned > avail)
+            s->scanned = 0;
+        const char *nl =
+            avail > s->scanned ? memchr(start + s->scanned, '\n', avail - s->scanned) : NULL;
+        if (s->discarding) {
+            s->scanned = 0;
+            if (!nl) {
+                *pos = len;
+                return EXP_STATSD_STREAM_NEED_MORE;
+            }
+            *pos += (size_t)(nl - start) + 1;
+            s->discarding = false;
+            continue;
+        }
+        if (!nl) {
+            if (avail > s->max_line) {
+                s->discarding = true;
+                s->scanned = 0;
+                *pos = len;
+                return EXP_STATSD_STREAM_TOO_LONG;
+            }
+            s->scanned = avail;
+            return EXP_STATSD_STREAM_NEED_MORE;
+        }
+        size_t n = (size_t)(nl - start);
+        *pos += n + 1;
+        s->scanned = 0;
+        if (n > s->max_line)
+            return EXP_STATSD_STREAM_TOO_LONG;
+        if (n > 0 && start[n - 1] == '\r')
+            n--;
+        *line = (exp_statsd_str){start, n};
+        return EXP_STATSD_STREAM_LINE;
+    }
+}
+
+exp_statsd_stream_status exp_statsd_stream_finish(exp_statsd_stream *s, const char *buf, size_t len,
+                                                  size_t *pos, exp_statsd_str *line) {
+    bool discarding = s->discarding;
+    size_t max_line = s->max_line;
+    exp_statsd_stream_init(s, max_line);
+    if (*pos > len)
+        *pos = len;
+    size_t avail = len - *pos;
+    const char *start = buf + *pos;
+    *pos = len;
+    if (discarding || avail == 0)
+        return EXP_STATSD_STREAM_NEED_MORE;
+    if (avail > max_line)
+        return EXP_STATSD_STREAM_TOO_LONG;
+    *line = (exp_statsd_str){start, avail};
+    return EXP_STATSD_STREAM_LINE;
+}
