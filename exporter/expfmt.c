@@ -1,0 +1,1059 @@
+/* expfmt.c - the exposition formats: Prometheus text 0.0.4 and OpenMetrics 1.0 text, streamed.
+ *
+ * A scrape renders into an internal buffer a few lines at a time and hands it out in the
+ * caller's chunk sizes, optionally through a gzip stream. Families are rendered in name order;
+ * a family's series come from one reg_family_collect snapshot taken when the family starts.
+ * Series label text is pre-rendered by the registry, so a sample line is a few memcpys and
+ * one number. Rendering is resumable at line granularity: a line that does not fit waits
+ * for the next refill, and a single line larger than the buffer grows it.
+ *
+ * Choices matching prometheus/client_golang + prometheus/common expfmt:
+ *  - HELP is written only when the family has a non-empty help text; TYPE always.
+ *  - Families without series are skipped entirely.
+ *  - le and quantile label values are printed like Go's strconv.FormatFloat(v, 'g', -1, 64)
+ *    (le="0.005", le="1", le="1e+06"); in OpenMetrics an integral value gets ".0"
+ *    (le="1.0"), as writeOpenMetricsFloat does.
+ *  - OpenMetrics counters: a family named x_total is "# TYPE x counter" with samples x_total
+ *    and x_created. A counter whose name lacks _total is "# TYPE name unknown" with its
+ *    samples unchanged (renaming it would change the series between the two formats).
+ *  - OpenMetrics forbids a negative or NaN _sum (it is a counter) and any _sum when a
+ *    histogram has negative bucket bounds: such a histogram series omits _sum and _count (the
+ *    count is its +Inf bucket anyway), a summary series omits _sum. Negative summary quantile
+ *    values are omitted likewise. The text format writes everything.
+ * Numbers assume the C locale for LC_NUMERIC (snprintf/strtod decimal point).
+ */
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <zlib.h>
+
+#include "expfmt.h"
+
+#define EXP_BUF_SIZE (128 * 1024)
+#define EXP_NUM_MAX 32 /* bytes for any formatted number (with OpenMetrics ".0") */
+#define EXP_TOK_MAX 48 /* bytes for `le="..."` / `quantile="..."` */
+#define EXP_PREFETCH 8 /* series ahead to prefetch while rendering */
+
+/* ---- numbers ----------------------------------------------------------------------------- */
+
+static const char digit_pairs[201] = "00010203040506070809"
+                                     "10111213141516171819"
+                                     "20212223242526272829"
+                                     "30313233343536373839"
+                                     "40414243444546474849"
+                                     "50515253545556575859"
+                                     "60616263646566676869"
+                                     "70717273747576777879"
+                                     "80818283848586878889"
+                                     "90919293949596979899";
+
+/* Decimal digits of u into buf (no NUL). Returns the length (<= 20). */
+static size_t fmt_u64(uint64_t u, char *buf) {
+    char tmp[24];
+    char *p = tmp + sizeof tmp;
+    while (u >= 100) {
+        unsigned d = (unsigned)(u % 100) * 2;
+        u /= 100;
+        *--p = digit_pairs[d + 1];
+        *--p = digit_pairs[d];
+    }
+    if (u >= 10) {
+        unsigned d = (unsigned)u * 2;
+        *--p = digit_pairs[d + 1];
+        *--p = digit_pairs[d];
+    } else {
+        *--p = (char)('0' + u);
+    }
+    size_t n = (size_t)(tmp + sizeof tmp - p);
+    memcpy(buf, p, n);
+    return n;
+}
+
+static const double pow10_tab[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* Values with few decimals (0.5, 12.25, 0.001) without printf: the fewest decimals d such
+ * that m / 10^d == v for an integer m. With m < 2^53 and 10^d exact, that IEEE division is
+ * correctly rounded, i.e. exactly what strtod makes of the text, so the test is exact (the
+ * classic fast path of decimal-to-double conversion). Returns 0 when v is not such a value
+ * or outside [1e-4, 1e15), where %g would use an exponent. */
+static size_t fmt_short_decimal(double v, char *buf) {
+    double a = fabs(v);
+    if (!(a >= 1e-4 && a < 1e15))
+        return 0;
+    for (int d = 1; d <= 22; d++) {
+        double x = a * pow10_tab[d];
+        if (x >= 9007199254740992.0) /* 2^53 */
+            return 0;
+        uint64_t m = (uint64_t)(x + 0.5);
+        if ((double)m / pow10_tab[d] != a)
+            continue;
+        while (m != 0 && m % 10 == 0) { /* the same decimal value, so the same double */
+            m /= 10;
+            d--;
+        }
+        char dig[24];
+        size_t nd = fmt_u64(m, dig), n = 0;
+        if (v < 0)
+            buf[n++] = '-';
+        if (nd <= (size_t)d) {
+            buf[n++] = '0';
+            buf[n++] = '.';
+            for (size_t i = nd; i < (size_t)d; i++)
+                buf[n++] = '0';
+            memcpy(buf + n, dig, nd);
+            n += nd;
+        } else {
+            memcpy(buf + n, dig, nd - (size_t)d);
+            n += nd - (size_t)d;
+            buf[n++] = '.';
+            memcpy(buf + n, dig + nd - (size_t)d, (size_t)d);
+            n += (size_t)d;
+        }
+        buf[n] = '\0';
+        return n;
+    }
+    return 0;
+}
+
+size_t exp_format_double(double v, char *buf) {
+    if (isnan(v)) {
+        memcpy(buf, "NaN", 4);
+        return 3;
+    }
+    if (isinf(v)) {
+        memcpy(buf, v > 0 ? "+Inf" : "-Inf", 5);
+        return 4;
+    }
+    /* Most values are counts: print them as integers without going through printf. */
+    if (fabs(v) < 1e15) {
+        int64_t i = (int64_t)v;
+        if ((double)i == v) {
+            size_t n = 0;
+            if (i < 0) {
+                buf[n++] = '-';
+                i = -i;
+            }
+            n += fmt_u64((uint64_t)i, buf + n);
+            buf[n] = '\0';
+            return n;
+        }
+    }
+    size_t k = fmt_short_decimal(v, buf);
+    if (k > 0)
+        return k;
+    int n = 0;
+    for (int prec = 15; prec <= 17; prec++) {
+        n = snprintf(buf, EXP_NUM_MAX, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    return (size_t)n;
+}
+
+/* v as Go's strconv.FormatFloat(v, 'g', -1, 64) prints it (the shortest digits that parse
+ * back to v; exponent form when the decimal exponent is < -4 or >= 6, at least two exponent
+ * digits), with prometheus/common's spellings +Inf/-Inf/NaN and 0 for -0. om: append ".0"
+ * when the result has neither '.' nor 'e' (writeOpenMetricsFloat). Returns the length. */
+static size_t fmt_go_float(double v, int om, char *buf) {
+    if (isnan(v) || isinf(v) || v == 0) {
+        if (v == 0) {
+            memcpy(buf, om ? "0.0" : "0", om ? 4 : 2);
+            return om ? 3 : 1;
+        }
+        return exp_format_double(v, buf);
+    }
+    char e[40];
+    for (int prec = 0; prec <= 16; prec++) {
+        snprintf(e, sizeof e, "%.*e", prec, v);
+        if (strtod(e, NULL) == v)
+            break;
+    }
+    /* e is [-]d[.ddd]e[+-]xx: collect the significant digits and the exponent. */
+    char dig[20];
+    size_t nd = 0, n = 0;
+    const char *p = e;
+    if (*p == '-') {
+        buf[n++] = '-';
+        p++;
+    }
+    for (; *p && *p != 'e'; p++) {
+        if (*p >= '0' && *p <= '9' && nd < sizeof dig)
+            dig[nd++] = *p;
+    }
+    int exp = *p == 'e' ? atoi(p + 1) : 0;
+    while (nd > 1 && dig[nd - 1] == '0')
+        nd--;
+    if (exp < -4 || exp >= 6) {
+        buf[n++] = dig[0];
+        if (nd > 1) {
+            buf[n++] = '.';
+            memcpy(buf + n, dig + 1, nd - 1);
+            n += nd - 1;
+        }
+        buf[n++] = 'e';
+        buf[n++] = exp < 0 ? '-' : '+';
+        unsigned ax = (unsigned)(exp < 0 ? -exp : exp);
+        if (ax < 10)
+            buf[n++] = '0';
+        n += fmt_u64(ax, buf + n);
+    } else if (exp < 0) {
+        buf[n++] = '0';
+        buf[n++] = '.';
+        for (int i = -1; i > exp; i--)
+            buf[n++] = '0';
+        memcpy(buf + n, dig, nd);
+        n += nd;
+    } else {
+        size_t ip = (size_t)exp + 1; /* digits before the point */
+        for (size_t i = 0; i < ip; i++)
+            buf[n++] = i < nd ? dig[i] : '0';
+        if (nd > ip) {
+            buf[n++] = '.';
+            memcpy(buf + n, dig + ip, nd - ip);
+            n += nd - ip;
+        } else if (om) {
+            buf[n++] = '.';
+            buf[n++] = '0';
+        }
+    }
+    buf[n] = '\0';
+    return n;
+}
+
+/* A sample value: exp_format_double, plus ".0" on integers in OpenMetrics. */
+static size_t fmt_value(double v, int om, char *buf) {
+    size_t n = exp_format_double(v, buf);
+    if (om && isfinite(v) && memchr(buf, '.', n) == NULL && memchr(buf, 'e', n) == NULL) {
+        buf[n++] = '.';
+        buf[n++] = '0';
+        buf[n] = '\0';
+    }
+    return n;
+}
+
+/* A _created timestamp (seconds since the epoch), to the microsecond: the double holds
+ * about that much, Prometheus keeps milliseconds, and shortest round-trip printing of a
+ * 17-digit value would cost a printf per series. Integral values get ".0" (OpenMetrics). */
+static size_t fmt_created(double c, char *buf) {
+    if (!(c >= 0 && c < 1e11))
+        return fmt_value(c, 1, buf);
+    uint64_t us = (uint64_t)(c * 1e6 + 0.5);
+    size_t n = fmt_u64(us / 1000000, buf);
+    unsigned frac = (unsigned)(us % 1000000);
+    buf[n++] = '.';
+    if (frac == 0) {
+        buf[n++] = '0';
+    } else {
+        char f[8];
+        for (int i = 5; i >= 0; i--, frac /= 10)
+            f[i] = (char)('0' + frac % 10);
+        size_t fl = 6;
+        while (f[fl - 1] == '0')
+            fl--;
+        memcpy(buf + n, f, fl);
+        n += fl;
+    }
+    buf[n] = '\0';
+    return n;
+}
+
+/* ---- content negotiation ----------------------------------------------------------------- */
+
+/* One element of a comma-separated header list: its token and parameters. */
+typedef struct {
+    const char *tok;
+    size_t toklen;
+    double q;    /* 1 when absent; -1 when malformed (the element is ignored) */
+    int has_ver; /* a version parameter was present */
+    char ver[16];
+} hdr_elem;
+
+static int is_ows(char c) {
+    return c == ' ' || c == '\t';
+}
+
+/* RFC 9110 qvalue: 0[.ddd] or 1[.000]. Returns -1 when malformed. */
+static double parse_q(const char *v, size_t n) {
+    if (n == 0 || n > 5 || (v[0] != '0' && v[0] != '1'))
+        return -1;
+    double q = v[0] - '0', scale = 0.1;
+    if (n > 1) {
+        if (v[1] != '.')
+            return -1;
+        for (size_t i = 2; i < n; i++) {
+            if (v[i] < '0' || v[i] > '9')
+                return -1;
+            q += (v[i] - '0') * scale;
+            scale /= 10;
+        }
+    }
+    return q > 1 ? -1 : q;
+}
+
+/* Parse the element starting at *pp (up to end or an unquoted ','), leave *pp after it.
+ * Returns 0 for an empty element. */
+static int next_elem(const char **pp, const char *end, hdr_elem *el) {
+    const char *p = *pp;
+    while (p < end && (is_ows(*p) || *p == ','))
+        p++;
+    if (p >= end) {
+        *pp = p;
+        return 0;
+    }
+    el->tok = p;
+    while (p < end && *p != ';' && *p != ',')
+        p++;
+    const char *te = p;
+    while (te > el->tok && is_ows(te[-1]))
+        te--;
+    el->toklen = (size_t)(te - el->tok);
+    el->q = 1;
+    el->has_ver = 0;
+    el->ver[0] = '\0';
+    while (p < end && *p == ';') {
+        p++;
+        while (p < end && is_ows(*p))
+            p++;
+        const char *k = p;
+        while (p < end && *p != '=' && *p != ';' && *p != ',')
+            p++;
+        const char *ke = p;
+        while (ke > k && is_ows(ke[-1]))
+            ke--;
+        char val[16];
+        size_t vl = 0;
+        int too_long = 0;
+        if (p < end && *p == '=') {
+            p++;
+            while (p < end && is_ows(*p))
+                p++;
+            if (p < end && *p == '"') { /* quoted-string; may hold ',' and ';' */
+                p++;
+                while (p < end && *p != '"') {
+                    if (*p == '\\' && p + 1 < end)
+                        p++;
+                    if (vl < sizeof val - 1)
+                        val[vl++] = *p;
+                    else
+                        too_long = 1;
+                    p++;
+                }
+                if (p < end)
+                    p++;
+            } else {
+                const char *vs = p;
+                while (p < end && *p != ';' && *p != ',')
+                    p++;
+                const char *ve = p;
+                while (ve > vs && is_ows(ve[-1]))
+                    ve--;
+                vl = (size_t)(ve - vs);
+                if (vl > sizeof val - 1) {
+                    vl = sizeof val - 1;
+                    too_long = 1;
+                }
+                memcpy(val, vs, vl);
+            }
+            while (p < end && *p != ';' && *p != ',') /* junk after a quoted value */
+                p++;
+        }
+        val[vl] = '\0';
+        size_t kl = (size_t)(ke - k);
+        if (kl == 1 && (*k == 'q' || *k == 'Q')) {
+            el->q = too_long ? -1 : parse_q(val, vl);
+        } else if (kl == 7 && strncasecmp(k, "version", 7) == 0) {
+            el->has_ver = 1;
+            if (too_long)
+                strcpy(el->ver, "?");
+            else
+                memcpy(el->ver, val, vl + 1);
+        }
+    }
+    *pp = p;
+    return 1;
+}
+
+static int tok_is(const hdr_elem *el, const char *s) {
+    size_t n = strlen(s);
+    return el->toklen == n && strncasecmp(el->tok, s, n) == 0;
+}
+
+exp_format exp_negotiate(const char *accept) {
+    if (accept == NULL)
+        return EXP_FMT_TEXT;
+    const char *p = accept, *end = accept + strlen(accept);
+    double best_om = 0, best_text = 0;
+    hdr_elem el;
+    while (next_elem(&p, end, &el)) {
+        if (el.q < 0)
+            continue;
+        if (tok_is(&el, "application/openmetrics-text")) {
+            /* 0.0.1 is the pre-1.0 name of the same format; Prometheus still asks for it. */
+            if (!el.has_ver || strcmp(el.ver, "1.0.0") == 0 || strcmp(el.ver, "0.0.1") == 0) {
+                if (el.q > best_om)
+                    best_om = el.q;
+            }
+        } else if (tok_is(&el, "text/plain")) {
+            if (el.q > best_text)
+                best_text = el.q;
+        }
+    }
+    return best_om > 0 && best_om >= best_text ? EXP_FMT_OPENMETRICS : EXP_FMT_TEXT;
+}
+
+const char *exp_content_type(exp_format fmt) {
+    return fmt == EXP_FMT_OPENMETRICS ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+                                      : "text/plain; version=0.0.4; charset=utf-8";
+}
+
+int exp_accepts_gzip(const char *accept_encoding) {
+    if (accept_encoding == NULL)
+        return 0;
+    const char *p = accept_encoding, *end = p + strlen(p);
+    double gz = -1, star = -1; /* -1: not mentioned */
+    hdr_elem el;
+    while (next_elem(&p, end, &el)) {
+        if (el.q < 0)
+            continue;
+        if (tok_is(&el, "gzip") || tok_is(&el, "x-gzip")) {
+            if (el.q > gz)
+                gz = el.q;
+        } else if (tok_is(&el, "*")) {
+            if (el.q > star)
+                star = el.q;
+        }
+    }
+    return gz >= 0 ? gz > 0 : star > 0;
+}
+
+/* ---- scrape state ------------------------------------------------------------------------ */
+
+typedef struct {
+    reg_family *f;
+    const char *name;
+    size_t mlen; /* length of the metadata name: without _total for OpenMetrics counters */
+} exp_fam;
+
+typedef struct {
+    uint8_t len;
+    char s[EXP_TOK_MAX];
+} exp_tok;
+
+enum { PH_FAMILY, PH_HEADER, PH_SERIES, PH_EOF, PH_DONE };
+
+/* Sample name slots of the current family. */
+enum { NM_MAIN, NM_BUCKET, NM_SUM, NM_COUNT, NM_CREATED, NM_N };
+
+struct exp_scrape {
+    reg_registry *reg;
+    reg_thread *th;
+    exp_format fmt;
+    int om;
+    int gzip;
+    int err;
+    int phase;
+
+    exp_fam *fams;
+    size_t nfams, fi;
+    const char *last_meta; /* metadata name of the last family written (OpenMetrics dedup) */
+    size_t last_mlen;
+
+    /* Current family. */
+    const reg_family_def *def;
+    int om_counter;   /* OpenMetrics: a _total counter (TYPE counter, _created lines) */
+    int om_sum_ok;    /* OpenMetrics histogram: no negative bucket bound */
+    reg_series **ser; /* snapshot */
+    size_t sercap, nser, si, sj;
+    int loaded;   /* values of ser[si] are in cum/sum/q/count */
+    char *prefix; /* rendered constant labels */
+    size_t prefix_len, prefix_cap;
+    char *names; /* NM_* sample names, each at names + nm_off[i] */
+    size_t names_cap, nm_off[NM_N], nm_len[NM_N];
+    exp_tok le[REG_MAX_BUCKETS + 1];
+    exp_tok qt[REG_MAX_QUANTILES];
+    uint64_t cum[REG_MAX_BUCKETS + 1];
+    double q[REG_MAX_QUANTILES];
+    uint64_t count;
+    double sum;
+
+    /* Rendered text not yet handed out (plain) or not yet compressed (gzip). */
+    char *buf;
+    size_t cap, blen, bpos;
+
+    z_stream zs;
+    int z_init, z_end;
+};
+
+/* Make room for need more bytes. 1: room; 0: the buffer holds text already, hand it out
+ * first; -1: allocation failure. An empty buffer grows to fit any single line. */
+static int reserve(exp_scrape *s, size_t need) {
+    if (s->cap - s->blen >= need)
+        return 1;
+    if (s->blen > 0)
+        return 0;
+    char *nb = realloc(s->buf, need);
+    if (nb == NULL)
+        return -1;
+    s->buf = nb;
+    s->cap = need;
+    return 1;
+}
+
+static int grow(char **p, size_t *cap, size_t need) {
+    if (*cap >= need)
+        return 0;
+    size_t nc = *cap ? *cap : 256;
+    while (nc < need)
+        nc *= 2;
+    char *np = realloc(*p, nc);
+    if (np == NULL)
+        return -1;
+    *p = np;
+    *cap = nc;
+    return 0;
+}
+
+/* Escape src into dst: backslash and newline always, double quote when quote. Returns the
+ * length; dst needs 2 * strlen(src) bytes. */
+static size_t escape(char *dst, const char *src, int quote) {
+    size_t n = 0;
+    for (const char *c = src; *c; c++) {
+        if (*c == '\\' || (quote && *c == '"')) {
+            dst[n++] = '\\';
+            dst[n++] = *c;
+        } else if (*c == '\n') {
+            dst[n++] = '\\';
+            dst[n++] = 'n';
+        } else {
+            dst[n++] = *c;
+        }
+    }
+    return n;
+}
+
+static int cmp_fam(const void *a, const void *b) {
+    const exp_fam *x = a, *y = b;
+    size_t m = x->mlen < y->mlen ? x->mlen : y->mlen;
+    int c = memcmp(x->name, y->name, m);
+    if (c != 0)
+        return c;
+    if (x->mlen != y->mlen)
+        return x->mlen < y->mlen ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+static int ends_with(const char *s, size_t n, const char *suf) {
+    size_t k = strlen(suf);
+    return n >= k && memcmp(s + n - k, suf, k) == 0;
+}
+
+typedef struct {
+    exp_scrape *s;
+    size_t cap;
+    int oom;
+} fam_list;
+
+static int add_family_cb(void *arg, reg_family *f) {
+    fam_list *l = arg;
+    exp_scrape *s = l->s;
+    if (s->nfams == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 64;
+        exp_fam *nf = realloc(s->fams, nc * sizeof(*nf));
+        if (nf == NULL) {
+            l->oom = 1;
+            return 1;
+        }
+        s->fams = nf;
+        l->cap = nc;
+    }
+    const reg_family_def *d = reg_family_definition(f);
+    exp_fam *e = &s->fams[s->nfams++];
+    e->f = f;
+    e->name = d->name;
+    e->mlen = strlen(d->name);
+    if (s->om && d->type == REG_COUNTER && ends_with(d->name, e->mlen, "_total"))
+        e->mlen -= 6;
+    return 0;
+}
+
+exp_scrape *exp_scrape_begin(reg_registry *r, exp_format fmt, int gzip) {
+    exp_scrape *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->reg = r;
+    s->fmt = fmt;
+    s->om = fmt == EXP_FMT_OPENMETRICS;
+    s->gzip = gzip != 0;
+    s->buf = malloc(EXP_BUF_SIZE);
+    s->cap = EXP_BUF_SIZE;
+    s->th = reg_thread_attach(r);
+    if (s->buf == NULL || s->th == NULL)
+        goto fail;
+    if (s->gzip) {
+        if (deflateInit2(&s->zs, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+            goto fail;
+        s->z_init = 1;
+    }
+    reg_begin(s->th);
+    fam_list l = {s, 0, 0};
+    reg_foreach_family(s->th, add_family_cb, &l);
+    if (l.oom) {
+        reg_end(s->th);
+        goto fail;
+    }
+    if (s->nfams > 1)
+        qsort(s->fams, s->nfams, sizeof(*s->fams), cmp_fam);
+    s->phase = PH_FAMILY;
+    return s;
+fail:
+    if (s->th)
+        reg_thread_detach(s->th);
+    if (s->z_init)
+        deflateEnd(&s->zs);
+    free(s->buf);
+    free(s->fams);
+    free(s);
+    return NULL;
+}
+
+void exp_scrape_end(exp_scrape *s) {
+    if (s == NULL)
+        return;
+    reg_end(s->th);
+    reg_thread_detach(s->th);
+    if (s->z_init)
+        deflateEnd(&s->zs);
+    free(s->fams);
+    free(s->ser);
+    free(s->prefix);
+    free(s->names);
+    free(s->buf);
+    free(s);
+}
+
+/* ---- rendering --------------------------------------------------------------------------- */
+
+/* Set sample name slot i to the family name (first base bytes of it) plus suffix. */
+static void set_name(exp_scrape *s, int i, size_t *off, size_t base, const char *suffix) {
+    size_t sl = strlen(suffix);
+    memcpy(s->names + *off, s->def->name, base);
+    memcpy(s->names + *off + base, suffix, sl);
+    s->nm_off[i] = *off;
+    s->nm_len[i] = base + sl;
+    *off += base + sl;
+}
+
+/* Per-family precomputation: constant labels, sample names, le and quantile label text.
+ * Returns -1 on allocation failure. */
+static int family_setup(exp_scrape *s, const exp_fam *e) {
+    const reg_family_def *d = s->def;
+    size_t nl = strlen(d->name);
+
+    size_t need = 1;
+    for (size_t i = 0; i < d->nconst; i++)
+        need += strlen(d->const_names[i]) + 2 * strlen(d->const_values[i]) + 4;
+    if (grow(&s->prefix, &s->prefix_cap, need) < 0)
+        return -1;
+    size_t n = 0;
+    for (size_t i = 0; i < d->nconst; i++) {
+        size_t k = strlen(d->const_names[i]);
+        if (i)
+            s->prefix[n++] = ',';
+        memcpy(s->prefix + n, d->const_names[i], k);
+        n += k;
+        s->prefix[n++] = '=';
+        s->prefix[n++] = '"';
+        n += escape(s->prefix + n, d->const_values[i], 1);
+        s->prefix[n++] = '"';
+    }
+    s->prefix_len = n;
+
+    if (grow(&s->names, &s->names_cap, NM_N * (nl + 16)) < 0)
+        return -1;
+    size_t off = 0;
+    set_name(s, NM_MAIN, &off, nl, "");
+    set_name(s, NM_BUCKET, &off, nl, "_bucket");
+    set_name(s, NM_SUM, &off, nl, "_sum");
+    set_name(s, NM_COUNT, &off, nl, "_count");
+    set_name(s, NM_CREATED, &off, e->mlen, "_created");
+
+    s->om_counter = s->om && d->type == REG_COUNTER && e->mlen != nl;
+    s->om_sum_ok = 1;
+    if (d->type == REG_HISTOGRAM) {
+        for (size_t i = 0; i <= d->nbuckets; i++) {
+            exp_tok *t = &s->le[i];
+            memcpy(t->s, "le=\"", 4);
+            size_t k = 4;
+            if (i == d->nbuckets) {
+                memcpy(t->s + k, "+Inf", 4);
+                k += 4;
+            } else {
+                k += fmt_go_float(d->buckets[i], s->om, t->s + k);
+            }
+            t->s[k++] = '"';
+            t->len = (uint8_t)k;
+        }
+        if (d->nbuckets > 0 && d->buckets[0] < 0)
+            s->om_sum_ok = 0;
+    } else if (d->type == REG_SUMMARY) {
+        for (size_t i = 0; i < d->nobjectives; i++) {
+            exp_tok *t = &s->qt[i];
+            memcpy(t->s, "quantile=\"", 10);
+            size_t k = 10 + fmt_go_float(d->objectives[i].quantile, s->om, t->s + 10);
+            t->s[k++] = '"';
+            t->len = (uint8_t)k;
+        }
+    }
+    return 0;
+}
+
+static const char *type_word(const exp_scrape *s) {
+    switch (s->def->type) {
+    case REG_COUNTER:
+        return s->om && !s->om_counter ? "unknown" : "counter";
+    case REG_GAUGE:
+        return "gauge";
+    case REG_HISTOGRAM:
+        return "histogram";
+    case REG_SUMMARY:
+        return "summary";
+    default:
+        return s->om ? "unknown" : "untyped";
+    }
+}
+
+static char *put(char *p, const char *src, size_t n) {
+    memcpy(p, src, n);
+    return p + n;
+}
+
+/* HELP, TYPE and (OpenMetrics) UNIT lines. 1 written, 0 no room, -1 allocation failure. */
+static int render_header(exp_scrape *s) {
+    const reg_family_def *d = s->def;
+    const exp_fam *e = &s->fams[s->fi];
+    size_t hl = d->help ? strlen(d->help) : 0;
+    size_t ul = d->unit ? strlen(d->unit) : 0;
+    int unit = s->om && ul > 0 && e->mlen > ul && e->name[e->mlen - ul - 1] == '_' &&
+               memcmp(e->name + e->mlen - ul, d->unit, ul) == 0;
+    int rc = reserve(s, 3 * (e->mlen + 12) + 2 * hl + ul + 16);
+    if (rc <= 0)
+        return rc;
+    char *p = s->buf + s->blen;
+    if (hl > 0) {
+        p = put(p, "# HELP ", 7);
+        p = put(p, e->name, e->mlen);
+        *p++ = ' ';
+        p += escape(p, d->help, s->om);
+        *p++ = '\n';
+    }
+    p = put(p, "# TYPE ", 7);
+    p = put(p, e->name, e->mlen);
+    *p++ = ' ';
+    const char *tw = type_word(s);
+    p = put(p, tw, strlen(tw));
+    *p++ = '\n';
+    if (unit) {
+        p = put(p, "# UNIT ", 7);
+        p = put(p, e->name, e->mlen);
+        *p++ = ' ';
+        p = put(p, d->unit, ul);
+        *p++ = '\n';
+    }
+    s->blen = (size_t)(p - s->buf);
+    return 1;
+}
+
+/* One sample line: name{prefix,labels,extra} value. 1 written, 0 no room, -1 no memory. */
+static int put_line(exp_scrape *s, int nm, const char *key, size_t klen, const exp_tok *extra,
+                    const char *val, size_t vlen) {
+    size_t el = extra ? extra->len : 0;
+    size_t need = s->nm_len[nm] + s->prefix_len + klen + el + vlen + 8;
+    if (s->cap - s->blen < need) {
+        int rc = reserve(s, need);
+        if (rc <= 0)
+            return rc;
+    }
+    char *p = s->buf + s->blen;
+    p = put(p, s->names + s->nm_off[nm], s->nm_len[nm]);
+    if (s->prefix_len | klen | el) {
+        char sep = '{';
+        if (s->prefix_len) {
+            *p++ = sep;
+            p = put(p, s->prefix, s->prefix_len);
+            sep = ',';
+        }
+        if (klen) {
+            *p++ = sep;
+            p = put(p, key, klen);
+            sep = ',';
+        }
+        if (el) {
+            *p++ = sep;
+            p = put(p, extra->s, el);
+        }
+        *p++ = '}';
+    }
+    *p++ = ' ';
+    p = put(p, val, vlen);
+    *p++ = '\n';
+    s->blen = (size_t)(p - s->buf);
+    return 1;
+}
+
+/* Render line j of series x. 1 written (or nothing to write for j), 0 no room, -1 no
+ * memory; *last set when j was the series' last line. */
+static int render_series_line(exp_scrape *s, const reg_series *x, size_t j, int *last) {
+    const reg_family_def *d = s->def;
+    size_t klen;
+    const char *key = reg_series_labels(x, &klen);
+    char num[EXP_NUM_MAX];
+    size_t vl;
+    *last = 0;
+    switch (d->type) {
+    case REG_COUNTER:
+        if (j == 0) {
+            vl = fmt_value(reg_series_value(x), s->om, num);
+            *last = !s->om_counter;
+            return put_line(s, NM_MAIN, key, klen, NULL, num, vl);
+        }
+        *last = 1;
+        vl = fmt_created(reg_series_created(x), num);
+        return put_line(s, NM_CREATED, key, klen, NULL, num, vl);
+    case REG_HISTOGRAM: {
+        size_t nb = d->nbuckets;
+        if (!s->loaded) {
+            reg_series_histogram(x, s->fams[s->fi].f, s->cum, &s->sum);
+            s->loaded = 1;
+        }
+        int sum_ok = !s->om || (s->om_sum_ok && s->sum >= 0);
+        if (j <= nb) {
+            vl = fmt_u64(s->cum[j], num);
+            return put_line(s, NM_BUCKET, key, klen, &s->le[j], num, vl);
+        }
+        if (j == nb + 1) {
+            if (!sum_ok)
+                return 1;
+            vl = fmt_value(s->sum, s->om, num);
+            return put_line(s, NM_SUM, key, klen, NULL, num, vl);
+        }
+        if (j == nb + 2) {
+            *last = !s->om;
+            if (!sum_ok)
+                return 1;
+            vl = fmt_u64(s->cum[nb], num);
+            return put_line(s, NM_COUNT, key, klen, NULL, num, vl);
+        }
+        *last = 1;
+        vl = fmt_created(reg_series_created(x), num);
+        return put_line(s, NM_CREATED, key, klen, NULL, num, vl);
+    }
+    case REG_SUMMARY: {
+        size_t nq = d->nobjectives;
+        if (!s->loaded) {
+            reg_series_summary(x, s->fams[s->fi].f, s->q, &s->count, &s->sum);
+            s->loaded = 1;
+        }
+        if (j < nq) {
+            if (s->om && s->q[j] < 0)
+                return 1;
+            vl = fmt_value(s->q[j], s->om, num);
+            return put_line(s, NM_MAIN, key, klen, &s->qt[j], num, vl);
+        }
+        if (j == nq) {
+            if (s->om && !(s->sum >= 0))
+                return 1;
+            vl = fmt_value(s->sum, s->om, num);
+            return put_line(s, NM_SUM, key, klen, NULL, num, vl);
+        }
+        if (j == nq + 1) {
+            *last = !s->om;
+            vl = fmt_u64(s->count, num);
+            return put_line(s, NM_COUNT, key, klen, NULL, num, vl);
+        }
+        *last = 1;
+        vl = fmt_created(reg_series_created(x), num);
+        return put_line(s, NM_CREATED, key, klen, NULL, num, vl);
+    }
+    default: /* gauge, untyped */
+        *last = 1;
+        vl = fmt_value(reg_series_value(x), s->om, num);
+        return put_line(s, NM_MAIN, key, klen, NULL, num, vl);
+    }
+}
+
+/* A scrape is bound by cache misses on series scattered over the heap: fetch the header,
+ * labels and value of a series a few iterations before it is rendered. */
+static inline void prefetch_ahead(const exp_scrape *s) {
+    if (s->si + EXP_PREFETCH < s->nser) {
+        const char *ahead = (const char *)s->ser[s->si + EXP_PREFETCH];
+        __builtin_prefetch(ahead);
+        __builtin_prefetch(ahead + 64);
+        __builtin_prefetch(ahead + 128);
+    }
+}
+
+/* Counters, gauges and untyped in the text format: one line per series; the common case at
+ * scale, kept free of the per-line state machine. 1 family done, 0 no room, -1 no memory. */
+static int render_simple_series(exp_scrape *s) {
+    char num[EXP_NUM_MAX];
+    for (; s->si < s->nser; s->si++) {
+        const reg_series *x = s->ser[s->si];
+        prefetch_ahead(s);
+        size_t klen;
+        const char *key = reg_series_labels(x, &klen);
+        size_t vl = fmt_value(reg_series_value(x), 0, num);
+        int rc = put_line(s, NM_MAIN, key, klen, NULL, num, vl);
+        if (rc <= 0)
+            return rc;
+    }
+    return 1;
+}
+
+static int render_series(exp_scrape *s) {
+    if (!s->om &&
+        (s->def->type == REG_COUNTER || s->def->type == REG_GAUGE || s->def->type == REG_UNTYPED))
+        return render_simple_series(s);
+    for (; s->si < s->nser; s->si++, s->sj = 0, s->loaded = 0) {
+        const reg_series *x = s->ser[s->si];
+        if (s->sj == 0)
+            prefetch_ahead(s);
+        for (;;) {
+            int last;
+            int rc = render_series_line(s, x, s->sj, &last);
+            if (rc <= 0)
+                return rc;
+            s->sj++;
+            if (last)
+                break;
+        }
+    }
+    return 1;
+}
+
+/* One step of rendering. 1 progress, 0 buffer full, -1 error. */
+static int step(exp_scrape *s) {
+    switch (s->phase) {
+    case PH_FAMILY: {
+        if (s->fi >= s->nfams) {
+            s->phase = s->om ? PH_EOF : PH_DONE;
+            return 1;
+        }
+        const exp_fam *e = &s->fams[s->fi];
+        if (s->om && s->last_meta && e->mlen == s->last_mlen &&
+            memcmp(e->name, s->last_meta, e->mlen) == 0) {
+            s->fi++; /* x and x_total counters would both be "x" in OpenMetrics: keep one */
+            return 1;
+        }
+        long n = reg_family_collect(s->th, e->f, &s->ser, &s->sercap);
+        if (n < 0)
+            return -1;
+        if (n == 0) {
+            s->fi++;
+            return 1;
+        }
+        s->nser = (size_t)n;
+        s->si = s->sj = 0;
+        s->loaded = 0;
+        s->def = reg_family_definition(e->f);
+        if (family_setup(s, e) < 0)
+            return -1;
+        s->phase = PH_HEADER;
+        return 1;
+    }
+    case PH_HEADER: {
+        int rc = render_header(s);
+        if (rc <= 0)
+            return rc;
+        s->last_meta = s->fams[s->fi].name;
+        s->last_mlen = s->fams[s->fi].mlen;
+        s->phase = PH_SERIES;
+        return 1;
+    }
+    case PH_SERIES: {
+        int rc = render_series(s);
+        if (rc <= 0)
+            return rc;
+        s->fi++;
+        s->phase = PH_FAMILY;
+        return 1;
+    }
+    case PH_EOF: {
+        int rc = reserve(s, 6);
+        if (rc <= 0)
+            return rc;
+        memcpy(s->buf + s->blen, "# EOF\n", 6);
+        s->blen += 6;
+        s->phase = PH_DONE;
+        return 1;
+    }
+    default:
+        return 0;
+    }
+}
+
+/* Render into the (consumed) internal buffer until it is full or the scrape is done.
+ * Returns -1 on error. */
+static int refill(exp_scrape *s) {
+    s->blen = s->bpos = 0;
+    while (s->phase != PH_DONE) {
+        int rc = step(s);
+        if (rc < 0)
+            return -1;
+        if (rc == 0)
+            break;
+    }
+    return 0;
+}
+
+long exp_scrape_read(exp_scrape *s, char *buf, size_t max) {
+    if (s == NULL || buf == NULL || max == 0 || s->err)
+        return -1;
+    if (max > LONG_MAX)
+        max = LONG_MAX;
+    if (!s->gzip) {
+        while (s->bpos == s->blen) {
+            if (s->phase == PH_DONE)
+                return 0;
+            if (refill(s) < 0) {
+                s->err = 1;
+                return -1;
+            }
+        }
+        size_t n = s->blen - s->bpos;
+        if (n > max)
+            n = max;
+        memcpy(buf, s->buf + s->bpos, n);
+        s->bpos += n;
+        return (long)n;
+    }
+    if (max > UINT_MAX)
+        max = UINT_MAX;
+    s->zs.next_out = (Bytef *)buf;
+    s->zs.avail_out = (uInt)max;
+    while (s->zs.avail_out > 0 && !s->z_end) {
+        if (s->zs.avail_in == 0 && s->phase != PH_DONE) {
+            if (refill(s) < 0) {
+                s->err = 1;
+                return -1;
+            }
+            s->zs.next_in = (Bytef *)s->buf;
+            s->zs.avail_in = (uInt)s->blen;
+            s->bpos = s->blen;
+        }
+        int flush = s->zs.avail_in == 0 && s->phase == PH_DONE ? Z_FINISH : Z_NO_FLUSH;
+        int rc = deflate(&s->zs, flush);
+        if (rc == Z_STREAM_END) {
+            s->z_end = 1;
+        } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
+            s->err = 1;
+            return -1;
+        }
+    }
+    return (long)(max - s->zs.avail_out);
+}
