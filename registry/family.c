@@ -66,9 +66,13 @@ static int def_valid(const reg_family_def *d) {
             return 0;
         for (size_t i = 0; i < d->nobjectives; i++) {
             double q = d->objectives[i].quantile, e = d->objectives[i].error;
-            if (!(q > 0 && q < 1) || !(e >= 0 && e < 1))
+            /* error 0 would mean no compression: a window holding every sample */
+            if (!(q > 0 && q < 1) || !(e > 0 && e < 1))
                 return 0;
         }
+        /* Bounds keep one series' summary state small: every flush merges into each bucket. */
+        if (d->age_buckets > 1000 || d->buf_cap > 1000000)
+            return 0;
     }
     return 1;
 }

@@ -53,7 +53,8 @@ typedef enum {
 #define REG_MAX_QUANTILES 32 /* summary objectives per family */
 #define REG_MAX_KEY 16384    /* bytes of a series' rendered label text; longer: REG_EINVAL */
 
-/* One summary objective: the quantile and its allowed rank error (client_golang semantics). */
+/* One summary objective: the quantile in (0,1) and its allowed rank error in (0,1)
+ * (client_golang semantics). */
 typedef struct {
     double quantile;
     double error;
@@ -75,8 +76,8 @@ typedef struct {
     size_t nobjectives; /* summary: may be 0 (count and sum only) */
     const reg_objective *objectives;
     uint64_t max_age_ns;  /* summary window; 0 = 10 minutes */
-    unsigned age_buckets; /* summary window slices; 0 = 5 */
-    unsigned buf_cap;     /* summary sample buffer; 0 = 500 */
+    unsigned age_buckets; /* summary window slices; 0 = 5; at most 1000 */
+    unsigned buf_cap;     /* summary sample buffer; 0 = 500; at most 1000000 */
     uint64_t ttl_ns;      /* 0 = series never expire */
     size_t max_series;    /* 0 = unlimited (the registry limit still applies) */
 } reg_family_def;
