@@ -30,6 +30,10 @@ typedef struct {
 } cfg_errors;
 
 void cfg_errors_free(cfg_errors *e);
+/* Append one error (file may be NULL; line/column 0 when not tied to a position). Returns 0,
+ * or -1 when out of memory (the error is then lost). */
+int cfg_errors_add_at(cfg_errors *e, const char *file, unsigned line, unsigned column,
+                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* "file:line:column: message" per error, one per line, to f. */
 void cfg_errors_print(const cfg_errors *e, void *stdio_file);
 
@@ -39,12 +43,7 @@ typedef enum { CFG_OBS_DEFAULT = 0, CFG_OBS_HISTOGRAM, CFG_OBS_SUMMARY } cfg_obs
 typedef enum { CFG_MATCH_DEFAULT = 0, CFG_MATCH_GLOB, CFG_MATCH_REGEX } cfg_match_type;
 typedef enum { CFG_ACTION_MAP = 0, CFG_ACTION_DROP } cfg_action;
 /* Which StatsD events a rule applies to (statsd_exporter's match_metric_type). */
-typedef enum {
-    CFG_MMT_ANY = 0,
-    CFG_MMT_COUNTER,
-    CFG_MMT_GAUGE,
-    CFG_MMT_OBSERVER
-} cfg_metric_kind;
+typedef enum { CFG_MMT_ANY = 0, CFG_MMT_COUNTER, CFG_MMT_GAUGE, CFG_MMT_OBSERVER } cfg_metric_kind;
 
 typedef struct {
     size_t nbuckets;
@@ -82,20 +81,20 @@ typedef struct {
 
 /* A mapping rule (`mappings:`), syntax of statsd_exporter's mapping file. */
 typedef struct {
-    char *match;                 /* glob or regex source */
-    cfg_match_type match_type;   /* resolved: defaults applied, never CFG_MATCH_DEFAULT */
+    char *match;               /* glob or regex source */
+    cfg_match_type match_type; /* resolved: defaults applied, never CFG_MATCH_DEFAULT */
     cfg_metric_kind match_metric_type;
     cfg_action action;
-    char *name;                  /* may hold $1 / ${1} captures; NULL only with action drop */
+    char *name; /* may hold $1 / ${1} captures; NULL only with action drop */
     size_t nlabels;
-    cfg_label *labels;           /* values may hold captures */
+    cfg_label *labels; /* values may hold captures */
     char *help;
     cfg_observer_type observer_type; /* resolved */
     cfg_histogram_options histogram; /* resolved */
     cfg_summary_options summary;     /* resolved */
     uint64_t ttl_ns;
     int has_ttl;
-    double scale;                /* 1 when not given */
+    double scale; /* 1 when not given */
     int has_scale;
     int honor_labels;
     unsigned line, column;
@@ -112,8 +111,8 @@ typedef struct {
 } cfg_defaults;
 
 typedef struct {
-    char *listen_address;  /* ":9102" */
-    char *telemetry_path;  /* "/metrics" */
+    char *listen_address; /* ":9102" */
+    char *telemetry_path; /* "/metrics" */
     size_t max_connections;
     size_t max_connections_per_ip;
     uint64_t connection_timeout_ns;
@@ -127,13 +126,13 @@ typedef struct {
     size_t read_buffer;    /* SO_RCVBUF bytes; 0 = system default */
     unsigned readers;      /* UDP reader threads; 0 = 1 */
     int dogstatsd_tags, influxdb_tags, librato_tags, signalfx_tags; /* 1 = parse (default) */
-    size_t cache_size;     /* mapping cache entries per reader; 0 = 1000 */
-    size_t max_series;     /* global series limit; 0 = unlimited */
+    size_t cache_size; /* mapping cache entries per reader; 0 = 1000 */
+    size_t max_series; /* global series limit; 0 = unlimited */
 } cfg_statsd;
 
 typedef struct cfg_config {
-    char *path;       /* file it came from; NULL for built-in defaults */
-    uint64_t hash;    /* of the file's bytes (config hash metric); 0 for defaults */
+    char *path;    /* file it came from; NULL for built-in defaults */
+    uint64_t hash; /* of the file's bytes (config hash metric); 0 for defaults */
     cfg_server server;
     cfg_statsd statsd;
     cfg_defaults defaults;
@@ -172,10 +171,10 @@ typedef struct cfg_mapper cfg_mapper;
 /* The outcome of mapping one StatsD name. Strings point into storage owned by the mapper
  * cache and stay valid until the next cfg_mapper_map call on the same cfg_mapper_cache. */
 typedef struct {
-    int drop;                    /* 1: action drop; ignore the event */
-    int mapped;                  /* 1: a rule matched; 0: default escaping of the name */
-    const cfg_mapping *rule;     /* the matching rule, NULL when unmapped */
-    const char *name;            /* the metric (family) name */
+    int drop;                /* 1: action drop; ignore the event */
+    int mapped;              /* 1: a rule matched; 0: default escaping of the name */
+    const cfg_mapping *rule; /* the matching rule, NULL when unmapped */
+    const char *name;        /* the metric (family) name */
     size_t nlabels;
     const char *const *label_names;
     const char *const *label_values;

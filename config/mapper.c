@@ -52,10 +52,6 @@
 
 static _Atomic uint64_t mapper_generation;
 
-/* From errors.c (no shared internal header declares it yet). */
-int cfg_errors_add_at(cfg_errors *e, const char *file, unsigned line, unsigned column,
-                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
 __attribute__((format(printf, 4, 5))) static void
 err_add(cfg_errors *e, const cfg_config *c, const cfg_mapping *m, const char *fmt, ...) {
     if (!e)
