@@ -1,0 +1,562 @@
+/* flags.c - the process configuration: command-line flags, loading the files they name into
+ * immutable snapshots, and the current snapshot with its reload (SIGHUP, /-/reload).
+ *
+ * Flags override the file on every load, so a reload never loses them. Readers take a
+ * reference on the current snapshot under a short mutex; a reload swaps the pointer and drops
+ * the state's reference, so a snapshot is freed only after its last reader released it.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "exporter.h"
+#include "log.h"
+
+#define DEFAULT_CONFIG_FILE "abacus.yml"
+
+/* ---- flag table ------------------------------------------------------------------------- */
+
+typedef enum { F_BOOL, F_STR, F_INT, F_HELP, F_VERSION } flag_kind;
+
+typedef struct {
+    const char *name;
+    flag_kind kind;
+    size_t off;
+    const char *def; /* shown in --help: the default, or a placeholder */
+    const char *help;
+} flag_def;
+
+#define OFF(field) offsetof(exp_flags, field)
+
+static const flag_def flags[] = {
+    {"web.listen-address", F_STR, OFF(listen_address), "\":9102\"",
+     "Address to serve /metrics and the web endpoints on (host:port, :port, [v6]:port)."},
+    {"web.telemetry-path", F_STR, OFF(telemetry_path), "\"/metrics\"",
+     "Path under which to expose metrics."},
+    {"web.enable-lifecycle", F_BOOL, OFF(enable_lifecycle), NULL,
+     "Enable configuration reload via HTTP (POST/PUT /-/reload)."},
+    {"web.max-connections", F_INT, OFF(max_connections), "512",
+     "Maximum number of simultaneous HTTP connections."},
+    {"config.file", F_STR, OFF(config_file), "\"abacus.yml\"",
+     "Configuration file. Without the flag: ./abacus.yml if present, else built-in defaults."},
+    {"check-config", F_BOOL, OFF(check_config), NULL,
+     "Validate the configuration, print every error as file:line:column: message, exit."},
+    {"statsd.listen-udp", F_STR, OFF(statsd_listen_udp), "\":9125\"",
+     "UDP address to receive StatsD lines on. \"\" disables it."},
+    {"statsd.listen-tcp", F_STR, OFF(statsd_listen_tcp), "\":9125\"",
+     "TCP address to receive StatsD lines on. \"\" disables it."},
+    {"statsd.listen-unixgram", F_STR, OFF(statsd_listen_unixgram), "\"\"",
+     "Unix datagram socket path to receive StatsD lines on. \"\" disables it."},
+    {"statsd.mapping-config", F_STR, OFF(mapping_config), "FILE",
+     "statsd_exporter mapping file; its mappings and defaults replace the config file's."},
+    {"statsd.read-buffer", F_INT, OFF(statsd_read_buffer), "BYTES",
+     "Receive buffer size (SO_RCVBUF bytes) of the UDP and Unixgram sockets."},
+    {"statsd.cache-size", F_INT, OFF(statsd_cache_size), "1000",
+     "Mapping cache entries per reader."},
+    {"statsd.readers", F_INT, OFF(statsd_readers), "1", "UDP reader threads."},
+    {"statsd.parse-dogstatsd-tags", F_BOOL, OFF(statsd_dogstatsd_tags), NULL,
+     "Parse DogStatsD style tags (default on; --no-... disables)."},
+    {"statsd.parse-influxdb-tags", F_BOOL, OFF(statsd_influxdb_tags), NULL,
+     "Parse InfluxDB style tags (default on; --no-... disables)."},
+    {"statsd.parse-librato-tags", F_BOOL, OFF(statsd_librato_tags), NULL,
+     "Parse Librato style tags (default on; --no-... disables)."},
+    {"statsd.parse-signalfx-tags", F_BOOL, OFF(statsd_signalfx_tags), NULL,
+     "Parse SignalFX style tags (default on; --no-... disables)."},
+    {"log.level", F_STR, OFF(log_level), "info",
+     "Only log messages with the given severity or above: debug, info, warn, error."},
+    {"log.format", F_STR, OFF(log_format), "logfmt",
+     "Output format of log messages: logfmt, json."},
+    {"version", F_VERSION, OFF(show_version), NULL, "Show the version and exit."},
+    {"help", F_HELP, OFF(show_help), NULL, "Show this help and exit."},
+};
+#define NFLAGS (sizeof flags / sizeof flags[0])
+
+/* Prints every flag with its default to out. Cannot fail (write errors are ignored). */
+void exp_flags_usage(FILE *out) {
+    fprintf(out, "usage: abacus [<flags>]\n\n"
+                 "A Prometheus metrics sidecar: StatsD in, /metrics out.\n\nFlags:\n");
+    for (size_t i = 0; i < NFLAGS; i++) {
+        const flag_def *d = &flags[i];
+        char head[96];
+        if (d->kind == F_STR || d->kind == F_INT)
+            snprintf(head, sizeof head, "--%s=%s", d->name,
+                     d->def ? d->def : (d->kind == F_INT ? "N" : "VALUE"));
+        else if (d->kind == F_HELP)
+            snprintf(head, sizeof head, "-h, --help");
+        else
+            snprintf(head, sizeof head, "--%s", d->name);
+        fprintf(out, "  %-38s %s\n", head, d->help);
+    }
+}
+
+static int usage_error(FILE *err, const char *fmt, const char *arg) {
+    fprintf(err, "abacus: error: ");
+    fprintf(err, fmt, arg);
+    fprintf(err, ", try --help\n");
+    return 2;
+}
+
+static int parse_bool(const char *v, int *out) {
+    if (!strcmp(v, "true") || !strcmp(v, "1"))
+        *out = 1;
+    else if (!strcmp(v, "false") || !strcmp(v, "0"))
+        *out = 0;
+    else
+        return -1;
+    return 0;
+}
+
+static int parse_count(const char *v, long long *out) {
+    if (!*v || *v == '-' || *v == '+')
+        return -1;
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (errno || *end || n < 0)
+        return -1;
+    *out = n;
+    return 0;
+}
+
+/* Returns 0, or 2 on a usage error after printing it to err. */
+int exp_flags_parse(exp_flags *f, int argc, char **argv, FILE *err) {
+    memset(f, 0, sizeof *f);
+    f->max_connections = EXP_UNSET;
+    f->statsd_read_buffer = f->statsd_cache_size = f->statsd_readers = EXP_UNSET;
+    f->statsd_dogstatsd_tags = f->statsd_influxdb_tags = EXP_UNSET;
+    f->statsd_librato_tags = f->statsd_signalfx_tags = EXP_UNSET;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h")) {
+            f->show_help = 1;
+            continue;
+        }
+        if (!strcmp(a, "--"))
+            return i + 1 < argc ? usage_error(err, "unexpected argument %s", argv[i + 1]) : 0;
+        if (strncmp(a, "--", 2) != 0)
+            return usage_error(err, "unexpected argument %s", a);
+        const char *name = a + 2;
+        const char *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        int negated = 0;
+        const flag_def *d = NULL;
+        for (int pass = 0; pass < 2 && !d; pass++) {
+            const char *n = name;
+            size_t len = nlen;
+            if (pass == 1) {
+                if (nlen <= 3 || strncmp(name, "no-", 3) != 0)
+                    break;
+                n += 3;
+                len -= 3;
+            }
+            for (size_t k = 0; k < NFLAGS; k++) {
+                if (strlen(flags[k].name) == len && !strncmp(flags[k].name, n, len)) {
+                    d = &flags[k];
+                    negated = pass;
+                    break;
+                }
+            }
+        }
+        if (!d || (negated && d->kind != F_BOOL))
+            return usage_error(err, "unknown flag %s", a);
+        void *field = (char *)f + d->off;
+        if (d->kind == F_BOOL || d->kind == F_HELP || d->kind == F_VERSION) {
+            int v = 1;
+            if (eq && (negated || d->kind != F_BOOL || parse_bool(eq + 1, &v) != 0))
+                return usage_error(err, "invalid value for flag %s", a);
+            *(int *)field = negated ? 0 : v;
+            continue;
+        }
+        const char *val;
+        if (eq) {
+            val = eq + 1;
+        } else if (i + 1 < argc) {
+            val = argv[++i];
+        } else {
+            return usage_error(err, "flag %s requires a value", a);
+        }
+        if (d->kind == F_STR) {
+            *(const char **)field = val;
+        } else if (parse_count(val, (long long *)field) != 0) {
+            fprintf(err,
+                    "abacus: error: invalid value \"%s\" for flag --%s (want a count), "
+                    "try --help\n",
+                    val, d->name);
+            return 2;
+        }
+    }
+    if (f->log_level && exp_log_set_level(f->log_level) != 0)
+        return usage_error(err, "invalid --log.level %s (debug, info, warn, error)", f->log_level);
+    if (f->log_format && exp_log_set_format(f->log_format) != 0)
+        return usage_error(err, "invalid --log.format %s (logfmt, json)", f->log_format);
+    return 0;
+}
+
+/* The named file, ./abacus.yml when present, or NULL. Cannot fail. */
+const char *exp_flags_config_path(const exp_flags *f) {
+    if (f->config_file)
+        return f->config_file;
+    if (access(DEFAULT_CONFIG_FILE, F_OK) == 0)
+        return DEFAULT_CONFIG_FILE;
+    return NULL;
+}
+
+/* ---- loading ------------------------------------------------------------------------------ */
+
+/* Append an error following cfg_errors' ownership contract (malloc'd array and strings). */
+static void add_err(cfg_errors *e, const char *file, unsigned line, unsigned col, const char *fmt,
+                    ...) __attribute__((format(printf, 5, 6)));
+static void add_err(cfg_errors *e, const char *file, unsigned line, unsigned col, const char *fmt,
+                    ...) {
+    if (e->count == e->cap) {
+        size_t cap = e->cap ? e->cap * 2 : 8;
+        cfg_error *items = realloc(e->items, cap * sizeof *items);
+        if (!items)
+            return;
+        e->items = items;
+        e->cap = cap;
+    }
+    char *msg = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&msg, fmt, ap);
+    va_end(ap);
+    char *fcopy = strdup(file ? file : "<config>");
+    if (n < 0 || !fcopy) {
+        free(fcopy);
+        if (n >= 0)
+            free(msg);
+        return;
+    }
+    e->items[e->count++] = (cfg_error){.file = fcopy, .line = line, .column = col, .message = msg};
+}
+
+/* Replace a config string (cfg_free releases them with free()). -1 when out of memory. */
+static int set_str(char **field, const char *v) {
+    char *copy = strdup(v);
+    if (!copy)
+        return -1;
+    free(*field);
+    *field = copy;
+    return 0;
+}
+
+static int apply_flags(const exp_flags *f, cfg_config *c) {
+    int rc = 0;
+    if (f->listen_address)
+        rc |= set_str(&c->server.listen_address, f->listen_address);
+    if (f->telemetry_path)
+        rc |= set_str(&c->server.telemetry_path, f->telemetry_path);
+    if (f->max_connections != EXP_UNSET)
+        c->server.max_connections = (size_t)f->max_connections;
+    if (f->statsd_listen_udp)
+        rc |= set_str(&c->statsd.listen_udp, f->statsd_listen_udp);
+    if (f->statsd_listen_tcp)
+        rc |= set_str(&c->statsd.listen_tcp, f->statsd_listen_tcp);
+    if (f->statsd_listen_unixgram)
+        rc |= set_str(&c->statsd.listen_unixgram, f->statsd_listen_unixgram);
+    if (f->statsd_read_buffer != EXP_UNSET)
+        c->statsd.read_buffer = (size_t)f->statsd_read_buffer;
+    if (f->statsd_cache_size != EXP_UNSET)
+        c->statsd.cache_size = (size_t)f->statsd_cache_size;
+    if (f->statsd_readers != EXP_UNSET)
+        c->statsd.readers = (unsigned)f->statsd_readers;
+    if (f->statsd_dogstatsd_tags != EXP_UNSET)
+        c->statsd.dogstatsd_tags = f->statsd_dogstatsd_tags;
+    if (f->statsd_influxdb_tags != EXP_UNSET)
+        c->statsd.influxdb_tags = f->statsd_influxdb_tags;
+    if (f->statsd_librato_tags != EXP_UNSET)
+        c->statsd.librato_tags = f->statsd_librato_tags;
+    if (f->statsd_signalfx_tags != EXP_UNSET)
+        c->statsd.signalfx_tags = f->statsd_signalfx_tags;
+    return rc ? -1 : 0;
+}
+
+/* Where a server/statsd value came from, for error messages. */
+static const char *origin(const char *flagval, const char *flagname, const cfg_config *c) {
+    if (flagval)
+        return flagname;
+    return c->path ? c->path : "<defaults>";
+}
+
+static void check_address(cfg_errors *errs, const char *where, const char *key, const char *addr,
+                          int may_be_empty) {
+    char host[256], why[160];
+    unsigned port;
+    if (!addr || !*addr) {
+        if (!may_be_empty)
+            add_err(errs, where, 0, 0, "%s: a listen address is required", key);
+        return;
+    }
+    if (exp_split_address(addr, host, sizeof host, &port, why, sizeof why) != 0)
+        add_err(errs, where, 0, 0, "%s: invalid listen address \"%s\": %s", key, addr, why);
+}
+
+/* "/" is the landing page; "/-/" holds the lifecycle endpoints. */
+static int reserved_path(const char *p) {
+    return !strcmp(p, "/") || !strncmp(p, "/-/", 3);
+}
+
+static void check_settings(const exp_flags *f, const cfg_config *c, cfg_errors *errs) {
+    check_address(errs, origin(f->listen_address, "--web.listen-address", c),
+                  "server.listen_address", c->server.listen_address, 0);
+    const char *tp = c->server.telemetry_path;
+    const char *where = origin(f->telemetry_path, "--web.telemetry-path", c);
+    if (!tp || tp[0] != '/' || strpbrk(tp, "?# \t\r\n"))
+        add_err(errs, where, 0, 0,
+                "server.telemetry_path: \"%s\" must be an absolute path without query or spaces",
+                tp ? tp : "");
+    else if (reserved_path(tp))
+        add_err(errs, where, 0, 0,
+                "server.telemetry_path: \"%s\" is reserved (\"/\" and paths under \"/-/\")", tp);
+    /* Flag values get the limits the loader applies to the same keys in the file. */
+    if (f->max_connections != EXP_UNSET && (f->max_connections < 1 || f->max_connections > 1000000))
+        add_err(errs, "--web.max-connections", 0, 0, "must be between 1 and 1000000");
+    if (f->statsd_read_buffer != EXP_UNSET && f->statsd_read_buffer > INT32_MAX)
+        add_err(errs, "--statsd.read-buffer", 0, 0, "must be at most %d", INT32_MAX);
+    if (f->statsd_readers != EXP_UNSET && f->statsd_readers > 256)
+        add_err(errs, "--statsd.readers", 0, 0, "must be at most 256");
+    if (f->statsd_cache_size != EXP_UNSET && f->statsd_cache_size > 10000000)
+        add_err(errs, "--statsd.cache-size", 0, 0, "must be at most 10000000");
+    if (c->statsd.listen_unixgram && strlen(c->statsd.listen_unixgram) > 107)
+        add_err(errs, origin(f->statsd_listen_unixgram, "--statsd.listen-unixgram", c), 0, 0,
+                "statsd.listen_unixgram: socket path too long (max 107 bytes)");
+    check_address(errs, origin(f->statsd_listen_udp, "--statsd.listen-udp", c), "statsd.listen_udp",
+                  c->statsd.listen_udp, 1);
+    check_address(errs, origin(f->statsd_listen_tcp, "--statsd.listen-tcp", c), "statsd.listen_tcp",
+                  c->statsd.listen_tcp, 1);
+}
+
+/* Cannot fail. */
+exp_config *exp_config_ref(exp_config *c) {
+    atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+    return c;
+}
+
+/* Frees the snapshot with its last reference. Cannot fail. */
+void exp_config_release(exp_config *c) {
+    if (!c || atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    if (c->mapper)
+        cfg_mapper_free(c->mapper);
+    cfg_free(c->mapping_file);
+    cfg_free(c->cfg);
+    free(c);
+}
+
+/* Returns a snapshot, or NULL with every problem appended to errs. */
+exp_config *exp_config_load(const exp_flags *f, cfg_errors *errs) {
+    size_t before = errs->count;
+    const char *path = exp_flags_config_path(f);
+    cfg_config *cfg = path ? cfg_load(path, errs) : cfg_default();
+    if (!cfg && errs->count == before)
+        add_err(errs, path ? path : "<defaults>", 0, 0, "cannot load: out of memory");
+    cfg_config *mf = NULL;
+    if (f->mapping_config) {
+        size_t b = errs->count;
+        mf = cfg_load(f->mapping_config, errs);
+        if (!mf && errs->count == b)
+            add_err(errs, f->mapping_config, 0, 0, "cannot load: out of memory");
+        if (mf && mf->nmetrics > 0)
+            add_err(errs, f->mapping_config, mf->metrics[0].line, mf->metrics[0].column,
+                    "metrics: declared metrics belong in the config file (--config.file), "
+                    "not in the mapping file");
+    }
+    for (size_t i = 0; cfg && i < cfg->nmetrics; i++) {
+        const cfg_metric *m = &cfg->metrics[i];
+        if (!strncmp(m->name, "abacus_", 7) || !strncmp(m->name, "process_", 8))
+            add_err(errs, cfg->path, m->line, m->column,
+                    "metrics[%zu].name: \"%s\": the abacus_ and process_ prefixes are reserved "
+                    "for abacus's own metrics",
+                    i, m->name);
+    }
+    exp_config *c = NULL;
+    if (cfg) {
+        if (apply_flags(f, cfg) != 0)
+            add_err(errs, "<flags>", 0, 0, "out of memory applying flags");
+        check_settings(f, cfg, errs);
+    }
+    if (errs->count > before)
+        goto fail;
+    c = calloc(1, sizeof *c);
+    if (!c) {
+        add_err(errs, "<config>", 0, 0, "out of memory");
+        goto fail;
+    }
+    c->cfg = cfg;
+    c->mapping_file = mf;
+    c->rules = mf ? mf : cfg;
+    c->hash = cfg->hash;
+    if (mf)
+        c->hash ^= mf->hash * 0x9E3779B97F4A7C15ULL;
+    atomic_init(&c->refs, 1);
+    c->mapper = cfg_mapper_create(c->rules, errs);
+    if (!c->mapper) {
+        if (errs->count == before)
+            add_err(errs, c->rules->path, 0, 0, "cannot compile the mapping rules");
+        free(c);
+        goto fail;
+    }
+    return c;
+fail:
+    cfg_free(mf);
+    cfg_free(cfg);
+    return NULL;
+}
+
+/* ---- the current snapshot ------------------------------------------------------------------ */
+
+struct exp_state {
+    reg_registry *reg;
+    exp_flags flags; /* a copy: config_file pinned to the file the first load used */
+    exp_self *self;
+    pthread_mutex_t cur_lock;    /* guards cur for acquire/swap; held for a pointer copy */
+    exp_config *cur;             /* holds one reference */
+    pthread_mutex_t reload_lock; /* one reload at a time */
+    _Atomic uint64_t generation;
+    _Atomic int ready;
+};
+
+static void log_errors(const cfg_errors *e, size_t from, const char *msg) {
+    for (size_t i = from; i < e->count; i++) {
+        char line[16], col[16];
+        snprintf(line, sizeof line, "%u", e->items[i].line);
+        snprintf(col, sizeof col, "%u", e->items[i].column);
+        exp_log(EXP_LOG_ERROR, msg, "file", e->items[i].file, "line", line, "column", col, "err",
+                e->items[i].message, NULL);
+    }
+}
+
+static void log_loaded(const char *msg, const exp_config *c) {
+    char nm[24], nmap[24], hash[24];
+    snprintf(nm, sizeof nm, "%zu", c->cfg->nmetrics);
+    snprintf(nmap, sizeof nmap, "%zu", c->rules->nmappings);
+    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)c->hash);
+    exp_log(EXP_LOG_INFO, msg, "file", c->cfg->path ? c->cfg->path : "<built-in defaults>",
+            "mapping_file", c->mapping_file ? c->mapping_file->path : "", "metrics", nm, "mappings",
+            nmap, "hash", hash, NULL);
+}
+
+/* Returns the state, or NULL with a reason in err (apply failed, out of memory). */
+exp_state *exp_state_create(reg_registry *r, const exp_flags *f, exp_self *self,
+                            exp_config *initial, char *err, size_t errlen) {
+    exp_state *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    int rc = cfg_apply(r, NULL, initial->cfg);
+    if (rc != REG_OK) {
+        snprintf(err, errlen, "applying the configuration to the registry: %s", reg_strerror(rc));
+        free(s);
+        return NULL;
+    }
+    s->reg = r;
+    s->flags = *f;
+    /* Started from ./abacus.yml: reloads keep reading it (a deleted file is an error, not a
+     * silent switch to the built-in defaults). */
+    if (!s->flags.config_file && initial->cfg->path)
+        s->flags.config_file = DEFAULT_CONFIG_FILE;
+    s->self = self;
+    s->cur = initial;
+    pthread_mutex_init(&s->cur_lock, NULL);
+    pthread_mutex_init(&s->reload_lock, NULL);
+    atomic_init(&s->generation, 1);
+    atomic_init(&s->ready, 0);
+    if (self)
+        exp_self_config_loaded(self, 1, initial->hash);
+    log_loaded("configuration loaded", initial);
+    return s;
+}
+
+/* Cannot fail. */
+void exp_state_destroy(exp_state *s) {
+    if (!s)
+        return;
+    exp_config_release(s->cur);
+    pthread_mutex_destroy(&s->cur_lock);
+    pthread_mutex_destroy(&s->reload_lock);
+    free(s);
+}
+
+/* Never NULL. Cannot fail. */
+exp_config *exp_state_acquire(exp_state *s) {
+    pthread_mutex_lock(&s->cur_lock);
+    exp_config *c = exp_config_ref(s->cur);
+    pthread_mutex_unlock(&s->cur_lock);
+    return c;
+}
+
+/* Cannot fail. */
+uint64_t exp_state_generation(exp_state *s) {
+    return atomic_load_explicit(&s->generation, memory_order_acquire);
+}
+
+static int str_differs(const char *a, const char *b) {
+    return strcmp(a ? a : "", b ? b : "") != 0;
+}
+
+/* Returns 0 when applied; -1 when rejected (errors in errs, old config kept). */
+int exp_state_reload(exp_state *s, cfg_errors *errs) {
+    pthread_mutex_lock(&s->reload_lock);
+    size_t before = errs->count;
+    exp_config *next = exp_config_load(&s->flags, errs);
+    if (!next) {
+        log_errors(errs, before, "invalid configuration, keeping the old one");
+        exp_self_config_loaded(s->self, 0, 0);
+        pthread_mutex_unlock(&s->reload_lock);
+        return -1;
+    }
+    exp_config *old = s->cur; /* only reloads swap it, and we hold reload_lock */
+    int rc = cfg_apply(s->reg, old->cfg, next->cfg);
+    if (rc != REG_OK) {
+        add_err(errs, next->cfg->path ? next->cfg->path : "<defaults>", 0, 0,
+                "applying the configuration to the registry failed: %s", reg_strerror(rc));
+        log_errors(errs, before, "configuration rejected, keeping the old one");
+        int rb = cfg_apply(s->reg, next->cfg, old->cfg);
+        if (rb != REG_OK)
+            exp_log(EXP_LOG_ERROR, "restoring the old configuration's metrics failed", "err",
+                    reg_strerror(rb), NULL);
+        exp_config_release(next);
+        exp_self_config_loaded(s->self, 0, 0);
+        pthread_mutex_unlock(&s->reload_lock);
+        return -1;
+    }
+    const cfg_server *a = &old->cfg->server, *b = &next->cfg->server;
+    if (str_differs(a->listen_address, b->listen_address) ||
+        str_differs(a->telemetry_path, b->telemetry_path) ||
+        a->max_connections != b->max_connections ||
+        a->max_connections_per_ip != b->max_connections_per_ip ||
+        a->connection_timeout_ns != b->connection_timeout_ns ||
+        a->max_request_bytes != b->max_request_bytes)
+        exp_log(EXP_LOG_WARN, "server settings changed; they take effect after a restart", NULL);
+    pthread_mutex_lock(&s->cur_lock);
+    s->cur = next;
+    pthread_mutex_unlock(&s->cur_lock);
+    atomic_fetch_add_explicit(&s->generation, 1, memory_order_release);
+    exp_config_release(old);
+    exp_self_config_loaded(s->self, 1, next->hash);
+    log_loaded("configuration reloaded", next);
+    pthread_mutex_unlock(&s->reload_lock);
+    return 0;
+}
+
+/* Cannot fail. */
+void exp_state_set_ready(exp_state *s, int ready) {
+    atomic_store(&s->ready, ready);
+}
+
+/* Cannot fail. */
+int exp_state_ready(exp_state *s) {
+    return atomic_load(&s->ready);
+}

@@ -1,0 +1,428 @@
+"""harness.py - shared helpers for abacus end-to-end tests.
+
+Starts the real binary (env ABACUS_BIN) on a free loopback port, waits for /-/ready by
+polling, scrapes and validates every scrape, and stops it with SIGTERM asserting exit 0.
+
+Every text-format scrape goes through `promtool check metrics` and a strict structural check
+(each family's lines together, one HELP and TYPE each, no series twice); every OpenMetrics
+scrape through prometheus_client's OpenMetrics parser (promtool does not read OpenMetrics).
+Tests wait for conditions by polling with a deadline (wait_until), never by fixed sleeps.
+Missing tools (promtool, prometheus, prometheus_client) fail the tests: CI installs them.
+"""
+
+import gzip
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+
+def _ensure_prometheus_client():
+    """Debian's python3-prometheus-client lives in the system interpreter; a python3 found
+    first on PATH (pyenv, venv) may lack it. Re-run the test under /usr/bin/python3 then."""
+    try:
+        import prometheus_client  # noqa: F401
+    except ImportError:
+        system = "/usr/bin/python3"
+        if (os.path.exists(system) and not os.environ.get("ABACUS_E2E_REEXEC")
+                and os.path.isfile(sys.argv[0])
+                and os.path.realpath(sys.executable) != os.path.realpath(system)):
+            os.environ["ABACUS_E2E_REEXEC"] = "1"
+            sys.stdout.flush()
+            os.execv(system, [system] + sys.argv)
+        raise
+
+
+_ensure_prometheus_client()
+
+from prometheus_client.openmetrics import parser as om_parser  # noqa: E402
+from prometheus_client import parser as text_parser  # noqa: E402
+
+TEXT_CT = "text/plain; version=0.0.4; charset=utf-8"
+OM_CT = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+OM_ACCEPT = "application/openmetrics-text; version=1.0.0"
+
+DEFAULT_TIMEOUT = 20.0
+
+
+def binary():
+    b = os.environ.get("ABACUS_BIN")
+    if not b or not os.access(b, os.X_OK):
+        raise AssertionError("ABACUS_BIN must name the abacus binary (got %r)" % b)
+    return b
+
+
+def tool(name):
+    path = shutil.which(name) or ("/usr/bin/" + name if os.path.exists("/usr/bin/" + name)
+                                  else None)
+    if not path:
+        raise AssertionError("%s is required for the end-to-end tests but is not installed"
+                             % name)
+    return path
+
+
+def wait_until(cond, what, timeout=DEFAULT_TIMEOUT, interval=0.02):
+    """Poll cond() until it returns a truthy value; return it. Fail after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while True:
+        try:
+            v = cond()
+            if v:
+                return v
+        except (OSError, http.client.HTTPException) as e:
+            last_exc = e
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.0fs waiting for %s%s" % (
+                timeout, what, " (last error: %r)" % last_exc if last_exc else ""))
+        time.sleep(interval)
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    """A port that was free a moment ago on 127.0.0.1 (for programs that cannot take :0)."""
+    s = socket.socket(socket.AF_INET, kind)
+    try:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers  # list of (name, value)
+        self.body = body
+
+    def header(self, name):
+        """The value of a header (first one), or None. Case-insensitive."""
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+    def header_all(self, name):
+        return [v for k, v in self.headers if k.lower() == name.lower()]
+
+    @property
+    def text(self):
+        return self.body.decode("utf-8")
+
+
+def http_request(host, port, method, path, headers=None, body=None, timeout=DEFAULT_TIMEOUT):
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        data = r.read()
+        return Response(r.status, r.getheaders(), data)
+    finally:
+        conn.close()
+
+
+# ---- exposition checks ------------------------------------------------------------------------
+
+_SAMPLE_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})?\s+(\S+)(\s+\S+)?$')
+_SUFFIXES = ("_bucket", "_count", "_sum", "_total", "_created", "_info")
+
+
+def _family_of(sample, typed):
+    if sample in typed:
+        return sample
+    for suf in _SUFFIXES:
+        if sample.endswith(suf) and sample[:-len(suf)] in typed:
+            return sample[:-len(suf)]
+    return sample
+
+
+def check_text_structure(text):
+    """The text-format contract beyond promtool: every family's lines together, one HELP and
+    one TYPE each (before its samples), no sample (name + labels) twice."""
+    assert text.endswith("\n") or text == "", "output must end with a newline"
+    help_seen, type_seen, done, seen = set(), {}, set(), set()
+    current = None
+    for ln, line in enumerate(text.splitlines(), 1):
+        if not line:
+            raise AssertionError("line %d: empty line" % ln)
+        if line.startswith("# HELP ") or line.startswith("# TYPE "):
+            parts = line.split(" ", 3)
+            name = parts[2]
+            kind = parts[1]
+            assert name not in done, "line %d: family %s split up" % (ln, name)
+            if current is not None and current != name:
+                done.add(current)
+            current = name
+            if kind == "HELP":
+                assert name not in help_seen, "line %d: second HELP for %s" % (ln, name)
+                help_seen.add(name)
+            else:
+                assert name not in type_seen, "line %d: second TYPE for %s" % (ln, name)
+                type_seen[name] = parts[3]
+            continue
+        if line.startswith("#"):
+            continue
+        m = _SAMPLE_RE.match(line)
+        assert m, "line %d: not a sample: %r" % (ln, line)
+        fam = _family_of(m.group(1), type_seen)
+        if fam != current:
+            assert fam not in done, "line %d: family %s split up" % (ln, fam)
+            if current is not None:
+                done.add(current)
+            current = fam
+        key = (m.group(1), m.group(2) or "")
+        assert key not in seen, "line %d: duplicate series %s%s" % (ln, key[0], key[1])
+        seen.add(key)
+
+
+def promtool_check(text):
+    p = subprocess.run([tool("promtool"), "check", "metrics"], input=text.encode(),
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+    if p.returncode != 0:
+        raise AssertionError("promtool check metrics failed (%d):\n%s\n--- input ---\n%s" % (
+            p.returncode, p.stdout.decode(errors="replace"), text[:4000]))
+
+
+def parse_text(text):
+    """Validate a text-format scrape completely; return {name: family} (prometheus_client)."""
+    check_text_structure(text)
+    promtool_check(text)
+    return {f.name: f for f in text_parser.text_string_to_metric_families(text)}
+
+
+def parse_openmetrics(text):
+    """Validate an OpenMetrics scrape with the strict parser; return {name: family}."""
+    assert text.endswith("# EOF\n"), "OpenMetrics output must end with # EOF"
+    return {f.name: f for f in om_parser.text_string_to_metric_families(text)}
+
+
+def sample_value(families, name, labels=None):
+    """The value of sample `name` with exactly `labels`, or None."""
+    for fam in families.values():
+        for s in fam.samples:
+            if s.name == name and (labels is None or dict(s.labels) == labels):
+                return s.value
+    return None
+
+
+# ---- the process -------------------------------------------------------------------------------
+
+class Abacus:
+    """One abacus process. Use as a context manager or call start()/stop().
+
+    config: YAML text written to <tmpdir>/abacus.yml and passed with --config.file.
+    args: extra flags (later ones win). statsd: False passes empty StatsD listen addresses
+    (no listeners); True listens for UDP and TCP on 127.0.0.1 port 0 and, once ready, reads
+    the bound addresses from the "statsd listener started" log lines into self.statsd
+    ({"udp": (host, port), "tcp": (host, port)}) for send_udp/send_tcp.
+    """
+
+    def __init__(self, args=(), config=None, lifecycle=False, statsd=False, cwd=None,
+                 pass_config_flag=True):
+        self.tmp = tempfile.mkdtemp(prefix="abacus-e2e-")
+        self.cwd = cwd or self.tmp
+        self.config_path = os.path.join(self.tmp, "abacus.yml")
+        if config is not None:
+            self.write_config(config)
+        # Port 0 and the address from the "listening" log line, which is at info level:
+        # with a quieter level, fall back to a port that was free a moment ago.
+        quiet = any(re.match(r"--log\.level=(warn|error)$", x) for x in args)
+        self.port_hint = free_port() if quiet else 0
+        self.args = ["--web.listen-address=127.0.0.1:%d" % self.port_hint]
+        if config is not None and pass_config_flag:
+            self.args.append("--config.file=" + self.config_path)
+        if lifecycle:
+            self.args.append("--web.enable-lifecycle")
+        self.want_statsd = statsd
+        self.statsd = {}
+        if statsd:
+            self.args += ["--statsd.listen-udp=127.0.0.1:0", "--statsd.listen-tcp=127.0.0.1:0"]
+        else:
+            self.args += ["--statsd.listen-udp=", "--statsd.listen-tcp="]
+        self.args += list(args)
+        self.proc = None
+        self.port = None
+        self.host = "127.0.0.1"
+        self.lines = []
+        self._cond = threading.Condition()
+        self._reader = None
+
+    def write_config(self, text, path=None):
+        path = path or self.config_path
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)  # atomic: a concurrent reload sees old or new, never half
+
+    # -- lifecycle --
+
+    def start(self, wait_ready=True):
+        self.proc = subprocess.Popen([binary()] + self.args, cwd=self.cwd,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._reader.start()
+        listen = [x for x in self.args if x.startswith("--web.listen-address=")][-1]
+        if self.port_hint and listen.endswith(":%d" % self.port_hint):
+            self.port = self.port_hint
+        else:
+            line = self.wait_log(r"listening", timeout=DEFAULT_TIMEOUT)
+            m = re.search(r'address"?[=:]"?(?:\[([0-9a-f:.]+)\]|([0-9.]+)):(\d+)', line)
+            assert m, "no address in %r" % line
+            self.host = m.group(1) or m.group(2)
+            self.port = int(m.group(3))
+        if wait_ready:
+            wait_until(lambda: self.get("/-/ready").status == 200, "abacus /-/ready")
+        if self.want_statsd:
+            self.wait_log(r"statsd listener started")
+            rx = re.compile(r'listener"?[=:]"?(\w+)"?.*address"?[=:]"?'
+                            r'(?:\[([0-9a-f:.]+)\]|([0-9.]+)):(\d+)')
+            with self._cond:
+                for line in self.lines:
+                    m = rx.search(line) if "statsd listener started" in line else None
+                    if m:
+                        self.statsd[m.group(1)] = (m.group(2) or m.group(3), int(m.group(4)))
+        return self
+
+    def send_udp(self, data):
+        """Send one datagram (bytes or str) to the StatsD UDP listener."""
+        if isinstance(data, str):
+            data = data.encode()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(data, self.statsd["udp"])
+
+    def send_tcp(self, data):
+        """Send bytes (or str) over one TCP connection to the StatsD TCP listener."""
+        if isinstance(data, str):
+            data = data.encode()
+        with socket.create_connection(self.statsd["tcp"], timeout=DEFAULT_TIMEOUT) as s:
+            s.sendall(data)
+
+    def _read_stderr(self):
+        for raw in self.proc.stderr:
+            with self._cond:
+                self.lines.append(raw.decode("utf-8", errors="replace").rstrip("\n"))
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait_log(self, pattern, timeout=DEFAULT_TIMEOUT, start=0):
+        """The first stderr line (from index start) matching pattern; fails on timeout or if
+        the process exits first."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            i = start
+            while True:
+                while i < len(self.lines):
+                    if rx.search(self.lines[i]):
+                        return self.lines[i]
+                    i += 1
+                if self.proc.poll() is not None and not self._reader.is_alive():
+                    raise AssertionError("abacus exited (%s) before logging %r:\n%s" % (
+                        self.proc.returncode, pattern, "\n".join(self.lines)))
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("no log line matching %r within %.0fs:\n%s" % (
+                        pattern, timeout, "\n".join(self.lines)))
+                self._cond.wait(min(left, 0.2))
+
+    def log_text(self):
+        with self._cond:
+            return "\n".join(self.lines)
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, expect_rc=0, timeout=30):
+        """SIGTERM, wait, assert the exit code. Returns it."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("abacus did not exit within %ds of SIGTERM" % timeout)
+        if self._reader:
+            self._reader.join(timeout=5)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        if expect_rc is not None:
+            assert rc == expect_rc, "abacus exited %d, want %d; log:\n%s" % (
+                rc, expect_rc, self.log_text())
+        return rc
+
+    def cleanup(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self):
+        try:
+            return self.start()
+        except BaseException:
+            self.cleanup()
+            raise
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is None:
+                self.stop()
+        finally:
+            self.cleanup()
+
+    # -- HTTP --
+
+    def request(self, method, path, headers=None, body=None):
+        return http_request(self.host, self.port, method, path, headers, body)
+
+    def get(self, path, headers=None):
+        return self.request("GET", path, headers)
+
+    def scrape(self, openmetrics=False, gzip_ok=False, path="/metrics"):
+        """GET the telemetry path, check headers and validate the body; returns
+        (families, text, response)."""
+        h = {}
+        if openmetrics:
+            h["Accept"] = OM_ACCEPT
+        if gzip_ok:
+            h["Accept-Encoding"] = "gzip"
+        r = self.get(path, h)
+        assert r.status == 200, "scrape: HTTP %d: %r" % (r.status, r.body[:300])
+        assert r.header("Content-Type") == (OM_CT if openmetrics else TEXT_CT), r.headers
+        assert "Accept-Encoding" in (r.header("Vary") or ""), r.headers
+        body = r.body
+        if gzip_ok:
+            assert r.header("Content-Encoding") == "gzip", r.headers
+            body = gzip.decompress(body)
+        else:
+            assert r.header("Content-Encoding") is None, r.headers
+        text = body.decode("utf-8")
+        fams = parse_openmetrics(text) if openmetrics else parse_text(text)
+        return fams, text, r
+
+    def value(self, name, labels=None, openmetrics=False, path="/metrics"):
+        fams, _, _ = self.scrape(openmetrics=openmetrics, path=path)
+        return sample_value(fams, name, labels)
+
+
+def run(args, cwd=None, timeout=60):
+    """Run the binary to completion (for --check-config, --help, ...): (rc, stdout, stderr)."""
+    p = subprocess.run([binary()] + list(args), cwd=cwd, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+
+
+def json_lines(text):
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
