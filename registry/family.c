@@ -199,7 +199,7 @@ uint64_t reg_family_refused(const reg_family *f) {
 
 static unsigned long fam_hash_cb(const void *obj, unsigned long seed) {
     (void)seed;
-    return (unsigned long)((const reg_family *)obj)->hash;
+    return (unsigned long)((const reg_family *)obj)->key.hash;
 }
 
 /* The second argument is always a reg_probe (lookups and removal use probes). */
@@ -207,7 +207,7 @@ static bool fam_compare_cb(const void *stored, const void *key) {
     const reg_family *f = stored;
     const reg_probe *p = key;
     REG_TSAN_ACQUIRE(f); /* ck_hs calls this before get returns: pairs with the publish */
-    return f->hash == p->hash && f->name_len == p->klen &&
+    return f->key.hash == p->hash && f->key.klen == p->klen &&
            memcmp(f->def.name, p->key, p->klen) == 0;
 }
 
@@ -243,7 +243,7 @@ void reg_families_destroy(reg_registry *r) {
         ck_hs_iterator_t si = CK_HS_ITERATOR_INITIALIZER;
         void *s;
         while (ck_hs_next(&f->hs, &si, &s))
-            reg_series_free_now(s);
+            reg_series_free_now(reg_series_untag(s));
         reg_family_free_now(f);
     }
     ck_hs_destroy(&r->families);
@@ -298,8 +298,9 @@ int reg_family_add(reg_thread *t, const reg_family_def *def, reg_family **out) {
         return REG_ENOMEM;
     }
     f->reg = r;
-    f->name_len = strlen(def->name);
-    f->hash = reg_hash_bytes(def->name, f->name_len, r->seed);
+    f->key.key = f->def.name;
+    f->key.klen = strlen(def->name);
+    f->key.hash = reg_hash_bytes(def->name, f->key.klen, r->seed);
     f->nvals = def->type == REG_HISTOGRAM ? def->nbuckets + 2 : 1;
     atomic_init(&f->refs, 1);
     pthread_mutex_init(&f->mu, NULL);
@@ -317,7 +318,7 @@ int reg_family_add(reg_thread *t, const reg_family_def *def, reg_family **out) {
     pthread_mutex_lock(&r->fam_mu);
     reg_family *other = reg_family_find(t, def->name);
     if (other == NULL) {
-        reg_probe p = {f->hash, f->def.name, f->name_len};
+        reg_probe p = f->key;
         /* Fully initialised above; pairs with the acquire in reg_family_find. */
         REG_TSAN_RELEASE(f);
         reg_writer_enter(r);
@@ -369,7 +370,7 @@ static size_t kill_all_locked(reg_registry *r, reg_family *f) {
         void *s;
         if (!ck_hs_next(&f->hs, &it, &s))
             break;
-        n += (size_t)reg_series_kill_locked(r, f, s, 1);
+        n += (size_t)reg_series_kill_locked(r, f, reg_series_untag(s), 1);
     }
     return n;
 }
@@ -426,7 +427,7 @@ size_t reg_family_reap(reg_registry *r, struct reg_family *f, uint64_t now_ns) {
     void *obj;
     /* First decide, then remove: removing while iterating one set is not allowed. */
     while (ck_hs_next(&f->hs, &it, &obj)) {
-        struct reg_series *s = obj;
+        struct reg_series *s = reg_series_untag(obj);
         uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
         uint32_t seq = (uint32_t)(st >> REG_ST_SEQ_SHIFT);
         if ((st & REG_ST_INFL_MASK) != 0 || seq != s->reap_seq) {

@@ -62,6 +62,24 @@ struct reg_series {
     char key[];
 };
 
+/* Series pointers are stored in a family's ck_hs tagged with the top 16 bits of their hash
+ * in the pointer's unused top bits: Debian's ck has no pointer packing, so without the tag
+ * every probed slot would cost a cache miss on the series just to compare hashes. User-space
+ * pointers on x86-64 and arm64 Linux fit in 48 bits; series_new refuses one that does not. */
+#define REG_TAG_SHIFT 48
+#define REG_PTR_MASK (((uintptr_t)1 << REG_TAG_SHIFT) - 1)
+/* Bit 63 always set (a tagged series is never mistaken for a probe, which is untagged),
+ * then 15 bits of the hash. */
+static inline uintptr_t reg_hash_tag(uint64_t hash) {
+    return ((uintptr_t)1 << 63) | (uintptr_t)(hash >> (REG_TAG_SHIFT + 1) << REG_TAG_SHIFT);
+}
+static inline void *reg_series_tag(const struct reg_series *s) {
+    return (void *)((uintptr_t)s | reg_hash_tag(s->hash));
+}
+static inline struct reg_series *reg_series_untag(const void *p) {
+    return (struct reg_series *)((uintptr_t)p & REG_PTR_MASK);
+}
+
 /* The value words of s. Cannot fail. */
 static inline _Atomic uint64_t *reg_series_vals(const struct reg_series *s) {
     size_t off = (sizeof(struct reg_series) + s->klen + 1 + 7) & ~(size_t)7;
@@ -76,11 +94,12 @@ typedef struct {
 } reg_probe;
 
 struct reg_family {
+    /* First member: ck_hs_put_unique hands the family itself to the compare callback, which
+     * reads its second argument as a reg_probe (hash of the name, name, length). */
+    reg_probe key;
     reg_family_def def; /* deep copy: owned strings and arrays */
-    uint64_t hash;      /* of def.name */
-    size_t name_len;
-    size_t nvals; /* value words per series */
-    char **lpre;  /* per label: `name="` (first) or `,name="`: rendered once */
+    size_t nvals;       /* value words per series */
+    char **lpre;        /* per label: `name="` (first) or `,name="`: rendered once */
     uint8_t *lpre_len;
     reg_registry *reg;
     pthread_mutex_t mu; /* serialises writers of hs (ck_hs is single-writer) */

@@ -43,7 +43,7 @@ static inline uint64_t d_to_bits(double d) {
 
 static unsigned long series_hash_cb(const void *obj, unsigned long seed) {
     (void)seed;
-    return (unsigned long)((const struct reg_series *)obj)->hash;
+    return (unsigned long)reg_series_untag(obj)->hash;
 }
 
 /* Keys are short; an inlined word loop beats a call to memcmp. */
@@ -96,12 +96,18 @@ static int key_matches(const series_probe *p, const struct reg_series *s) {
     return pos == s->klen;
 }
 
-/* ck_hs compare: stored is a series; key is a series_probe. */
+/* ck_hs compare: stored is a tagged series; key a series_probe, or the new tagged series
+ * itself (ck_hs_put_unique). */
 static bool series_compare_cb(const void *stored, const void *key) {
-    const struct reg_series *s = stored;
+    /* ck_hs_put_unique passes the new (tagged) series itself: it equals nothing stored. */
+    if ((uintptr_t)key & ~REG_PTR_MASK)
+        return stored == key;
     const series_probe *p = key;
+    /* The tag settles most mismatches without touching the series. */
+    if (((uintptr_t)stored & ~REG_PTR_MASK) != reg_hash_tag(p->hash))
+        return false;
+    const struct reg_series *s = reg_series_untag(stored);
     REG_TSAN_ACQUIRE(s); /* ck_hs calls this before get returns: pairs with the publish */
-    /* Full hash first: Debian's ck has no pointer packing, so this runs on every probe. */
     if (s->hash != p->hash)
         return false;
     return p->self ? s == p->self : key_matches(p, s);
@@ -111,7 +117,7 @@ static bool series_compare_cb(const void *stored, const void *key) {
  * lens. Returns 0, or -1 when a value is longer than any key can be. */
 static int probe_init(series_probe *p, const reg_registry *r, const reg_family *f,
                       const char *const *values, size_t *lens) {
-    uint64_t h = r->seed ^ f->hash;
+    uint64_t h = r->seed ^ f->key.hash;
     for (size_t i = 0; i < f->def.nlabels; i++) {
         lens[i] = strlen(values[i]);
         if (lens[i] > REG_MAX_KEY)
@@ -235,6 +241,10 @@ static struct reg_series *series_new(reg_family *f, const series_probe *sp, int 
     struct reg_series *s = malloc(off + f->nvals * sizeof(uint64_t));
     if (s == NULL)
         return NULL;
+    if ((uintptr_t)s & ~REG_PTR_MASK) { /* cannot carry a hash tag: never on Linux today */
+        free(s);
+        return NULL;
+    }
     s->hash = p->hash;
     atomic_init(&s->state, 0);
     s->created = reg_now_wall();
@@ -291,7 +301,7 @@ static struct reg_series *enter_series(reg_thread *t, reg_family *f, const char 
         *err = REG_EINVAL;
         return NULL;
     }
-    struct reg_series *s = ck_hs_get(&f->hs, (unsigned long)sp.hash, &sp);
+    struct reg_series *s = reg_series_untag(ck_hs_get(&f->hs, (unsigned long)sp.hash, &sp));
     if (s) {
         /* Pairs with the release before ck_hs_put_unique below. */
         REG_TSAN_ACQUIRE(s);
@@ -306,7 +316,7 @@ static struct reg_series *enter_series(reg_thread *t, reg_family *f, const char 
         *err = REG_EGONE;
         return NULL;
     }
-    s = ck_hs_get(&f->hs, (unsigned long)sp.hash, &sp);
+    s = reg_series_untag(ck_hs_get(&f->hs, (unsigned long)sp.hash, &sp));
     if (s == NULL) {
         for (size_t i = 0; i < f->def.nlabels; i++) {
             if (!valid_utf8((const unsigned char *)values[i], strlen(values[i]))) {
@@ -339,7 +349,7 @@ static struct reg_series *enter_series(reg_thread *t, reg_family *f, const char 
             /* Fully initialised; the publish. Pairs with the acquire after ck_hs_get. */
             REG_TSAN_RELEASE(s);
             reg_writer_enter(r);
-            if (!ck_hs_put_unique(&f->hs, (unsigned long)sp.hash, s)) {
+            if (!ck_hs_put_unique(&f->hs, (unsigned long)sp.hash, reg_series_tag(s))) {
                 reg_series_free_now(s);
                 s = NULL;
             }
@@ -496,7 +506,7 @@ int reg_series_delete(reg_registry *r, reg_family *f, const char *const *values)
     if (probe_init(&sp, r, f, values, lens) != 0)
         return REG_ENOTFOUND;
     pthread_mutex_lock(&f->mu);
-    struct reg_series *s = ck_hs_get(&f->hs, (unsigned long)sp.hash, &sp);
+    struct reg_series *s = reg_series_untag(ck_hs_get(&f->hs, (unsigned long)sp.hash, &sp));
     int rc = s && reg_series_kill_locked(r, f, s, 1) ? REG_OK : REG_ENOTFOUND;
     pthread_mutex_unlock(&f->mu);
     return rc;
@@ -519,7 +529,7 @@ long reg_family_collect(reg_thread *t, reg_family *f, reg_series ***out, size_t 
             *out = nv;
             *cap = nc;
         }
-        (*out)[n++] = obj;
+        (*out)[n++] = reg_series_untag(obj);
     }
     /* ...then the second look: drop those DEAD now. A series reaped and re-created during the
      * collection was collected twice (old and new); the old one is DEAD by now, since the new
