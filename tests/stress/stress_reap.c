@@ -14,7 +14,7 @@
 
 #define WINDOWS 16
 #define KEYS (16 * WINDOWS)
-#define PASSES (40 * STRESS_SCALE)      /* reaper passes to run through, at least */
+#define PASSES (20 * STRESS_SCALE)      /* reaper passes to run through, at least */
 #define MIN_OPS (100000 * STRESS_SCALE) /* updates to make, at least */
 
 static reg_registry *reg;
