@@ -11,6 +11,7 @@
 
 #include "exporter.h"
 #include "log.h"
+#include "statsd.h"
 
 #define DRAIN_MS 10000 /* how long SIGTERM waits for in-flight HTTP requests */
 
@@ -23,6 +24,7 @@ typedef struct {
     exp_state *state;
     exp_http *http;
     /* Ingest listeners (StatsD UDP/TCP/Unixgram, HTTP push) get their handles here. */
+    exp_statsd_listener *statsd;
 } app;
 
 #ifdef __clang__
@@ -37,15 +39,14 @@ typedef struct {
  * snapshot; re-acquire when exp_state_generation changes) and write into a->reg.
  * Returns 0, or -1 with a reason in err. */
 static int start_listeners(app *a, char *err, size_t errlen) {
-    (void)a;
-    (void)err;
-    (void)errlen;
-    return 0;
+    a->statsd = exp_statsd_listener_start(a->reg, a->state, err, errlen);
+    return a->statsd ? 0 : -1;
 }
 
 /* ...and stop here, before the HTTP server drains. Cannot fail. */
 static void stop_listeners(app *a) {
-    (void)a;
+    exp_statsd_listener_stop(a->statsd); /* reads what is queued, then closes */
+    a->statsd = NULL;
 }
 
 /* Validate like a start would, without binding anything: load, then apply to a scratch

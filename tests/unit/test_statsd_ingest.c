@@ -1,0 +1,740 @@
+/* test_statsd_ingest.c - the StatsD ingest path (exporter/statsd.c) against a real registry and
+ * configuration: event -> metric semantics of statsd_exporter (types, mapping, labels, help,
+ * honor_labels, scale, drop), conflicts (type, label set, _sum/_count/_bucket collisions,
+ * families StatsD does not own), series limits, declared metrics, TTL expiry, reloads, the
+ * self-metrics, hostile datagrams, real UDP/TCP/Unix datagram sockets, and exact totals from
+ * many threads creating label values at once. Conditions are awaited with a deadline. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "exporter.h"
+#include "statsd.h"
+
+/* ---- environment ------------------------------------------------------------------------- */
+
+typedef struct {
+    char dir[64], path[128];
+    char *argv[8];
+    char args[6][256];
+    exp_flags flags;
+    reg_registry *reg;
+    exp_self *self;
+    exp_state *st;
+    exp_statsd_listener *L;
+    reg_thread *t;
+    reg_series **snap;
+    size_t snap_cap;
+} env;
+
+static void write_file(const char *path, const char *text) {
+    char tmp[256];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    assert_int_equal(rename(tmp, path), 0);
+}
+
+/* Start a registry, state and listeners for yaml. udp/tcp/unixgram: listen addresses ("" off). */
+static env *env_start(const char *yaml, const char *udp, const char *tcp, const char *ux) {
+    env *e = calloc(1, sizeof *e);
+    assert_non_null(e);
+    snprintf(e->dir, sizeof e->dir, "/tmp/abacus-statsd-XXXXXX");
+    assert_non_null(mkdtemp(e->dir));
+    snprintf(e->path, sizeof e->path, "%s/abacus.yml", e->dir);
+    write_file(e->path, yaml);
+    snprintf(e->args[0], 256, "abacus");
+    snprintf(e->args[1], 256, "--config.file=%s", e->path);
+    snprintf(e->args[2], 256, "--statsd.listen-udp=%s", udp);
+    snprintf(e->args[3], 256, "--statsd.listen-tcp=%s", tcp);
+    if (ux && *ux)
+        snprintf(e->args[4], 256, "--statsd.listen-unixgram=%s/%s", e->dir, ux);
+    else
+        snprintf(e->args[4], 256, "--statsd.listen-unixgram=");
+    for (int i = 0; i < 5; i++)
+        e->argv[i] = e->args[i];
+    assert_int_equal(exp_flags_parse(&e->flags, 5, e->argv, stderr), 0);
+    cfg_errors errs = {0};
+    exp_config *c = exp_config_load(&e->flags, &errs);
+    if (!c)
+        cfg_errors_print(&errs, stderr);
+    assert_non_null(c);
+    cfg_errors_free(&errs);
+    reg_options opt = {.max_series = c->cfg->statsd.max_series,
+                       .start_reaper = 1,
+                       .reap_interval_ns = 20 * 1000000ULL};
+    e->reg = reg_create(&opt);
+    assert_non_null(e->reg);
+    char err[256] = "";
+    e->self = exp_self_create(e->reg, err, sizeof err);
+    assert_non_null(e->self);
+    e->st = exp_state_create(e->reg, &e->flags, e->self, c, err, sizeof err);
+    assert_non_null(e->st);
+    e->L = exp_statsd_listener_start(e->reg, e->st, err, sizeof err);
+    if (!e->L)
+        fprintf(stderr, "start: %s\n", err);
+    assert_non_null(e->L);
+    e->t = reg_thread_attach(e->reg);
+    assert_non_null(e->t);
+    return e;
+}
+
+static void env_stop(env *e) {
+    exp_statsd_listener_stop(e->L);
+    reg_thread_detach(e->t);
+    exp_state_destroy(e->st);
+    exp_self_destroy(e->self);
+    reg_destroy(e->reg);
+    free(e->snap);
+    unlink(e->path);
+    char ux[200];
+    snprintf(ux, sizeof ux, "%s/statsd.sock", e->dir);
+    unlink(ux);
+    rmdir(e->dir);
+    free(e);
+}
+
+/* The series of family with rendered labels (`a="x",b="y"`, "" for none), as of now. Returns
+ * 1 and fills what is asked, 0 when absent. */
+static int series(env *e, const char *family, const char *labels, double *value, uint64_t *count,
+                  double *sum) {
+    int found = 0;
+    reg_begin(e->t);
+    reg_family *f = reg_family_find(e->t, family);
+    long n = f ? reg_family_collect(e->t, f, &e->snap, &e->snap_cap) : 0;
+    for (long i = 0; i < n && !found; i++) {
+        size_t len;
+        const char *l = reg_series_labels(e->snap[i], &len);
+        if (len != strlen(labels) || memcmp(l, labels, len) != 0)
+            continue;
+        found = 1;
+        const reg_family_def *d = reg_family_definition(f);
+        if (value)
+            *value = reg_series_value(e->snap[i]);
+        if (d->type == REG_HISTOGRAM && (count || sum)) {
+            uint64_t cum[REG_MAX_BUCKETS + 1];
+            double s;
+            reg_series_histogram(e->snap[i], f, cum, &s);
+            if (count)
+                *count = cum[d->nbuckets];
+            if (sum)
+                *sum = s;
+        } else if (d->type == REG_SUMMARY && (count || sum)) {
+            double q[REG_MAX_QUANTILES];
+            uint64_t c;
+            double s;
+            reg_series_summary(e->snap[i], f, q, &c, &s);
+            if (count)
+                *count = c;
+            if (sum)
+                *sum = s;
+        }
+    }
+    reg_end(e->t);
+    return found;
+}
+
+static double val(env *e, const char *family, const char *labels) {
+    double v = NAN;
+    if (!series(e, family, labels, &v, NULL, NULL))
+        return NAN;
+    if (getenv("DEBUG_VAL"))
+        fprintf(stderr, "%s{%s} = %g\n", family, labels, v);
+    return v;
+}
+
+static reg_family_def def_of(env *e, const char *family, int *found) {
+    reg_family_def d = {0};
+    reg_begin(e->t);
+    reg_family *f = reg_family_find(e->t, family);
+    *found = f != NULL;
+    if (f)
+        d = *reg_family_definition(f); /* strings stay valid: the family is never removed here */
+    reg_end(e->t);
+    return d;
+}
+
+static size_t nseries(env *e, const char *family) {
+    reg_begin(e->t);
+    reg_family *f = reg_family_find(e->t, family);
+    size_t n = f ? reg_family_series_count(f) : 0;
+    reg_end(e->t);
+    return n;
+}
+
+static void sleep_ms(unsigned ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Poll until value(family, labels) == want (NAN: until absent); fail after 20 s. */
+static void await_value(env *e, const char *family, const char *labels, double want) {
+    for (int i = 0; i < 20000; i++) {
+        double v;
+        int have = series(e, family, labels, &v, NULL, NULL);
+        if (isnan(want) ? !have : (have && v == want))
+            return;
+        sleep_ms(1);
+    }
+    double v = val(e, family, labels);
+    fail_msg("%s{%s}: want %g, have %g", family, labels, want, v);
+}
+
+static void feed(exp_ingest *in, const char *text) {
+    exp_ingest_datagram(in, text, strlen(text));
+}
+
+#define NO_LISTENERS "", ""
+
+/* ---- event semantics --------------------------------------------------------------------- */
+
+static void test_types(void **state) {
+    (void)state;
+    env *e = env_start("defaults:\n  ttl: 0s\n", NO_LISTENERS, NULL);
+    exp_ingest *in = exp_ingest_create(e->L, EXP_STATSD_LISTENER_UDP);
+    assert_non_null(in);
+    feed(in, "foo:1|c\nfoo:2|c\nfoo:3|c|@0.5");
+    assert_true(val(e, "foo", "") == 9);
+    int found;
+    reg_family_def d = def_of(e, "foo", &found);
+    assert_true(found);
+    assert_int_equal(d.type, REG_COUNTER);
+    assert_string_equal(d.help, "Metric autogenerated by abacus.");
+
+    feed(in, "g:5|g\ng:+2|g\ng:-1|g");
+    assert_true(val(e, "g", "") == 6);
+    feed(in, "g:3|g");
+    assert_true(val(e, "g", "") == 3);
+
+    /* Timers: milliseconds become seconds; histogram with the default buckets. */
+    feed(in, "t:100|ms\nt:300|ms|@0.5");
+    uint64_t count = 0;
+    double sum = 0;
+    assert_true(series(e, "t", "", NULL, &count, &sum));
+    assert_int_equal(count, 3); /* 1 + 1/0.5 */
+    assert_true(fabs(sum - 0.7) < 1e-9);
+    d = def_of(e, "t", &found);
+    assert_int_equal(d.type, REG_HISTOGRAM);
+    assert_int_equal(d.nbuckets, 11);
+
+    /* Histograms and distributions are not converted; several samples per line. */
+    feed(in, "h:2|h\nd:1:2:3|d\nmulti:1|c:2|c");
+    assert_true(series(e, "h", "", NULL, &count, &sum) && count == 1 && sum == 2);
+    assert_true(series(e, "d", "", NULL, &count, &sum) && count == 3 && sum == 6);
+    assert_true(val(e, "multi", "") == 3);
+
+    /* Unmapped names are escaped as statsd_exporter does. */
+    feed(in, "my.dotted-name:1|c\n0digits:1|c");
+    assert_true(val(e, "my_dotted_name", "") == 1);
+    assert_true(val(e, "_0digits", "") == 1);
+
+    exp_ingest_free(in);
+    assert_true(val(e, "abacus_statsd_events_total", "type=\"counter\"") == 7);
+    assert_true(val(e, "abacus_statsd_events_total", "type=\"gauge\"") == 4);
+    assert_true(val(e, "abacus_statsd_events_total", "type=\"observer\"") == 6);
+    assert_true(val(e, "abacus_statsd_lines_total", "listener=\"udp\"") == 14);
+    assert_true(val(e, "abacus_statsd_packets_total", "listener=\"udp\"") == 6);
+    assert_true(val(e, "abacus_statsd_events_unmapped_total", "") == 17);
+    env_stop(e);
+}
+
+static const char *mapping_yaml = "mappings:\n"
+                                  "  - match: \"app.*.requests\"\n"
+                                  "    name: app_requests_total\n"
+                                  "    labels: {service: \"$1\", source: mapping}\n"
+                                  "  - match: \"honor.*\"\n"
+                                  "    name: honored\n"
+                                  "    honor_labels: true\n"
+                                  "    labels: {env: \"$1\"}\n"
+                                  "  - match: \"scaled.*\"\n"
+                                  "    name: scaled_seconds\n"
+                                  "    scale: 0.001\n"
+                                  "    help: Scaled things.\n"
+                                  "  - match: \"noisy.*\"\n"
+                                  "    action: drop\n"
+                                  "  - match: \"lat.*\"\n"
+                                  "    name: latency_seconds\n"
+                                  "    observer_type: summary\n"
+                                  "    labels: {op: \"$1\"}\n"
+                                  "  - match: \"empty.*\"\n"
+                                  "    name: \"${1}\"\n"
+                                  "  - match: 'rx_([a-z]+)_(\\d+)'\n"
+                                  "    match_type: regex\n"
+                                  "    name: \"rx_$1\"\n"
+                                  "    labels: {num: \"$2\"}\n";
+
+static void test_mapping_and_tags(void **state) {
+    (void)state;
+    env *e = env_start(mapping_yaml, NO_LISTENERS, NULL);
+    exp_ingest *in = exp_ingest_create(e->L, EXP_STATSD_LISTENER_UDP);
+    assert_non_null(in);
+
+    /* Rule labels plus tags; the rule wins over a tag of the same name. */
+    feed(in, "app.api.requests:1|c|#region:eu,source:tag\n"
+             "app.api.requests,region=eu:2|c\n"
+             "app.api.requests#region=eu:4|c\n"
+             "app.api[region=eu].requests:8|c");
+    assert_true(val(e, "app_requests_total", "region=\"eu\",service=\"api\",source=\"mapping\"") ==
+                15);
+    int found;
+    reg_family_def d = def_of(e, "app_requests_total", &found);
+    assert_int_equal(d.nlabels, 3); /* sorted: region, service, source */
+    assert_string_equal(d.labels[0], "region");
+    assert_string_equal(d.labels[2], "source");
+
+    /* honor_labels: the tag keeps its value. */
+    feed(in, "honor.prod:1|c|#env:staging\nhonor.prod:1|c");
+    assert_true(val(e, "honored", "env=\"staging\"") == 1);
+    assert_true(val(e, "honored", "env=\"prod\"") == 1);
+
+    /* scale and help. */
+    feed(in, "scaled.x:2500|g");
+    assert_true(fabs(val(e, "scaled_seconds", "") - 2.5) < 1e-12);
+    d = def_of(e, "scaled_seconds", &found);
+    assert_string_equal(d.help, "Scaled things.");
+
+    /* drop action, summary observer type, regex captures. */
+    feed(in, "noisy.thing:1|c\nlat.get:10|ms\nlat.get:30|ms\nrx_abc_42:1|c");
+    assert_false(found = series(e, "noisy_thing", "", NULL, NULL, NULL));
+    uint64_t count;
+    double sum;
+    assert_true(series(e, "latency_seconds", "op=\"get\"", NULL, &count, &sum));
+    assert_int_equal(count, 2);
+    assert_true(fabs(sum - 0.04) < 1e-12);
+    d = def_of(e, "latency_seconds", &found);
+    assert_int_equal(d.type, REG_SUMMARY);
+    assert_int_equal(d.nobjectives, 3);
+    assert_true(val(e, "rx_abc", "num=\"42\"") == 1);
+
+    /* A mapped name that expands to nothing is refused. */
+    feed(in, "empty.:1|c");
+
+    /* Tag order does not matter; escaped tag keys. */
+    feed(in, "tagged:1|c|#b:2,a:1\ntagged:1|c|#a:1,b:2\nkeys:1|c|#0x:1,a-b:2");
+    assert_true(val(e, "tagged", "a=\"1\",b=\"2\"") == 2);
+    assert_true(val(e, "keys", "_0x=\"1\",a_b=\"2\"") == 1);
+
+    exp_ingest_free(in);
+    assert_true(val(e, "abacus_statsd_events_actions_total", "action=\"drop\"") == 1);
+    assert_true(val(e, "abacus_statsd_events_actions_total", "action=\"map\"") ==
+                10); /* not empty.: as statsd_exporter */
+    assert_true(val(e, "abacus_statsd_events_dropped_total", "reason=\"empty_metric_name\"") == 1);
+    assert_true(val(e, "abacus_statsd_tags_total", "") >= 6);
+    env_stop(e);
+}
+
+static void test_conflicts(void **state) {
+    (void)state;
+    env *e = env_start("mappings: []\n", NO_LISTENERS, NULL);
+    exp_ingest *in = exp_ingest_create(e->L, EXP_STATSD_LISTENER_UDP);
+    assert_non_null(in);
+    feed(in, "x:1|c\nx:1|g\nx:1|ms");                        /* type conflicts */
+    feed(in, "y:1|c|#a:1\ny:1|c|#b:1\ny:1|c");               /* label set conflicts */
+    feed(in, "h:1|ms\nh_count:1|c\nh_bucket:1|g");           /* a histogram's sample names */
+    feed(in, "s_sum:1|g\ns:1|ms");                           /* ... in the other direction */
+    feed(in, "abacus_build_info:1|g\nprocess_open_fds:1|g"); /* not StatsD's */
+    feed(in, "le_h:1|ms|#le:1");                             /* reserved label */
+    assert_true(val(e, "x", "") == 1);
+    assert_true(val(e, "y", "a=\"1\"") == 1);
+    assert_int_equal(nseries(e, "y"), 1);
+    int found;
+    def_of(e, "h_count", &found);
+    assert_false(found);
+    def_of(e, "h_bucket", &found);
+    assert_false(found);
+    def_of(e, "s", &found);
+    assert_false(found);
+    def_of(e, "le_h", &found);
+    assert_false(found);
+    /* Conflicts are remembered per thread; they stay refused. */
+    feed(in, "x:1|g\nh_count:1|c");
+    exp_ingest_free(in);
+    assert_true(val(e, "abacus_statsd_events_dropped_total", "reason=\"conflict\"") == 11);
+    assert_true(val(e, "abacus_statsd_events_dropped_total", "reason=\"invalid_labels\"") == 1);
+    env_stop(e);
+}
+
+static void test_declared(void **state) {
+    (void)state;
+    env *e = env_start("metrics:\n"
+                       "  - name: jobs_total\n"
+                       "    help: Jobs.\n"
+                       "    type: counter\n"
+                       "    labels: [queue, outcome]\n"
+                       "    const_labels: {team: payments}\n"
+                       "  - name: job_seconds\n"
+                       "    help: Job time.\n"
+                       "    type: summary\n"
+                       "    labels: [queue]\n"
+                       "mappings:\n"
+                       "  - match: \"jobs.*.*\"\n"
+                       "    name: jobs_total\n"
+                       "    labels: {outcome: \"$2\", queue: \"$1\"}\n"
+                       "  - match: \"jobtime.*\"\n"
+                       "    name: job_seconds\n"
+                       "    labels: {queue: \"$1\"}\n",
+                       NO_LISTENERS, NULL);
+    exp_ingest *in = exp_ingest_create(e->L, EXP_STATSD_LISTENER_UDP);
+    assert_non_null(in);
+    feed(in, "jobs.mail.ok:3|c\njobs.mail.failed:1|c\njobtime.mail:250|ms\njobs.mail.ok:1|g");
+    /* Values land in the declared label order (queue, outcome). */
+    assert_true(val(e, "jobs_total", "queue=\"mail\",outcome=\"ok\"") == 3);
+    assert_true(val(e, "jobs_total", "queue=\"mail\",outcome=\"failed\"") == 1);
+    uint64_t count;
+    double sum;
+    assert_true(series(e, "job_seconds", "queue=\"mail\"", NULL, &count, &sum));
+    assert_int_equal(count, 1);
+    /* A tag makes the label set differ from the declaration. */
+    feed(in, "jobs.mail.ok:1|c|#host:a");
+    assert_true(val(e, "jobs_total", "queue=\"mail\",outcome=\"ok\"") == 3);
+    exp_ingest_free(in);
+    assert_true(val(e, "abacus_statsd_events_dropped_total", "reason=\"conflict\"") == 2);
+    env_stop(e);
+}
+
+static void test_limits(void **state) {
+    (void)state;
+    env *e = env_start("defaults:\n  max_series: 3\n", NO_LISTENERS, NULL);
+    exp_ingest *in = exp_ingest_create(e->L, EXP_STATSD_LISTENER_UDP);
+    assert_non_null(in);
+    char line[64];
+    for (int i = 0; i < 10; i++) {
+        snprintf(line, sizeof line, "lim:1|c|#id:%d", i);
+        feed(in, line);
+    }
+    assert_int_equal(nseries(e, "lim"), 3);
+    feed(in, "lim:1|c|#id:0");
+    assert_true(val(e, "lim", "id=\"0\"") == 2);
+    exp_ingest_free(in);
+    assert_true(val(e, "abacus_statsd_events_dropped_total", "reason=\"series_limit\"") == 7);
+    reg_begin(e->t);
+    assert_int_equal(reg_family_refused(reg_family_find(e->t, "lim")), 7);
+    reg_end(e->t);
+    env_stop(e);
+
+    /* The global limit (statsd.max_series) across families. */
+    e = env_start("statsd:\n  max_series: 90\n", "127.0.0.1:0", "", NULL);
+    in = exp_ingest_create(e->L, EXP_STATSD_LISTENER_UDP);
+    size_t before = reg_series_total(e->reg);
+    assert_true(before < 90);
+    for (int i = 0; i < 100; i++) {
+        snprintf(line, sizeof line, "glob%d:1|c", i);
+        feed(in, line);
+    }
+    assert_true(reg_series_total(e->reg) <= 90);
+    exp_ingest_free(in);
+    assert_true(val(e, "abacus_statsd_events_dropped_total", "reason=\"series_limit\"") > 0);
+    env_stop(e);
+}
+
+static void test_ttl(void **state) {
+    (void)state;
+    env *e = env_start("mappings:\n"
+                       "  - match: \"short.*\"\n"
+                       "    name: short_lived\n"
+                       "    ttl: 100ms\n"
+                       "    labels: {id: \"$1\"}\n",
+                       NO_LISTENERS, NULL);
+    exp_ingest *in = exp_ingest_create(e->L, EXP_STATSD_LISTENER_UDP);
+    feed(in, "short.a:1|c\nshort.b:1|c");
+    assert_int_equal(nseries(e, "short_lived"), 2);
+    await_value(e, "short_lived", "id=\"a\"", NAN); /* expired */
+    assert_int_equal(nseries(e, "short_lived"), 0);
+    feed(in, "short.a:5|c"); /* comes back from zero */
+    assert_true(val(e, "short_lived", "id=\"a\"") == 5);
+    exp_ingest_free(in);
+    env_stop(e);
+}
+
+static void test_reload(void **state) {
+    (void)state;
+    env *e = env_start("mappings:\n  - match: \"r.*\"\n    name: before\n    labels: {k: \"$1\"}\n",
+                       NO_LISTENERS, NULL);
+    exp_ingest *in = exp_ingest_create(e->L, EXP_STATSD_LISTENER_UDP);
+    feed(in, "r.x:1|c");
+    assert_true(val(e, "before", "k=\"x\"") == 1);
+    write_file(e->path,
+               "metrics:\n"
+               "  - name: before\n"
+               "    help: Now declared, as a gauge.\n"
+               "    type: gauge\n"
+               "    labels: [k]\n"
+               "mappings:\n  - match: \"r.*\"\n    name: after\n    labels: {k: \"$1\"}\n");
+    cfg_errors errs = {0};
+    assert_int_equal(exp_state_reload(e->st, &errs), 0);
+    cfg_errors_free(&errs);
+    feed(in, "r.x:2|c\nbefore:7|g|#k:z");
+    assert_true(val(e, "after", "k=\"x\"") == 2);
+    assert_true(val(e, "before", "k=\"z\"") == 7); /* the declaration replaced the old family */
+    exp_ingest_free(in);
+    env_stop(e);
+}
+
+/* More names than both per-thread caches hold (random eviction), then a family removed while
+ * cached (REG_EGONE: resolved and created again). */
+static void test_cache_eviction(void **state) {
+    (void)state;
+    env *e = env_start("statsd:\n  cache_size: 10\n"
+                       "mappings:\n  - match: \"ev.*.*\"\n    name: \"ev_$1\"\n"
+                       "    labels: {k: \"$2\"}\n",
+                       NO_LISTENERS, NULL);
+    exp_ingest *in = exp_ingest_create(e->L, EXP_STATSD_LISTENER_UDP);
+    char line[128];
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 5000; i++) {
+            snprintf(line, sizeof line, "ev.f%d.v%d:1|c\nev.shared.v%d:1|c|#t:%d", i, i % 7, i % 50,
+                     i % 3);
+            feed(in, line);
+        }
+    }
+    for (int i = 0; i < 5000; i += 97) {
+        char fam[32], lab[32];
+        snprintf(fam, sizeof fam, "ev_f%d", i);
+        snprintf(lab, sizeof lab, "k=\"v%d\"", i % 7);
+        assert_true(val(e, fam, lab) == 3);
+    }
+    assert_true(val(e, "ev_shared", "k=\"v0\",t=\"0\"") == 3 * 34); /* i % 150 == 0 */
+    assert_int_equal(nseries(e, "ev_shared"), 150);
+    feed(in, "ev.f1.v1:1|c");
+    assert_true(val(e, "ev_f1", "k=\"v1\"") == 4);
+    assert_int_equal(reg_family_remove(e->reg, "ev_f1"), REG_OK);
+    feed(in, "ev.f1.v1:1|c");
+    assert_true(val(e, "ev_f1", "k=\"v1\"") == 1);
+    exp_ingest_free(in);
+    assert_true(val(e, "abacus_statsd_mapping_cache_misses_total", "") > 0);
+    assert_true(val(e, "abacus_statsd_mapping_cache_hits_total", "") > 0);
+    env_stop(e);
+}
+
+/* ---- hostile input ------------------------------------------------------------------------- */
+
+static void test_hostile(void **state) {
+    (void)state;
+    env *e = env_start("mappings:\n  - match: \"h.*.*\"\n    name: \"h_$1\"\n    labels: {b: "
+                       "\"$2\"}\n",
+                       NO_LISTENERS, NULL);
+    exp_ingest *in = exp_ingest_create(e->L, EXP_STATSD_LISTENER_UDP);
+    static const char *const bad[] = {
+        "",
+        "\n\n\n",
+        ":",
+        "::::|||",
+        "a:|c",
+        "a:1|",
+        "a:1|x",
+        "a:1|s",
+        "a:-1|c",
+        "a:nan|c",
+        "a:1|c|@x",
+        "a:1|c|#",
+        "a:1|c|#,,,:",
+        "a,b=c:1|c|#d:e",
+        "a[:1|c",
+        "]a[b=c:1|c",
+        "\xff\xfe:1|c",
+        "a\0b:1|c",
+        "h..:1|c",
+        "h.\xc3\xa9.\xe2\x82\xac:1|c",
+        "a:1e999|g",
+        "a:0x1p3|g",
+        "a:1|ms|@0",
+        "a:1|ms|@-1",
+        "x:1|c|#__name__:y",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        exp_ingest_datagram(in, bad[i], i == 17 ? 7 : strlen(bad[i]));
+    /* A maximal datagram of tags, and random bytes. */
+    static char big[65536];
+    size_t n = (size_t)snprintf(big, sizeof big, "big:1|c|#");
+    for (int i = 0; n + 16 < sizeof big; i++)
+        n += (size_t)snprintf(big + n, sizeof big - n, "k%d:v%d,", i, i);
+    exp_ingest_datagram(in, big, n);
+    unsigned seed = 12345;
+    for (int round = 0; round < 2000; round++) {
+        size_t len = (size_t)(rand_r(&seed) % 512);
+        for (size_t i = 0; i < len; i++) {
+            static const char alphabet[] = "ab.:|#@,=[]-+c g ms h d\n\\\"\xc3\xa9\x80";
+            big[i] = (rand_r(&seed) & 3) ? alphabet[rand_r(&seed) % (sizeof alphabet - 1)]
+                                         : (char)rand_r(&seed);
+        }
+        exp_ingest_datagram(in, big, len);
+    }
+    exp_ingest_free(in);
+    assert_true(val(e, "abacus_statsd_sample_errors_total", "reason=\"malformed_line\"") > 0);
+    assert_true(val(e, "abacus_statsd_sample_errors_total", "reason=\"unsupported_set\"") >= 1);
+    /* The registry stays consistent: every family still collects. */
+    reg_begin(e->t);
+    reg_family *f = reg_family_find(e->t, "a");
+    assert_non_null(f);
+    reg_end(e->t);
+    env_stop(e);
+}
+
+/* ---- sockets ------------------------------------------------------------------------------- */
+
+static void addr_port(const char *addr, char *host, size_t hcap, int *port) {
+    const char *c = strrchr(addr, ':');
+    assert_non_null(c);
+    size_t hl = (size_t)(c - addr);
+    if (addr[0] == '[') {
+        addr++;
+        hl -= 2;
+    }
+    snprintf(host, hcap, "%.*s", (int)hl, addr);
+    *port = atoi(c + 1);
+}
+
+static int connect_to(const char *addr, int type) {
+    char host[64];
+    int port;
+    addr_port(addr, host, sizeof host, &port);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    assert_int_equal(inet_pton(AF_INET, host, &sa.sin_addr), 1);
+    int fd = socket(AF_INET, type, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    return fd;
+}
+
+static void send_all(int fd, const char *s, size_t n) {
+    while (n) {
+        ssize_t k = send(fd, s, n, MSG_NOSIGNAL);
+        assert_true(k > 0);
+        s += k;
+        n -= (size_t)k;
+    }
+}
+
+static void test_sockets(void **state) {
+    (void)state;
+    env *e = env_start("statsd:\n  readers: 2\n  read_buffer: 1048576\n", "127.0.0.1:0",
+                       "127.0.0.1:0", "statsd.sock");
+    const char *ua = exp_statsd_listener_address(e->L, EXP_STATSD_LISTENER_UDP);
+    const char *ta = exp_statsd_listener_address(e->L, EXP_STATSD_LISTENER_TCP);
+    const char *xa = exp_statsd_listener_address(e->L, EXP_STATSD_LISTENER_UNIXGRAM);
+    assert_non_null(ua);
+    assert_non_null(ta);
+    assert_non_null(xa);
+
+    /* UDP from several source ports (SO_REUSEPORT spreads flows over the readers). */
+    for (int s = 0; s < 8; s++) {
+        int fd = connect_to(ua, SOCK_DGRAM);
+        for (int i = 0; i < 10; i++)
+            send_all(fd, "udp_c:1|c\nudp_c:1|c", 19);
+        close(fd);
+    }
+    await_value(e, "udp_c", "", 160);
+
+    /* TCP: a line split across writes, \r\n, a line that is too long, an unterminated tail. */
+    int fd = connect_to(ta, SOCK_STREAM);
+    send_all(fd, "tcp_c:1|c\ntcp_", 14);
+    await_value(e, "tcp_c", "", 1);
+    send_all(fd, "c:2|c\r\n", 7);
+    await_value(e, "tcp_c", "", 3);
+    char *longline = malloc(70000);
+    assert_non_null(longline);
+    memset(longline, 'a', 70000);
+    send_all(fd, longline, 70000);
+    free(longline);
+    send_all(fd, ":1|c\ntcp_c:4|c\ntcp_c:8|c", 24);
+    close(fd); /* EOF completes the last line */
+    await_value(e, "tcp_c", "", 15);
+    await_value(e, "abacus_statsd_sample_errors_total", "reason=\"line_too_long\"", 1);
+    await_value(e, "abacus_statsd_tcp_connections_total", "", 1);
+
+    /* Unix datagram. */
+    int ux = socket(AF_UNIX, SOCK_DGRAM, 0);
+    struct sockaddr_un su = {.sun_family = AF_UNIX};
+    snprintf(su.sun_path, sizeof su.sun_path, "%s", xa);
+    assert_int_equal(connect(ux, (struct sockaddr *)&su, sizeof su), 0);
+    send_all(ux, "ux_g:42|g\nux_c:1|c|#k:v", 23);
+    close(ux);
+    await_value(e, "ux_g", "", 42);
+    await_value(e, "ux_c", "k=\"v\"", 1);
+
+    await_value(e, "abacus_statsd_packets_total", "listener=\"udp\"", 80);
+    await_value(e, "abacus_statsd_lines_total", "listener=\"udp\"", 160);
+    await_value(e, "abacus_statsd_packets_total", "listener=\"unixgram\"", 1);
+    await_value(e, "abacus_statsd_bytes_total", "listener=\"tcp\"", 14 + 7 + 70000 + 24);
+    env_stop(e); /* also removes the socket file */
+    assert_int_not_equal(access(xa, F_OK), 0);
+}
+
+/* ---- many threads at once --------------------------------------------------------------- */
+
+#define THREADS 8
+#define PER_THREAD 20000
+
+typedef struct {
+    env *e;
+    int id;
+} tctx;
+
+static void *hammer(void *arg) {
+    tctx *c = arg;
+    exp_ingest *in = exp_ingest_create(c->e->L, EXP_STATSD_LISTENER_UDP);
+    assert_non_null(in);
+    char buf[1024];
+    for (int i = 0; i < PER_THREAD; i += 10) {
+        size_t n = 0;
+        for (int k = i; k < i + 10; k++)
+            n += (size_t)snprintf(buf + n, sizeof buf - n,
+                                  "hot:1|c\nfresh:1|c|#t:%d,i:%d\nshared:1|c|#i:%d\n", c->id, k,
+                                  k % 100);
+        exp_ingest_datagram(in, buf, n - 1);
+    }
+    exp_ingest_free(in);
+    return NULL;
+}
+
+static void test_threads_exact(void **state) {
+    (void)state;
+    env *e = env_start("defaults:\n  max_series: 1000000\n", NO_LISTENERS, NULL);
+    pthread_t th[THREADS];
+    tctx c[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        c[i] = (tctx){e, i};
+        assert_int_equal(pthread_create(&th[i], NULL, hammer, &c[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(th[i], NULL);
+    assert_true(val(e, "hot", "") == THREADS * PER_THREAD);
+    assert_int_equal(nseries(e, "fresh"), THREADS * PER_THREAD);
+    assert_int_equal(nseries(e, "shared"), 100);
+    for (int k = 0; k < 100; k++) {
+        char l[32];
+        snprintf(l, sizeof l, "i=\"%d\"", k);
+        assert_true(val(e, "shared", l) == THREADS * PER_THREAD / 100);
+    }
+    assert_true(val(e, "abacus_statsd_events_total", "type=\"counter\"") ==
+                3.0 * THREADS * PER_THREAD);
+    env_stop(e);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_types),         cmocka_unit_test(test_mapping_and_tags),
+        cmocka_unit_test(test_conflicts),     cmocka_unit_test(test_declared),
+        cmocka_unit_test(test_limits),        cmocka_unit_test(test_ttl),
+        cmocka_unit_test(test_reload),        cmocka_unit_test(test_cache_eviction),
+        cmocka_unit_test(test_hostile),       cmocka_unit_test(test_sockets),
+        cmocka_unit_test(test_threads_exact),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
