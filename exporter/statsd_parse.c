@@ -182,7 +182,46 @@ static size_t go_special(const char *s, size_t n, double *out) {
  * ±Inf, on GO_SYNTAX 0, as Go returns them. The digits are rewritten in a canonical form
  * ("DIGITSeEXP" / "0xDIGITSpEXP", no '.') for strtod, which rounds correctly and does not
  * depend on the locale for such input. */
+/* The common case, exactly: [+-]digits[.digits] with at most 15 digits in all. The digits
+ * form an integer below 2^53 and 10^k (k <= 22) is exact, so one correctly rounded division
+ * gives the correctly rounded value (Clinger's fast path). Returns false when not applicable. */
+static bool fast_decimal(const char *s, size_t n, double *out) {
+    static const double pow10[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+    size_t i = 0;
+    bool neg = false;
+    if (n && (s[0] == '+' || s[0] == '-')) {
+        neg = s[0] == '-';
+        i = 1;
+    }
+    uint64_t m = 0;
+    int digits = 0, frac = -1;
+    for (; i < n; i++) {
+        char c = s[i];
+        if (c >= '0' && c <= '9') {
+            if (++digits > 15)
+                return false;
+            m = m * 10 + (uint64_t)(c - '0');
+            if (frac >= 0)
+                frac++;
+        } else if (c == '.' && frac < 0) {
+            frac = 0;
+        } else {
+            return false; /* exponent, underscore, hex, specials: the full parser */
+        }
+    }
+    if (digits == 0)
+        return false;
+    double v = (double)m;
+    if (frac > 0)
+        v /= pow10[frac];
+    *out = neg ? -v : v;
+    return true;
+}
+
 static int go_parse_float(const char *s, size_t n, double *out) {
+    if (fast_decimal(s, n, out))
+        return GO_OK;
     char buf[DEC_KEEP + 40];
     size_t i = 0, nb = 0;
     bool neg = false, hex = false, underscores = false, sawdot = false, sawdigits = false;

@@ -124,6 +124,31 @@ static void test_reason_names(void **state) {
     assert_string_equal(exp_statsd_reason_name((exp_statsd_reason)-1), "unknown");
 }
 
+/* Short decimals take a fast path; it must agree bit for bit with correctly rounded strtod. */
+static void test_decimal_fast_path(void **state) {
+    (void)state;
+    char line[64], num[40];
+    unsigned x = 7;
+    for (int i = 0; i < 200000; i++) {
+        x = x * 1664525u + 1013904223u;
+        int digits = 1 + (int)(x >> 28) % 15, point = (int)((x >> 20) % (unsigned)(digits + 1));
+        size_t k = 0;
+        if (x & 1)
+            num[k++] = '-';
+        for (int d = 0; d < digits; d++) {
+            if (d == point && d > 0)
+                num[k++] = '.';
+            x = x * 1664525u + 1013904223u;
+            num[k++] = (char)('0' + (x >> 24) % 10);
+        }
+        num[k] = '\0';
+        snprintf(line, sizeof line, "m:%s|g", num);
+        assert_int_equal(parse(line), 1);
+        double want = strtod(num, NULL);
+        assert_memory_equal(&evs[0].value, &want, sizeof want);
+    }
+}
+
 static void test_simple_types(void **state) {
     (void)state;
     assert_int_equal(parse("foo:2|c"), 1);
@@ -1284,29 +1309,18 @@ static void test_stream_split(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reason_names),
-        cmocka_unit_test(test_simple_types),
-        cmocka_unit_test(test_gauges),
-        cmocka_unit_test(test_counter_rates),
-        cmocka_unit_test(test_observer_rates),
-        cmocka_unit_test(test_multi_sample),
-        cmocka_unit_test(test_extended_aggregation),
-        cmocka_unit_test(test_influx_librato),
-        cmocka_unit_test(test_signalfx),
-        cmocka_unit_test(test_escaping),
-        cmocka_unit_test(test_dogstatsd),
-        cmocka_unit_test(test_mixed_styles),
-        cmocka_unit_test(test_container_and_timestamp),
-        cmocka_unit_test(test_flags),
-        cmocka_unit_test(test_value_syntax),
-        cmocka_unit_test(test_long_numbers),
-        cmocka_unit_test(test_special_values),
-        cmocka_unit_test(test_error_reasons),
-        cmocka_unit_test(test_bounded_storage),
-        cmocka_unit_test(test_many_tags),
-        cmocka_unit_test(test_hostile),
-        cmocka_unit_test(test_random_input),
-        cmocka_unit_test(test_packet_split),
+        cmocka_unit_test(test_reason_names),   cmocka_unit_test(test_decimal_fast_path),
+        cmocka_unit_test(test_simple_types),   cmocka_unit_test(test_gauges),
+        cmocka_unit_test(test_counter_rates),  cmocka_unit_test(test_observer_rates),
+        cmocka_unit_test(test_multi_sample),   cmocka_unit_test(test_extended_aggregation),
+        cmocka_unit_test(test_influx_librato), cmocka_unit_test(test_signalfx),
+        cmocka_unit_test(test_escaping),       cmocka_unit_test(test_dogstatsd),
+        cmocka_unit_test(test_mixed_styles),   cmocka_unit_test(test_container_and_timestamp),
+        cmocka_unit_test(test_flags),          cmocka_unit_test(test_value_syntax),
+        cmocka_unit_test(test_long_numbers),   cmocka_unit_test(test_special_values),
+        cmocka_unit_test(test_error_reasons),  cmocka_unit_test(test_bounded_storage),
+        cmocka_unit_test(test_many_tags),      cmocka_unit_test(test_hostile),
+        cmocka_unit_test(test_random_input),   cmocka_unit_test(test_packet_split),
         cmocka_unit_test(test_stream_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
