@@ -103,7 +103,7 @@ typedef struct {
 typedef struct {
     uint64_t ttl_ns;
     size_t max_series;
-    cfg_observer_type observer_type; /* never CFG_OBS_DEFAULT after load: histogram */
+    cfg_observer_type observer_type; /* never CFG_OBS_DEFAULT after load: summary */
     cfg_histogram_options histogram; /* statsd_exporter defaults when not given */
     cfg_summary_options summary;
     cfg_match_type match_type;

@@ -830,26 +830,37 @@ static int g_seq(ld *c, ln *n, const char *path, ln ***items, size_t *count) {
     return 1;
 }
 
+/* A sequence of at most max items (`what` names them in the error), with a zeroed array of
+ * as many elements of `size` bytes for the caller to fill (*mem NULL for `[]`). Returns as
+ * g_seq; -1 when reported (too many items, out of memory). */
+static int g_seq_alloc(ld *c, ln *n, const char *path, size_t max, const char *what, size_t size,
+                       ln ***items, size_t *count, void **mem) {
+    *mem = NULL;
+    int r = g_seq(c, n, path, items, count);
+    if (r <= 0)
+        return r;
+    if (*count > max) {
+        ld_err(c, n, path, "too many %s: %zu (max %zu)", what, *count, max);
+        return -1;
+    }
+    if (*count && !(*mem = calloc(*count, size))) {
+        ld_oom(c);
+        return -1;
+    }
+    return 1;
+}
+
 /* Histogram buckets: finite, strictly increasing. 1 with *nout possibly 0 for `[]`. */
 static int g_buckets(ld *c, ln *n, const char *path, double **out, size_t *nout) {
     ln **it;
     size_t cnt;
+    void *mem;
     *out = NULL;
     *nout = 0;
-    int r = g_seq(c, n, path, &it, &cnt);
-    if (r <= 0)
+    int r = g_seq_alloc(c, n, path, REG_MAX_BUCKETS, "buckets", sizeof(double), &it, &cnt, &mem);
+    if (r <= 0 || cnt == 0)
         return r;
-    if (cnt > REG_MAX_BUCKETS) {
-        ld_err(c, n, path, "too many buckets: %zu (max %d)", cnt, REG_MAX_BUCKETS);
-        return -1;
-    }
-    if (cnt == 0)
-        return 1;
-    double *v = malloc(cnt * sizeof *v);
-    if (!v) {
-        ld_oom(c);
-        return -1;
-    }
+    double *v = mem;
     int bad = 0;
     for (size_t i = 0; i < cnt; i++) {
         char p[LD_PATH];
@@ -893,22 +904,14 @@ static const char *const qo_keys[QO_N] = {"quantile", "error"};
 static int g_objectives(ld *c, ln *n, const char *path, reg_objective **out, size_t *nout) {
     ln **it;
     size_t cnt;
+    void *mem;
     *out = NULL;
     *nout = 0;
-    int r = g_seq(c, n, path, &it, &cnt);
-    if (r <= 0)
+    int r = g_seq_alloc(c, n, path, REG_MAX_QUANTILES, "quantiles", sizeof(reg_objective), &it,
+                        &cnt, &mem);
+    if (r <= 0 || cnt == 0)
         return r;
-    if (cnt > REG_MAX_QUANTILES) {
-        ld_err(c, n, path, "too many quantiles: %zu (max %d)", cnt, REG_MAX_QUANTILES);
-        return -1;
-    }
-    if (cnt == 0)
-        return 1;
-    reg_objective *o = calloc(cnt, sizeof *o);
-    if (!o) {
-        ld_oom(c);
-        return -1;
-    }
+    reg_objective *o = mem;
     int bad = 0;
     for (size_t i = 0; i < cnt; i++) {
         char ip[LD_PATH], p[LD_PATH];
@@ -1589,34 +1592,31 @@ static void ld_metric(ld *c, ln *n, const char *path, cfg_metric *m, ld_maux *ax
 
     ln **it;
     size_t cnt;
-    if (g_seq(c, f.val[MT_LABELS], fpath(p, &f, MT_LABELS), &it, &cnt) > 0) {
-        if (cnt > REG_MAX_LABELS) {
-            ld_err(c, f.val[MT_LABELS], p, "too many labels: %zu (max %d)", cnt, REG_MAX_LABELS);
-        } else if (cnt && !(m->labels = calloc(cnt, sizeof *m->labels))) {
-            ld_oom(c);
-        } else {
-            for (size_t i = 0; i < cnt && ld_visit(c); i++) {
-                char ip[LD_PATH];
-                char *s = NULL;
-                pi(ip, p, i);
-                if (ln_isnull(it[i])) {
-                    ld_err(c, it[i], ip, "expected a label name, got null");
-                    continue;
-                }
-                if (g_str(c, it[i], ip, &s) <= 0)
-                    continue;
-                int ok = check_label_name(c, it[i], ip, s, it[i]->len, t);
-                for (size_t j = 0; ok && j < m->nlabels; j++) {
-                    if (!strcmp(m->labels[j], s)) {
-                        ld_err(c, it[i], ip, "duplicate label name %s", qs(&b, s));
-                        ok = 0;
-                    }
-                }
-                if (ok)
-                    m->labels[m->nlabels++] = s;
-                else
-                    free(s);
+    void *mem;
+    if (g_seq_alloc(c, f.val[MT_LABELS], fpath(p, &f, MT_LABELS), REG_MAX_LABELS, "labels",
+                    sizeof *m->labels, &it, &cnt, &mem) > 0) {
+        m->labels = mem;
+        for (size_t i = 0; i < cnt && ld_visit(c); i++) {
+            char ip[LD_PATH];
+            char *s = NULL;
+            pi(ip, p, i);
+            if (ln_isnull(it[i])) {
+                ld_err(c, it[i], ip, "expected a label name, got null");
+                continue;
             }
+            if (g_str(c, it[i], ip, &s) <= 0)
+                continue;
+            int ok = check_label_name(c, it[i], ip, s, it[i]->len, t);
+            for (size_t j = 0; ok && j < m->nlabels; j++) {
+                if (!strcmp(m->labels[j], s)) {
+                    ld_err(c, it[i], ip, "duplicate label name %s", qs(&b, s));
+                    ok = 0;
+                }
+            }
+            if (ok)
+                m->labels[m->nlabels++] = s;
+            else
+                free(s);
         }
     }
 
@@ -1803,8 +1803,9 @@ static void ld_mapping(ld *c, ln *n, const char *path, cfg_mapping *r, ld_raux *
         if (ot == CFG_OBS_SUMMARY && hr > 0)
             ld_err(c, f.key[MP_HIST], path, "histogram_options cannot be used with a summary");
     } else {
-        int wants_summary = (sr > 0 || nlq) && hr <= 0 && !nlb;
-        r->observer_type = wants_summary ? CFG_OBS_SUMMARY : CFG_OBS_HISTOGRAM;
+        /* Neither the rule nor the defaults say: a summary, as statsd_exporter does (its
+         * exporter treats the unset observer type as summary, whatever options are given). */
+        r->observer_type = CFG_OBS_SUMMARY;
     }
 
     if (h.nbuckets) {
@@ -2136,7 +2137,7 @@ cfg_config *cfg_default(void) {
     c->statsd.dogstatsd_tags = c->statsd.influxdb_tags = 1;
     c->statsd.librato_tags = c->statsd.signalfx_tags = 1;
     c->statsd.cache_size = 1000;
-    c->defaults.observer_type = CFG_OBS_HISTOGRAM;
+    c->defaults.observer_type = CFG_OBS_SUMMARY; /* statsd_exporter's default */
     c->defaults.match_type = CFG_MATCH_GLOB;
     size_t nb = sizeof def_buckets / sizeof def_buckets[0];
     size_t no = sizeof def_objectives / sizeof def_objectives[0];

@@ -170,6 +170,8 @@ class StatsdTest(unittest.TestCase):
 
     def test_statsd_exporter_semantics(self):
         config = r"""
+defaults:
+  observer_type: histogram
 mappings:
   - match: "app.*.requests"
     name: app_requests_total
@@ -253,6 +255,20 @@ mappings:
             self.assertEqual(v("abacus_statsd_events_actions_total", {"action": "drop"}), 1)
             self.assertEqual(v("abacus_statsd_events_actions_total", {"action": "map"}), 10)
 
+    def test_default_observer_is_summary(self):
+        """Without an observer type anywhere, timers become summaries, as statsd_exporter's
+        exporter does, with its default objectives 0.5, 0.9, 0.99."""
+        with StatsdAbacus(tcp=False, config="mappings: []\n") as a:
+            a.udp("dflt_timer:250|ms\ndflt_timer:750|ms")
+            a.await_lines("udp", 2)
+            fams, _, _ = a.scrape()
+            f = family(fams, "dflt_timer")
+            self.assertEqual(f.type, "summary")
+            self.assertEqual(sample_value(fams, "dflt_timer_count"), 2)
+            self.assertEqual(sample_value(fams, "dflt_timer_sum"), 1.0)
+            qs = sorted(s.labels["quantile"] for s in f.samples if "quantile" in s.labels)
+            self.assertEqual(qs, ["0.5", "0.9", "0.99"])
+
     def test_conflicts_never_break_a_scrape(self):
         bad = [
             "cx_total:1|c", "cx_total:1|g", "cx_total:1|ms",  # type
@@ -261,7 +277,7 @@ mappings:
             "abacus_build_info:1|g", "process_open_fds:1|g", "abacus_series:1|g",  # not ours
             "lh:1|ms|#le:x",                                 # reserved label for a histogram
         ]
-        with StatsdAbacus(tcp=False) as a:
+        with StatsdAbacus(tcp=False, config="defaults:\n  observer_type: histogram\n") as a:
             for line in bad:  # one datagram each, and again all together
                 a.udp(line)
             a.udp("\n".join(bad))

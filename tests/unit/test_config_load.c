@@ -175,7 +175,7 @@ static void test_defaults(void **state) {
     assert_string_equal(c->statsd.listen_unixgram, "");
     assert_true(c->statsd.dogstatsd_tags && c->statsd.influxdb_tags && c->statsd.librato_tags &&
                 c->statsd.signalfx_tags);
-    assert_int_equal(c->defaults.observer_type, CFG_OBS_HISTOGRAM);
+    assert_int_equal(c->defaults.observer_type, CFG_OBS_SUMMARY); /* statsd_exporter's */
     assert_int_equal(c->defaults.match_type, CFG_MATCH_GLOB);
     /* client_golang's DefBuckets and statsd_exporter's objectives */
     assert_int_equal(c->defaults.histogram.nbuckets, 11);
@@ -338,7 +338,7 @@ static void test_statsd_exporter_legacy_keys(void **state) {
     assert_int_equal(r[2].summary.nobjectives, 2);
     cfg_free(c);
 
-    /* Without any observer type, summary options ask for a summary. */
+    /* Without any observer type anywhere, timers become summaries (statsd_exporter). */
     c = load_ok("mappings:\n"
                 "- match: a.*\n"
                 "  name: a\n"
@@ -348,7 +348,7 @@ static void test_statsd_exporter_legacy_keys(void **state) {
     assert_int_equal(c->mappings[0].observer_type, CFG_OBS_SUMMARY);
     assert_int_equal(c->mappings[0].summary.max_age_ns, 60ULL * 1000000000ULL);
     assert_int_equal(c->mappings[0].summary.nobjectives, 3);
-    assert_int_equal(c->mappings[1].observer_type, CFG_OBS_HISTOGRAM);
+    assert_int_equal(c->mappings[1].observer_type, CFG_OBS_SUMMARY);
     cfg_free(c);
 }
 
@@ -730,7 +730,7 @@ static const bad_case bad[] = {
      "  - {match: d.*, name: x, match_metric_type: observer}\n",
      "4:24: mappings[2].name: conflicting types for \"x\": gauge here, counter by mappings[0] "
      "at 2:24\n"
-     "5:24: mappings[3].name: conflicting types for \"x\": histogram here, counter by "
+     "5:24: mappings[3].name: conflicting types for \"x\": summary here, counter by "
      "mappings[0] at 2:24\n"},
 
     {"server and statsd values",

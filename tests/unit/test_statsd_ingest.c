@@ -206,7 +206,7 @@ static void feed(exp_ingest *in, const char *text) {
 
 static void test_types(void **state) {
     (void)state;
-    env *e = env_start("defaults:\n  ttl: 0s\n", NO_LISTENERS, NULL);
+    env *e = env_start("defaults:\n  ttl: 0s\n  observer_type: histogram\n", NO_LISTENERS, NULL);
     exp_ingest *in = exp_ingest_create(e->L, EXP_STATSD_LISTENER_UDP);
     assert_non_null(in);
     feed(in, "foo:1|c\nfoo:2|c\nfoo:3|c|@0.5");
@@ -341,7 +341,7 @@ static void test_mapping_and_tags(void **state) {
 
 static void test_conflicts(void **state) {
     (void)state;
-    env *e = env_start("mappings: []\n", NO_LISTENERS, NULL);
+    env *e = env_start("defaults:\n  observer_type: histogram\nmappings: []\n", NO_LISTENERS, NULL);
     exp_ingest *in = exp_ingest_create(e->L, EXP_STATSD_LISTENER_UDP);
     assert_non_null(in);
     feed(in, "x:1|c\nx:1|g\nx:1|ms");                        /* type conflicts */
