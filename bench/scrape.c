@@ -13,14 +13,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench.h"
 #include "expfmt.h"
 #include "registry.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* A field of /proc/self/status in kB (VmRSS, VmHWM), or -1. */
 static long status_kb(const char *field) {

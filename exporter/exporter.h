@@ -108,6 +108,10 @@ exp_state *exp_state_create(reg_registry *r, const exp_flags *f, exp_self *self,
 void exp_state_destroy(exp_state *s);
 /* The current snapshot, with a reference the caller releases. Never NULL. */
 exp_config *exp_state_acquire(exp_state *s);
+/* Bracket reading the registry's set of families (a scrape's start): a reload changes it
+ * only outside these, so a scrape never sees half of a reload. Short; cannot fail. */
+void exp_state_view_begin(exp_state *s);
+void exp_state_view_end(exp_state *s);
 /* Bumped by every successful reload: a cheap "is my snapshot still current?" check. */
 uint64_t exp_state_generation(exp_state *s);
 /* Reload (SIGHUP, /-/reload): load and validate everything first; invalid -> every error is

@@ -7,7 +7,6 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -213,34 +212,6 @@ const char *exp_flags_config_path(const exp_flags *f) {
 
 /* ---- loading ------------------------------------------------------------------------------ */
 
-/* Append an error following cfg_errors' ownership contract (malloc'd array and strings). */
-static void add_err(cfg_errors *e, const char *file, unsigned line, unsigned col, const char *fmt,
-                    ...) __attribute__((format(printf, 5, 6)));
-static void add_err(cfg_errors *e, const char *file, unsigned line, unsigned col, const char *fmt,
-                    ...) {
-    if (e->count == e->cap) {
-        size_t cap = e->cap ? e->cap * 2 : 8;
-        cfg_error *items = realloc(e->items, cap * sizeof *items);
-        if (!items)
-            return;
-        e->items = items;
-        e->cap = cap;
-    }
-    char *msg = NULL;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vasprintf(&msg, fmt, ap);
-    va_end(ap);
-    char *fcopy = strdup(file ? file : "<config>");
-    if (n < 0 || !fcopy) {
-        free(fcopy);
-        if (n >= 0)
-            free(msg);
-        return;
-    }
-    e->items[e->count++] = (cfg_error){.file = fcopy, .line = line, .column = col, .message = msg};
-}
-
 /* Replace a config string (cfg_free releases them with free()). -1 when out of memory. */
 static int set_str(char **field, const char *v) {
     char *copy = strdup(v);
@@ -295,11 +266,12 @@ static void check_address(cfg_errors *errs, const char *where, const char *key, 
     unsigned port;
     if (!addr || !*addr) {
         if (!may_be_empty)
-            add_err(errs, where, 0, 0, "%s: a listen address is required", key);
+            cfg_errors_add_at(errs, where, 0, 0, "%s: a listen address is required", key);
         return;
     }
     if (exp_split_address(addr, host, sizeof host, &port, why, sizeof why) != 0)
-        add_err(errs, where, 0, 0, "%s: invalid listen address \"%s\": %s", key, addr, why);
+        cfg_errors_add_at(errs, where, 0, 0, "%s: invalid listen address \"%s\": %s", key, addr,
+                          why);
 }
 
 /* "/" is the landing page; "/-/" holds the lifecycle endpoints. */
@@ -313,24 +285,26 @@ static void check_settings(const exp_flags *f, const cfg_config *c, cfg_errors *
     const char *tp = c->server.telemetry_path;
     const char *where = origin(f->telemetry_path, "--web.telemetry-path", c);
     if (!tp || tp[0] != '/' || strpbrk(tp, "?# \t\r\n"))
-        add_err(errs, where, 0, 0,
-                "server.telemetry_path: \"%s\" must be an absolute path without query or spaces",
-                tp ? tp : "");
+        cfg_errors_add_at(
+            errs, where, 0, 0,
+            "server.telemetry_path: \"%s\" must be an absolute path without query or spaces",
+            tp ? tp : "");
     else if (reserved_path(tp))
-        add_err(errs, where, 0, 0,
-                "server.telemetry_path: \"%s\" is reserved (\"/\" and paths under \"/-/\")", tp);
+        cfg_errors_add_at(
+            errs, where, 0, 0,
+            "server.telemetry_path: \"%s\" is reserved (\"/\" and paths under \"/-/\")", tp);
     /* Flag values get the limits the loader applies to the same keys in the file. */
     if (f->max_connections != EXP_UNSET && (f->max_connections < 1 || f->max_connections > 1000000))
-        add_err(errs, "--web.max-connections", 0, 0, "must be between 1 and 1000000");
+        cfg_errors_add_at(errs, "--web.max-connections", 0, 0, "must be between 1 and 1000000");
     if (f->statsd_read_buffer != EXP_UNSET && f->statsd_read_buffer > INT32_MAX)
-        add_err(errs, "--statsd.read-buffer", 0, 0, "must be at most %d", INT32_MAX);
+        cfg_errors_add_at(errs, "--statsd.read-buffer", 0, 0, "must be at most %d", INT32_MAX);
     if (f->statsd_readers != EXP_UNSET && f->statsd_readers > 256)
-        add_err(errs, "--statsd.readers", 0, 0, "must be at most 256");
+        cfg_errors_add_at(errs, "--statsd.readers", 0, 0, "must be at most 256");
     if (f->statsd_cache_size != EXP_UNSET && f->statsd_cache_size > 10000000)
-        add_err(errs, "--statsd.cache-size", 0, 0, "must be at most 10000000");
+        cfg_errors_add_at(errs, "--statsd.cache-size", 0, 0, "must be at most 10000000");
     if (c->statsd.listen_unixgram && strlen(c->statsd.listen_unixgram) > 107)
-        add_err(errs, origin(f->statsd_listen_unixgram, "--statsd.listen-unixgram", c), 0, 0,
-                "statsd.listen_unixgram: socket path too long (max 107 bytes)");
+        cfg_errors_add_at(errs, origin(f->statsd_listen_unixgram, "--statsd.listen-unixgram", c), 0,
+                          0, "statsd.listen_unixgram: socket path too long (max 107 bytes)");
     check_address(errs, origin(f->statsd_listen_udp, "--statsd.listen-udp", c), "statsd.listen_udp",
                   c->statsd.listen_udp, 1);
     check_address(errs, origin(f->statsd_listen_tcp, "--statsd.listen-tcp", c), "statsd.listen_tcp",
@@ -360,37 +334,39 @@ exp_config *exp_config_load(const exp_flags *f, cfg_errors *errs) {
     const char *path = exp_flags_config_path(f);
     cfg_config *cfg = path ? cfg_load(path, errs) : cfg_default();
     if (!cfg && errs->count == before)
-        add_err(errs, path ? path : "<defaults>", 0, 0, "cannot load: out of memory");
+        cfg_errors_add_at(errs, path ? path : "<defaults>", 0, 0, "cannot load: out of memory");
     cfg_config *mf = NULL;
     if (f->mapping_config) {
         size_t b = errs->count;
         mf = cfg_load(f->mapping_config, errs);
         if (!mf && errs->count == b)
-            add_err(errs, f->mapping_config, 0, 0, "cannot load: out of memory");
+            cfg_errors_add_at(errs, f->mapping_config, 0, 0, "cannot load: out of memory");
         if (mf && mf->nmetrics > 0)
-            add_err(errs, f->mapping_config, mf->metrics[0].line, mf->metrics[0].column,
-                    "metrics: declared metrics belong in the config file (--config.file), "
-                    "not in the mapping file");
+            cfg_errors_add_at(
+                errs, f->mapping_config, mf->metrics[0].line, mf->metrics[0].column,
+                "metrics: declared metrics belong in the config file (--config.file), "
+                "not in the mapping file");
     }
     for (size_t i = 0; cfg && i < cfg->nmetrics; i++) {
         const cfg_metric *m = &cfg->metrics[i];
         if (!strncmp(m->name, "abacus_", 7) || !strncmp(m->name, "process_", 8))
-            add_err(errs, cfg->path, m->line, m->column,
-                    "metrics[%zu].name: \"%s\": the abacus_ and process_ prefixes are reserved "
-                    "for abacus's own metrics",
-                    i, m->name);
+            cfg_errors_add_at(
+                errs, cfg->path, m->line, m->column,
+                "metrics[%zu].name: \"%s\": the abacus_ and process_ prefixes are reserved "
+                "for abacus's own metrics",
+                i, m->name);
     }
     exp_config *c = NULL;
     if (cfg) {
         if (apply_flags(f, cfg) != 0)
-            add_err(errs, "<flags>", 0, 0, "out of memory applying flags");
+            cfg_errors_add_at(errs, "<flags>", 0, 0, "out of memory applying flags");
         check_settings(f, cfg, errs);
     }
     if (errs->count > before)
         goto fail;
     c = calloc(1, sizeof *c);
     if (!c) {
-        add_err(errs, "<config>", 0, 0, "out of memory");
+        cfg_errors_add_at(errs, "<config>", 0, 0, "out of memory");
         goto fail;
     }
     c->cfg = cfg;
@@ -403,7 +379,7 @@ exp_config *exp_config_load(const exp_flags *f, cfg_errors *errs) {
     c->mapper = cfg_mapper_create(c->rules, errs);
     if (!c->mapper) {
         if (errs->count == before)
-            add_err(errs, c->rules->path, 0, 0, "cannot compile the mapping rules");
+            cfg_errors_add_at(errs, c->rules->path, 0, 0, "cannot compile the mapping rules");
         free(c);
         goto fail;
     }
@@ -423,6 +399,10 @@ struct exp_state {
     pthread_mutex_t cur_lock;    /* guards cur for acquire/swap; held for a pointer copy */
     exp_config *cur;             /* holds one reference */
     pthread_mutex_t reload_lock; /* one reload at a time */
+    /* Scrapes read the registry's family list under it (read); a reload changes the
+     * registry under it (write): a scrape sees the old configuration's families or the
+     * new one's, never a mix. Writer-preferring, so reloads are not starved. */
+    pthread_rwlock_t view_lock;
     _Atomic uint64_t generation;
     _Atomic int ready;
 };
@@ -471,6 +451,11 @@ exp_state *exp_state_create(reg_registry *r, const exp_flags *f, exp_self *self,
     s->cur = initial;
     pthread_mutex_init(&s->cur_lock, NULL);
     pthread_mutex_init(&s->reload_lock, NULL);
+    pthread_rwlockattr_t ra;
+    pthread_rwlockattr_init(&ra);
+    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&s->view_lock, &ra);
+    pthread_rwlockattr_destroy(&ra);
     atomic_init(&s->generation, 1);
     atomic_init(&s->ready, 0);
     if (self)
@@ -486,6 +471,7 @@ void exp_state_destroy(exp_state *s) {
     exp_config_release(s->cur);
     pthread_mutex_destroy(&s->cur_lock);
     pthread_mutex_destroy(&s->reload_lock);
+    pthread_rwlock_destroy(&s->view_lock);
     free(s);
 }
 
@@ -506,6 +492,16 @@ static int str_differs(const char *a, const char *b) {
     return strcmp(a ? a : "", b ? b : "") != 0;
 }
 
+/* Cannot fail. */
+void exp_state_view_begin(exp_state *s) {
+    pthread_rwlock_rdlock(&s->view_lock);
+}
+
+/* Cannot fail. */
+void exp_state_view_end(exp_state *s) {
+    pthread_rwlock_unlock(&s->view_lock);
+}
+
 /* Returns 0 when applied; -1 when rejected (errors in errs, old config kept). */
 int exp_state_reload(exp_state *s, cfg_errors *errs) {
     pthread_mutex_lock(&s->reload_lock);
@@ -518,12 +514,15 @@ int exp_state_reload(exp_state *s, cfg_errors *errs) {
         return -1;
     }
     exp_config *old = s->cur; /* only reloads swap it, and we hold reload_lock */
+    pthread_rwlock_wrlock(&s->view_lock);
     int rc = cfg_apply(s->reg, old->cfg, next->cfg);
     if (rc != REG_OK) {
-        add_err(errs, next->cfg->path ? next->cfg->path : "<defaults>", 0, 0,
-                "applying the configuration to the registry failed: %s", reg_strerror(rc));
+        cfg_errors_add_at(errs, next->cfg->path ? next->cfg->path : "<defaults>", 0, 0,
+                          "applying the configuration to the registry failed: %s",
+                          reg_strerror(rc));
         log_errors(errs, before, "configuration rejected, keeping the old one");
         int rb = cfg_apply(s->reg, next->cfg, old->cfg);
+        pthread_rwlock_unlock(&s->view_lock);
         if (rb != REG_OK)
             exp_log(EXP_LOG_ERROR, "restoring the old configuration's metrics failed", "err",
                     reg_strerror(rb), NULL);
@@ -532,6 +531,7 @@ int exp_state_reload(exp_state *s, cfg_errors *errs) {
         pthread_mutex_unlock(&s->reload_lock);
         return -1;
     }
+    pthread_rwlock_unlock(&s->view_lock);
     const cfg_server *a = &old->cfg->server, *b = &next->cfg->server;
     if (str_differs(a->listen_address, b->listen_address) ||
         str_differs(a->telemetry_path, b->telemetry_path) ||

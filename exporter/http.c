@@ -312,8 +312,10 @@ static enum MHD_Result serve_metrics(exp_http *h, struct MHD_Connection *c, req_
     job->h = h;
     clock_gettime(CLOCK_MONOTONIC, &job->t0);
     if (!head) {
+        exp_state_view_begin(h->st);
         exp_self_refresh(h->self);
         job->sc = exp_scrape_begin(h->reg, fmt, gzip);
+        exp_state_view_end(h->st);
         if (!job->sc) {
             free(job);
             exp_log(EXP_LOG_ERROR, "cannot start a scrape", "err", "out of memory", NULL);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "exporter.h"
+#include "famset.h"
 #include "log.h"
 
 enum {
@@ -94,6 +95,8 @@ static const reg_family_def defs[F_COUNT] = {
                          "Start time of the process since unix epoch in seconds.", REG_GAUGE),
 };
 
+_Static_assert(F_COUNT <= EXP_FAMSET_MAX, "too many self-metric families");
+
 #define POOL_MAX 16
 
 /* One family name and a figure read from a snapshot (refresh bookkeeping). */
@@ -109,8 +112,7 @@ typedef struct {
 
 struct exp_self {
     reg_registry *reg;
-    pthread_mutex_t fam_mu;             /* guards fam[] replacement after a family was removed */
-    _Atomic(reg_family *) fam[F_COUNT]; /* each held (reg_family_hold) */
+    exp_famset fams;
 
     pthread_mutex_t pool_mu; /* spare reader handles */
     reg_thread *pool[POOL_MAX];
@@ -145,39 +147,15 @@ static void give_thread(exp_self *s, reg_thread *t) {
         reg_thread_detach(t);
 }
 
-/* Register family i and hold it. Inside a section. Returns a registry error. */
-static int link_family(reg_thread *t, int i, reg_family **out) {
-    reg_family *f;
-    int rc = reg_family_add(t, &defs[i], &f);
-    if (rc == REG_OK)
-        rc = reg_family_hold(f);
-    if (rc == REG_OK)
-        *out = f;
-    return rc;
-}
-
 /* After an update failed with REG_EGONE (a reload removed a family of the same name): register
  * ours again. Inside a section. Returns 0 when the caller should retry. */
 static int relink(exp_self *s, reg_thread *t, int i, reg_family *gone) {
     static exp_log_limit lim;
-    int retry = 0;
-    pthread_mutex_lock(&s->fam_mu);
-    if (atomic_load(&s->fam[i]) != gone) {
-        retry = 1; /* someone else already relinked */
-    } else {
-        reg_family *f;
-        int rc = link_family(t, i, &f);
-        if (rc == REG_OK) {
-            atomic_store(&s->fam[i], f);
-            reg_family_release(s->reg, gone);
-            retry = 1;
-        } else {
-            exp_log_limited(&lim, 5, EXP_LOG_WARN, "cannot register self-metric", "family",
-                            defs[i].name, "err", reg_strerror(rc), NULL);
-        }
-    }
-    pthread_mutex_unlock(&s->fam_mu);
-    return retry ? 0 : -1;
+    int rc = exp_famset_relink(&s->fams, t, i, gone);
+    if (rc != REG_OK)
+        exp_log_limited(&lim, 5, EXP_LOG_WARN, "cannot register self-metric", "family",
+                        defs[i].name, "err", reg_strerror(rc), NULL);
+    return rc == REG_OK ? 0 : -1;
 }
 
 typedef int (*update_fn)(reg_thread *, reg_family *, const char *const *, double);
@@ -186,7 +164,7 @@ typedef int (*update_fn)(reg_thread *, reg_family *, const char *const *, double
 static int update(exp_self *s, reg_thread *t, int i, update_fn fn, const char *const *values,
                   double v) {
     for (int attempt = 0;; attempt++) {
-        reg_family *f = atomic_load(&s->fam[i]);
+        reg_family *f = exp_famset_get(&s->fams, i);
         int rc = fn(t, f, values, v);
         if (rc != REG_EGONE || attempt > 0 || relink(s, t, i, f) != 0)
             return rc;
@@ -286,7 +264,7 @@ exp_self *exp_self_create(reg_registry *r, char *err, size_t errlen) {
         return NULL;
     }
     s->reg = r;
-    pthread_mutex_init(&s->fam_mu, NULL);
+    exp_famset_init(&s->fams, r, defs, F_COUNT);
     pthread_mutex_init(&s->pool_mu, NULL);
     pthread_mutex_init(&s->refresh_mu, NULL);
     s->refresh_t = reg_thread_attach(r);
@@ -297,15 +275,7 @@ exp_self *exp_self_create(reg_registry *r, char *err, size_t errlen) {
     }
     reg_thread *t = s->refresh_t;
     reg_begin(t);
-    int rc = REG_OK;
-    for (int i = 0; i < F_COUNT && rc == REG_OK; i++) {
-        reg_family *f;
-        rc = link_family(t, i, &f);
-        if (rc == REG_OK)
-            atomic_store(&s->fam[i], f);
-        else
-            snprintf(err, errlen, "registering %s: %s", defs[i].name, reg_strerror(rc));
-    }
+    int rc = exp_famset_link_all(&s->fams, t, err, errlen);
     if (rc == REG_OK) {
 #ifdef __clang__
         const char *compiler = "clang " __clang_version__;
@@ -316,9 +286,9 @@ exp_self *exp_self_create(reg_registry *r, char *err, size_t errlen) {
 #endif
         const char *bv[] = {ABACUS_VERSION, ABACUS_REVISION, compiler};
         const char *none[] = {NULL};
-        rc = reg_gauge_set(t, atomic_load(&s->fam[F_BUILD_INFO]), bv, 1);
+        rc = reg_gauge_set(t, exp_famset_get(&s->fams, F_BUILD_INFO), bv, 1);
         for (int i = F_RELOAD_OK; rc == REG_OK && i <= F_START_TIME; i++)
-            rc = reg_touch(t, atomic_load(&s->fam[i]), none);
+            rc = reg_touch(t, exp_famset_get(&s->fams, i), none);
         if (rc != REG_OK)
             snprintf(err, errlen, "initialising self-metrics: %s", reg_strerror(rc));
     }
@@ -348,11 +318,7 @@ static void nv_free(nv_list *l) {
 void exp_self_destroy(exp_self *s) {
     if (!s)
         return;
-    for (int i = 0; i < F_COUNT; i++) {
-        reg_family *f = atomic_load(&s->fam[i]);
-        if (f)
-            reg_family_release(s->reg, f);
-    }
+    exp_famset_destroy(&s->fams);
     for (size_t i = 0; i < s->npool; i++)
         reg_thread_detach(s->pool[i]);
     if (s->refresh_t)
@@ -362,7 +328,6 @@ void exp_self_destroy(exp_self *s) {
     nv_free(&s->refused_seen);
     nv_free(&s->stale);
     nv_free(&s->resets);
-    pthread_mutex_destroy(&s->fam_mu);
     pthread_mutex_destroy(&s->pool_mu);
     pthread_mutex_destroy(&s->refresh_mu);
     free(s);
@@ -370,47 +335,50 @@ void exp_self_destroy(exp_self *s) {
 
 /* ---- events -------------------------------------------------------------------------------- */
 
+/* A pooled handle inside a section for one event's updates; NULL when s is NULL or no
+ * handle can be had (the event is then dropped). */
+static reg_thread *event_begin(exp_self *s) {
+    reg_thread *t = s ? take_thread(s) : NULL;
+    if (t)
+        reg_begin(t);
+    return t;
+}
+
+static void event_end(exp_self *s, reg_thread *t) {
+    reg_end(t);
+    give_thread(s, t);
+}
+
 /* Cannot fail (an update the registry refuses is dropped). */
 void exp_self_http_request(exp_self *s, const char *handler, unsigned code) {
-    if (!s)
-        return;
-    reg_thread *t = take_thread(s);
-    if (!t)
-        return;
     char cbuf[12];
     snprintf(cbuf, sizeof cbuf, "%u", code);
     const char *v[] = {handler, cbuf};
-    reg_begin(t);
+    reg_thread *t = event_begin(s);
+    if (!t)
+        return;
     update(s, t, F_HTTP_REQUESTS, reg_counter_add, v, 1);
-    reg_end(t);
-    give_thread(s, t);
+    event_end(s, t);
 }
 
 /* Cannot fail (an update the registry refuses is dropped). */
 void exp_self_scrape_duration(exp_self *s, double seconds) {
-    if (!s)
-        return;
-    reg_thread *t = take_thread(s);
+    const char *none[] = {NULL};
+    reg_thread *t = event_begin(s);
     if (!t)
         return;
-    const char *none[] = {NULL};
-    reg_begin(t);
     update(s, t, F_SCRAPE_DURATION, reg_observe, none, seconds < 0 ? 0 : seconds);
-    reg_end(t);
-    give_thread(s, t);
+    event_end(s, t);
 }
 
 /* Cannot fail (an update the registry refuses is dropped). */
 void exp_self_config_loaded(exp_self *s, int ok, uint64_t hash) {
-    if (!s)
-        return;
-    reg_thread *t = take_thread(s);
-    if (!t)
-        return;
     const char *none[] = {NULL};
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    reg_begin(t);
+    reg_thread *t = event_begin(s);
+    if (!t)
+        return;
     update(s, t, F_RELOAD_OK, reg_gauge_set, none, ok ? 1 : 0);
     if (ok) {
         update(s, t, F_RELOAD_TS, reg_gauge_set, none,
@@ -418,8 +386,7 @@ void exp_self_config_loaded(exp_self *s, int ok, uint64_t hash) {
         update(s, t, F_CONFIG_HASH, reg_gauge_set, none,
                (double)(hash & ((UINT64_C(1) << 53) - 1)));
     }
-    reg_end(t);
-    give_thread(s, t);
+    event_end(s, t);
 }
 
 /* ---- refresh --------------------------------------------------------------------------------- */
@@ -452,7 +419,7 @@ static const named_value *nv_find(const nv_list *l, const char *name) {
 /* Read the {family="..."} series of one of our families into l (sorted). Inside a section. */
 static void read_by_family(exp_self *s, reg_thread *t, int i, nv_list *l) {
     nv_clear(l);
-    long n = reg_family_collect(t, atomic_load(&s->fam[i]), &s->snap, &s->snap_cap);
+    long n = reg_family_collect(t, exp_famset_get(&s->fams, i), &s->snap, &s->snap_cap);
     char name[512];
     for (long k = 0; k < n; k++) {
         if (reg_series_label_value(s->snap[k], 0, name, sizeof name) < 0)
@@ -503,7 +470,7 @@ void exp_self_refresh(exp_self *s) {
 
     reg_begin(t);
     if (ps.ok) {
-        reg_family *cf = atomic_load(&s->fam[F_CPU]);
+        reg_family *cf = exp_famset_get(&s->fams, F_CPU);
         if (cf != s->cpu_family) { /* relinked: the new counter starts at 0 */
             s->cpu_family = cf;
             s->cpu_reported = 0;
@@ -533,8 +500,8 @@ void exp_self_refresh(exp_self *s) {
     for (size_t i = 0; i < s->series_seen.count; i++)
         if (!reg_family_find(t, s->series_seen.items[i].name))
             nv_push(&s->stale, s->series_seen.items[i].name, 0);
-    reg_family *series_f = atomic_load(&s->fam[F_SERIES]);
-    reg_family *refused_f = atomic_load(&s->fam[F_REFUSED]);
+    reg_family *series_f = exp_famset_get(&s->fams, F_SERIES);
+    reg_family *refused_f = exp_famset_get(&s->fams, F_REFUSED);
     int held = reg_family_hold(series_f) == REG_OK;
     int held2 = reg_family_hold(refused_f) == REG_OK;
     reg_end(t);

@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "famset.h"
 #include "log.h"
 #include "statsd_parse.h"
 
@@ -91,6 +92,8 @@ static const char *const l_listener_reason[] = {"listener", "reason"};
 
 #define SMDEF(n, h, nl, l)                                                                         \
     { .name = n, .help = h, .type = REG_COUNTER, .nlabels = nl, .labels = l }
+
+_Static_assert(SM_COUNT <= EXP_FAMSET_MAX, "too many self-metric families");
 
 static const reg_family_def sm_defs[SM_COUNT] = {
     [SM_PACKETS] = SMDEF("abacus_statsd_packets_total",
@@ -396,8 +399,7 @@ struct exp_statsd_listener {
     char *unix_path;
     reader *rd;
     size_t nrd;
-    pthread_mutex_t sm_mu; /* relinking a self-metric family removed by a reload */
-    _Atomic(reg_family *) sm[SM_COUNT];
+    exp_famset sm;             /* self-metric families, relinked when a reload removed one */
     pthread_mutex_t create_mu; /* family creation by this module; guards created */
     nameset created;
     /* Settings read once at start, for the "needs a restart" warning on reload. */
@@ -408,24 +410,13 @@ struct exp_statsd_listener {
 
 /* ---- self-metric families ---------------------------------------------------------------- */
 
-/* Register family i and hold it. Inside a section. Returns a registry error. */
-static int sm_link(reg_thread *t, int i, reg_family **out) {
-    reg_family *f;
-    int rc = reg_family_add(t, &sm_defs[i], &f);
-    if (rc == REG_OK)
-        rc = reg_family_hold(f);
-    if (rc == REG_OK)
-        *out = f;
-    return rc;
-}
-
 /* Add v to self-metric i. Inside a section. A family removed by a reload (a declaration took
  * its name) is registered again once; failures are logged at a bounded rate. */
 static void sm_add(exp_statsd_listener *L, reg_thread *t, int i, const char *const *values,
                    double v) {
     static exp_log_limit lim;
     for (int attempt = 0; attempt < 2; attempt++) {
-        reg_family *f = atomic_load(&L->sm[i]);
+        reg_family *f = exp_famset_get(&L->sm, i);
         if (!f)
             return;
         int rc = v > 0 ? reg_counter_add(t, f, values, v) : reg_touch(t, f, values);
@@ -436,15 +427,7 @@ static void sm_add(exp_statsd_listener *L, reg_thread *t, int i, const char *con
                             sm_defs[i].name, "err", reg_strerror(rc), NULL);
             return;
         }
-        pthread_mutex_lock(&L->sm_mu);
-        if (atomic_load(&L->sm[i]) == f) {
-            reg_family *nf;
-            if (sm_link(t, i, &nf) == REG_OK) {
-                atomic_store(&L->sm[i], nf);
-                reg_family_release(L->reg, f);
-            }
-        }
-        pthread_mutex_unlock(&L->sm_mu);
+        exp_famset_relink(&L->sm, t, i, f); /* a failure shows on the retry */
     }
 }
 
@@ -1801,7 +1784,7 @@ exp_statsd_listener *exp_statsd_listener_start(reg_registry *r, exp_state *st, c
     L->reg = r;
     L->st = st;
     L->stopfd = -1;
-    pthread_mutex_init(&L->sm_mu, NULL);
+    exp_famset_init(&L->sm, r, sm_defs, SM_COUNT);
     pthread_mutex_init(&L->create_mu, NULL);
     exp_config *c = exp_state_acquire(st);
     const cfg_statsd *sc = &c->cfg->statsd;
@@ -1836,15 +1819,7 @@ exp_statsd_listener *exp_statsd_listener_start(reg_registry *r, exp_state *st, c
 
     /* Self-metric families first: a clash with a declared metric is a start error. */
     reg_begin(t);
-    int rc = REG_OK;
-    for (int i = 0; i < SM_COUNT && rc == REG_OK; i++) {
-        reg_family *f;
-        rc = sm_link(t, i, &f);
-        if (rc == REG_OK)
-            atomic_store(&L->sm[i], f);
-        else
-            snprintf(err, errlen, "registering %s: %s", sm_defs[i].name, reg_strerror(rc));
-    }
+    int rc = exp_famset_link_all(&L->sm, t, err, errlen);
     if (rc == REG_OK)
         touch_initial(L, t);
     reg_end(t);
@@ -1961,17 +1936,12 @@ void exp_statsd_listener_stop(exp_statsd_listener *L) {
         unlink(L->unix_path);
         free(L->unix_path);
     }
-    for (int i = 0; i < SM_COUNT; i++) {
-        reg_family *f = atomic_load(&L->sm[i]);
-        if (f)
-            reg_family_release(L->reg, f);
-    }
+    exp_famset_destroy(&L->sm);
     if (L->stopfd >= 0)
         close(L->stopfd);
     nameset_free(&L->created);
     for (int k = 0; k < EXP_STATSD_LISTENER_KINDS; k++)
         free(L->start_addr[k]);
-    pthread_mutex_destroy(&L->sm_mu);
     pthread_mutex_destroy(&L->create_mu);
     free(L);
 }

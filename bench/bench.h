@@ -1,0 +1,28 @@
+/* bench.h - clock and memory readings shared by the benchmark programs. */
+#ifndef ABACUS_BENCH_H
+#define ABACUS_BENCH_H
+
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Monotonic seconds. Cannot fail. */
+static inline double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Resident bytes of this process, 0 when /proc/self/statm cannot be read. */
+static inline long rss_bytes(void) {
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+            resident = 0;
+        fclose(f);
+    }
+    return resident * sysconf(_SC_PAGESIZE);
+}
+
+#endif
