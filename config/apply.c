@@ -44,15 +44,12 @@ static int apply_one(reg_registry *r, reg_thread *t, const cfg_metric *m) {
 /* Returns REG_OK or the first registry error; keeps going after an error so that as much of
  * c as possible is in place. Must not be called inside a section. */
 int cfg_apply(reg_registry *r, const cfg_config *old, const cfg_config *c) {
-    reg_thread *t = reg_thread_attach(r);
-    if (!t)
-        return REG_ENOMEM;
     int first = REG_OK;
     if (old && old->nmetrics) {
         const char **names = NULL;
         size_t n = c ? c->nmetrics : 0;
         if (n && !(names = malloc(n * sizeof *names)))
-            return REG_ENOMEM;
+            return REG_ENOMEM; /* nothing changed yet */
         for (size_t i = 0; i < n; i++)
             names[i] = c->metrics[i].name;
         if (n)
@@ -67,10 +64,16 @@ int cfg_apply(reg_registry *r, const cfg_config *old, const cfg_config *c) {
         }
         free(names);
     }
-    for (size_t i = 0; c && i < c->nmetrics; i++) {
+    if (!c || c->nmetrics == 0)
+        return first;
+    reg_thread *t = reg_thread_attach(r);
+    if (!t)
+        return REG_ENOMEM;
+    for (size_t i = 0; i < c->nmetrics; i++) {
         int rc = apply_one(r, t, &c->metrics[i]);
         if (rc != REG_OK && first == REG_OK)
             first = rc;
     }
+    reg_thread_detach(t); /* records are reused; a leaked one would slow every grace period */
     return first;
 }
