@@ -5,7 +5,9 @@
  *    reachable; readers find it with ck_hs_get (acquire inside ck).
  *  - series state word: enter is an acquire CAS, leave a release fetch_add; the reaper's DEAD
  *    CAS is acq_rel, so it sees every value written by updaters that have left.
- *  - reclamation: unlink under the set's mutex, retire, ck_epoch_synchronize, then free.
+ *  - reclamation: unlink under the set's mutex, then ck_epoch_call_strict on the reaper's
+ *    record; the reaper's ck_epoch_poll frees it once every section that could hold it has
+ *    ended. Never waits: a stalled reader delays frees, not the reaper.
  */
 #ifndef ABACUS_REGISTRY_INTERNAL_H
 #define ABACUS_REGISTRY_INTERNAL_H
@@ -21,6 +23,7 @@
 /* ThreadSanitizer cannot see ck's inline-assembly atomics; these annotations tell it about
  * the happens-before edges ck provides (publish/lookup, epoch end/grace period). They
  * compile to nothing outside TSan builds. */
+extern char reg_tsan_epoch; /* registry.c */
 #ifdef ABACUS_TSAN
 void __tsan_acquire(void *addr);
 void __tsan_release(void *addr);
@@ -51,12 +54,14 @@ struct reg_series {
     _Atomic uint64_t state;
     double created; /* wall-clock seconds */
     union {
-        uint64_t reap_ns;               /* reaper's view: when it last saw seq change */
-        struct reg_series *retire_next; /* after removal: link in the retire list */
+        struct {
+            uint64_t reap_ns;  /* reaper's view: when it last saw seq change */
+            uint32_t reap_seq; /* low bits of the sequence the reaper last saw */
+        };
+        ck_epoch_entry_t epoch_entry; /* after removal: the deferred free */
     };
-    uint32_t reap_seq; /* low bits of the sequence the reaper last saw */
-    uint16_t klen;     /* bytes of key, without NUL (<= REG_MAX_KEY) */
-    uint16_t flags;    /* REG_SF_* */
+    uint16_t klen;  /* bytes of key, without NUL (<= REG_MAX_KEY) */
+    uint16_t flags; /* REG_SF_* */
     /* The key text, NUL-terminated, then (8-byte aligned) the family's nvals value words:
      * atomic uint64 counts or double bits, or a summary state pointer. */
     char key[];
@@ -106,9 +111,9 @@ struct reg_family {
     ck_hs_t hs;
     _Atomic size_t nseries; /* written under mu; read relaxed by anyone */
     _Atomic uint64_t refused;
-    _Atomic uint64_t refs; /* 1 for the registry's link plus one per hold */
-    _Atomic int dead;      /* set under mu before its series are killed */
-    struct reg_family *retire_next;
+    _Atomic uint64_t refs;        /* 1 for the registry's link plus one per hold */
+    _Atomic int dead;             /* set under mu before its series are killed */
+    ck_epoch_entry_t epoch_entry; /* the deferred free, once unlinked and released */
 };
 
 /* A reader/writer handle: an epoch record. The record must be the first member: records
@@ -118,10 +123,10 @@ struct reg_thread {
     reg_registry *reg;
 };
 
-/* A block ck_hs allocated; the header lets a deferred free join the retire list. */
+/* A block ck_hs allocated; the header carries its deferred free (16 bytes: the payload stays
+ * 16-byte aligned). */
 typedef struct reg_block {
-    struct reg_block *next;
-    uint64_t pad; /* keeps the payload 16-byte aligned */
+    ck_epoch_entry_t epoch_entry;
 } reg_block;
 
 struct reg_registry {
@@ -132,11 +137,6 @@ struct reg_registry {
     _Atomic size_t nfamilies;
     _Atomic size_t nseries; /* registry-wide, for the global limit */
     struct ck_malloc alloc;
-
-    pthread_mutex_t retire_mu; /* guards the three retire lists */
-    struct reg_series *retired_series;
-    reg_block *retired_blocks;
-    struct reg_family *retired_families;
 
     pthread_mutex_t reap_mu; /* one reaper pass at a time */
     reg_thread *reaper;      /* the reaper's own epoch record */

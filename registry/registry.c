@@ -1,9 +1,11 @@
 /* registry.c - registry lifecycle, reader handles, epoch reclamation and the reaper.
  *
- * Everything that is unlinked from a hash set (series, families, ck_hs slot arrays) is put
- * on a retire list. A reclamation pass takes the lists, waits one epoch grace period
- * (ck_epoch_synchronize), and frees them: any reader that could still hold them was inside
- * a section that began before the unlink, and the grace period outlasts every such section.
+ * Everything unlinked from a hash set (series, families, ck_hs slot arrays) is handed to
+ * ck_epoch_call_strict on the reaper's record, from whichever thread unlinked it (the strict
+ * variant is the one ck provides for a record shared by several producers). The reaper's
+ * ck_epoch_poll frees it once the global epoch has moved past every section that began
+ * before the unlink. Polling never waits: a reader stalled inside a section (a slow scrape
+ * client) delays frees, never TTL expiry.
  */
 #include <errno.h>
 #include <sched.h>
@@ -12,6 +14,9 @@
 #include <time.h>
 
 #include "internal.h"
+
+/* The address TSan synchronises reg_end with the deferred frees on (annotations only). */
+char reg_tsan_epoch;
 
 /* ---- small utilities --------------------------------------------------------------------- */
 
@@ -102,6 +107,12 @@ static void *hs_malloc(size_t n) {
     return b ? (void *)(b + 1) : NULL;
 }
 
+/* Every deferred free runs here or in the two callbacks below, after a grace period. */
+static void free_block_cb(ck_epoch_entry_t *e) {
+    REG_TSAN_ACQUIRE(&reg_tsan_epoch); /* pairs with the release in reg_end */
+    free(e);                           /* the entry is the block's header */
+}
+
 static void hs_free(void *p, size_t n, bool defer) {
     (void)n;
     if (p == NULL)
@@ -112,10 +123,7 @@ static void hs_free(void *p, size_t n, bool defer) {
         free(b);
         return;
     }
-    pthread_mutex_lock(&r->retire_mu);
-    b->next = r->retired_blocks;
-    r->retired_blocks = b;
-    pthread_mutex_unlock(&r->retire_mu);
+    ck_epoch_call_strict(&r->reaper->rec, &b->epoch_entry, free_block_cb);
 }
 
 static void *hs_realloc(void *p, size_t old, size_t n, bool defer) {
@@ -144,55 +152,34 @@ void reg_writer_leave(void) {
 
 /* ---- retire and reclaim ------------------------------------------------------------------ */
 
-/* Called with the series already unlinked. Cannot fail. */
+static void free_series_cb(ck_epoch_entry_t *e) {
+    REG_TSAN_ACQUIRE(&reg_tsan_epoch); /* pairs with the release in reg_end */
+    reg_series_free_now(
+        (struct reg_series *)((char *)e - offsetof(struct reg_series, epoch_entry)));
+}
+
+static void free_family_cb(ck_epoch_entry_t *e) {
+    REG_TSAN_ACQUIRE(&reg_tsan_epoch);
+    reg_family_free_now(
+        (struct reg_family *)((char *)e - offsetof(struct reg_family, epoch_entry)));
+}
+
+/* Called with the series already unlinked (its reap fields are no longer used). Any thread;
+ * cannot fail. */
 void reg_retire_series(reg_registry *r, struct reg_series *s) {
-    pthread_mutex_lock(&r->retire_mu);
-    s->retire_next = r->retired_series;
-    r->retired_series = s;
-    pthread_mutex_unlock(&r->retire_mu);
+    ck_epoch_call_strict(&r->reaper->rec, &s->epoch_entry, free_series_cb);
 }
 
-/* Called once the family is unlinked and its last hold is released. Cannot fail. */
+/* Called once the family is unlinked and its last hold is released. Any thread; cannot fail. */
 void reg_retire_family(reg_registry *r, struct reg_family *f) {
-    pthread_mutex_lock(&r->retire_mu);
-    f->retire_next = r->retired_families;
-    r->retired_families = f;
-    pthread_mutex_unlock(&r->retire_mu);
+    ck_epoch_call_strict(&r->reaper->rec, &f->epoch_entry, free_family_cb);
 }
 
-/* Free what was retired before this call, after a grace period. Runs under reap_mu, outside
- * any section and any set mutex (a grace period waited for there would deadlock). */
+/* Free what is past its grace period; never waits. Called under reap_mu only (ck_epoch_poll
+ * belongs to the record's owner). Callbacks are independent: a series carries its own flags,
+ * so it is freed correctly before or after its family. */
 static void reclaim(reg_registry *r) {
-    pthread_mutex_lock(&r->retire_mu);
-    struct reg_series *ss = r->retired_series;
-    reg_block *bs = r->retired_blocks;
-    struct reg_family *fs = r->retired_families;
-    r->retired_series = NULL;
-    r->retired_blocks = NULL;
-    r->retired_families = NULL;
-    pthread_mutex_unlock(&r->retire_mu);
-    if (ss == NULL && bs == NULL && fs == NULL)
-        return;
-    ck_epoch_synchronize(&r->reaper->rec);
-    /* Pairs with the release every reader makes before ck_epoch_end (reg_end). */
-    REG_TSAN_ACQUIRE(&r->epoch);
-    /* Series before families: freeing a series needs its family's type. A family is only
-     * retired after all its series were, so it is in this batch or a later one. */
-    while (ss) {
-        struct reg_series *next = ss->retire_next;
-        reg_series_free_now(ss);
-        ss = next;
-    }
-    while (bs) {
-        reg_block *next = bs->next;
-        free(bs);
-        bs = next;
-    }
-    while (fs) {
-        struct reg_family *next = fs->retire_next;
-        reg_family_free_now(fs);
-        fs = next;
-    }
+    ck_epoch_poll(&r->reaper->rec);
 }
 
 /* ---- reader handles ---------------------------------------------------------------------- */
@@ -224,8 +211,8 @@ void reg_begin(reg_thread *t) {
 }
 
 void reg_end(reg_thread *t) {
-    /* Pairs with the acquire after ck_epoch_synchronize in reclaim(). */
-    REG_TSAN_RELEASE(&t->reg->epoch);
+    /* Pairs with the acquire in the deferred free callbacks. */
+    REG_TSAN_RELEASE(&reg_tsan_epoch);
     ck_epoch_end(&t->rec, NULL);
 }
 
@@ -289,7 +276,6 @@ reg_registry *reg_create(const reg_options *opt) {
     r->seed = reg_hash_bytes(&r, sizeof(r), (uint64_t)reg_now_mono_ns());
     ck_epoch_init(&r->epoch);
     pthread_mutex_init(&r->fam_mu, NULL);
-    pthread_mutex_init(&r->retire_mu, NULL);
     pthread_mutex_init(&r->reap_mu, NULL);
     pthread_mutex_init(&r->wake_mu, NULL);
     pthread_condattr_t ca;
@@ -325,10 +311,9 @@ void reg_destroy(reg_registry *r) {
         pthread_mutex_unlock(&r->wake_mu);
         pthread_join(r->reaper_thread, NULL);
     }
+    /* No reader is left: run every pending deferred free, then free what is still linked. */
+    ck_epoch_barrier(&r->reaper->rec);
     reg_families_destroy(r);
-    pthread_mutex_lock(&r->reap_mu);
-    reclaim(r);
-    pthread_mutex_unlock(&r->reap_mu);
     /* Every record, registered or recycled, belongs to this registry; none is in use now. */
     ck_stack_entry_t *cursor, *next;
     for (cursor = CK_STACK_FIRST(&r->epoch.records); cursor != NULL; cursor = next) {
@@ -338,7 +323,6 @@ void reg_destroy(reg_registry *r) {
     pthread_cond_destroy(&r->wake_cv);
     pthread_mutex_destroy(&r->wake_mu);
     pthread_mutex_destroy(&r->reap_mu);
-    pthread_mutex_destroy(&r->retire_mu);
     pthread_mutex_destroy(&r->fam_mu);
     free(r);
 }

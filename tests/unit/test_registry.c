@@ -386,6 +386,38 @@ static void test_ttl_reap(void **state) {
     assert_int_equal(reg_family_series_count(g), 1);
 }
 
+/* A reader stalled inside a section (a slow scrape client) must not stop expiry; what it may
+ * still hold stays readable until it leaves, and is freed afterwards (ASan checks both). */
+static void test_stalled_reader_does_not_block_reaping(void **state) {
+    fixture *fx = *state;
+    reg_family_def d = {
+        .name = "stall_total", .type = REG_COUNTER, .nlabels = 1, .labels = L2, .ttl_ns = 1};
+    reg_family *f;
+    reg_begin(fx->t);
+    assert_int_equal(reg_family_add(fx->t, &d, &f), REG_OK);
+    const char *a[] = {"a"};
+    assert_int_equal(reg_counter_add(fx->t, f, a, 5), REG_OK);
+    reg_end(fx->t);
+
+    reg_thread *slow = reg_thread_attach(fx->r);
+    reg_begin(slow);
+    reg_series **v = NULL;
+    size_t cap = 0;
+    assert_int_equal(reg_family_collect(slow, f, &v, &cap), 1);
+    assert_int_equal(reg_reap(fx->r), 0); /* first look */
+    assert_int_equal(reg_reap(fx->r), 1); /* expired, while `slow` is still inside */
+    assert_int_equal(reg_reap(fx->r), 0);
+    size_t len;
+    assert_string_equal(reg_series_labels(v[0], &len), "queue=\"a\"");
+    assert_true(reg_series_value(v[0]) == 5);
+    reg_end(slow);
+    reg_thread_detach(slow);
+    for (int i = 0; i < 4; i++)
+        reg_reap(fx->r); /* grace periods pass; the series is freed */
+    free(v);
+    assert_true(fx->removed_sum == 5);
+}
+
 static void test_touch(void **state) {
     fixture *fx = *state;
     reg_family *f = add(fx, "declared", REG_GAUGE, 0);
@@ -449,6 +481,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_delete_and_reset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_family_remove_and_hold, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ttl_reap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stalled_reader_does_not_block_reaping, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_touch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreach, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_series_grow, setup, teardown),
