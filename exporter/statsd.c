@@ -214,19 +214,21 @@ static uint64_t now_ms(void) {
 typedef struct {
     char **slots;
     size_t n, mask;
+    uint64_t seed; /* random: names come from senders, who must not pick colliding ones */
 } nameset;
 
 static int nameset_has(const nameset *s, const char *name) {
     if (!s->slots)
         return 0;
-    for (size_t i = hash_bytes(name, strlen(name), 0) & s->mask; s->slots[i]; i = (i + 1) & s->mask)
+    for (size_t i = hash_bytes(name, strlen(name), s->seed) & s->mask; s->slots[i];
+         i = (i + 1) & s->mask)
         if (strcmp(s->slots[i], name) == 0)
             return 1;
     return 0;
 }
 
-static void nameset_put_raw(char **slots, size_t mask, char *name) {
-    size_t i = hash_bytes(name, strlen(name), 0) & mask;
+static void nameset_put_raw(char **slots, size_t mask, uint64_t seed, char *name) {
+    size_t i = hash_bytes(name, strlen(name), seed) & mask;
     while (slots[i])
         i = (i + 1) & mask;
     slots[i] = name;
@@ -237,13 +239,15 @@ static int nameset_add(nameset *s, const char *name) {
     if (nameset_has(s, name))
         return 0;
     if (!s->slots || (s->n + 1) * 2 > s->mask + 1) {
+        if (!s->slots)
+            s->seed = random_seed();
         size_t cap = s->slots ? (s->mask + 1) * 2 : 64;
         char **ns = calloc(cap, sizeof *ns);
         if (!ns)
             return -1;
         for (size_t i = 0; s->slots && i <= s->mask; i++)
             if (s->slots[i])
-                nameset_put_raw(ns, cap - 1, s->slots[i]);
+                nameset_put_raw(ns, cap - 1, s->seed, s->slots[i]);
         free(s->slots);
         s->slots = ns;
         s->mask = cap - 1;
@@ -251,7 +255,7 @@ static int nameset_add(nameset *s, const char *name) {
     char *copy = strdup(name);
     if (!copy)
         return -1;
-    nameset_put_raw(s->slots, s->mask, copy);
+    nameset_put_raw(s->slots, s->mask, s->seed, copy);
     s->n++;
     return 0;
 }
@@ -387,6 +391,7 @@ typedef struct reader {
     tconn *conns;
     size_t nconns;
     int accept_paused;
+    uint64_t paused_at_ms;
 } reader;
 
 struct exp_statsd_listener {
@@ -1385,6 +1390,19 @@ static void *dg_thread(void *arg) {
 
 /* ---- the TCP reader ------------------------------------------------------------------------ */
 
+#define ACCEPT_RETRY_MS 100 /* after running out of descriptors, try accepting again */
+
+/* Listen for new connections again after a pause. Cannot fail (a failed re-arm is retried). */
+static void resume_accept(reader *rd) {
+    if (!rd->accept_paused)
+        return;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    if (epoll_ctl(rd->ep, EPOLL_CTL_MOD, rd->fd, &ev) == 0)
+        rd->accept_paused = 0;
+    else
+        rd->paused_at_ms = now_ms();
+}
+
 static void tcp_close(reader *rd, tconn *c) {
     if (c->prev)
         c->prev->next = c->next;
@@ -1397,11 +1415,7 @@ static void tcp_close(reader *rd, tconn *c) {
     free(c->buf);
     free(c);
     rd->nconns--;
-    if (rd->accept_paused) {
-        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
-        epoll_ctl(rd->ep, EPOLL_CTL_MOD, rd->fd, &ev);
-        rd->accept_paused = 0;
-    }
+    resume_accept(rd);
 }
 
 /* Every complete line in the buffer; keeps the unterminated tail at the front. */
@@ -1477,10 +1491,13 @@ static void tcp_accept(reader *rd) {
             exp_log_limited(&lim, 5, EXP_LOG_WARN, "statsd tcp accept failed", "err",
                             strerror(errno), NULL);
             if (errno == EMFILE || errno == ENFILE || errno == ENOMEM || errno == ENOBUFS) {
-                /* Stop asking until a connection closes, or this would spin. */
+                /* Stop asking until one of our connections closes or a moment has passed
+                 * (the descriptors may be held elsewhere), or this would spin. */
                 struct epoll_event ev = {.events = 0, .data.ptr = NULL};
-                if (rd->nconns > 0 && epoll_ctl(rd->ep, EPOLL_CTL_MOD, rd->fd, &ev) == 0)
+                if (epoll_ctl(rd->ep, EPOLL_CTL_MOD, rd->fd, &ev) == 0) {
                     rd->accept_paused = 1;
+                    rd->paused_at_ms = now_ms();
+                }
             }
             return;
         }
@@ -1531,8 +1548,14 @@ static void *tcp_thread(void *arg) {
     exp_ingest *in = rd->in;
     struct epoll_event evs[TCP_EVENTS];
     for (;;) {
-        /* While counts are pending, idle for IDLE_FOLD_MS makes them visible. */
-        int n = epoll_wait(rd->ep, evs, TCP_EVENTS, pending(in) ? IDLE_FOLD_MS : -1);
+        if (rd->accept_paused && now_ms() - rd->paused_at_ms >= ACCEPT_RETRY_MS)
+            resume_accept(rd);
+        /* While counts are pending, idle for IDLE_FOLD_MS makes them visible; while accepting
+         * is paused, wake to retry it. */
+        int timeout = pending(in) ? IDLE_FOLD_MS : -1;
+        if (rd->accept_paused && (timeout < 0 || timeout > ACCEPT_RETRY_MS))
+            timeout = ACCEPT_RETRY_MS;
+        int n = epoll_wait(rd->ep, evs, TCP_EVENTS, timeout);
         if (n == 0) {
             exp_ingest_fold(in);
             continue;
