@@ -73,22 +73,6 @@ static inline uint64_t mix64(uint64_t x) {
     return x;
 }
 
-static uint64_t hash_bytes(const void *p, size_t n, uint64_t seed) {
-    const unsigned char *s = p;
-    uint64_t h = seed ^ ((uint64_t)n * 0x9e3779b97f4a7c15ull);
-    while (n >= 8) {
-        uint64_t v;
-        memcpy(&v, s, 8);
-        h = (h ^ mix64(v)) * 0x9e3779b97f4a7c15ull;
-        h = (h << 27) | (h >> 37);
-        s += 8;
-        n -= 8;
-    }
-    uint64_t v = 0;
-    memcpy(&v, s, n);
-    return mix64(h ^ v ^ ((uint64_t)n << 56));
-}
-
 /* Growable byte buffer; never shrinks, so steady-state misses do not allocate. */
 typedef struct {
     char *p;
@@ -378,7 +362,7 @@ struct cfg_mapper {
 };
 
 static inline uint64_t edge_hash(uint32_t parent, const char *s, size_t n) {
-    return hash_bytes(s, n, 0x2545f4914f6cdd1dull * ((uint64_t)parent + 1));
+    return reg_hash_bytes(s, n, 0x2545f4914f6cdd1dull * ((uint64_t)parent + 1));
 }
 
 static uint32_t edge_find(const cfg_mapper *m, uint32_t parent, const char *s, size_t n) {
@@ -1100,7 +1084,7 @@ int cfg_mapper_map(const cfg_mapper *m, cfg_mapper_cache *cache, const char *nam
     int cacheable = cache->cap && len <= CACHE_MAX_KEY;
     uint64_t h = 0;
     if (cacheable) {
-        h = hash_bytes(name, len, cache->seed ^ (uint64_t)slot);
+        h = reg_hash_bytes(name, len, cache->seed ^ (uint64_t)slot);
         for (size_t i = h & cache->mask;; i = (i + 1) & cache->mask) {
             int32_t idx = cache->slots[i];
             if (idx < 0)

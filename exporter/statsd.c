@@ -164,39 +164,6 @@ static const reg_objective default_objectives[] = {{0.5, 0.05}, {0.9, 0.01}, {0.
 
 /* ---- small helpers ----------------------------------------------------------------------- */
 
-static inline uint64_t mix64(uint64_t x) {
-    x ^= x >> 32;
-    x *= 0xd6e8feb86659fd93ULL;
-    x ^= x >> 32;
-    x *= 0xd6e8feb86659fd93ULL;
-    x ^= x >> 32;
-    return x;
-}
-
-/* One multiply per word, one full mix at the end: keys are short and the seed is random. */
-static uint64_t hash_bytes(const char *p, size_t n, uint64_t seed) {
-    uint64_t h = seed ^ ((uint64_t)n * 0x9e3779b97f4a7c15ULL);
-    while (n >= 8) {
-        uint64_t v;
-        memcpy(&v, p, 8);
-        h = (h ^ v) * 0x9e3779b97f4a7c15ULL;
-        h ^= h >> 29;
-        p += 8;
-        n -= 8;
-    }
-    uint64_t v = 0;
-    if (n >= 4) {
-        uint32_t a, b;
-        memcpy(&a, p, 4);
-        memcpy(&b, p + n - 4, 4);
-        v = ((uint64_t)a << 32) | b;
-    } else if (n > 0) {
-        v = ((uint64_t)(unsigned char)p[0] << 16) | ((uint64_t)(unsigned char)p[n / 2] << 8) |
-            (unsigned char)p[n - 1];
-    }
-    return mix64(h ^ v);
-}
-
 static uint64_t random_seed(void) {
     uint64_t s;
     if (getrandom(&s, sizeof s, GRND_NONBLOCK) != (ssize_t)sizeof s)
@@ -220,7 +187,7 @@ typedef struct {
 static int nameset_has(const nameset *s, const char *name) {
     if (!s->slots)
         return 0;
-    for (size_t i = hash_bytes(name, strlen(name), s->seed) & s->mask; s->slots[i];
+    for (size_t i = reg_hash_bytes(name, strlen(name), s->seed) & s->mask; s->slots[i];
          i = (i + 1) & s->mask)
         if (strcmp(s->slots[i], name) == 0)
             return 1;
@@ -228,7 +195,7 @@ static int nameset_has(const nameset *s, const char *name) {
 }
 
 static void nameset_put_raw(char **slots, size_t mask, uint64_t seed, char *name) {
-    size_t i = hash_bytes(name, strlen(name), seed) & mask;
+    size_t i = reg_hash_bytes(name, strlen(name), seed) & mask;
     while (slots[i])
         i = (i + 1) & mask;
     slots[i] = name;
@@ -914,7 +881,7 @@ static fentry *family_for(exp_ingest *in, const cfg_mapping *rule, const char *n
         kl += ml[i].nlen;
         k[kl++] = '\0';
     }
-    uint64_t h = hash_bytes(k, kl, in->seed);
+    uint64_t h = reg_hash_bytes(k, kl, in->seed);
     fentry *e = (fentry *)(void *)kt_get(&in->fc, k, kl, h);
     if (e)
         return e;
@@ -1076,7 +1043,7 @@ static void handle_event(exp_ingest *in, const exp_statsd_event *ev) {
         kl += ev->labels[i].name.len;
         k[kl++] = '\0';
     }
-    uint64_t h = hash_bytes(k, kl, in->seed);
+    uint64_t h = reg_hash_bytes(k, kl, in->seed);
     eentry *e = (eentry *)(void *)kt_get(&in->ec, k, kl, h);
     if (e)
         in->ec_hits++;

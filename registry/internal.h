@@ -149,7 +149,6 @@ struct reg_registry {
 };
 
 /* registry.c */
-uint64_t reg_hash_bytes(const void *p, size_t n, uint64_t seed);
 uint64_t reg_now_mono_ns(void);
 double reg_now_wall(void);
 void reg_retire_series(reg_registry *r, struct reg_series *s);

@@ -190,6 +190,11 @@ size_t reg_reap(reg_registry *r);
 size_t reg_series_total(const reg_registry *r);
 size_t reg_family_total(const reg_registry *r);
 
+/* A fast 64-bit hash of n bytes (wyhash-style multiply-fold; not cryptographic: seed it
+ * randomly where senders choose the keys). Shared so other modules need no hash of their
+ * own. Cannot fail. */
+uint64_t reg_hash_bytes(const void *p, size_t n, uint64_t seed);
+
 const char *reg_strerror(int err);
 const char *reg_type_name(reg_type t); /* "counter", "gauge", ... */
 
