@@ -23,6 +23,9 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 
 
 def _ensure_prometheus_client():
@@ -426,3 +429,91 @@ def run(args, cwd=None, timeout=60):
 
 def json_lines(text):
     return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+# ---- a real Prometheus server ---------------------------------------------------------------
+
+class Prometheus:
+    """A Prometheus server on loopback in its own process group with a throwaway TSDB.
+    config: the prometheus.yml text; default: one job "abacus" scraping target every 1s."""
+
+    def __init__(self, target, config=None):
+        self.tmp = tempfile.mkdtemp(prefix="abacus-prom-")
+        self.cfg = os.path.join(self.tmp, "prometheus.yml")
+        with open(self.cfg, "w") as f:
+            f.write(config or (
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+                "scrape_configs:\n  - job_name: abacus\n    static_configs:\n"
+                "      - targets: ['%s']\n" % target))
+        self.proc = None
+        self.port = None
+        self.log_path = os.path.join(self.tmp, "prometheus.log")
+
+    def start(self):
+        binary = tool("prometheus")
+        for attempt in range(3):  # the free port may be taken again before Prometheus binds
+            self.port = free_port()
+            with open(self.log_path, "w") as log:
+                self.proc = subprocess.Popen(
+                    [binary, "--config.file=" + self.cfg,
+                     "--web.listen-address=127.0.0.1:%d" % self.port,
+                     "--storage.tsdb.path=" + os.path.join(self.tmp, "data")],
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    start_new_session=True)
+            try:
+                wait_until(lambda: self.proc.poll() is not None or self._ready(),
+                           "Prometheus /-/ready", timeout=60)
+            except AssertionError:
+                self.stop()
+                raise
+            if self.proc.poll() is None:
+                return self
+            if "address already in use" not in self.log() or attempt == 2:
+                raise AssertionError("Prometheus exited (%s):\n%s" % (self.proc.returncode,
+                                                                      self.log()))
+        return self
+
+    def _ready(self):
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/-/ready" % self.port,
+                                        timeout=5) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def log(self):
+        try:
+            with open(self.log_path) as f:
+                return f.read()[-6000:]
+        except OSError:
+            return ""
+
+    def api(self, path, **params):
+        """GET /api/v1/<path>; the "data" of a successful answer. A 4xx (an expression that
+        does not evaluate) fails with Prometheus's message."""
+        url = "http://127.0.0.1:%d/api/v1/%s" % (self.port, path)
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        try:
+            with urllib.request.urlopen(url, timeout=10) as r:
+                doc = json.load(r)
+        except urllib.error.HTTPError as e:
+            raise AssertionError("%s: %s" % (url, e.read().decode(errors="replace")))
+        assert doc["status"] == "success", doc
+        return doc["data"]
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+            except ProcessLookupError:
+                pass
+        self.proc = None
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)

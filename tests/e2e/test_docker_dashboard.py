@@ -15,14 +15,10 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import unittest
-import urllib.error
-import urllib.parse
-import urllib.request
 
 import yaml
 
@@ -125,83 +121,22 @@ def metric_names(expr):
     return names
 
 
-class Prometheus:
-    """Prometheus with docker/prometheus.yml's abacus job aimed at a live target."""
-
-    def __init__(self, target):
-        self.tmp = tempfile.mkdtemp(prefix="abacus-dash-prom-")
-        with open(PROM_CONFIG) as f:
-            cfg = yaml.safe_load(f)
-        jobs = [j for j in cfg["scrape_configs"] if j["job_name"] == "abacus"]
-        assert len(jobs) == 1, "docker/prometheus.yml has no abacus job"
-        job = jobs[0]
-        job["scrape_interval"] = "1s"
-        job["scrape_timeout"] = "1s"
-        job["static_configs"] = [{"targets": [target]}]
-        cfg["scrape_configs"] = [job]
-        cfg.setdefault("global", {})["scrape_interval"] = "1s"
-        cfg["global"]["evaluation_interval"] = "1s"
-        self.cfg = os.path.join(self.tmp, "prometheus.yml")
-        with open(self.cfg, "w") as f:
-            yaml.safe_dump(cfg, f)
-        self.proc = None
-        self.port = None
-        self.log_path = os.path.join(self.tmp, "prometheus.log")
-
-    def start(self):
-        binary = harness.tool("prometheus")
-        for attempt in range(3):  # the free port may be taken before Prometheus binds it
-            self.port = harness.free_port()
-            with open(self.log_path, "w") as log:
-                self.proc = subprocess.Popen(
-                    [binary, "--config.file=" + self.cfg,
-                     "--web.listen-address=127.0.0.1:%d" % self.port,
-                     "--storage.tsdb.path=" + os.path.join(self.tmp, "data")],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    start_new_session=True)
-            wait_until(lambda: self.proc.poll() is not None or self._ready(),
-                       "Prometheus /-/ready", timeout=25)
-            if self.proc.poll() is None:
-                return self
-            if "address already in use" not in self.log() or attempt == 2:
-                raise AssertionError("Prometheus exited:\n" + self.log())
-        return self
-
-    def _ready(self):
-        try:
-            with urllib.request.urlopen("http://127.0.0.1:%d/-/ready" % self.port,
-                                        timeout=5) as r:
-                return r.status == 200
-        except OSError:
-            return False
-
-    def log(self):
-        try:
-            with open(self.log_path) as f:
-                return f.read()[-4000:]
-        except OSError:
-            return ""
-
-    def query(self, expr):
-        url = "http://127.0.0.1:%d/api/v1/query?%s" % (
-            self.port, urllib.parse.urlencode({"query": expr}))
-        try:
-            with urllib.request.urlopen(url, timeout=10) as r:
-                doc = json.load(r)
-        except urllib.error.HTTPError as e:  # 400: the expression does not evaluate
-            raise AssertionError("query %r: %s" % (expr, e.read().decode(errors="replace")))
-        assert doc["status"] == "success", doc
-        return doc["data"]["result"]
-
-    def cleanup(self):
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+def prometheus_for(target):
+    """harness.Prometheus with docker/prometheus.yml's abacus job aimed at a live target."""
+    with open(PROM_CONFIG) as f:
+        cfg = yaml.safe_load(f)
+    jobs = [j for j in cfg["scrape_configs"] if j["job_name"] == "abacus"]
+    assert len(jobs) == 1, "docker/prometheus.yml has no abacus job"
+    job = jobs[0]
+    job["scrape_interval"] = "1s"
+    job["scrape_timeout"] = "1s"
+    job["static_configs"] = [{"targets": [target]}]
+    cfg["scrape_configs"] = [job]
+    cfg.setdefault("global", {})["scrape_interval"] = "1s"
+    cfg["global"]["evaluation_interval"] = "1s"
+    prom = harness.Prometheus(target, config=yaml.safe_dump(cfg))
+    prom.query = lambda expr: prom.api("query", query=expr)["result"]
+    return prom
 
 
 def send_statsd(a, lines):
@@ -288,7 +223,7 @@ class Dashboard(unittest.TestCase):
             missing = {n: w for n, w in wanted.items() if n not in exported}
             self.assertEqual(missing, {}, "dashboard metrics abacus does not export")
 
-            prom = Prometheus("127.0.0.1:%d" % a.port)
+            prom = prometheus_for("127.0.0.1:%d" % a.port)
             prom.start()
             job = "abacus"  # docker/prometheus.yml's job name, as $job would select it
             exprs = [(w, substitute(q, job=job)) for w, q in queries(d)]

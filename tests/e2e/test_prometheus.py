@@ -2,17 +2,9 @@
 the test waits until the target is up, then compares values Prometheus stored with what
 abacus serves, including a metric declared by a configuration reload."""
 
-import json
 import os
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
-import time
 import unittest
-import urllib.parse
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -36,91 +28,12 @@ RELOADED = CONFIG + """\
 """
 
 
-class Prometheus:
-    """A Prometheus server in its own process group with a throwaway TSDB."""
-
-    def __init__(self, target):
-        self.tmp = tempfile.mkdtemp(prefix="abacus-prom-")
-        self.target = target
-        self.proc = None
-        self.port = None
-        self.log_path = os.path.join(self.tmp, "prometheus.log")
-
-    def start(self):
-        cfg = os.path.join(self.tmp, "prometheus.yml")
-        with open(cfg, "w") as f:
-            f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
-                    "scrape_configs:\n  - job_name: abacus\n    static_configs:\n"
-                    "      - targets: ['%s']\n" % self.target)
-        binary = harness.tool("prometheus")
-        for attempt in range(3):  # the free port may be taken again before Prometheus binds
-            self.port = harness.free_port()
-            log = open(self.log_path, "w")
-            self.proc = subprocess.Popen(
-                [binary, "--config.file=" + cfg,
-                 "--web.listen-address=127.0.0.1:%d" % self.port,
-                 "--storage.tsdb.path=" + os.path.join(self.tmp, "data")],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
-            log.close()
-            try:
-                wait_until(lambda: self.proc.poll() is not None or self._ready(),
-                           "Prometheus /-/ready", timeout=60)
-            except AssertionError:
-                self.stop()
-                raise
-            if self.proc.poll() is None:
-                return self
-            if "address already in use" not in self.log() or attempt == 2:
-                raise AssertionError("Prometheus exited (%s):\n%s" % (self.proc.returncode,
-                                                                     self.log()))
-        return self
-
-    def _ready(self):
-        try:
-            with urllib.request.urlopen("http://127.0.0.1:%d/-/ready" % self.port,
-                                        timeout=5) as r:
-                return r.status == 200
-        except OSError:
-            return False
-
-    def log(self):
-        try:
-            with open(self.log_path) as f:
-                return f.read()[-6000:]
-        except OSError:
-            return ""
-
-    def api(self, path, **params):
-        url = "http://127.0.0.1:%d/api/v1/%s" % (self.port, path)
-        if params:
-            url += "?" + urllib.parse.urlencode(params)
-        with urllib.request.urlopen(url, timeout=10) as r:
-            doc = json.load(r)
-        assert doc["status"] == "success", doc
-        return doc["data"]
-
+class Prometheus(harness.Prometheus):
     def query(self, expr):
         """Instant vector result: list of (labels, float value)."""
         data = self.api("query", query=expr)
         assert data["resultType"] == "vector", data
         return [(x["metric"], float(x["value"][1])) for x in data["result"]]
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-            except ProcessLookupError:
-                pass
-        self.proc = None
-
-    def cleanup(self):
-        self.stop()
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 class RealPrometheus(unittest.TestCase):
