@@ -420,7 +420,7 @@ static const named_value *nv_find(const nv_list *l, const char *name) {
 static void read_by_family(exp_self *s, reg_thread *t, int i, nv_list *l) {
     nv_clear(l);
     long n = reg_family_collect(t, exp_famset_get(&s->fams, i), &s->snap, &s->snap_cap);
-    char name[512];
+    char name[REG_MAX_NAME + 1]; /* family names, which the registry bounds */
     for (long k = 0; k < n; k++) {
         if (reg_series_label_value(s->snap[k], 0, name, sizeof name) < 0)
             continue;

@@ -16,7 +16,7 @@
 /* ---- definitions ------------------------------------------------------------------------- */
 
 static int valid_name(const char *s, int colon_ok) {
-    if (s == NULL || *s == '\0')
+    if (s == NULL || *s == '\0' || strnlen(s, REG_MAX_NAME + 1) > REG_MAX_NAME)
         return 0;
     for (const char *p = s; *p; p++) {
         char c = *p;
@@ -264,18 +264,16 @@ static int label_prefixes(reg_family *f) {
     if (n == 0)
         return 0;
     f->lpre = calloc(n, sizeof(char *));
-    f->lpre_len = calloc(n, 1);
+    f->lpre_len = calloc(n, sizeof *f->lpre_len);
     if (f->lpre == NULL || f->lpre_len == NULL)
         return -1;
     for (size_t i = 0; i < n; i++) {
-        size_t len = strlen(f->def.labels[i]);
-        if (len > 200)
-            return -1; /* longer names would not fit the length byte */
+        size_t len = strlen(f->def.labels[i]); /* <= REG_MAX_NAME: checked by def_valid */
         f->lpre[i] = malloc(len + 4);
         if (f->lpre[i] == NULL)
             return -1;
         int k = sprintf(f->lpre[i], "%s%s=\"", i ? "," : "", f->def.labels[i]);
-        f->lpre_len[i] = (uint8_t)k;
+        f->lpre_len[i] = (uint16_t)k;
     }
     return 0;
 }

@@ -105,7 +105,7 @@ struct reg_family {
     reg_family_def def; /* deep copy: owned strings and arrays */
     size_t nvals;       /* value words per series */
     char **lpre;        /* per label: `name="` (first) or `,name="`: rendered once */
-    uint8_t *lpre_len;
+    uint16_t *lpre_len;
     reg_registry *reg;
     pthread_mutex_t mu; /* serialises writers of hs (ck_hs is single-writer) */
     ck_hs_t hs;

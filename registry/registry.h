@@ -48,6 +48,7 @@ typedef enum {
     REG_EEXIST = -7,    /* family with that name already exists */
 } reg_err;
 
+#define REG_MAX_NAME 1024    /* bytes of a metric or label name */
 #define REG_MAX_LABELS 32    /* label names per family, const labels included */
 #define REG_MAX_BUCKETS 256  /* histogram buckets per family (+Inf excluded) */
 #define REG_MAX_QUANTILES 32 /* summary objectives per family */

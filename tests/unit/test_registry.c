@@ -207,6 +207,18 @@ static void test_invalid_definitions(void **state) {
         {.name = "ok", .type = REG_SUMMARY, .nobjectives = 1, .objectives = badq},
         {.name = "ok", .type = (reg_type)42},
     };
+    char *longname = malloc(REG_MAX_NAME + 2);
+    memset(longname, 'n', REG_MAX_NAME + 1);
+    longname[REG_MAX_NAME + 1] = '\0';
+    reg_family_def toolong = {.name = longname, .type = REG_GAUGE};
+    reg_family *lf = NULL;
+    reg_begin(fx->t);
+    assert_int_equal(reg_family_add(fx->t, &toolong, &lf), REG_EINVAL);
+    longname[REG_MAX_NAME] = '\0'; /* exactly the limit is fine */
+    assert_int_equal(reg_family_add(fx->t, &toolong, &lf), REG_OK);
+    reg_end(fx->t);
+    assert_int_equal(reg_family_remove(fx->r, longname), REG_OK);
+    free(longname);
     reg_begin(fx->t);
     for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++) {
         reg_family *f = (reg_family *)1;
