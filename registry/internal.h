@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <string.h>
 
 #include "registry.h"
 
@@ -147,6 +148,43 @@ struct reg_registry {
     int stopping;
     uint64_t seed;
 };
+
+static inline uint64_t reg_mum(uint64_t a, uint64_t b) {
+    __uint128_t r = (__uint128_t)a * b;
+    return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+
+static inline uint64_t reg_load64(const unsigned char *p) {
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return w;
+}
+
+/* 64-bit hash: 16 bytes per 64x64->128 multiply-fold (the wyhash construction). Keys are
+ * label values, typically 5-50 bytes; inline so the update path pays no call. Cannot fail. */
+static inline uint64_t reg_hash_inline(const void *p, size_t n, uint64_t seed) {
+    const unsigned char *b = p;
+    const uint64_t k0 = 0xa0761d6478bd642fULL, k1 = 0xe7037ed1a0b428dbULL;
+    uint64_t h = seed ^ k0 ^ (n * k1);
+    while (n > 16) {
+        h = reg_mum(reg_load64(b) ^ k1, reg_load64(b + 8) ^ h);
+        b += 16;
+        n -= 16;
+    }
+    uint64_t a = 0, c = 0;
+    if (n >= 8) {
+        a = reg_load64(b);
+        c = reg_load64(b + n - 8);
+    } else if (n >= 4) {
+        uint32_t x, y;
+        memcpy(&x, b, 4);
+        memcpy(&y, b + n - 4, 4);
+        a = ((uint64_t)x << 32) | y;
+    } else if (n > 0) {
+        a = ((uint64_t)b[0] << 16) | ((uint64_t)b[n >> 1] << 8) | b[n - 1];
+    }
+    return reg_mum(reg_mum(a ^ k1, c ^ h) ^ k0, n ^ k1);
+}
 
 /* registry.c */
 uint64_t reg_now_mono_ns(void);

@@ -20,38 +20,9 @@ char reg_tsan_epoch;
 
 /* ---- small utilities --------------------------------------------------------------------- */
 
-static inline uint64_t mum(uint64_t a, uint64_t b) {
-    __uint128_t r = (__uint128_t)a * b;
-    return (uint64_t)r ^ (uint64_t)(r >> 64);
-}
-
-static inline uint64_t load64(const unsigned char *p) {
-    uint64_t w;
-    memcpy(&w, p, 8);
-    return w;
-}
-
-/* 64-bit hash: 16 bytes per 64x64->128 multiply-fold (the wyhash construction). Keys are
- * label text, typically 20-80 bytes, so this runs in a few nanoseconds. Cannot fail. */
+/* The public face of reg_hash_inline (internal.h). Cannot fail. */
 uint64_t reg_hash_bytes(const void *p, size_t n, uint64_t seed) {
-    const unsigned char *b = p;
-    const uint64_t k0 = 0xa0761d6478bd642fULL, k1 = 0xe7037ed1a0b428dbULL;
-    uint64_t h = seed ^ k0 ^ (n * k1);
-    while (n > 16) {
-        h = mum(load64(b) ^ k1, load64(b + 8) ^ h);
-        b += 16;
-        n -= 16;
-    }
-    uint64_t a = 0, c = 0;
-    if (n >= 8) {
-        a = load64(b);
-        c = load64(b + n - 8);
-    } else if (n > 0) {
-        unsigned char tmp[8] = {0};
-        memcpy(tmp, b, n);
-        a = load64(tmp);
-    }
-    return mum(mum(a ^ k1, c ^ h) ^ k0, n ^ k1);
+    return reg_hash_inline(p, n, seed);
 }
 
 /* Monotonic nanoseconds. Cannot fail. */

@@ -47,16 +47,29 @@ static unsigned long series_hash_cb(const void *obj, unsigned long seed) {
 }
 
 /* Keys are short; an inlined word loop beats a call to memcmp. */
+static inline uint64_t ld64(const char *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static inline uint32_t ld32(const char *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
 static inline int key_equal(const char *a, const char *b, size_t n) {
-    while (n >= 8) {
-        uint64_t x, y;
-        memcpy(&x, a, 8);
-        memcpy(&y, b, 8);
-        if (x != y)
-            return 0;
-        a += 8, b += 8, n -= 8;
+    if (n >= 8) {
+        for (; n > 8; a += 8, b += 8, n -= 8)
+            if (ld64(a) != ld64(b))
+                return 0;
+        /* the last word overlaps the previous one: still inside both buffers (n was >= 8) */
+        return ld64(a + n - 8) == ld64(b + n - 8);
     }
-    while (n--)
+    if (n >= 4)
+        return ld32(a) == ld32(b) && ld32(a + n - 4) == ld32(b + n - 4);
+    for (; n; n--)
         if (*a++ != *b++)
             return 0;
     return 1;
@@ -122,7 +135,7 @@ static int probe_init(series_probe *p, const reg_registry *r, const reg_family *
         lens[i] = strlen(values[i]);
         if (lens[i] > REG_MAX_KEY)
             return -1;
-        h = reg_hash_bytes(values[i], lens[i], h);
+        h = reg_hash_inline(values[i], lens[i], h);
     }
     *p = (series_probe){h, NULL, f, values, lens};
     return 0;
