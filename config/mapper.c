@@ -589,6 +589,8 @@ cfg_mapper *cfg_mapper_create(const cfg_config *c, cfg_errors *errs) {
     if (!m)
         goto oom;
     m->c = c;
+    /* Relaxed: only uniqueness matters (a cache tells a new mapper at a reused address from
+     * the old one); no data is published through the counter. */
     m->gen = atomic_fetch_add_explicit(&mapper_generation, 1, memory_order_relaxed) + 1;
     m->ordered = !c->defaults.glob_disable_ordering;
     m->nrules = c->nmappings;
@@ -772,6 +774,7 @@ void cfg_mapper_cache_free(cfg_mapper_cache *c) {
 
 /* Cannot fail; either pointer may be NULL. */
 void cfg_mapper_cache_stats(const cfg_mapper_cache *c, uint64_t *hits, uint64_t *misses) {
+    /* Relaxed: statistics, paired with bump(); read approximately; no data depends on them. */
     if (hits)
         *hits = c ? atomic_load_explicit(&c->hits, memory_order_relaxed) : 0;
     if (misses)
@@ -779,7 +782,8 @@ void cfg_mapper_cache_stats(const cfg_mapper_cache *c, uint64_t *hits, uint64_t 
 }
 
 static inline void bump(_Atomic uint64_t *ctr) {
-    /* Only the owning thread writes; others may read for self-metrics. */
+    /* Only the owning thread writes, so load+store is no lost update; relaxed: a statistic
+     * read approximately by cfg_mapper_cache_stats; no other data depends on it. */
     atomic_store_explicit(ctr, atomic_load_explicit(ctr, memory_order_relaxed) + 1,
                           memory_order_relaxed);
 }

@@ -30,6 +30,8 @@ int exp_famset_link_all(exp_famset *fs, reg_thread *t, char *err, size_t errlen)
     for (int i = 0; i < fs->n && rc == REG_OK; i++) {
         reg_family *f;
         rc = link_one(fs, t, i, &f);
+        /* seq_cst, release needed: pairs with exp_famset_get's load, so a reader that sees f
+         * sees the family registered and held. */
         if (rc == REG_OK)
             atomic_store(&fs->fam[i], f);
         else
@@ -42,10 +44,13 @@ int exp_famset_link_all(exp_famset *fs, reg_thread *t, char *err, size_t errlen)
 int exp_famset_relink(exp_famset *fs, reg_thread *t, int i, reg_family *gone) {
     int rc = REG_OK;
     pthread_mutex_lock(&fs->mu);
-    if (atomic_load(&fs->fam[i]) == gone) { /* else someone else already relinked */
+    /* seq_cst, relaxed would do: after init every store to fam[i] is made under mu, held
+     * here. Not `gone` any more: someone else already relinked. */
+    if (atomic_load(&fs->fam[i]) == gone) {
         reg_family *f;
         rc = link_one(fs, t, i, &f);
         if (rc == REG_OK) {
+            /* seq_cst, release needed: pairs with exp_famset_get's load (as in link_all). */
             atomic_store(&fs->fam[i], f);
             reg_family_release(fs->reg, gone);
         }
@@ -57,6 +62,7 @@ int exp_famset_relink(exp_famset *fs, reg_thread *t, int i, reg_family *gone) {
 /* Cannot fail. */
 void exp_famset_destroy(exp_famset *fs) {
     for (int i = 0; i < fs->n; i++) {
+        /* seq_cst, relaxed would do: the users have stopped (joined) before destroy. */
         reg_family *f = atomic_load(&fs->fam[i]);
         if (f)
             reg_family_release(fs->reg, f);

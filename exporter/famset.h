@@ -35,6 +35,8 @@ void exp_famset_destroy(exp_famset *fs);
 
 /* The current family i (NULL before it was linked). Cannot fail. */
 static inline reg_family *exp_famset_get(exp_famset *fs, int i) {
+    /* seq_cst (acquire would do): pairs with the stores in exp_famset_link_all/relink, so the
+     * family seen is registered and held. */
     return atomic_load(&fs->fam[i]);
 }
 

@@ -313,12 +313,16 @@ static void check_settings(const exp_flags *f, const cfg_config *c, cfg_errors *
 
 /* Cannot fail. */
 exp_config *exp_config_ref(exp_config *c) {
+    /* Relaxed: taken from a reference already held (the caller's or s->cur's under cur_lock),
+     * so the count cannot reach 0 meanwhile; the release below orders the uses. */
     atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
     return c;
 }
 
 /* Frees the snapshot with its last reference. Cannot fail. */
 void exp_config_release(exp_config *c) {
+    /* acq_rel: the release orders this holder's uses before the free; the acquire makes the
+     * last one out see every other holder's uses before it frees. */
     if (!c || atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
         return;
     if (c->mapper)
@@ -485,6 +489,8 @@ exp_config *exp_state_acquire(exp_state *s) {
 
 /* Cannot fail. */
 uint64_t exp_state_generation(exp_state *s) {
+    /* Acquire: pairs with the release increment in exp_state_reload, so a caller that sees
+     * the new generation then gets the new snapshot from exp_state_acquire. */
     return atomic_load_explicit(&s->generation, memory_order_acquire);
 }
 
@@ -543,6 +549,7 @@ int exp_state_reload(exp_state *s, cfg_errors *errs) {
     pthread_mutex_lock(&s->cur_lock);
     s->cur = next;
     pthread_mutex_unlock(&s->cur_lock);
+    /* Release: pairs with the acquire in exp_state_generation; cur was swapped before it. */
     atomic_fetch_add_explicit(&s->generation, 1, memory_order_release);
     exp_config_release(old);
     exp_self_config_loaded(s->self, 1, next->hash);
@@ -553,10 +560,13 @@ int exp_state_reload(exp_state *s, cfg_errors *errs) {
 
 /* Cannot fail. */
 void exp_state_set_ready(exp_state *s, int ready) {
+    /* seq_cst, relaxed would do: pairs with the load in exp_state_ready; only the /-/ready
+     * answer depends on the flag, no other data is published with it. */
     atomic_store(&s->ready, ready);
 }
 
 /* Cannot fail. */
 int exp_state_ready(exp_state *s) {
+    /* seq_cst, relaxed would do: pairs with exp_state_set_ready; nothing else is read after. */
     return atomic_load(&s->ready);
 }

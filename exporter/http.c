@@ -461,6 +461,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!ctx)
             return MHD_NO;
         *req_cls = ctx;
+        /* seq_cst, relaxed would do: a count for exp_http_stop's drain wait, paired with the
+         * decrement in on_completed; MHD_stop_daemon's join orders the teardown. */
         atomic_fetch_add(&h->in_flight, 1);
         ctx->r = route_of(h, url);
         /* Refuse an announced oversized body before it is sent (no 100 Continue). */
@@ -533,6 +535,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     if (ctx->code)
         exp_self_http_request(h->self, route_name(h, ctx->r), ctx->code);
     free(ctx);
+    /* seq_cst, relaxed would do: pairs with the increment in the handler (see there). */
     atomic_fetch_sub(&h->in_flight, 1);
 }
 
@@ -628,12 +631,14 @@ void exp_http_stop(exp_http *h, unsigned drain_ms) {
     /* Let in-flight requests finish; idle keep-alive connections are simply closed. */
     struct timespec t0, step = {0, 5 * 1000 * 1000};
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    /* seq_cst, relaxed would do: only decides how long to wait; no data depends on it. */
     long left = atomic_load(&h->in_flight);
     if (left > 0) {
         char n[24];
         snprintf(n, sizeof n, "%ld", left);
         exp_log(EXP_LOG_INFO, "waiting for in-flight requests", "requests", n, NULL);
     }
+    /* As above: MHD_stop_daemon, not this count, orders the free below. */
     while ((left = atomic_load(&h->in_flight)) > 0 && since(&t0) * 1000.0 < drain_ms)
         nanosleep(&step, NULL);
     if (left > 0) {

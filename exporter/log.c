@@ -19,6 +19,8 @@ static const char *const level_names[] = {"debug", "info", "warn", "error"};
 int exp_log_set_level(const char *name) {
     for (int i = 0; i < 4; i++) {
         if (name && strcmp(name, level_names[i]) == 0) {
+            /* seq_cst, relaxed would do: pairs with exp_log_enabled's relaxed load; a
+             * setting, no other data depends on it. */
             atomic_store(&g_level, i);
             return 0;
         }
@@ -28,6 +30,7 @@ int exp_log_set_level(const char *name) {
 
 /* Returns 0, or -1 for an unknown format name. */
 int exp_log_set_format(const char *name) {
+    /* seq_cst, relaxed would do: pairs with vlog's relaxed load; a setting, nothing else. */
     if (name && strcmp(name, "logfmt") == 0)
         atomic_store(&g_json, 0);
     else if (name && strcmp(name, "json") == 0)
@@ -39,6 +42,7 @@ int exp_log_set_format(const char *name) {
 
 /* Cannot fail. */
 int exp_log_enabled(exp_log_level lvl) {
+    /* Relaxed: pairs with exp_log_set_level; a setting, no other data depends on it. */
     return (int)lvl >= atomic_load_explicit(&g_level, memory_order_relaxed);
 }
 
@@ -134,6 +138,7 @@ static void put_pair(line *l, const char *key, const char *val, int json, int fi
 
 static void vlog(exp_log_level lvl, const char *msg, const char *extra_key, const char *extra_val,
                  va_list ap) {
+    /* Relaxed: pairs with exp_log_set_format; a setting, no other data depends on it. */
     int json = atomic_load_explicit(&g_json, memory_order_relaxed);
     struct timespec now;
     struct tm tm;
@@ -197,13 +202,17 @@ void exp_log_limited(exp_log_limit *lim, unsigned burst, exp_log_level lvl, cons
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     uint64_t win = (uint64_t)now.tv_sec / 10 + 1; /* +1: 0 means "never used" */
+    /* All seq_cst, relaxed would do: approximate rate counters that guard no other data.
+     * The window CAS picks one thread to reset logged (a line racing the reset may count in
+     * either window); the fetch_add on logged pairs with that reset. */
     uint64_t cur = atomic_load(&lim->window);
     if (cur != win && atomic_compare_exchange_strong(&lim->window, &cur, win))
         atomic_store(&lim->logged, 0);
     if (atomic_fetch_add(&lim->logged, 1) >= burst) {
-        atomic_fetch_add(&lim->suppressed, 1);
+        atomic_fetch_add(&lim->suppressed, 1); /* pairs with the exchange below */
         return;
     }
+    /* Atomicity, not order: each suppressed line is reported by exactly one written line. */
     uint64_t sup = atomic_exchange(&lim->suppressed, 0);
     char supbuf[24];
     snprintf(supbuf, sizeof supbuf, "%llu", (unsigned long long)sup);

@@ -1117,6 +1117,8 @@ static int str_differs(const char *a, const char *b) {
 
 /* After a reload: one reader says so when settings that only apply at start changed. */
 static void warn_restart_only(exp_statsd_listener *L, const exp_config *c, uint64_t gen) {
+    /* seq_cst, relaxed would do: the CAS only elects one reader per generation; the data it
+     * then reads is its own snapshot c and start_* fixed before the readers started. */
     uint64_t seen = atomic_load(&L->warned_gen);
     if (seen >= gen || !atomic_compare_exchange_strong(&L->warned_gen, &seen, gen))
         return;
@@ -1272,6 +1274,8 @@ void exp_ingest_free(exp_ingest *in) {
 /* ---- datagram readers (UDP, Unix datagram) ---------------------------------------------- */
 
 static int stopping(const exp_statsd_listener *L) {
+    /* Relaxed: pairs with the store in exp_statsd_listener_stop; the flag only ends the loop,
+     * and pthread_join there orders the teardown. */
     return atomic_load_explicit(&((exp_statsd_listener *)L)->stopping, memory_order_relaxed);
 }
 
@@ -1907,6 +1911,8 @@ out:
 void exp_statsd_listener_stop(exp_statsd_listener *L) {
     if (!L)
         return;
+    /* seq_cst, relaxed would do: pairs with stopping(); the eventfd write and shutdown wake
+     * the readers, and pthread_join below orders everything they did before the free. */
     atomic_store(&L->stopping, 1);
     if (L->stopfd >= 0) {
         uint64_t one = 1;

@@ -187,6 +187,8 @@ const reg_family_def *reg_family_definition(const reg_family *f) {
     return &f->def;
 }
 
+/* Relaxed reads: figures for self-metrics, exact only when the family is quiet; nothing is
+ * read through them. The writers update them under the family mutex. */
 size_t reg_family_series_count(const reg_family *f) {
     return atomic_load_explicit(&((reg_family *)f)->nseries, memory_order_relaxed);
 }

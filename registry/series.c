@@ -324,6 +324,7 @@ static struct reg_series *enter_series(reg_thread *t, reg_family *f, const char 
 
     /* Slow path: absent or DEAD. Look again under the lock, create if still absent. */
     pthread_mutex_lock(&f->mu);
+    /* Relaxed: dead is written under this mutex (reg_family_remove), which orders it. */
     if (atomic_load_explicit(&f->dead, memory_order_relaxed)) {
         pthread_mutex_unlock(&f->mu);
         *err = REG_EGONE;
@@ -338,6 +339,9 @@ static struct reg_series *enter_series(reg_thread *t, reg_family *f, const char 
                 return NULL;
             }
         }
+        /* Counters, all relaxed: f->nseries changes only under this mutex, so the family
+         * limit is exact; r->nseries is one atomic counter, so the reserve-then-check below
+         * never lets two creators past the global limit; refused is a statistic. */
         size_t n = atomic_load_explicit(&f->nseries, memory_order_relaxed);
         int refused = f->def.max_series && n >= f->def.max_series;
         if (!refused && r->opt.max_series) {
@@ -407,6 +411,7 @@ int reg_series_kill_locked(reg_registry *r, struct reg_family *f, struct reg_ser
     reg_writer_enter(r);
     ck_hs_remove(&f->hs, (unsigned long)s->hash, &sp);
     reg_writer_leave();
+    /* Relaxed: the counters pair with the reserve/check in enter_series (see there). */
     atomic_fetch_sub_explicit(&f->nseries, 1, memory_order_relaxed);
     atomic_fetch_sub_explicit(&r->nseries, 1, memory_order_relaxed);
     if (r->opt.on_remove)
@@ -631,6 +636,9 @@ long reg_series_label_value(const reg_series *s, size_t i, char *buf, size_t buf
     return -1;
 }
 
+/* Value reads are relaxed: a scrape shows some recent value of each word; nothing else is
+ * read through them. The removal hook reads after the DEAD CAS, whose acquire pairs with
+ * every updater's release leave, so it sees the final value. */
 double reg_series_value(const reg_series *s) {
     return bits_to_d(atomic_load_explicit(reg_series_vals(s), memory_order_relaxed));
 }
