@@ -1046,35 +1046,31 @@ static int ld_summ(ld *c, ln *n, const char *path, cfg_summary_options *s, int e
     return 1;
 }
 
-static int copy_buckets(ld *c, cfg_histogram_options *dst, const double *b, size_t n) {
-    dst->buckets = NULL;
-    dst->nbuckets = 0;
+/* *dst = a malloc'd copy of n elements of size elem (NULL when n is 0). 0, or -1 when out of
+ * memory (reported). */
+static int dup_array(ld *c, void **dst, const void *src, size_t n, size_t elem) {
+    *dst = NULL;
     if (!n)
         return 0;
-    dst->buckets = malloc(n * sizeof *b);
-    if (!dst->buckets) {
+    if (!(*dst = malloc(n * elem))) {
         ld_oom(c);
         return -1;
     }
-    memcpy(dst->buckets, b, n * sizeof *b);
-    dst->nbuckets = n;
+    memcpy(*dst, src, n * elem);
     return 0;
 }
 
+static int copy_buckets(ld *c, cfg_histogram_options *dst, const double *b, size_t n) {
+    int rc = dup_array(c, (void **)&dst->buckets, b, n, sizeof *b);
+    dst->nbuckets = rc ? 0 : n;
+    return rc;
+}
+
 static int copy_objectives(ld *c, cfg_summary_options *dst, const reg_objective *o, size_t n) {
-    dst->objectives = NULL;
-    dst->nobjectives = 0;
     dst->has_objectives = 1;
-    if (!n)
-        return 0;
-    dst->objectives = malloc(n * sizeof *o);
-    if (!dst->objectives) {
-        ld_oom(c);
-        return -1;
-    }
-    memcpy(dst->objectives, o, n * sizeof *o);
-    dst->nobjectives = n;
-    return 0;
+    int rc = dup_array(c, (void **)&dst->objectives, o, n, sizeof *o);
+    dst->nobjectives = rc ? 0 : n;
+    return rc;
 }
 
 /* Fill what a summary block left unset from the defaults. */
