@@ -5,15 +5,16 @@
  *    reachable; readers find it with ck_hs_get (acquire inside ck).
  *  - series state word: enter is an acquire CAS, leave a release fetch_add; the reaper's DEAD
  *    CAS is acq_rel, so it sees every value written by updaters that have left.
- *  - reclamation: unlink under the set's mutex, then ck_epoch_call_strict on the reaper's
- *    record; the reaper's ck_epoch_poll frees it once every section that could hold it has
- *    ended. Never waits: a stalled reader delays frees, not the reaper.
+ *  - reclamation: unlink under the set's mutex, put on the retire list; the reaper moves
+ *    it into its own record (ck_epoch_call) and its ck_epoch_poll frees it once every section
+ *    that could hold it has ended. Never waits: a stalled reader delays frees, not the reaper.
  */
 #ifndef ABACUS_REGISTRY_INTERNAL_H
 #define ABACUS_REGISTRY_INTERNAL_H
 
 #include <ck_epoch.h>
 #include <ck_hs.h>
+#include <ck_stack.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -136,7 +137,9 @@ struct reg_registry {
     pthread_mutex_t fam_mu; /* serialises writers of families */
     ck_hs_t families;
     _Atomic size_t nfamilies;
-    _Atomic size_t nseries; /* registry-wide, for the global limit */
+    _Atomic size_t nseries;    /* registry-wide, for the global limit */
+    pthread_mutex_t retire_mu; /* guards retired */
+    ck_stack_entry_t *retired; /* unlinked entries awaiting adoption by the reaper */
     struct ck_malloc alloc;
 
     pthread_mutex_t reap_mu; /* one reaper pass at a time */

@@ -1,11 +1,14 @@
 /* registry.c - registry lifecycle, reader handles, epoch reclamation and the reaper.
  *
- * Everything unlinked from a hash set (series, families, ck_hs slot arrays) is handed to
- * ck_epoch_call_strict on the reaper's record, from whichever thread unlinked it (the strict
- * variant is the one ck provides for a record shared by several producers). The reaper's
- * ck_epoch_poll frees it once the global epoch has moved past every section that began
- * before the unlink. Polling never waits: a reader stalled inside a section (a slow scrape
- * client) delays frees, never TTL expiry.
+ * Everything unlinked from a hash set (series, families, ck_hs slot arrays) is put, by
+ * whichever thread unlinked it, on the registry's retire list (a mutex: retiring is rare,
+ * and ThreadSanitizer sees mutexes, not ck's inline-assembly stack). The reaper alone
+ * moves what it pops into its own epoch record with ck_epoch_call (an owner-only call) and
+ * then runs ck_epoch_poll, which frees an entry once every section that could hold it has
+ * ended. Producers never touch the record: ck_epoch_poll may free everything pending when it
+ * finds no reader active, which is only sound if nothing is added to the record between its
+ * scan and its dispatch. Polling never waits: a reader stalled inside a section (a slow
+ * scrape client) delays frees, never TTL expiry.
  */
 #include <errno.h>
 #include <sched.h>
@@ -73,6 +76,15 @@ const char *reg_type_name(reg_type t) {
  * record the registry here for the calling thread. */
 static _Thread_local reg_registry *tls_writer_reg;
 
+/* Queue an unlinked entry for a deferred free. Any thread; cannot fail. */
+static void retire(reg_registry *r, ck_epoch_entry_t *e, ck_epoch_cb_t *fn) {
+    e->function = fn;
+    pthread_mutex_lock(&r->retire_mu);
+    e->stack_entry.next = r->retired;
+    r->retired = &e->stack_entry;
+    pthread_mutex_unlock(&r->retire_mu);
+}
+
 static void *hs_malloc(size_t n) {
     reg_block *b = malloc(sizeof(reg_block) + n);
     return b ? (void *)(b + 1) : NULL;
@@ -94,7 +106,7 @@ static void hs_free(void *p, size_t n, bool defer) {
         free(b);
         return;
     }
-    ck_epoch_call_strict(&r->reaper->rec, &b->epoch_entry, free_block_cb);
+    retire(r, &b->epoch_entry, free_block_cb);
 }
 
 static void *hs_realloc(void *p, size_t old, size_t n, bool defer) {
@@ -138,18 +150,34 @@ static void free_family_cb(ck_epoch_entry_t *e) {
 /* Called with the series already unlinked (its reap fields are no longer used). Any thread;
  * cannot fail. */
 void reg_retire_series(reg_registry *r, struct reg_series *s) {
-    ck_epoch_call_strict(&r->reaper->rec, &s->epoch_entry, free_series_cb);
+    retire(r, &s->epoch_entry, free_series_cb);
 }
 
 /* Called once the family is unlinked and its last hold is released. Any thread; cannot fail. */
 void reg_retire_family(reg_registry *r, struct reg_family *f) {
-    ck_epoch_call_strict(&r->reaper->rec, &f->epoch_entry, free_family_cb);
+    retire(r, &f->epoch_entry, free_family_cb);
 }
 
-/* Free what is past its grace period; never waits. Called under reap_mu only (ck_epoch_poll
- * belongs to the record's owner). Callbacks are independent: a series carries its own flags,
- * so it is freed correctly before or after its family. */
+/* Move everything retired so far into the reaper's record (ck_epoch_call tags each entry
+ * with the current epoch, which is after its unlink). Called under reap_mu only. */
+static void adopt_retired(reg_registry *r) {
+    pthread_mutex_lock(&r->retire_mu);
+    ck_stack_entry_t *cur = r->retired, *next;
+    r->retired = NULL;
+    pthread_mutex_unlock(&r->retire_mu);
+    for (; cur != NULL; cur = next) {
+        next = cur->next;
+        ck_epoch_entry_t *e =
+            (ck_epoch_entry_t *)((char *)cur - offsetof(ck_epoch_entry_t, stack_entry));
+        ck_epoch_call(&r->reaper->rec, e, e->function);
+    }
+}
+
+/* Free what is past its grace period; never waits. Called under reap_mu only (the record's
+ * owner). Callbacks are independent: a series carries its own flags, so it is freed
+ * correctly before or after its family. */
 static void reclaim(reg_registry *r) {
+    adopt_retired(r);
     ck_epoch_poll(&r->reaper->rec);
 }
 
@@ -247,6 +275,7 @@ reg_registry *reg_create(const reg_options *opt) {
     r->seed = reg_hash_bytes(&r, sizeof(r), (uint64_t)reg_now_mono_ns());
     ck_epoch_init(&r->epoch);
     pthread_mutex_init(&r->fam_mu, NULL);
+    pthread_mutex_init(&r->retire_mu, NULL);
     pthread_mutex_init(&r->reap_mu, NULL);
     pthread_mutex_init(&r->wake_mu, NULL);
     pthread_condattr_t ca;
@@ -283,6 +312,7 @@ void reg_destroy(reg_registry *r) {
         pthread_join(r->reaper_thread, NULL);
     }
     /* No reader is left: run every pending deferred free, then free what is still linked. */
+    adopt_retired(r);
     ck_epoch_barrier(&r->reaper->rec);
     reg_families_destroy(r);
     /* Every record, registered or recycled, belongs to this registry; none is in use now. */
@@ -295,6 +325,7 @@ void reg_destroy(reg_registry *r) {
     pthread_mutex_destroy(&r->wake_mu);
     pthread_mutex_destroy(&r->reap_mu);
     pthread_mutex_destroy(&r->fam_mu);
+    pthread_mutex_destroy(&r->retire_mu);
     free(r);
 }
 
