@@ -58,8 +58,6 @@ const char *reg_strerror(int err) {
         return "not found";
     case REG_EGONE:
         return "family removed";
-    case REG_EEXIST:
-        return "already exists";
     }
     return "unknown error";
 }

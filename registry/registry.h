@@ -45,7 +45,6 @@ typedef enum {
     REG_ECONFLICT = -4, /* family exists with a different definition */
     REG_ENOTFOUND = -5, /* no such family or series */
     REG_EGONE = -6,     /* the family was removed (reload, delete): resolve it again */
-    REG_EEXIST = -7,    /* family with that name already exists */
 } reg_err;
 
 #define REG_MAX_NAME 1024    /* bytes of a metric or label name */
