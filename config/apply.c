@@ -7,38 +7,25 @@
 
 #include "config.h"
 
-#define APPLY_TRIES 4 /* a concurrent creator may win the name between remove and add */
-
 static int cmp_str(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Declares one metric. Runs its own sections; removes outside of them. */
-static int apply_one(reg_registry *r, reg_thread *t, const cfg_metric *m) {
+/* Declares one metric: the declaration wins over any other family of that name (an older
+ * declaration, or one a mapping or a push created), and the old family is replaced in one
+ * step, so a concurrent scrape finds the old family or the new one, never neither. Returns
+ * a registry error. Runs its own section. */
+static int apply_one(reg_thread *t, const cfg_metric *m) {
     static const char *const no_values[1] = {NULL};
     reg_family_def def;
     cfg_metric_family_def(m, &def);
-    for (int attempt = 0; attempt < APPLY_TRIES; attempt++) {
-        reg_begin(t);
-        reg_family *f = reg_family_find(t, m->name);
-        int rc = REG_ECONFLICT;
-        if (!f || reg_family_matches(f, &def)) {
-            rc = reg_family_add(t, &def, &f);
-            if (rc == REG_OK && m->nlabels == 0)
-                rc = reg_touch(t, f, no_values);
-        }
-        reg_end(t);
-        if (rc != REG_ECONFLICT && rc != REG_EGONE)
-            return rc;
-        /* Another definition holds the name (an older declaration, or a family a mapping or a
-         * push created): the declaration wins. EGONE: it was removed under us; retry. */
-        if (rc == REG_ECONFLICT) {
-            rc = reg_family_remove(r, m->name);
-            if (rc != REG_OK && rc != REG_ENOTFOUND)
-                return rc;
-        }
-    }
-    return REG_ECONFLICT;
+    reg_begin(t);
+    reg_family *f;
+    int rc = reg_family_replace(t, &def, &f);
+    if (rc == REG_OK && m->nlabels == 0)
+        rc = reg_touch(t, f, no_values);
+    reg_end(t);
+    return rc;
 }
 
 /* Returns REG_OK or the first registry error; keeps going after an error so that as much of
@@ -70,7 +57,7 @@ int cfg_apply(reg_registry *r, const cfg_config *old, const cfg_config *c) {
     if (!t)
         return REG_ENOMEM;
     for (size_t i = 0; i < c->nmetrics; i++) {
-        int rc = apply_one(r, t, &c->metrics[i]);
+        int rc = apply_one(t, &c->metrics[i]);
         if (rc != REG_OK && first == REG_OK)
             first = rc;
     }

@@ -2,7 +2,15 @@
  *
  * A scrape renders into an internal buffer a few lines at a time and hands it out in the
  * caller's chunk sizes, optionally through a gzip stream. Families are rendered in name order;
- * a family's series come from one reg_family_collect snapshot taken when the family starts.
+ * a family's series come from a registry cursor opened when the family starts.
+ *
+ * A scrape holds a registry section only while it renders one buffer (a refill), never while
+ * its client reads: a slow or stalled client then pins no retired memory. The family list is
+ * taken once, at the start, and each family is held (not freed) until the scrape ends. The
+ * cursor hands out each series at most once across refills; a series whose lines straddle two
+ * refills is finished from a copy of its labels and values. A family that was replaced
+ * (a reload changed its definition) by the time the scrape reaches it is rendered in its new
+ * definition: every family in the list appears once, in its old or new form.
  * Series label text is pre-rendered by the registry, so a sample line is a few memcpys and
  * one number. Rendering is resumable at line granularity: a line that does not fit waits
  * for the next refill, and a single line larger than the buffer grows it.
@@ -435,9 +443,9 @@ int exp_accepts_gzip(const char *accept_encoding) {
 /* ---- scrape state ------------------------------------------------------------------------ */
 
 typedef struct {
-    reg_family *f;
-    const char *name;
-    size_t mlen; /* length of the metadata name: without _total for OpenMetrics counters */
+    reg_family *f;    /* held from exp_scrape_begin to exp_scrape_end; NULL once released */
+    const char *name; /* in f's definition */
+    size_t mlen;      /* length of the metadata name: without _total for OpenMetrics counters */
 } exp_fam;
 
 typedef struct {
@@ -466,11 +474,19 @@ struct exp_scrape {
 
     /* Current family. */
     const reg_family_def *def;
-    int om_counter;   /* OpenMetrics: a _total counter (TYPE counter, _created lines) */
-    int om_sum_ok;    /* OpenMetrics histogram: no negative bucket bound */
-    reg_series **ser; /* snapshot */
-    size_t sercap, nser, si, sj;
-    int loaded;   /* values of ser[si] are in cum/sum/q/count */
+    int om_counter;         /* OpenMetrics: a _total counter (TYPE counter, _created lines) */
+    int om_sum_ok;          /* OpenMetrics histogram: no negative bucket bound */
+    reg_cursor cur;         /* open from PH_FAMILY until the family's last series */
+    int cur_open;           /* cur is open */
+    reg_series *const *ser; /* the cursor's view in this refill */
+    size_t nser, si, sj;
+    int loaded;      /* values of the current series are in cum/sum/q/count */
+    int detached;    /* the current series is finished from the copy below, not ser[si] */
+    const char *key; /* label text of the current series (multi-line types) */
+    size_t klen;
+    double created; /* of the current series, once detached */
+    char *keycopy;  /* label text of a detached series */
+    size_t keycopy_cap;
     char *prefix; /* rendered constant labels */
     size_t prefix_len, prefix_cap;
     char *names; /* NM_* sample names, each at names + nm_off[i] */
@@ -559,6 +575,16 @@ typedef struct {
     int oom;
 } fam_list;
 
+/* Point e at the held family f. Cannot fail. */
+static void fam_set(const exp_scrape *s, exp_fam *e, reg_family *f) {
+    const reg_family_def *d = reg_family_definition(f);
+    e->f = f;
+    e->name = d->name;
+    e->mlen = strlen(d->name);
+    if (s->om && d->type == REG_COUNTER && ends_with(d->name, e->mlen, "_total"))
+        e->mlen -= 6;
+}
+
 static int add_family_cb(void *arg, reg_family *f) {
     fam_list *l = arg;
     exp_scrape *s = l->s;
@@ -572,14 +598,17 @@ static int add_family_cb(void *arg, reg_family *f) {
         s->fams = nf;
         l->cap = nc;
     }
-    const reg_family_def *d = reg_family_definition(f);
-    exp_fam *e = &s->fams[s->nfams++];
-    e->f = f;
-    e->name = d->name;
-    e->mlen = strlen(d->name);
-    if (s->om && d->type == REG_COUNTER && ends_with(d->name, e->mlen, "_total"))
-        e->mlen -= 6;
+    if (reg_family_hold(f) != REG_OK)
+        return 0; /* removed meanwhile: not part of this scrape */
+    fam_set(s, &s->fams[s->nfams++], f);
     return 0;
+}
+
+/* Releases every family still held. Cannot fail. */
+static void release_families(exp_scrape *s) {
+    for (size_t i = 0; i < s->nfams; i++)
+        if (s->fams[i].f)
+            reg_family_release(s->reg, s->fams[i].f);
 }
 
 exp_scrape *exp_scrape_begin(reg_registry *r, exp_format fmt, int gzip) {
@@ -603,8 +632,9 @@ exp_scrape *exp_scrape_begin(reg_registry *r, exp_format fmt, int gzip) {
     reg_begin(s->th);
     fam_list l = {s, 0, 0};
     reg_foreach_family(s->th, add_family_cb, &l);
+    reg_end(s->th);
     if (l.oom) {
-        reg_end(s->th);
+        release_families(s);
         goto fail;
     }
     if (s->nfams > 1)
@@ -625,12 +655,14 @@ fail:
 void exp_scrape_end(exp_scrape *s) {
     if (s == NULL)
         return;
-    reg_end(s->th);
+    if (s->cur_open)
+        reg_cursor_close(s->reg, &s->cur);
+    release_families(s);
     reg_thread_detach(s->th);
     if (s->z_init)
         deflateEnd(&s->zs);
     free(s->fams);
-    free(s->ser);
+    free(s->keycopy);
     free(s->prefix);
     free(s->names);
     free(s->buf);
@@ -806,12 +838,18 @@ static int put_line(exp_scrape *s, int nm, const char *key, size_t klen, const e
     return 1;
 }
 
-/* Render line j of series x. 1 written (or nothing to write for j), 0 no room, -1 no
- * memory; *last set when j was the series' last line. */
+/* Creation time of the current series. */
+static double current_created(const exp_scrape *s, const reg_series *x) {
+    return s->detached ? s->created : reg_series_created(x);
+}
+
+/* Render line j of the current series x (NULL once detached: then j > 0 or its values are
+ * loaded, and only the copies are read). 1 written (or nothing to write for j), 0 no room,
+ * -1 no memory; *last set when j was the series' last line. */
 static int render_series_line(exp_scrape *s, const reg_series *x, size_t j, int *last) {
     const reg_family_def *d = s->def;
-    size_t klen;
-    const char *key = reg_series_labels(x, &klen);
+    size_t klen = s->klen;
+    const char *key = s->key;
     char num[EXP_NUM_MAX];
     size_t vl;
     *last = 0;
@@ -823,7 +861,7 @@ static int render_series_line(exp_scrape *s, const reg_series *x, size_t j, int 
             return put_line(s, NM_MAIN, key, klen, NULL, num, vl);
         }
         *last = 1;
-        vl = fmt_created(reg_series_created(x), num);
+        vl = fmt_created(current_created(s, x), num);
         return put_line(s, NM_CREATED, key, klen, NULL, num, vl);
     case REG_HISTOGRAM: {
         size_t nb = d->nbuckets;
@@ -850,7 +888,7 @@ static int render_series_line(exp_scrape *s, const reg_series *x, size_t j, int 
             return put_line(s, NM_COUNT, key, klen, NULL, num, vl);
         }
         *last = 1;
-        vl = fmt_created(reg_series_created(x), num);
+        vl = fmt_created(current_created(s, x), num);
         return put_line(s, NM_CREATED, key, klen, NULL, num, vl);
     }
     case REG_SUMMARY: {
@@ -877,7 +915,7 @@ static int render_series_line(exp_scrape *s, const reg_series *x, size_t j, int 
             return put_line(s, NM_COUNT, key, klen, NULL, num, vl);
         }
         *last = 1;
-        vl = fmt_created(reg_series_created(x), num);
+        vl = fmt_created(current_created(s, x), num);
         return put_line(s, NM_CREATED, key, klen, NULL, num, vl);
     }
     default: /* gauge, untyped */
@@ -919,10 +957,16 @@ static int render_series(exp_scrape *s) {
     if (!s->om &&
         (s->def->type == REG_COUNTER || s->def->type == REG_GAUGE || s->def->type == REG_UNTYPED))
         return render_simple_series(s);
-    for (; s->si < s->nser; s->si++, s->sj = 0, s->loaded = 0) {
-        const reg_series *x = s->ser[s->si];
-        if (s->sj == 0)
-            prefetch_ahead(s);
+    for (;;) {
+        const reg_series *x = NULL;
+        if (!s->detached) {
+            if (s->si >= s->nser)
+                return 1;
+            x = s->ser[s->si];
+            if (s->sj == 0)
+                prefetch_ahead(s);
+            s->key = reg_series_labels(x, &s->klen);
+        }
         for (;;) {
             int last;
             int rc = render_series_line(s, x, s->sj, &last);
@@ -932,8 +976,75 @@ static int render_series(exp_scrape *s) {
             if (last)
                 break;
         }
+        if (s->detached)
+            s->detached = 0; /* it was handed out when it was detached */
+        else
+            s->si++;
+        s->sj = 0;
+        s->loaded = 0;
     }
+}
+
+/* End of a refill inside a family: hand the rendered series to the cursor and let it
+ * remember them. A series partly written is handed out too, and its labels (and creation
+ * time) are copied so the next refill finishes it without touching the series, which may be
+ * freed by then. Inside the refill's section. -1 when out of memory. */
+static int pause_family(exp_scrape *s) {
+    size_t done = s->si;
+    if (!s->detached && s->si < s->nser && (s->sj > 0 || s->loaded)) {
+        const reg_series *x = s->ser[s->si];
+        if (grow(&s->keycopy, &s->keycopy_cap, s->klen + 1) < 0)
+            return -1;
+        memcpy(s->keycopy, s->key, s->klen);
+        s->key = s->keycopy;
+        s->created = reg_series_created(x);
+        s->detached = 1;
+        done++;
+    }
+    reg_cursor_consume(&s->cur, done);
+    reg_cursor_pause(&s->cur);
+    s->ser = NULL;
+    s->nser = s->si = 0;
+    return 0;
+}
+
+/* Start of a refill inside a family: make the cursor's view current. -1 out of memory. */
+static int resume_family(exp_scrape *s) {
+    if (reg_cursor_resume(s->th, &s->cur) != REG_OK)
+        return -1;
+    s->nser = reg_cursor_view(&s->cur, &s->ser);
+    s->si = 0;
+    return 0;
+}
+
+/* Open the cursor of family e, switching to the family now holding its name when e's was
+ * replaced since the scrape began. 1 open, 0 nothing to render (removed), -1 no memory. */
+static int open_family(exp_scrape *s, exp_fam *e) {
+    int rc = reg_cursor_open(s->th, &s->cur, e->f);
+    if (rc == REG_EGONE) {
+        reg_family *now = reg_family_find(s->th, e->name);
+        if (now == NULL || reg_family_hold(now) != REG_OK)
+            return 0;
+        reg_family_release(s->reg, e->f);
+        fam_set(s, e, now);
+        rc = reg_cursor_open(s->th, &s->cur, e->f);
+        if (rc == REG_EGONE)
+            return 0; /* replaced again just now: a later scrape shows it */
+    }
+    if (rc != REG_OK)
+        return -1;
+    s->cur_open = 1;
+    s->nser = reg_cursor_view(&s->cur, &s->ser);
+    s->si = 0;
     return 1;
+}
+
+/* The family is done: release its cursor. Cannot fail. */
+static void close_family(exp_scrape *s) {
+    reg_cursor_close(s->reg, &s->cur);
+    s->cur_open = 0;
+    s->ser = NULL;
+    s->nser = s->si = 0;
 }
 
 /* One step of rendering. 1 progress, 0 buffer full, -1 error. */
@@ -944,22 +1055,23 @@ static int step(exp_scrape *s) {
             s->phase = s->om ? PH_EOF : PH_DONE;
             return 1;
         }
-        const exp_fam *e = &s->fams[s->fi];
+        exp_fam *e = &s->fams[s->fi];
         if (s->om && s->last_meta && e->mlen == s->last_mlen &&
             memcmp(e->name, s->last_meta, e->mlen) == 0) {
             s->fi++; /* x and x_total counters would both be "x" in OpenMetrics: keep one */
             return 1;
         }
-        long n = reg_family_collect(s->th, e->f, &s->ser, &s->sercap);
-        if (n < 0)
+        int rc = open_family(s, &s->fams[s->fi]);
+        if (rc < 0)
             return -1;
-        if (n == 0) {
+        if (rc > 0 && s->nser == 0)
+            close_family(s);
+        if (rc == 0 || !s->cur_open) {
             s->fi++;
             return 1;
         }
-        s->nser = (size_t)n;
-        s->si = s->sj = 0;
-        s->loaded = 0;
+        s->sj = 0;
+        s->loaded = s->detached = 0;
         s->def = reg_family_definition(e->f);
         if (family_setup(s, e) < 0)
             return -1;
@@ -979,6 +1091,7 @@ static int step(exp_scrape *s) {
         int rc = render_series(s);
         if (rc <= 0)
             return rc;
+        close_family(s);
         s->fi++;
         s->phase = PH_FAMILY;
         return 1;
@@ -997,18 +1110,23 @@ static int step(exp_scrape *s) {
     }
 }
 
-/* Render into the (consumed) internal buffer until it is full or the scrape is done.
- * Returns -1 on error. */
+/* Render into the (consumed) internal buffer until it is full or the scrape is done, inside
+ * one registry section. Returns -1 on error. */
 static int refill(exp_scrape *s) {
     s->blen = s->bpos = 0;
-    while (s->phase != PH_DONE) {
-        int rc = step(s);
-        if (rc < 0)
-            return -1;
-        if (rc == 0)
+    reg_begin(s->th);
+    int rc = s->cur_open ? resume_family(s) : 0;
+    while (rc == 0 && s->phase != PH_DONE) {
+        int st = step(s);
+        if (st < 0)
+            rc = -1;
+        if (st <= 0)
             break;
     }
-    return 0;
+    if (s->cur_open && pause_family(s) < 0)
+        rc = -1;
+    reg_end(s->th);
+    return rc;
 }
 
 long exp_scrape_read(exp_scrape *s, char *buf, size_t max) {

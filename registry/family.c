@@ -5,6 +5,7 @@
  * one grace period more (retired through the epoch), so a reader inside a section or a
  * holder never sees it freed.
  */
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <sched.h>
@@ -161,7 +162,7 @@ int reg_family_matches(const reg_family *f, const reg_family_def *d) {
     const reg_family_def *e = &f->def;
     if (strcmp(e->name, d->name) != 0 || e->type != d->type || !str_eq(e->help, d->help) ||
         !str_eq(e->unit, d->unit) || e->nlabels != d->nlabels || e->nconst != d->nconst ||
-        e->ttl_ns != d->ttl_ns || e->max_series != d->max_series)
+        e->ttl_ns != d->ttl_ns || e->max_series != d->max_series || e->flags != d->flags)
         return 0;
     for (size_t i = 0; i < d->nlabels; i++)
         if (strcmp(e->labels[i], d->labels[i]) != 0)
@@ -280,22 +281,28 @@ static int label_prefixes(reg_family *f) {
     return 0;
 }
 
-int reg_family_add(reg_thread *t, const reg_family_def *def, reg_family **out) {
-    reg_registry *r = t->reg;
-    *out = NULL;
-    if (def == NULL || !def_valid(def))
-        return REG_EINVAL;
-    reg_family *f = reg_family_find(t, def->name);
-    if (f)
-        goto found;
+/* Kill every series of f under f->mu, waiting for updaters to leave. Returns the number. */
+static size_t kill_all_locked(reg_registry *r, reg_family *f) {
+    size_t n = 0;
+    for (;;) {
+        ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
+        void *s;
+        if (!ck_hs_next(&f->hs, &it, &s))
+            break;
+        n += (size_t)reg_series_kill_locked(r, f, reg_series_untag(s), 1);
+    }
+    return n;
+}
 
-    f = calloc(1, sizeof(*f));
+/* A new, unpublished family for a valid def; NULL when out of memory. */
+static reg_family *family_new(reg_registry *r, const reg_family_def *def) {
+    reg_family *f = calloc(1, sizeof(*f));
     if (f == NULL)
-        return REG_ENOMEM;
+        return NULL;
     if (def_copy(&f->def, def) != 0) {
         def_free(&f->def);
         free(f);
-        return REG_ENOMEM;
+        return NULL;
     }
     f->reg = r;
     f->key.key = f->def.name;
@@ -308,38 +315,107 @@ int reg_family_add(reg_thread *t, const reg_family_def *def, reg_family **out) {
         pthread_mutex_destroy(&f->mu);
         def_free(&f->def);
         free(f);
-        return REG_ENOMEM;
+        return NULL;
     }
     if (label_prefixes(f) != 0) {
         reg_family_free_now(f);
-        return REG_ENOMEM;
+        return NULL;
     }
+    return f;
+}
 
-    pthread_mutex_lock(&r->fam_mu);
-    reg_family *other = reg_family_find(t, def->name);
-    if (other == NULL) {
-        reg_probe p = f->key;
-        /* Fully initialised above; pairs with the acquire in reg_family_find. */
-        REG_TSAN_RELEASE(f);
-        reg_writer_enter(r);
-        bool ok = ck_hs_put_unique(&r->families, (unsigned long)p.hash, f);
-        reg_writer_leave();
-        if (!ok) {
-            pthread_mutex_unlock(&r->fam_mu);
-            reg_family_free_now(f);
-            return REG_ENOMEM;
-        }
-        atomic_fetch_add_explicit(&r->nfamilies, 1, memory_order_relaxed);
-        pthread_mutex_unlock(&r->fam_mu);
-        *out = f;
-        return REG_OK;
+/* Link a new family under fam_mu: in place of old (ck_hs_set swaps the slot, so a lookup
+ * finds one or the other), or as a new name. False when out of memory (nothing linked). */
+static bool link_locked(reg_registry *r, reg_family *f, reg_family *old) {
+    /* Fully initialised by family_new; pairs with the acquire in reg_family_find. */
+    REG_TSAN_RELEASE(f);
+    reg_writer_enter(r);
+    bool ok;
+    if (old) {
+        void *previous = NULL;
+        ok = ck_hs_set(&r->families, (unsigned long)f->key.hash, f, &previous);
+        assert(!ok || previous == old);
+    } else {
+        ok = ck_hs_put_unique(&r->families, (unsigned long)f->key.hash, f);
     }
-    pthread_mutex_unlock(&r->fam_mu);
-    reg_family_free_now(f); /* never published */
-    f = other;
-found:
+    reg_writer_leave();
+    if (ok && !old)
+        atomic_fetch_add_explicit(&r->nfamilies, 1, memory_order_relaxed);
+    return ok;
+}
+
+/* Kill an unlinked family: mark it dead, remove its series, drop the registry's link.
+ * Not under fam_mu. Cannot fail. */
+static void family_kill(reg_registry *r, reg_family *f) {
+    pthread_mutex_lock(&f->mu);
+    /* Under mu: a creator that takes mu after this sees dead and fails with REG_EGONE;
+     * updaters already inside a series are waited for by kill_all_locked. */
+    atomic_store_explicit(&f->dead, 1, memory_order_relaxed);
+    kill_all_locked(r, f);
+    pthread_mutex_unlock(&f->mu);
+    reg_family_release(r, f); /* the registry's link */
+}
+
+int reg_family_add(reg_thread *t, const reg_family_def *def, reg_family **out) {
+    reg_registry *r = t->reg;
+    *out = NULL;
+    if (def == NULL || !def_valid(def))
+        return REG_EINVAL;
+    reg_family *f = reg_family_find(t, def->name);
+    if (f == NULL) {
+        reg_family *nf = family_new(r, def);
+        if (nf == NULL)
+            return REG_ENOMEM;
+        pthread_mutex_lock(&r->fam_mu);
+        f = reg_family_find(t, def->name);
+        if (f == NULL) {
+            bool ok = link_locked(r, nf, NULL);
+            pthread_mutex_unlock(&r->fam_mu);
+            if (!ok) {
+                reg_family_free_now(nf);
+                return REG_ENOMEM;
+            }
+            *out = nf;
+            return REG_OK;
+        }
+        pthread_mutex_unlock(&r->fam_mu);
+        reg_family_free_now(nf); /* never published: another creator won */
+    }
     if (!reg_family_matches(f, def))
         return REG_ECONFLICT;
+    *out = f;
+    return REG_OK;
+}
+
+int reg_family_replace(reg_thread *t, const reg_family_def *def, reg_family **out) {
+    reg_registry *r = t->reg;
+    *out = NULL;
+    if (def == NULL || !def_valid(def))
+        return REG_EINVAL;
+    reg_family *old = reg_family_find(t, def->name);
+    if (old && reg_family_matches(old, def)) {
+        *out = old;
+        return REG_OK;
+    }
+    reg_family *f = family_new(r, def);
+    if (f == NULL)
+        return REG_ENOMEM;
+    pthread_mutex_lock(&r->fam_mu);
+    old = reg_family_find(t, def->name); /* again: writers are serialised only from here */
+    if (old && reg_family_matches(old, def)) {
+        pthread_mutex_unlock(&r->fam_mu);
+        reg_family_free_now(f);
+        *out = old;
+        return REG_OK;
+    }
+    bool ok = link_locked(r, f, old);
+    pthread_mutex_unlock(&r->fam_mu);
+    if (!ok) {
+        reg_family_free_now(f);
+        return REG_ENOMEM;
+    }
+    if (old)
+        family_kill(r, old);
     *out = f;
     return REG_OK;
 }
@@ -362,19 +438,6 @@ void reg_family_release(reg_registry *r, reg_family *f) {
         reg_retire_family(r, f);
 }
 
-/* Kill every series of f under f->mu, waiting for updaters to leave. Returns the number. */
-static size_t kill_all_locked(reg_registry *r, reg_family *f) {
-    size_t n = 0;
-    for (;;) {
-        ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
-        void *s;
-        if (!ck_hs_next(&f->hs, &it, &s))
-            break;
-        n += (size_t)reg_series_kill_locked(r, f, reg_series_untag(s), 1);
-    }
-    return n;
-}
-
 int reg_family_remove(reg_registry *r, const char *name) {
     pthread_mutex_lock(&r->fam_mu);
     reg_probe p = name_probe(r, name);
@@ -386,14 +449,7 @@ int reg_family_remove(reg_registry *r, const char *name) {
     pthread_mutex_unlock(&r->fam_mu);
     if (f == NULL)
         return REG_ENOTFOUND;
-
-    pthread_mutex_lock(&f->mu);
-    /* Under mu: a creator that takes mu after this sees dead and fails with REG_EGONE;
-     * updaters already inside a series are waited for by kill_all_locked. */
-    atomic_store_explicit(&f->dead, 1, memory_order_relaxed);
-    kill_all_locked(r, f);
-    pthread_mutex_unlock(&f->mu);
-    reg_family_release(r, f); /* the registry's link */
+    family_kill(r, f);
     return REG_OK;
 }
 

@@ -113,8 +113,11 @@ struct reg_family {
     ck_hs_t hs;
     _Atomic size_t nseries; /* written under mu; read relaxed by anyone */
     _Atomic uint64_t refused;
-    _Atomic uint64_t refs;        /* 1 for the registry's link plus one per hold */
-    _Atomic int dead;             /* set under mu before its series are killed */
+    _Atomic uint64_t refs; /* 1 for the registry's link plus one per hold */
+    _Atomic int dead;      /* set under mu before its series are killed */
+    /* Bumped (under mu) by every series removal, between its unlink and its retire: a
+     * reg_cursor that finds it unchanged knows every series it collected is still unfreed. */
+    _Atomic uint64_t removals;
     ck_epoch_entry_t epoch_entry; /* the deferred free, once unlinked and released */
 };
 

@@ -14,6 +14,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "internal.h"
@@ -107,12 +108,23 @@ static void hs_free(void *p, size_t n, bool defer) {
     retire(r, &b->epoch_entry, free_block_cb);
 }
 
+/* ck_hs does not resize through realloc today; this keeps the allocator's contract should a
+ * later ck use it. With defer, readers may still probe the old block: copy into a new one and
+ * retire the old. Returns NULL when out of memory, the old block then untouched and still
+ * the caller's (as with realloc). */
 static void *hs_realloc(void *p, size_t old, size_t n, bool defer) {
-    (void)old;
-    (void)defer;
-    reg_block *b = p ? (reg_block *)p - 1 : NULL;
-    b = realloc(b, sizeof(reg_block) + n);
-    return b ? (void *)(b + 1) : NULL;
+    if (p == NULL)
+        return hs_malloc(n);
+    if (!defer || tls_writer_reg == NULL) {
+        reg_block *b = realloc((reg_block *)p - 1, sizeof(reg_block) + n);
+        return b ? (void *)(b + 1) : NULL;
+    }
+    void *q = hs_malloc(n);
+    if (q == NULL)
+        return NULL;
+    memcpy(q, p, old < n ? old : n);
+    hs_free(p, old, true);
+    return q;
 }
 
 /* Initialise a hash set with the registry's allocator in single-writer mode. False when out
@@ -270,7 +282,10 @@ reg_registry *reg_create(const reg_options *opt) {
     r->alloc.malloc = hs_malloc;
     r->alloc.realloc = hs_realloc;
     r->alloc.free = hs_free;
-    r->seed = reg_hash_bytes(&r, sizeof(r), (uint64_t)reg_now_mono_ns());
+    /* Names and label values come from senders: an unpredictable seed keeps them from
+     * choosing keys that collide in the hash sets. */
+    if (getrandom(&r->seed, sizeof r->seed, GRND_NONBLOCK) != (ssize_t)sizeof r->seed)
+        r->seed = reg_hash_bytes(&r, sizeof(r), reg_now_mono_ns()); /* entropy pool not ready */
     ck_epoch_init(&r->epoch);
     pthread_mutex_init(&r->fam_mu, NULL);
     pthread_mutex_init(&r->retire_mu, NULL);

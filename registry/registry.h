@@ -80,7 +80,13 @@ typedef struct {
     unsigned buf_cap;     /* summary sample buffer; 0 = 500; at most 1000000 */
     uint64_t ttl_ns;      /* 0 = series never expire */
     size_t max_series;    /* 0 = unlimited (the registry limit still applies) */
+    unsigned flags;       /* REG_FAMILY_* */
 } reg_family_def;
+
+/* The process's own metrics (self-metrics): their series are neither counted in nor refused
+ * by the registry-wide limit, which bounds what clients create. Otherwise a client that
+ * fills the registry would also stop the counters that report its refusals. */
+#define REG_FAMILY_OWN 1u
 
 /* Called for each removed series (reaper, delete, reset) after its final value is read. The
  * series may only be read through the reg_series_* accessors during the call. */
@@ -117,6 +123,13 @@ void reg_end(reg_thread *t);
 int reg_family_add(reg_thread *t, const reg_family_def *def, reg_family **out);
 /* NULL when absent. Inside a section. */
 reg_family *reg_family_find(reg_thread *t, const char *name);
+/* Put a family built from def in place of the family of the same name, in one step: a reader
+ * finds the old family or the new one, never neither and never both. The old family's series
+ * are removed (each reported to the removal hook) and updates on it fail with REG_EGONE from
+ * then on. No family of that name: adds it. One equal to def: keeps it (REG_OK, nothing
+ * removed). REG_EINVAL for a bad definition, REG_ENOMEM (nothing changed). Inside a section;
+ * *out is valid until reg_end. Waits for in-flight updates on the old series to leave. */
+int reg_family_replace(reg_thread *t, const reg_family_def *def, reg_family **out);
 /* Remove a family and all its series (each reported to the removal hook). REG_ENOTFOUND when
  * absent. Must NOT be called inside a section. Concurrent updates on the family fail with
  * REG_EGONE once it is gone. */
@@ -141,7 +154,9 @@ uint64_t reg_family_refused(const reg_family *f); /* creates refused by a limit 
 size_t reg_foreach_family(reg_thread *t, int (*fn)(void *arg, reg_family *f), void *arg);
 
 /* Updates, by label values (nvalues must equal the family's label count). Inside a section.
- * REG_OK, REG_EINVAL (wrong count, value too long, counter add < 0 or NaN, wrong type),
+ * REG_OK, REG_EINVAL (wrong count, value too long, wrong type, a counter increment that is
+ * negative or not finite, an observation that is not finite: one NaN or Inf would stay in a
+ * counter or a _sum for good),
  * REG_ELIMIT (new series refused), REG_ENOMEM, REG_EGONE (family removed). */
 int reg_counter_add(reg_thread *t, reg_family *f, const char *const *values, double v);
 int reg_gauge_set(reg_thread *t, reg_family *f, const char *const *values, double v);
@@ -163,6 +178,46 @@ int reg_series_delete(reg_registry *r, reg_family *f, const char *const *values)
  * label set twice) and returns their count, or -1 on allocation failure. *out is a buffer
  * owned by the caller, grown with realloc; *cap is its capacity in entries. */
 long reg_family_collect(reg_thread *t, reg_family *f, reg_series ***out, size_t *cap);
+
+/* A cursor: one family's live series, walked across several sections, so a slow consumer
+ * (a scrape whose client reads slowly) holds no section while it waits and memory retired
+ * meanwhile is freed. The walk hands out each label set at most once, never a series that
+ * was DEAD when its section began, and never a freed one: when any series of the family was
+ * removed between two sections, resuming collects the family again and drops the label sets
+ * already handed out (identified by their 64-bit label hash; a collision can only hide a
+ * series, never show one twice). Series created after opening may or may not appear.
+ *
+ * Use: reg_cursor_open inside a section; reg_cursor_view / reg_cursor_consume to walk; before
+ * reg_end, reg_cursor_pause; in the next section, reg_cursor_resume, then view again; at the
+ * end reg_cursor_close. One cursor is used by one thread at a time; any number may be open
+ * on one family, concurrently with updates, creations, removals and reaping. The fields are
+ * private. */
+union reg_cursor_slot;
+typedef struct {
+    reg_family *f;              /* held while open */
+    union reg_cursor_slot *v;   /* [0, hashed): hashes handed out; [hashed, n): series */
+    size_t n, cap, pos, hashed; /* [hashed, pos): handed out in this section */
+    uint64_t removals;          /* the family's removal count the series in v were valid for */
+} reg_cursor;
+
+/* Inside a section: hold f and collect its live series. REG_OK; REG_EGONE when f was
+ * removed (nothing to close); REG_ENOMEM (nothing to close). */
+int reg_cursor_open(reg_thread *t, reg_cursor *c, reg_family *f);
+/* The series not yet handed out, in *out, and their count; valid until the next call on c or
+ * reg_end. Cannot fail. */
+size_t reg_cursor_view(const reg_cursor *c, reg_series *const **out);
+/* Hand out the first k series of the view. Cannot fail (k is clamped to the view). */
+void reg_cursor_consume(reg_cursor *c, size_t k);
+/* Before leaving the section mid-walk: remember the label sets handed out so far. Inside the
+ * section the series were handed out in. Cannot fail. */
+void reg_cursor_pause(reg_cursor *c);
+/* In a new section after reg_cursor_pause: make the view valid again (collecting anew when
+ * a series of the family was removed since). REG_OK, or REG_ENOMEM (the cursor stays paused
+ * and may be resumed again or closed). */
+int reg_cursor_resume(reg_thread *t, reg_cursor *c);
+/* Release the family and free the cursor's memory. Any time, in or out of a section; cannot
+ * fail; a closed or zeroed cursor may be closed again. */
+void reg_cursor_close(reg_registry *r, reg_cursor *c);
 
 /* Series accessors: valid for a series from a snapshot or hook, inside the same section. */
 /* Rendered label text without braces: `a="x",b="y"` (escaped as in the text format), and

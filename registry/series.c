@@ -11,6 +11,7 @@
  * A series' key is its label text rendered once, at creation, exactly as the text format
  * wants it (`a="x",b="y"`): the key is stored once, inline, and a scrape copies it.
  */
+#include <assert.h>
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
@@ -344,7 +345,10 @@ static struct reg_series *enter_series(reg_thread *t, reg_family *f, const char 
          * never lets two creators past the global limit; refused is a statistic. */
         size_t n = atomic_load_explicit(&f->nseries, memory_order_relaxed);
         int refused = f->def.max_series && n >= f->def.max_series;
-        if (!refused && r->opt.max_series) {
+        int counted = !(f->def.flags & REG_FAMILY_OWN); /* see REG_FAMILY_OWN */
+        if (!counted) {
+            /* neither counted in nor refused by the registry-wide limit */
+        } else if (!refused && r->opt.max_series) {
             /* Global limit across families: reserve a slot, give it back on failure. */
             size_t g = atomic_fetch_add_explicit(&r->nseries, 1, memory_order_relaxed);
             if (g >= r->opt.max_series) {
@@ -373,7 +377,8 @@ static struct reg_series *enter_series(reg_thread *t, reg_family *f, const char 
             reg_writer_leave();
         }
         if (s == NULL) {
-            atomic_fetch_sub_explicit(&r->nseries, 1, memory_order_relaxed);
+            if (counted)
+                atomic_fetch_sub_explicit(&r->nseries, 1, memory_order_relaxed);
             pthread_mutex_unlock(&f->mu);
             *err = cerr != REG_OK ? cerr : REG_ENOMEM;
             return NULL;
@@ -413,9 +418,15 @@ int reg_series_kill_locked(reg_registry *r, struct reg_family *f, struct reg_ser
     reg_writer_leave();
     /* Relaxed: the counters pair with the reserve/check in enter_series (see there). */
     atomic_fetch_sub_explicit(&f->nseries, 1, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&r->nseries, 1, memory_order_relaxed);
+    if (!(f->def.flags & REG_FAMILY_OWN))
+        atomic_fetch_sub_explicit(&r->nseries, 1, memory_order_relaxed);
     if (r->opt.on_remove)
         r->opt.on_remove(r->opt.on_remove_arg, f, s); /* value read only after the CAS */
+    /* seq_cst, before the retire: pairs with the seq_cst load in reg_cursor_resume, which
+     * runs after ck_epoch_begin's full fence. Either that load sees this increment (the
+     * cursor collects anew and never touches s), or the section began before s is retired
+     * below, and then the reaper's ck_epoch_poll keeps s until the section ends. */
+    atomic_fetch_add(&f->removals, 1);
     /* Scrapers may still hold s (and its summary state): both are freed after a grace. */
     reg_retire_series(r, s);
     return 1;
@@ -443,8 +454,6 @@ static void apply_observe(const reg_family *f, struct reg_series *s, double v, u
             else
                 lo = mid + 1;
         }
-        if (isnan(v))
-            lo = f->def.nbuckets; /* NaN is in no finite bucket, only +Inf */
         atomic_fetch_add_explicit(&reg_series_vals(s)[lo], n, memory_order_relaxed);
         add_double(&reg_series_vals(s)[f->def.nbuckets + 1], v * (double)n);
         return;
@@ -486,7 +495,7 @@ static int update(reg_thread *t, reg_family *f, const char *const *values, updat
 }
 
 int reg_counter_add(reg_thread *t, reg_family *f, const char *const *values, double v) {
-    if ((f->def.type != REG_COUNTER && f->def.type != REG_UNTYPED) || !(v >= 0))
+    if ((f->def.type != REG_COUNTER && f->def.type != REG_UNTYPED) || !(v >= 0) || isinf(v))
         return REG_EINVAL;
     return update(t, f, values, OP_ADD, v, 1);
 }
@@ -505,7 +514,7 @@ int reg_gauge_add(reg_thread *t, reg_family *f, const char *const *values, doubl
 
 int reg_observe_n(reg_thread *t, reg_family *f, const char *const *values, double v,
                   uint64_t count) {
-    if ((f->def.type != REG_HISTOGRAM && f->def.type != REG_SUMMARY) || count == 0)
+    if ((f->def.type != REG_HISTOGRAM && f->def.type != REG_SUMMARY) || count == 0 || !isfinite(v))
         return REG_EINVAL;
     return update(t, f, values, OP_OBSERVE, v, count);
 }
@@ -598,6 +607,106 @@ long reg_family_collect(reg_thread *t, reg_family *f, reg_series ***out, size_t 
             (*out)[m++] = s;
     }
     return (long)m;
+}
+
+/* ---- cursors ----------------------------------------------------------------------------- */
+
+/* A slot holds a series until it is handed out and paused over, then the series' label hash:
+ * after the section ends the series may be freed, its identity must outlive it. */
+union reg_cursor_slot {
+    reg_series *s;
+    uint64_t hash;
+};
+_Static_assert(sizeof(union reg_cursor_slot) == sizeof(reg_series *),
+               "slots are collected as series pointers");
+
+int reg_cursor_open(reg_thread *t, reg_cursor *c, reg_family *f) {
+    memset(c, 0, sizeof *c);
+    /* Relaxed: dead only short-cuts a family already unlinked; the hold is what keeps f. */
+    if (atomic_load_explicit(&f->dead, memory_order_relaxed) || reg_family_hold(f) != REG_OK)
+        return REG_EGONE;
+    c->f = f;
+    /* seq_cst: pairs with the increment in reg_series_kill_locked (see there). Read before
+     * collecting: a removal during the collection is then seen by the next resume. */
+    c->removals = atomic_load(&f->removals);
+    reg_series **v = NULL;
+    long n = reg_family_collect(t, f, &v, &c->cap);
+    if (n < 0) {
+        free(v);
+        reg_family_release(t->reg, f);
+        memset(c, 0, sizeof *c);
+        return REG_ENOMEM;
+    }
+    c->v = (union reg_cursor_slot *)(void *)v;
+    c->n = (size_t)n;
+    return REG_OK;
+}
+
+size_t reg_cursor_view(const reg_cursor *c, reg_series *const **out) {
+    *out = c->pos < c->n ? &c->v[c->pos].s : NULL;
+    return c->n - c->pos;
+}
+
+void reg_cursor_consume(reg_cursor *c, size_t k) {
+    c->pos += k < c->n - c->pos ? k : c->n - c->pos;
+}
+
+void reg_cursor_pause(reg_cursor *c) {
+    for (size_t i = c->hashed; i < c->pos; i++)
+        c->v[i].hash = c->v[i].s->hash;
+    c->hashed = c->pos;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* REG_OK or REG_ENOMEM (the cursor unchanged). */
+int reg_cursor_resume(reg_thread *t, reg_cursor *c) {
+    assert(c->hashed == c->pos); /* paused before the last section ended */
+    if (c->f == NULL)
+        return REG_OK;
+    /* seq_cst, after reg_begin's fence: pairs with the increment in reg_series_kill_locked.
+     * Unchanged: no series of the family was retired before this section began, so every
+     * pointer in the view is still allocated (and DEAD ones were dropped when collected;
+     * a series that dies from now on is freed only after this section). */
+    uint64_t now = atomic_load(&c->f->removals);
+    if (now == c->removals)
+        return REG_OK;
+    /* Collect anew into a fresh array that keeps the hashes handed out in front. */
+    reg_series **fresh = NULL;
+    size_t fresh_cap = 0;
+    long m = reg_family_collect(t, c->f, &fresh, &fresh_cap);
+    union reg_cursor_slot *nv = m < 0 ? NULL : malloc((c->hashed + (size_t)m + 1) * sizeof *nv);
+    if (nv == NULL) {
+        free(fresh);
+        return REG_ENOMEM;
+    }
+    uint64_t *done = &c->v[0].hash;
+    qsort(done, c->hashed, sizeof *done, cmp_u64);
+    memcpy(nv, c->v, c->hashed * sizeof *nv);
+    size_t n = c->hashed;
+    for (long i = 0; i < m; i++) {
+        uint64_t h = fresh[i]->hash;
+        if (!bsearch(&h, done, c->hashed, sizeof *done, cmp_u64))
+            nv[n++].s = fresh[i];
+    }
+    free(fresh);
+    free(c->v);
+    c->v = nv;
+    c->cap = c->hashed + (size_t)m + 1;
+    c->n = n;
+    c->pos = c->hashed;
+    c->removals = now;
+    return REG_OK;
+}
+
+void reg_cursor_close(reg_registry *r, reg_cursor *c) {
+    if (c->f)
+        reg_family_release(r, c->f);
+    free(c->v);
+    memset(c, 0, sizeof *c);
 }
 
 const char *reg_series_labels(const reg_series *s, size_t *len) {
