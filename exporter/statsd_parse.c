@@ -30,6 +30,7 @@ static const char *const reason_names[EXP_STATSD_ERR_COUNT] = {
     [EXP_STATSD_ERR_TOO_MANY_SAMPLES] = "too_many_samples",
     [EXP_STATSD_ERR_OUT_OF_SPACE] = "out_of_space",
     [EXP_STATSD_ERR_LINE_TOO_LONG] = "line_too_long",
+    [EXP_STATSD_ERR_INVALID_SAMPLE_RATE] = "invalid_sample_rate",
 };
 
 const char *exp_statsd_reason_name(exp_statsd_reason r) {
@@ -523,10 +524,14 @@ done:
     return r;
 }
 
-/* What the parts after the type (`|@rate`, `|#tags`, `|c:id`, `|T<ts>`) do to a sample. */
+/* What the parts after the type (`|@rate`, `|#tags`, `|c:id`, `|T<ts>`, unknown fields) do to
+ * a sample. */
 typedef struct {
-    int fatal;          /* reason dropping the sample, or -1 */
-    unsigned bad_rates; /* unparsable rates, counted but kept as rate 1 */
+    int fatal;               /* reason dropping the sample, or -1 */
+    unsigned bad_rates;      /* unparsable rates, counted but kept as rate 1 */
+    bool rate_out_of_range;  /* a rate that is a number outside (0, 1]: NaN, Inf, < 0, > 1 */
+    unsigned bad_timestamps; /* unparsable `|T`, counted; the sample is kept */
+    unsigned unknown;        /* fields abacus does not know, skipped */
     unsigned tag_errors;
     unsigned nrates;
     double rates[8]; /* every `@` rate in order (0 and unparsable already made 1) */
@@ -534,7 +539,8 @@ typedef struct {
 
 static void parse_parts(parser *p, const char *s, size_t n, parts_outcome *o) {
     o->fatal = -1;
-    o->bad_rates = o->tag_errors = o->nrates = 0;
+    o->bad_rates = o->bad_timestamps = o->unknown = o->tag_errors = o->nrates = 0;
+    o->rate_out_of_range = false;
     /* statsd_exporter refuses any empty part before looking at the others */
     for (size_t i = 0; i <= n; i++) {
         if ((i == n || s[i] == '|') && (i == 0 || s[i - 1] == '|')) {
@@ -552,10 +558,17 @@ static void parse_parts(parser *p, const char *s, size_t n, parts_outcome *o) {
         switch (c[0]) {
         case '@': {
             double f = 0;
-            if (go_parse_float(c + 1, cn - 1, &f) != GO_OK)
-                o->bad_rates++; /* f is 0 (then 1) or ±Inf, as Go leaves it */
-            if (f == 0)
+            int pr = go_parse_float(c + 1, cn - 1, &f);
+            if (pr == GO_SYNTAX) {
+                o->bad_rates++; /* statsd_exporter keeps such a sample at rate 1 */
                 f = 1;
+            } else if (f == 0) {
+                f = 1; /* statsd_exporter: rate 0 means unsampled */
+            }
+            /* A rate is a probability. Anything else (NaN, ±Inf, also Go's out-of-range ±Inf,
+             * negative, above 1) would silently scale a counter or drop an observation. */
+            if (!(f > 0 && f <= 1))
+                o->rate_out_of_range = true;
             if (o->nrates < sizeof o->rates / sizeof o->rates[0])
                 o->rates[o->nrates++] = f;
             break;
@@ -565,17 +578,23 @@ static void parse_parts(parser *p, const char *s, size_t n, parts_outcome *o) {
                 r = parse_tag_list(p, c + 1, cn - 1, ':', true, &o->tag_errors);
             break;
         case 'c':
+            /* `c:<id>` is the container ID; `c` or `c:` alone is a broken one. Any other field
+             * starting with 'c' (`card:low` from hot-shots) is an extension we do not know. */
             if (cn > 2 && c[1] == ':')
                 r = set_label(p, "container_id", 12, false, c + 2, cn - 2);
-            else
+            else if (cn == 1 || c[1] == ':')
                 r = EXP_STATSD_ERR_MALFORMED_CONTAINER_ID;
+            else
+                o->unknown++;
             break;
-        case 'T': /* DogStatsD timestamp: checked, then ignored */
+        case 'T': /* DogStatsD timestamp: checked, then ignored (a bad one only loses itself) */
             if (!go_parse_int64(c + 1, cn - 1))
-                r = EXP_STATSD_ERR_MALFORMED_TIMESTAMP;
+                o->bad_timestamps++;
             break;
         default:
-            r = EXP_STATSD_ERR_INVALID_SAMPLE_FACTOR;
+            /* DogStatsD keeps adding fields; dropping samples for them loses a client's
+             * metrics wholesale, so they are skipped and counted instead. */
+            o->unknown++;
             break;
         }
         if (r) {
@@ -653,6 +672,7 @@ static void do_sample(parser *p, const char *val, size_t vn, sample_suffix *x) {
     }
     const double *rates = NULL;
     unsigned nrates = 0;
+    bool bad_rate = false;
     if (x->parts) {
         if (!x->done) {
             parse_parts(p, x->parts, x->parts_len, &x->oc);
@@ -664,14 +684,21 @@ static void do_sample(parser *p, const char *val, size_t vn, sample_suffix *x) {
             st->errors[x->oc.fatal]++;
             return;
         }
+        st->errors[EXP_STATSD_ERR_MALFORMED_TIMESTAMP] += x->oc.bad_timestamps;
+        st->unknown_fields += x->oc.unknown;
         rates = x->oc.rates;
         nrates = x->oc.nrates;
+        bad_rate = x->oc.rate_out_of_range;
     }
     if (p->nlabels > 0)
         st->tags++;
 
     exp_statsd_str t = x->type;
     if (type_is(t, "c")) {
+        if (bad_rate) {
+            st->errors[EXP_STATSD_ERR_INVALID_SAMPLE_RATE]++;
+            return;
+        }
         for (unsigned i = 0; i < nrates; i++)
             v /= rates[i];
         if (v < 0)
@@ -679,11 +706,14 @@ static void do_sample(parser *p, const char *val, size_t vn, sample_suffix *x) {
         else
             emit(p, EXP_STATSD_COUNTER, false, v, 1);
     } else if (type_is(t, "g")) {
+        /* A gauge ignores its rate, as in statsd_exporter: the value is applied as sent. */
         emit(p, relative ? EXP_STATSD_GAUGE_DELTA : EXP_STATSD_GAUGE, false, v, 1);
     } else if (type_is(t, "ms") || type_is(t, "h") || type_is(t, "d")) {
         uint64_t repeat = nrates ? observe_count(rates[nrates - 1]) : 1;
         bool ms = t.len == 2;
-        if (repeat > 0)
+        if (bad_rate || repeat == 0) /* repeat 0: 1/rate does not fit a count */
+            st->errors[EXP_STATSD_ERR_INVALID_SAMPLE_RATE]++;
+        else
             emit(p, EXP_STATSD_OBSERVER, ms, ms ? v / 1000 : v, repeat);
     } else if (type_is(t, "s")) {
         st->errors[EXP_STATSD_ERR_UNSUPPORTED_SET]++;
@@ -708,6 +738,34 @@ static bool has_dogstatsd_tags(const char *s, size_t n) {
     for (const char *q = memchr(s, '|', n); q; q = memchr(q + 1, '|', (size_t)(s + n - q - 1)))
         if (q + 1 < s + n && q[1] == '#')
             return true;
+    return false;
+}
+
+static bool ext_key_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '_' || c == '-';
+}
+
+/* A DogStatsD extension field `|key:value` (`|card:low`, `|e:it-false`): such a line is one
+ * sample, as with `|#` tags. Without this, statsd_exporter's splitting of `a:1|c:2|c` into
+ * samples would cut `a:1|c|card:low` at its ':' and refuse the rest. What can also be a
+ * sample boundary stays one, as in statsd_exporter: a type before the ':' (`|c:` is a
+ * container ID or a counter followed by a sample), or a one-letter key before a number
+ * (`|x:4`, an unknown type followed by a sample). */
+static bool has_extension_field(const char *s, size_t n) {
+    for (const char *q = memchr(s, '|', n); q; q = memchr(q + 1, '|', (size_t)(s + n - q - 1))) {
+        const char *k = q + 1, *e = k;
+        while (e < s + n && ext_key_char(*e))
+            e++;
+        if (e == k || e == s + n || *e != ':' || is_digit(*k))
+            continue;
+        exp_statsd_str key = {k, (size_t)(e - k)};
+        if (type_is(key, "c") || type_is(key, "g") || type_is(key, "ms") || type_is(key, "h") ||
+            type_is(key, "d") || type_is(key, "s"))
+            continue;
+        char v = e + 1 < s + n ? e[1] : '\0';
+        if (key.len >= 2 || !(is_digit(v) || v == '+' || v == '-' || v == '.'))
+            return true;
+    }
     return false;
 }
 
@@ -765,8 +823,8 @@ size_t exp_statsd_parse_line(const exp_statsd_flags *flags, const char *line, si
                 break;
             v = c + 1;
         }
-    } else if (dog) {
-        do_plain_sample(&p, rest, rn); /* ':' may appear in tag values */
+    } else if (dog || has_extension_field(rest, rn)) {
+        do_plain_sample(&p, rest, rn); /* ':' may appear in tag and field values */
     } else {
         const char *s = rest;
         for (;;) {

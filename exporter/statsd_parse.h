@@ -12,7 +12,15 @@
  *   - `]` before `[` in a name is a tag error and the name stays as sent (statsd_exporter
  *     panics on it);
  *   - bounded storage: too_many_tags, too_many_samples, out_of_space (see exp_statsd_out);
- *   - an observer's 1/rate repetitions are one event with `repeat` set, not `repeat` copies.
+ *   - an observer's 1/rate repetitions are one event with `repeat` set, not `repeat` copies;
+ *   - a counter's or observer's `@rate` outside (0, 1] (NaN, Inf, negative, above 1) or one so
+ *     small that 1/rate observations overflow a count refuses the sample as
+ *     invalid_sample_rate (statsd_exporter divides a counter by it, and makes int(1/rate)
+ *     observations: none at all for most such rates, without counting anything);
+ *   - a `|field` abacus does not know (`|card:low`, future DogStatsD extensions) is skipped
+ *     and counted in unknown_fields, and the sample kept (statsd_exporter drops the sample as
+ *     invalid_sample_factor, or malformed_container_id for fields starting with 'c');
+ *   - an unparsable `|T` timestamp is counted as malformed_timestamp, the sample kept.
  *
  * No allocation: events, labels and escaped label names go to caller-provided storage; names
  * and values point into the line. The parser keeps no state; it may run on any number of
@@ -34,9 +42,11 @@ typedef struct {
     size_t len;
 } exp_statsd_str;
 
-/* Why a line, sample or tag set was refused. Every reason drops what it names, except
- * invalid_sample_factor for an unparsable `@rate`: that sample is kept with rate 1, as in
- * statsd_exporter. Names (exp_statsd_reason_name) are statsd_exporter's where it has one. */
+/* Why a line, sample or tag set was refused. Every reason drops what it names: the line or
+ * the sample, except invalid_sample_factor (an unparsable `@rate`: the sample is kept with
+ * rate 1, as in statsd_exporter) and malformed_timestamp (an unparsable `|T`: only the
+ * timestamp, which abacus ignores anyway, is dropped; statsd_exporter does not look at it).
+ * Names (exp_statsd_reason_name) are statsd_exporter's where it has one. */
 typedef enum {
     EXP_STATSD_ERR_MALFORMED_LINE = 0,       /* no ':', nothing before it, or invalid UTF-8 */
     EXP_STATSD_ERR_MIXED_TAGGING_STYLES,     /* name tags together with `|#` tags */
@@ -45,9 +55,9 @@ typedef enum {
     EXP_STATSD_ERR_EMPTY_NAME,               /* name empty once its tags are removed */
     EXP_STATSD_ERR_MALFORMED_COMPONENT,      /* fewer than 2 or more than 8 '|' parts, or empty */
     EXP_STATSD_ERR_MALFORMED_VALUE,          /* not a Go ParseFloat number, or out of range */
-    EXP_STATSD_ERR_INVALID_SAMPLE_FACTOR,    /* bad `@rate` (kept) or unknown `|x` part (dropped) */
-    EXP_STATSD_ERR_MALFORMED_CONTAINER_ID,   /* `|c` without `:id` */
-    EXP_STATSD_ERR_MALFORMED_TIMESTAMP,      /* `|T` not followed by an int64 */
+    EXP_STATSD_ERR_INVALID_SAMPLE_FACTOR,    /* unparsable `@rate` (the sample is kept) */
+    EXP_STATSD_ERR_MALFORMED_CONTAINER_ID,   /* `|c` or `|c:` without an id */
+    EXP_STATSD_ERR_MALFORMED_TIMESTAMP,      /* `|T` not followed by an int64 (sample kept) */
     EXP_STATSD_ERR_ILLEGAL_EVENT,            /* unknown type */
     EXP_STATSD_ERR_UNSUPPORTED_SET,          /* type `s` */
     EXP_STATSD_ERR_ILLEGAL_NEGATIVE_COUNTER, /* counter increment < 0 */
@@ -55,6 +65,8 @@ typedef enum {
     EXP_STATSD_ERR_TOO_MANY_SAMPLES,         /* more events than out->events_cap */
     EXP_STATSD_ERR_OUT_OF_SPACE,             /* out->scratch too small */
     EXP_STATSD_ERR_LINE_TOO_LONG,            /* stream splitter: line over max_line */
+    EXP_STATSD_ERR_INVALID_SAMPLE_RATE,      /* counter or observer `@rate` not in (0, 1], or
+                                                so small that 1/rate observations overflow */
     EXP_STATSD_ERR_COUNT
 } exp_statsd_reason;
 
@@ -109,9 +121,10 @@ typedef struct {
 
 /* Counters the parser adds to (never resets), statsd_exporter's telemetry in one struct. */
 typedef struct {
-    uint64_t samples;    /* samples seen in lines that got past the line checks */
-    uint64_t tags;       /* samples accepted with at least one label */
-    uint64_t tag_errors; /* tags skipped as malformed (empty, no separator, empty key/value) */
+    uint64_t samples;        /* samples seen in lines that got past the line checks */
+    uint64_t tags;           /* samples accepted with at least one label */
+    uint64_t tag_errors;     /* tags skipped as malformed (empty, no separator, empty key/value) */
+    uint64_t unknown_fields; /* `|field` parts abacus does not know (`|card:low`), skipped */
     uint64_t errors[EXP_STATSD_ERR_COUNT];
 } exp_statsd_stats;
 

@@ -204,8 +204,10 @@ static void test_counter_rates(void **state) {
     check_event(0, EXP_STATSD_COUNTER, "foo", 2, 1);
     assert_int_equal(parse("foo:2|c|@-0"), 1);
     check_event(0, EXP_STATSD_COUNTER, "foo", 2, 1);
-    assert_int_equal(parse("foo:3|c|@2"), 1);
-    check_event(0, EXP_STATSD_COUNTER, "foo", 1.5, 1);
+    assert_int_equal(parse("foo:3|c|@1"), 1);
+    check_event(0, EXP_STATSD_COUNTER, "foo", 3, 1);
+    assert_int_equal(parse("foo:1|c|@1e-300"), 1); /* a valid rate; the sum is checked later */
+    check_event(0, EXP_STATSD_COUNTER, "foo", 1 / 1e-300, 1);
     no_errors();
 
     assert_int_equal(parse("foo:1|c|@bar"), 1); /* kept with rate 1, error counted */
@@ -214,12 +216,21 @@ static void test_counter_rates(void **state) {
     assert_int_equal(parse("foo:1|c|@"), 1);
     check_event(0, EXP_STATSD_COUNTER, "foo", 1, 1);
     only_error(EXP_STATSD_ERR_INVALID_SAMPLE_FACTOR, 1);
-    assert_int_equal(parse("foo:5|c|@1e309"), 1); /* Go leaves +Inf: 5/Inf = 0 */
-    check_event(0, EXP_STATSD_COUNTER, "foo", 0, 1);
+    assert_int_equal(parse("foo:1|c|@0x|@0.5"), 1); /* both rates apply, 1 taken as 1 */
+    check_event(0, EXP_STATSD_COUNTER, "foo", 2, 1);
     only_error(EXP_STATSD_ERR_INVALID_SAMPLE_FACTOR, 1);
 
-    assert_int_equal(parse("foo:1|c|@-1"), 0);
-    only_error(EXP_STATSD_ERR_ILLEGAL_NEGATIVE_COUNTER, 1);
+    /* A rate that is a number but not a probability refuses the sample, with its reason
+     * (statsd_exporter would divide by it: 1/2 counted, a negative or NaN increment, 0). */
+    const char *bad[] = {"foo:3|c|@2",     "foo:1|c|@-1",       "foo:1|c|@-0.5",
+                         "foo:1|c|@NaN",   "foo:1|c|@Inf",      "foo:1|c|@-inf",
+                         "foo:5|c|@1e309", "foo:1|c|@0.5|@1.5", "foo:1|c|@1.0000001"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (parse(bad[i]) != 0)
+            fail_msg("'%s' produced an event", bad[i]);
+        only_error(EXP_STATSD_ERR_INVALID_SAMPLE_RATE, 1);
+        assert_int_equal(st.samples, 1);
+    }
 }
 
 static void test_observer_rates(void **state) {
@@ -235,14 +246,32 @@ static void test_observer_rates(void **state) {
     assert_int_equal(parse("foo:1|h|@0.00000095367431640625"), 1); /* 2^-20 */
     check_event(0, EXP_STATSD_OBSERVER, "foo", 1, 1048576);
     no_errors();
-    /* int(1/rate) <= 0 in Go: no observation, and no error either */
+    assert_int_equal(parse("foo:1|h|@0.0000000001"), 1); /* 1e10 observations: fits */
+    check_event(0, EXP_STATSD_OBSERVER, "foo", 1, 10000000000ULL);
+    assert_int_equal(parse("foo:1|ms|@1"), 1);
+    check_event(0, EXP_STATSD_OBSERVER, "foo", 0.001, 1);
+    no_errors();
+    /* int(1/rate) <= 0 in Go: statsd_exporter makes no observation and counts nothing. Here
+     * each is refused as invalid_sample_rate (1e-300: 1e300 observations overflow a count). */
     const char *none[] = {"foo:1|ms|@2",     "foo:1|h|@-0.5", "foo:1|d|@NaN",
-                          "foo:1|h|@1e-300", "foo:1|h|@Inf",  "foo:1|h|@1e309"};
+                          "foo:1|h|@1e-300", "foo:1|h|@Inf",  "foo:1|h|@1e309",
+                          "foo:1|ms|@-1",    "foo:1:2|d|@2",  "foo:1|h|@0.5|@3"};
     for (size_t i = 0; i < sizeof none / sizeof none[0]; i++) {
-        assert_int_equal(parse(none[i]), 0);
-        assert_int_equal(st.samples, 1);
+        if (parse(none[i]) != 0)
+            fail_msg("'%s' produced an event", none[i]);
+        if (st.errors[EXP_STATSD_ERR_INVALID_SAMPLE_RATE] != st.samples ||
+            err_total() != st.samples)
+            fail_msg("'%s': %llu samples, %llu invalid_sample_rate, %llu errors", none[i],
+                     (unsigned long long)st.samples,
+                     (unsigned long long)st.errors[EXP_STATSD_ERR_INVALID_SAMPLE_RATE],
+                     (unsigned long long)err_total());
     }
-    assert_int_equal(st.errors[EXP_STATSD_ERR_INVALID_SAMPLE_FACTOR], 1); /* 1e309 only */
+    /* A gauge ignores its rate, as in statsd_exporter. */
+    assert_int_equal(parse("foo:4|g|@2"), 1);
+    check_event(0, EXP_STATSD_GAUGE, "foo", 4, 1);
+    assert_int_equal(parse("foo:+4|g|@NaN"), 1);
+    check_event(0, EXP_STATSD_GAUGE_DELTA, "foo", 4, 1);
+    no_errors();
 }
 
 static void test_multi_sample(void **state) {
@@ -443,8 +472,10 @@ static void test_dogstatsd(void **state) {
     no_errors();
 
     /* "|#" turns multi-sample parsing off: ':' belongs to tag values */
-    assert_int_equal(parse("foo:1|c|#a:b:2|g"), 0);
-    only_error(EXP_STATSD_ERR_INVALID_SAMPLE_FACTOR, 1); /* part "g" */
+    assert_int_equal(parse("foo:1|c|#a:b:2|g"), 1);
+    check_labels(0, 1, "a", "b:2");
+    assert_int_equal(st.unknown_fields, 1); /* part "g" */
+    no_errors();
     assert_int_equal(st.samples, 1);
 
     /* invalid UTF-8 anywhere refuses the line */
@@ -500,8 +531,11 @@ static void test_container_and_timestamp(void **state) {
     only_error(EXP_STATSD_ERR_MALFORMED_CONTAINER_ID, 1);
     assert_int_equal(parse("foo:100|c|#tag1:value|c:"), 0);
     only_error(EXP_STATSD_ERR_MALFORMED_CONTAINER_ID, 1);
-    assert_int_equal(parse("foo:100|c|#tag1:value|cx"), 0);
-    only_error(EXP_STATSD_ERR_MALFORMED_CONTAINER_ID, 1);
+    /* a field starting with 'c' that is not `c:` is an unknown extension: skipped */
+    assert_int_equal(parse("foo:100|c|#tag1:value|cx"), 1);
+    check_labels(0, 1, "tag1", "value");
+    no_errors();
+    assert_int_equal(st.unknown_fields, 1);
     /* without "|#" the ':' splits samples, as in statsd_exporter */
     assert_int_equal(parse("foo:1|c|c:abc"), 0);
     assert_int_equal(st.errors[EXP_STATSD_ERR_MALFORMED_CONTAINER_ID], 1);
@@ -528,10 +562,66 @@ static void test_container_and_timestamp(void **state) {
                             "foo:1|c|T9223372036854775808",
                             "foo:1|c|T-9223372036854775809",
                             "foo:1|c|T99999999999999999999"};
+    /* statsd_exporter ignores the timestamp: a bad one is counted and only itself dropped */
     for (size_t i = 0; i < sizeof bad_ts / sizeof bad_ts[0]; i++) {
-        assert_int_equal(parse(bad_ts[i]), 0);
+        if (parse(bad_ts[i]) != 1)
+            fail_msg("'%s' lost its sample", bad_ts[i]);
+        check_event(0, EXP_STATSD_COUNTER, "foo", 1, 1);
         only_error(EXP_STATSD_ERR_MALFORMED_TIMESTAMP, 1);
     }
+    assert_int_equal(parse("foo:1|ms|#a:b|T|@0.5"), 1);
+    check_event(0, EXP_STATSD_OBSERVER, "foo", 0.001, 2);
+    check_labels(0, 1, "a", "b");
+    only_error(EXP_STATSD_ERR_MALFORMED_TIMESTAMP, 1);
+    assert_int_equal(parse("foo:1:2:3|d|Tx"), 3); /* counted per sample */
+    only_error(EXP_STATSD_ERR_MALFORMED_TIMESTAMP, 3);
+}
+
+/* DogStatsD fields abacus does not know are skipped and counted; the sample stays. */
+static void test_unknown_fields(void **state) {
+    (void)state;
+    /* hot-shots with cardinality set, with and without tags and a container ID */
+    assert_int_equal(parse("foo:1|c|#env:prod|card:low"), 1);
+    check_event(0, EXP_STATSD_COUNTER, "foo", 1, 1);
+    check_labels(0, 1, "env", "prod");
+    no_errors();
+    assert_int_equal(st.unknown_fields, 1);
+    assert_int_equal(st.samples, 1);
+    assert_int_equal(parse("foo:1|c|card:low"), 1); /* one sample, not split at its ':' */
+    check_event(0, EXP_STATSD_COUNTER, "foo", 1, 1);
+    no_errors();
+    assert_int_equal(st.unknown_fields, 1);
+    assert_int_equal(st.samples, 1);
+    assert_int_equal(parse("foo:250|ms|@0.5|#a:b|c:cid|card:orchestrator|T1656581400"), 1);
+    check_event(0, EXP_STATSD_OBSERVER, "foo", 0.25, 2);
+    check_labels(0, 2, "a", "b", "container_id", "cid");
+    no_errors();
+    assert_int_equal(st.unknown_fields, 1);
+    /* future fields, with or without a value, anywhere after the type */
+    assert_int_equal(parse("foo:2|g|e:it-false,cn-x|#a:b|x|zz|9:q"), 1);
+    check_event(0, EXP_STATSD_GAUGE, "foo", 2, 1);
+    check_labels(0, 1, "a", "b");
+    no_errors();
+    assert_int_equal(st.unknown_fields, 4);
+    assert_int_equal(parse("foo:1|c|x"), 1);
+    no_errors();
+    assert_int_equal(st.unknown_fields, 1);
+    assert_int_equal(parse("foo:1:2|h|card:low"), 2); /* counted per sample */
+    assert_int_equal(st.unknown_fields, 2);
+    assert_int_equal(parse("foo:1|c|e:it-false"), 1); /* a one-letter key before a non-number */
+    no_errors();
+    assert_int_equal(st.unknown_fields, 1);
+    /* multi-sample lines still split where a type precedes the ':' */
+    assert_int_equal(parse("foo:1|c:2|g:3|ms|@0.5"), 3);
+    check_event(1, EXP_STATSD_GAUGE, "foo", 2, 1);
+    check_event(2, EXP_STATSD_OBSERVER, "foo", 0.003, 2);
+    no_errors();
+    assert_int_equal(st.unknown_fields, 0);
+    /* a field does not rescue a sample another part refuses */
+    assert_int_equal(parse("foo:1|c|card:low|c"), 0);
+    only_error(EXP_STATSD_ERR_MALFORMED_CONTAINER_ID, 1);
+    assert_int_equal(parse("foo:1|c|card:low|"), 0);
+    only_error(EXP_STATSD_ERR_MALFORMED_COMPONENT, 1);
 }
 
 static void test_flags(void **state) {
@@ -808,10 +898,9 @@ static void test_error_reasons(void **state) {
         {"foo:1|c|@0.5|@0.5|@0.5|@0.5|@0.5|@0.5|@0.5", EXP_STATSD_ERR_MALFORMED_COMPONENT},
         {"foo:1o|c", EXP_STATSD_ERR_MALFORMED_VALUE},
         {"foo:|c", EXP_STATSD_ERR_MALFORMED_VALUE},
-        {"foo:1|c|x", EXP_STATSD_ERR_INVALID_SAMPLE_FACTOR},
-        {"foo:1|c|#a:b|zz", EXP_STATSD_ERR_INVALID_SAMPLE_FACTOR},
         {"foo:1|c|#a:b|c", EXP_STATSD_ERR_MALFORMED_CONTAINER_ID},
-        {"foo:1|c|T1.5", EXP_STATSD_ERR_MALFORMED_TIMESTAMP},
+        {"foo:1|c|@2", EXP_STATSD_ERR_INVALID_SAMPLE_RATE},
+        {"foo:1|ms|@2", EXP_STATSD_ERR_INVALID_SAMPLE_RATE},
         {"foo:2|t", EXP_STATSD_ERR_ILLEGAL_EVENT},
         {"foo:2|", EXP_STATSD_ERR_ILLEGAL_EVENT},
         {"foo:2|C", EXP_STATSD_ERR_ILLEGAL_EVENT},
@@ -1309,19 +1398,19 @@ static void test_stream_split(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reason_names),   cmocka_unit_test(test_decimal_fast_path),
-        cmocka_unit_test(test_simple_types),   cmocka_unit_test(test_gauges),
-        cmocka_unit_test(test_counter_rates),  cmocka_unit_test(test_observer_rates),
-        cmocka_unit_test(test_multi_sample),   cmocka_unit_test(test_extended_aggregation),
-        cmocka_unit_test(test_influx_librato), cmocka_unit_test(test_signalfx),
-        cmocka_unit_test(test_escaping),       cmocka_unit_test(test_dogstatsd),
-        cmocka_unit_test(test_mixed_styles),   cmocka_unit_test(test_container_and_timestamp),
-        cmocka_unit_test(test_flags),          cmocka_unit_test(test_value_syntax),
-        cmocka_unit_test(test_long_numbers),   cmocka_unit_test(test_special_values),
-        cmocka_unit_test(test_error_reasons),  cmocka_unit_test(test_bounded_storage),
-        cmocka_unit_test(test_many_tags),      cmocka_unit_test(test_hostile),
-        cmocka_unit_test(test_random_input),   cmocka_unit_test(test_packet_split),
-        cmocka_unit_test(test_stream_split),
+        cmocka_unit_test(test_reason_names),    cmocka_unit_test(test_decimal_fast_path),
+        cmocka_unit_test(test_simple_types),    cmocka_unit_test(test_gauges),
+        cmocka_unit_test(test_counter_rates),   cmocka_unit_test(test_observer_rates),
+        cmocka_unit_test(test_multi_sample),    cmocka_unit_test(test_extended_aggregation),
+        cmocka_unit_test(test_influx_librato),  cmocka_unit_test(test_signalfx),
+        cmocka_unit_test(test_escaping),        cmocka_unit_test(test_dogstatsd),
+        cmocka_unit_test(test_mixed_styles),    cmocka_unit_test(test_container_and_timestamp),
+        cmocka_unit_test(test_unknown_fields),  cmocka_unit_test(test_flags),
+        cmocka_unit_test(test_value_syntax),    cmocka_unit_test(test_long_numbers),
+        cmocka_unit_test(test_special_values),  cmocka_unit_test(test_error_reasons),
+        cmocka_unit_test(test_bounded_storage), cmocka_unit_test(test_many_tags),
+        cmocka_unit_test(test_hostile),         cmocka_unit_test(test_random_input),
+        cmocka_unit_test(test_packet_split),    cmocka_unit_test(test_stream_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
