@@ -1114,8 +1114,9 @@ static int is_word(char ch) {
            ch == '_';
 }
 
-/* statsd_exporter's glob: dot-separated parts, each `*` or word characters joined by single
- * dashes; the first part must not start with a digit. */
+/* statsd_exporter's glob (its metricLineRE): dot-separated parts, each `*` or a word
+ * character followed by word characters and dashes (`foo--bar`, `foo-` too); the first part
+ * must not start with a digit. */
 static int valid_glob(const char *s, size_t len) {
     size_t i = 0;
     int first = 1;
@@ -1126,7 +1127,7 @@ static int valid_glob(const char *s, size_t len) {
             if (i >= len || !is_word(s[i]) || (first && s[i] >= '0' && s[i] <= '9'))
                 return 0;
             i++;
-            while (i < len && (is_word(s[i]) || (s[i] == '-' && i + 1 < len && is_word(s[i + 1]))))
+            while (i < len && (is_word(s[i]) || s[i] == '-'))
                 i++;
         }
         if (i == len)

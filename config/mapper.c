@@ -437,8 +437,9 @@ static inline void node_span(gnode *g, uint32_t rem) {
         g->maxrem = rem;
 }
 
-/* statsd_exporter's metricLineRE: first part "*" or [a-zA-Z_](-?[a-zA-Z0-9_])*, later parts
- * "*" or [a-zA-Z0-9_](-?[a-zA-Z0-9_])*. No partial wildcards ("foo*"), no empty parts. */
+/* statsd_exporter's metricLineRE: first part "*" or [a-zA-Z_][a-zA-Z0-9_-]*, later parts
+ * "*" or [a-zA-Z0-9_][a-zA-Z0-9_-]* (so "foo--bar" and "foo-" are parts). No partial
+ * wildcards ("foo*"), no empty parts. */
 static int glob_valid(const char *s) {
     size_t i = 0, part = 0;
     for (;;) {
@@ -450,16 +451,8 @@ static int glob_valid(const char *s) {
             if (!is_name_char(c) || (part == 0 && c >= '0' && c <= '9'))
                 return 0;
             i++;
-            for (;;) {
-                if (s[i] == '-')
-                    i++;
-                if (is_name_char((unsigned char)s[i]))
-                    i++;
-                else if (s[i - 1] == '-')
-                    return 0;
-                else
-                    break;
-            }
+            while (is_name_char((unsigned char)s[i]) || s[i] == '-')
+                i++;
         }
         if (i == st)
             return 0;
@@ -631,8 +624,8 @@ cfg_mapper *cfg_mapper_create(const cfg_config *c, cfg_errors *errs) {
             m->regex[m->nregex++] = (uint32_t)i;
         } else if (!glob_valid(mp->match)) {
             err_add(errs, c, mp,
-                    "invalid match \"%.200s\": glob parts are \"*\" or names of [a-zA-Z0-9_] "
-                    "with single inner '-' (the first not starting with a digit)",
+                    "invalid match \"%.200s\": glob parts are \"*\" or names of [a-zA-Z0-9_-] "
+                    "starting with [a-zA-Z0-9_] (the first not with a digit)",
                     mp->match);
             bad++;
             continue;

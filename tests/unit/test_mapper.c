@@ -194,6 +194,9 @@ static void test_glob_captures(void **state) {
         GLOB("refs.*", "refs", "a=$1_foo;b=$1$2;c=${1}${1};d=${1}_foo;e=$2;f=cost$;g=${01}"),
         GLOB("a.*.b", "ab", "mid=[$1]"),
         GLOB("dash-ed.x-y.*", "dashed", "v=$1"),
+        /* statsd_exporter accepts runs of dashes and a trailing dash in a glob part */
+        GLOB("foo--bar.*", "double_dash", "v=$1"),
+        GLOB("trail-.x---y.*", "trailing_dash", "v=$1"),
         GLOB("single", "single_total", NULL),
         GLOB("num.1st.*", "num", "v=$1"),
     };
@@ -214,6 +217,10 @@ static void test_glob_captures(void **state) {
         C_("a..b", 1, "ab", "mid=[]"),
         C_("a.*.b", 1, "ab", "mid=[*]"),
         C_("dash-ed.x-y.z", 1, "dashed", "v=z"),
+        C_("foo--bar.baz", 1, "double_dash", "v=baz"),
+        C_("foo-bar.baz", 0, "foo_bar_baz", NULL), /* the dashes are literal */
+        C_("foo---bar.baz", 0, "foo_bar_baz", NULL),
+        C_("trail-.x---y.1", 1, "trailing_dash", "v=1"),
         C_("single", 1, "single_total", NULL),
         C_("single.more", 0, "single_more", NULL),
         C_("num.1st.2", 1, "num", "v=2"),
@@ -727,9 +734,9 @@ static void test_compile_errors(void **state) {
         GLOB("a..b", "c", NULL),
         GLOB("", "d", NULL),
         GLOB("1abc.x", "e", NULL),
-        GLOB("a.-b", "f", NULL),
-        GLOB("a--b.c", "g", NULL),
-        GLOB("a-.c", "h", NULL),
+        GLOB("a.-b", "f", NULL), /* a part starts with a word character */
+        GLOB("-a.c", "g", NULL),
+        GLOB("a.b-*", "h", NULL),
         GLOB("a.b.", "i", NULL),
         GLOB("a.**", "j", NULL),
         GLOB("a.b", NULL, NULL), /* map without a name */
@@ -761,6 +768,9 @@ static void test_compile_errors(void **state) {
         GLOB("*", "c", NULL),
         GLOB("_x.*.9", "d", NULL),
         GLOB("A.B-C.*", "e", NULL),
+        GLOB("a--b.c", "g", NULL), /* statsd_exporter's [a-zA-Z0-9_-]* after the first */
+        GLOB("a-.c", "h", NULL),
+        GLOB("x.9--.*", "i", NULL),
         {"drop.*", CFG_MATCH_GLOB, CFG_MMT_ANY, CFG_ACTION_DROP, NULL, NULL},
         {"re", CFG_MATCH_DEFAULT, CFG_MMT_ANY, CFG_ACTION_MAP, "f", NULL},
     };
