@@ -16,7 +16,9 @@ void exp_famset_init(exp_famset *fs, reg_registry *r, const reg_family_def *defs
 /* Register family i and hold it. Inside a section. Returns a registry error. */
 static int link_one(exp_famset *fs, reg_thread *t, int i, reg_family **out) {
     reg_family *f;
-    int rc = reg_family_add(t, &fs->defs[i], &f);
+    reg_family_def def = fs->defs[i];
+    def.flags |= REG_FAMILY_OWN; /* limits meant for clients never refuse abacus's own */
+    int rc = reg_family_add(t, &def, &f);
     if (rc == REG_OK)
         rc = reg_family_hold(f);
     if (rc == REG_OK)
