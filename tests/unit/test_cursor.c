@@ -1,0 +1,265 @@
+/* test_cursor.c - unit tests of registry cursors (reg_cursor_*) and reg_family_replace: a
+ * walk over several sections hands out each label set once, survives removals and
+ * re-creations between its sections, and a paused cursor holds back no reclamation. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "internal.h" /* the reaper's epoch record: how many frees are pending */
+#include "registry.h"
+
+#define N 1000
+
+typedef struct {
+    reg_registry *r;
+    reg_thread *t;
+    reg_family *f;
+    int seen[2 * N]; /* label value "i" -> times handed out */
+} fixture;
+
+static const char *const LBL[] = {"id"};
+
+static int setup(void **state) {
+    fixture *fx = calloc(1, sizeof(*fx));
+    reg_options o = {0}; /* no reaper thread: the test reaps */
+    fx->r = reg_create(&o);
+    fx->t = reg_thread_attach(fx->r);
+    reg_family_def d = {.name = "walk_total", .type = REG_COUNTER, .nlabels = 1, .labels = LBL};
+    reg_begin(fx->t);
+    int rc = reg_family_add(fx->t, &d, &fx->f);
+    reg_end(fx->t);
+    *state = fx;
+    return rc == REG_OK ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    fixture *fx = *state;
+    reg_thread_detach(fx->t);
+    reg_destroy(fx->r);
+    free(fx);
+    return 0;
+}
+
+static void add(fixture *fx, int i) {
+    char v[16];
+    snprintf(v, sizeof v, "%d", i);
+    const char *vals[] = {v};
+    reg_begin(fx->t);
+    assert_int_equal(reg_counter_add(fx->t, fx->f, vals, 1), REG_OK);
+    reg_end(fx->t);
+}
+
+static void del(fixture *fx, int i) {
+    char v[16];
+    snprintf(v, sizeof v, "%d", i);
+    const char *vals[] = {v};
+    assert_int_equal(reg_series_delete(fx->r, fx->f, vals), REG_OK);
+}
+
+/* Hand out up to k series of the view, counting each label value. Returns how many. */
+static size_t take(fixture *fx, reg_cursor *c, size_t k) {
+    reg_series *const *v;
+    size_t n = reg_cursor_view(c, &v);
+    if (k > n)
+        k = n;
+    for (size_t i = 0; i < k; i++) {
+        char buf[16];
+        assert_true(reg_series_label_value(v[i], 0, buf, sizeof buf) > 0);
+        fx->seen[atoi(buf)]++;
+    }
+    reg_cursor_consume(c, k);
+    return k;
+}
+
+/* Pause, leave the section, run between(), enter a new one and resume. */
+static void next_section(fixture *fx, reg_cursor *c, void (*between)(fixture *)) {
+    reg_cursor_pause(c);
+    reg_end(fx->t);
+    if (between)
+        between(fx);
+    reg_begin(fx->t);
+    assert_int_equal(reg_cursor_resume(fx->t, c), REG_OK);
+}
+
+static void test_walk_across_sections(void **state) {
+    fixture *fx = *state;
+    for (int i = 0; i < N; i++)
+        add(fx, i);
+    reg_cursor c;
+    reg_begin(fx->t);
+    assert_int_equal(reg_cursor_open(fx->t, &c, fx->f), REG_OK);
+    size_t total = 0, got;
+    while ((got = take(fx, &c, 37)) > 0) {
+        total += got;
+        next_section(fx, &c, NULL);
+    }
+    reg_cursor_close(fx->r, &c);
+    reg_end(fx->t);
+    assert_int_equal(total, N);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(fx->seen[i], 1);
+}
+
+/* Between the sections: delete 10 series already handed out and 10 not yet, re-create half
+ * of each, and add new ones. handed[i]: 1 handed out before, -1 deleted for good. */
+static int handed[N], nhanded;
+
+static void churn(fixture *fx) {
+    for (int i = 0; i < N; i++)
+        handed[i] = 0;
+    for (int i = 0; i < N; i++)
+        if (fx->seen[i])
+            handed[i] = 1;
+    nhanded = 0;
+    int out_del = 0, in_del = 0;
+    for (int i = 0; i < N; i++) {
+        if (handed[i] && out_del < 10) {
+            del(fx, i);
+            if (out_del++ % 2 == 0)
+                add(fx, i); /* re-created: must not be handed out again */
+        } else if (!handed[i] && in_del < 10) {
+            del(fx, i);
+            if (in_del++ % 2 == 0)
+                add(fx, i); /* re-created: handed out once */
+            else
+                handed[i] = -1; /* gone: never handed out */
+        }
+    }
+    for (int i = N; i < N + 7; i++)
+        add(fx, i); /* new: may or may not appear, at most once */
+}
+
+static void test_removals_between_sections(void **state) {
+    fixture *fx = *state;
+    for (int i = 0; i < N; i++)
+        add(fx, i);
+    reg_cursor c;
+    reg_begin(fx->t);
+    assert_int_equal(reg_cursor_open(fx->t, &c, fx->f), REG_OK);
+    assert_int_equal(take(fx, &c, N / 2), N / 2);
+    next_section(fx, &c, churn);
+    while (take(fx, &c, 100) > 0)
+        next_section(fx, &c, NULL);
+    reg_cursor_close(fx->r, &c);
+    reg_end(fx->t);
+    for (int i = 0; i < N; i++) {
+        if (handed[i] == -1)
+            assert_int_equal(fx->seen[i], 0);
+        else
+            assert_int_equal(fx->seen[i], 1);
+    }
+    for (int i = N; i < N + 7; i++)
+        assert_true(fx->seen[i] <= 1);
+}
+
+/* Frees pending in the reaper's record after up to 8 passes (two grace periods need two). */
+static unsigned pending_after_reaping(fixture *fx) {
+    for (int pass = 0; pass < 8; pass++) {
+        reg_reap(fx->r);
+        if (fx->r->reaper->rec.n_pending == 0)
+            break;
+    }
+    return fx->r->reaper->rec.n_pending;
+}
+
+static void test_paused_cursor_holds_back_no_frees(void **state) {
+    fixture *fx = *state;
+    for (int i = 0; i < 100; i++)
+        add(fx, i);
+    reg_cursor c;
+    reg_begin(fx->t);
+    assert_int_equal(reg_cursor_open(fx->t, &c, fx->f), REG_OK);
+    take(fx, &c, 10);
+    int before[100];
+    for (int i = 0; i < 100; i++)
+        before[i] = fx->seen[i];
+    reg_cursor_pause(&c);
+    reg_end(fx->t);
+    /* A paused cursor (a scrape waiting for its client): everything retired is freed. */
+    for (int i = 0; i < 50; i++)
+        del(fx, i);
+    assert_int_equal(pending_after_reaping(fx), 0);
+    /* The control: a reader inside a section does hold frees back. */
+    reg_thread *stalled = reg_thread_attach(fx->r);
+    reg_begin(stalled);
+    del(fx, 50);
+    assert_true(pending_after_reaping(fx) > 0);
+    reg_end(stalled);
+    reg_thread_detach(stalled);
+    assert_int_equal(pending_after_reaping(fx), 0);
+    /* The cursor resumes on a collection made anew and hands out the rest once. */
+    reg_begin(fx->t);
+    assert_int_equal(reg_cursor_resume(fx->t, &c), REG_OK);
+    while (take(fx, &c, 7) > 0)
+        next_section(fx, &c, NULL);
+    reg_cursor_close(fx->r, &c);
+    reg_end(fx->t);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(fx->seen[i], before[i] || i > 50 ? 1 : 0);
+}
+
+static void test_open_on_removed_family(void **state) {
+    fixture *fx = *state;
+    add(fx, 1);
+    reg_family *f = fx->f;
+    reg_begin(fx->t);
+    assert_int_equal(reg_family_hold(f), REG_OK); /* keep its memory for the open below */
+    reg_end(fx->t);
+    assert_int_equal(reg_family_remove(fx->r, "walk_total"), REG_OK);
+    reg_cursor c;
+    reg_begin(fx->t);
+    assert_int_equal(reg_cursor_open(fx->t, &c, f), REG_EGONE);
+    reg_end(fx->t);
+    reg_cursor_close(fx->r, &c); /* a zeroed cursor: a no-op */
+    reg_family_release(fx->r, f);
+}
+
+static void test_replace(void **state) {
+    fixture *fx = *state;
+    add(fx, 1);
+    reg_family_def same = {.name = "walk_total", .type = REG_COUNTER, .nlabels = 1, .labels = LBL};
+    reg_family_def changed = same;
+    changed.help = "now with help";
+    reg_family *f;
+    reg_begin(fx->t);
+    /* Equal: kept, series and all. */
+    assert_int_equal(reg_family_replace(fx->t, &same, &f), REG_OK);
+    assert_ptr_equal(f, fx->f);
+    assert_int_equal(reg_family_series_count(f), 1);
+    /* Changed: a new family under the name; the old one is gone for updaters. */
+    assert_int_equal(reg_family_replace(fx->t, &changed, &f), REG_OK);
+    assert_ptr_not_equal(f, fx->f);
+    assert_ptr_equal(reg_family_find(fx->t, "walk_total"), f);
+    assert_int_equal(reg_family_series_count(f), 0);
+    assert_int_equal(reg_family_series_count(fx->f), 0);
+    const char *vals[] = {"2"};
+    assert_int_equal(reg_counter_add(fx->t, fx->f, vals, 1), REG_EGONE);
+    assert_int_equal(reg_counter_add(fx->t, f, vals, 1), REG_OK);
+    /* A new name: added. Bad definitions: refused. */
+    reg_family_def other = same;
+    other.name = "other_total";
+    reg_family *g;
+    assert_int_equal(reg_family_replace(fx->t, &other, &g), REG_OK);
+    assert_ptr_equal(reg_family_find(fx->t, "other_total"), g);
+    other.name = "0bad";
+    assert_int_equal(reg_family_replace(fx->t, &other, &g), REG_EINVAL);
+    reg_end(fx->t);
+    assert_int_equal(reg_family_total(fx->r), 2);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_walk_across_sections, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_removals_between_sections, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_paused_cursor_holds_back_no_frees, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_on_removed_family, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replace, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
