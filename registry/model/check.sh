@@ -1,8 +1,9 @@
 #!/bin/sh
 # check.sh - run SPIN on series.pml, the model of the series lifecycle (DESIGN.md), in its
-# small configuration, and check that a deliberately broken variant (a scrape without the
-# second look) is caught, so a model that can no longer fail would be noticed.
-# Usage: check.sh WORKDIR [full]. "full" adds the 3-updater configuration (about 90 s).
+# small configuration, and check that deliberately broken variants of the scrape are caught,
+# so a model that can no longer fail would be noticed.
+# Usage: check.sh WORKDIR [full]. "full" adds NU=2 with two reaper passes (about 3 min) and
+# the 3-updater configuration.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 work=${1:-/tmp/abacus-model}
@@ -22,11 +23,24 @@ run() {
     echo "model $name: errors=$errors states=$states (expected: $expect)"
     if [ "$expect" = ok ]; then [ "$errors" = 0 ]; else [ "$errors" != 0 ]; fi
 }
-run "NU=2" "$here/series.pml" ok -DNU=2
-sed 's/if :: (st\[i\] & DEAD) -> rep = rep & ~(1 << i) :: else -> skip fi/skip/' \
-    "$here/series.pml" >broken_no_second_look.pml
+# variant FILE SED-EXPRESSION: a broken copy of the model; fails if the edit matched nothing.
+variant() {
+    sed "$2" "$here/series.pml" >"$1"
+    ! cmp -s "$1" "$here/series.pml" || { echo "variant $1: the edit no longer applies" >&2; exit 1; }
+}
+run "NU=2 NR=1" "$here/series.pml" ok -DNU=2 -DNR=1
+variant broken_no_second_look.pml \
+    's/if :: (st\[i\] & DEAD) -> rep = rep & ~(1 << i) :: else -> skip fi/skip/'
 run "broken: scrape without second look" broken_no_second_look.pml caught -DNU=2 -DNR=1
+variant broken_resume_unchecked.pml 's/:: rmv == rm0 -> skip/:: true -> skip/'
+run "broken: scrape resumes without checking removals" broken_resume_unchecked.pml caught \
+    -DNU=2 -DNR=1
+variant broken_recollect_twice.pml \
+    's/:: (rep & (1 << i)) && (emk & (1 << key\[i\])) -> rep = rep & ~(1 << i)  \/\* FIX \*\//:: false -> skip/'
+run "broken: scrape collects anew without dropping what it emitted" broken_recollect_twice.pml \
+    caught -DNU=2 -DNR=1
 if [ "${2:-}" = full ]; then
+    run "NU=2 NR=2" "$here/series.pml" ok -DNU=2
     run "NU=3 ONEUPD" "$here/series.pml" ok -DNU=3 -DONEUPD
 fi
 echo "model: verified"
