@@ -117,6 +117,9 @@ typedef struct {
     size_t max_connections_per_ip;
     uint64_t connection_timeout_ns;
     size_t max_request_bytes;
+    uint64_t request_timeout_ns;      /* headers and body complete within it; 0 = none (10s) */
+    size_t max_concurrent_scrapes;    /* scrapes rendered at once; more wait (4) */
+    uint64_t scrape_queue_timeout_ns; /* longest wait for a scrape slot, then 503 (10s) */
 } cfg_server;
 
 typedef struct {

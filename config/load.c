@@ -1297,10 +1297,22 @@ static const char *const action_names[] = {"map", "drop", NULL};
 /* In reg_type order. */
 static const char *const type_names[] = {"counter", "gauge", "histogram", "summary", NULL};
 
-enum { SV_LISTEN, SV_PATH, SV_MAXCONN, SV_MAXIP, SV_TIMEOUT, SV_MAXREQ, SV_N };
-static const char *const sv_keys[SV_N] = {"listen_address",     "telemetry_path",
-                                          "max_connections",    "max_connections_per_ip",
-                                          "connection_timeout", "max_request_bytes"};
+enum {
+    SV_LISTEN,
+    SV_PATH,
+    SV_MAXCONN,
+    SV_MAXIP,
+    SV_TIMEOUT,
+    SV_MAXREQ,
+    SV_REQTIMEOUT,
+    SV_MAXSCRAPES,
+    SV_QUEUETIMEOUT,
+    SV_N
+};
+static const char *const sv_keys[SV_N] = {
+    "listen_address",         "telemetry_path",         "max_connections",
+    "max_connections_per_ip", "connection_timeout",     "max_request_bytes",
+    "request_timeout",        "max_concurrent_scrapes", "scrape_queue_timeout"};
 
 static void ld_server(ld *c, ln *n) {
     cfg_server *s = &c->cfg->server;
@@ -1336,6 +1348,13 @@ static void ld_server(ld *c, ln *n) {
             ld_err(c, f.val[SV_MAXREQ], fpath(p, &f, SV_MAXREQ), "must be at least 1");
         s->max_request_bytes = (size_t)u;
     }
+    f_dur(c, &f, SV_REQTIMEOUT, &s->request_timeout_ns);
+    if (f_uint(c, &f, SV_MAXSCRAPES, 1024, &u) > 0) {
+        if (u == 0)
+            ld_err(c, f.val[SV_MAXSCRAPES], fpath(p, &f, SV_MAXSCRAPES), "must be at least 1");
+        s->max_concurrent_scrapes = (size_t)u;
+    }
+    f_dur(c, &f, SV_QUEUETIMEOUT, &s->scrape_queue_timeout_ns);
 }
 
 enum {
@@ -2127,6 +2146,9 @@ cfg_config *cfg_default(void) {
     c->server.max_connections_per_ip = 64;
     c->server.connection_timeout_ns = 30ULL * 1000000000ULL;
     c->server.max_request_bytes = 4u << 20;
+    c->server.request_timeout_ns = 10ULL * 1000000000ULL;
+    c->server.max_concurrent_scrapes = 4;
+    c->server.scrape_queue_timeout_ns = 10ULL * 1000000000ULL;
     c->statsd.listen_udp = strdup(":9125");
     c->statsd.listen_tcp = strdup(":9125");
     c->statsd.listen_unixgram = strdup("");

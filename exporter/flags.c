@@ -45,6 +45,8 @@ static const flag_def flags[] = {
      "Enable configuration reload via HTTP (POST/PUT /-/reload)."},
     {"web.max-connections", F_INT, OFF(max_connections), "512",
      "Maximum number of simultaneous HTTP connections."},
+    {"web.max-concurrent-scrapes", F_INT, OFF(max_concurrent_scrapes), "4",
+     "Scrapes rendered at once; more wait for a slot (server.scrape_queue_timeout), then 503."},
     {"config.file", F_STR, OFF(config_file), "\"abacus.yml\"",
      "Configuration file. Without the flag: ./abacus.yml if present, else built-in defaults."},
     {"check-config", F_BOOL, OFF(check_config), NULL,
@@ -130,6 +132,7 @@ static int parse_count(const char *v, long long *out) {
 int exp_flags_parse(exp_flags *f, int argc, char **argv, FILE *err) {
     memset(f, 0, sizeof *f);
     f->max_connections = EXP_UNSET;
+    f->max_concurrent_scrapes = EXP_UNSET;
     f->statsd_read_buffer = f->statsd_cache_size = f->statsd_readers = EXP_UNSET;
     f->statsd_dogstatsd_tags = f->statsd_influxdb_tags = EXP_UNSET;
     f->statsd_librato_tags = f->statsd_signalfx_tags = EXP_UNSET;
@@ -230,6 +233,8 @@ static int apply_flags(const exp_flags *f, cfg_config *c) {
         rc |= set_str(&c->server.telemetry_path, f->telemetry_path);
     if (f->max_connections != EXP_UNSET)
         c->server.max_connections = (size_t)f->max_connections;
+    if (f->max_concurrent_scrapes != EXP_UNSET)
+        c->server.max_concurrent_scrapes = (size_t)f->max_concurrent_scrapes;
     if (f->statsd_listen_udp)
         rc |= set_str(&c->statsd.listen_udp, f->statsd_listen_udp);
     if (f->statsd_listen_tcp)
@@ -296,6 +301,9 @@ static void check_settings(const exp_flags *f, const cfg_config *c, cfg_errors *
     /* Flag values get the limits the loader applies to the same keys in the file. */
     if (f->max_connections != EXP_UNSET && (f->max_connections < 1 || f->max_connections > 1000000))
         cfg_errors_add_at(errs, "--web.max-connections", 0, 0, "must be between 1 and 1000000");
+    if (f->max_concurrent_scrapes != EXP_UNSET &&
+        (f->max_concurrent_scrapes < 1 || f->max_concurrent_scrapes > 1024))
+        cfg_errors_add_at(errs, "--web.max-concurrent-scrapes", 0, 0, "must be between 1 and 1024");
     if (f->statsd_read_buffer != EXP_UNSET && f->statsd_read_buffer > INT32_MAX)
         cfg_errors_add_at(errs, "--statsd.read-buffer", 0, 0, "must be at most %d", INT32_MAX);
     if (f->statsd_readers != EXP_UNSET && f->statsd_readers > 256)
@@ -544,7 +552,10 @@ int exp_state_reload(exp_state *s, cfg_errors *errs) {
         a->max_connections != b->max_connections ||
         a->max_connections_per_ip != b->max_connections_per_ip ||
         a->connection_timeout_ns != b->connection_timeout_ns ||
-        a->max_request_bytes != b->max_request_bytes)
+        a->max_request_bytes != b->max_request_bytes ||
+        a->request_timeout_ns != b->request_timeout_ns ||
+        a->max_concurrent_scrapes != b->max_concurrent_scrapes ||
+        a->scrape_queue_timeout_ns != b->scrape_queue_timeout_ns)
         exp_log(EXP_LOG_WARN, "server settings changed; they take effect after a restart", NULL);
     pthread_mutex_lock(&s->cur_lock);
     s->cur = next;

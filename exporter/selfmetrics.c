@@ -25,6 +25,9 @@ enum {
     F_REFUSED,
     F_SCRAPE_DURATION,
     F_HTTP_REQUESTS,
+    F_HTTP_CLOSED,
+    F_HTTP_CONNS,
+    F_SCRAPES_QUEUED,
     F_RELOAD_OK,
     F_RELOAD_TS,
     F_CONFIG_HASH,
@@ -41,6 +44,9 @@ enum {
 static const char *const l_build[] = {"version", "revision", "compiler"};
 static const char *const l_family[] = {"family"};
 static const char *const l_http[] = {"handler", "code"};
+static const char *const l_reason[] = {"reason"};
+/* Every reason exp_self_http_closed takes, exported from start so rate() sees the first one. */
+static const char *const closed_reasons[] = {"request_timeout", "evicted", "refused"};
 static const double scrape_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                         0.1,   0.25,   0.5,   1,    2.5,   5};
 
@@ -75,6 +81,19 @@ static const reg_family_def defs[F_COUNT] = {
                          .type = REG_COUNTER,
                          .nlabels = 2,
                          .labels = l_http},
+    [F_HTTP_CLOSED] = {.name = "abacus_http_connections_closed_total",
+                       .help = "HTTP connections closed by abacus itself, by reason: "
+                               "request_timeout (headers or body not complete in time), "
+                               "evicted (made room at the connection cap), refused (at the "
+                               "cap with nothing to evict).",
+                       .type = REG_COUNTER,
+                       .nlabels = 1,
+                       .labels = l_reason},
+    [F_HTTP_CONNS] = DEF("abacus_http_connections", "Open HTTP connections.", REG_GAUGE),
+    [F_SCRAPES_QUEUED] = DEF("abacus_scrapes_queued_total",
+                             "Scrapes that waited for a free scrape slot "
+                             "(server.max_concurrent_scrapes).",
+                             REG_COUNTER),
     [F_RELOAD_OK] = DEF("abacus_config_last_reload_successful",
                         "Whether the last configuration reload attempt was successful.", REG_GAUGE),
     [F_RELOAD_TS] = DEF("abacus_config_last_reload_success_timestamp_seconds",
@@ -287,8 +306,15 @@ exp_self *exp_self_create(reg_registry *r, char *err, size_t errlen) {
         const char *bv[] = {ABACUS_VERSION, ABACUS_REVISION, compiler};
         const char *none[] = {NULL};
         rc = reg_gauge_set(t, exp_famset_get(&s->fams, F_BUILD_INFO), bv, 1);
-        for (int i = F_RELOAD_OK; rc == REG_OK && i <= F_START_TIME; i++)
-            rc = reg_touch(t, exp_famset_get(&s->fams, i), none);
+        /* Like client libraries: every label-less metric is exported from the start. */
+        for (int i = 0; rc == REG_OK && i < F_COUNT; i++)
+            if (defs[i].nlabels == 0)
+                rc = reg_touch(t, exp_famset_get(&s->fams, i), none);
+        for (size_t i = 0; rc == REG_OK && i < sizeof closed_reasons / sizeof *closed_reasons;
+             i++) {
+            const char *v[] = {closed_reasons[i]};
+            rc = reg_touch(t, exp_famset_get(&s->fams, F_HTTP_CLOSED), v);
+        }
         if (rc != REG_OK)
             snprintf(err, errlen, "initialising self-metrics: %s", reg_strerror(rc));
     }
@@ -368,6 +394,36 @@ void exp_self_scrape_duration(exp_self *s, double seconds) {
     if (!t)
         return;
     update(s, t, F_SCRAPE_DURATION, reg_observe, none, seconds < 0 ? 0 : seconds);
+    event_end(s, t);
+}
+
+/* Cannot fail (an update the registry refuses is dropped). */
+void exp_self_http_closed(exp_self *s, const char *reason, double n) {
+    const char *v[] = {reason};
+    reg_thread *t = n > 0 ? event_begin(s) : NULL;
+    if (!t)
+        return;
+    update(s, t, F_HTTP_CLOSED, reg_counter_add, v, n);
+    event_end(s, t);
+}
+
+/* Cannot fail (an update the registry refuses is dropped). */
+void exp_self_scrape_queued(exp_self *s) {
+    const char *none[] = {NULL};
+    reg_thread *t = event_begin(s);
+    if (!t)
+        return;
+    update(s, t, F_SCRAPES_QUEUED, reg_counter_add, none, 1);
+    event_end(s, t);
+}
+
+/* Cannot fail (an update the registry refuses is dropped). */
+void exp_self_http_connections(exp_self *s, double open) {
+    const char *none[] = {NULL};
+    reg_thread *t = event_begin(s);
+    if (!t)
+        return;
+    update(s, t, F_HTTP_CONNS, reg_gauge_set, none, open);
     event_end(s, t);
 }
 

@@ -420,6 +420,35 @@ class Abacus:
         return sample_value(fams, name, labels)
 
 
+def sanitizer():
+    """"thread" or "address" when ABACUS_BIN is a sanitizer build, else None: memory figures
+    of such a build say nothing about the real one."""
+    with open(binary(), "rb") as f:
+        data = f.read()
+    if b"__tsan_init" in data:
+        return "thread"
+    if b"__asan_init" in data:
+        return "address"
+    return None
+
+
+def proc_status_kib(pid, field):
+    """A kB figure of /proc/<pid>/status (VmRSS, VmHWM, ...), or None once the process is gone."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def open_fds(pid):
+    """How many descriptors process pid has open."""
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
 def run(args, cwd=None, timeout=60):
     """Run the binary to completion (for --check-config, --help, ...): (rc, stdout, stderr)."""
     p = subprocess.run([binary()] + list(args), cwd=cwd, stdin=subprocess.DEVNULL,
