@@ -1018,25 +1018,26 @@ static int resume_family(exp_scrape *s) {
 }
 
 /* Open the cursor of family e, switching to the family now holding its name when e's was
- * replaced since the scrape began. 1 open, 0 nothing to render (removed), -1 no memory. */
+ * replaced since the scrape began (a reload; each retry means another reload replaced it
+ * meanwhile). 1 open, 0 nothing to render (removed), -1 no memory. */
 static int open_family(exp_scrape *s, exp_fam *e) {
-    int rc = reg_cursor_open(s->th, &s->cur, e->f);
-    if (rc == REG_EGONE) {
+    for (int tries = 0; tries < 64; tries++) {
+        int rc = reg_cursor_open(s->th, &s->cur, e->f);
+        if (rc == REG_OK) {
+            s->cur_open = 1;
+            s->nser = reg_cursor_view(&s->cur, &s->ser);
+            s->si = 0;
+            return 1;
+        }
+        if (rc != REG_EGONE)
+            return -1;
         reg_family *now = reg_family_find(s->th, e->name);
         if (now == NULL || reg_family_hold(now) != REG_OK)
             return 0;
         reg_family_release(s->reg, e->f);
         fam_set(s, e, now);
-        rc = reg_cursor_open(s->th, &s->cur, e->f);
-        if (rc == REG_EGONE)
-            return 0; /* replaced again just now: a later scrape shows it */
     }
-    if (rc != REG_OK)
-        return -1;
-    s->cur_open = 1;
-    s->nser = reg_cursor_view(&s->cur, &s->ser);
-    s->si = 0;
-    return 1;
+    return 0; /* replaced over and over: a later scrape shows it */
 }
 
 /* The family is done: release its cursor. Cannot fail. */

@@ -201,7 +201,8 @@ typedef struct {
 } reg_cursor;
 
 /* Inside a section: hold f and collect its live series. REG_OK; REG_EGONE when f was
- * removed (nothing to close); REG_ENOMEM (nothing to close). */
+ * removed or is being removed (look the name up again for the family that replaced it;
+ * nothing to close); REG_ENOMEM (nothing to close). */
 int reg_cursor_open(reg_thread *t, reg_cursor *c, reg_family *f);
 /* The series not yet handed out, in *out, and their count; valid until the next call on c or
  * reg_end. Cannot fail. */

@@ -639,6 +639,14 @@ int reg_cursor_open(reg_thread *t, reg_cursor *c, reg_family *f) {
     }
     c->v = (union reg_cursor_slot *)(void *)v;
     c->n = (size_t)n;
+    /* Acquire: a series the second look dropped as DEAD was killed after dead was set (both
+     * under f->mu); its DEAD CAS (release) pairs with the second look's acquire, so if the
+     * family's removal thinned the collection, this load sees dead. The caller then renders
+     * the family that replaced it rather than a part of this one. */
+    if (atomic_load_explicit(&f->dead, memory_order_acquire)) {
+        reg_cursor_close(t->reg, c);
+        return REG_EGONE;
+    }
     return REG_OK;
 }
 
