@@ -129,8 +129,10 @@ typedef struct {
     size_t read_buffer;    /* SO_RCVBUF bytes; 0 = system default */
     unsigned readers;      /* UDP reader threads; 0 = 1 */
     int dogstatsd_tags, influxdb_tags, librato_tags, signalfx_tags; /* 1 = parse (default) */
-    size_t cache_size; /* mapping cache entries per reader; 0 = 1000 */
-    size_t max_series; /* global series limit; 0 = unlimited */
+    size_t cache_size;            /* mapping cache entries per reader; 0 = 1000 */
+    size_t max_series;            /* global series limit; 0 = unlimited */
+    uint64_t tcp_idle_timeout_ns; /* close a TCP connection idle this long; 0 = never (5m) */
+    size_t max_tcp_connections;   /* open TCP connections; more are refused (1024) */
 } cfg_statsd;
 
 typedef struct cfg_config {

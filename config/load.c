@@ -1369,6 +1369,8 @@ enum {
     SD_SIGNALFX,
     SD_CACHE,
     SD_MAXS,
+    SD_TCP_IDLE,
+    SD_TCP_MAX,
     SD_N
 };
 static const char *const sd_keys[SD_N] = {"listen_udp",
@@ -1381,7 +1383,9 @@ static const char *const sd_keys[SD_N] = {"listen_udp",
                                           "parse_librato_tags",
                                           "parse_signalfx_tags",
                                           "cache_size",
-                                          "max_series"};
+                                          "max_series",
+                                          "tcp_idle_timeout",
+                                          "max_tcp_connections"};
 
 static void ld_statsd(ld *c, ln *n) {
     cfg_statsd *s = &c->cfg->statsd;
@@ -1412,6 +1416,12 @@ static void ld_statsd(ld *c, ln *n) {
         s->cache_size = (size_t)u;
     if (f_uint(c, &f, SD_MAXS, SIZE_MAX, &u) > 0)
         s->max_series = (size_t)u;
+    f_dur(c, &f, SD_TCP_IDLE, &s->tcp_idle_timeout_ns);
+    if (f_uint(c, &f, SD_TCP_MAX, 1000000, &u) > 0) {
+        if (u == 0)
+            ld_err(c, f.val[SD_TCP_MAX], fpath(p, &f, SD_TCP_MAX), "must be at least 1");
+        s->max_tcp_connections = (size_t)u;
+    }
 }
 
 enum {
@@ -2156,6 +2166,8 @@ cfg_config *cfg_default(void) {
     c->statsd.dogstatsd_tags = c->statsd.influxdb_tags = 1;
     c->statsd.librato_tags = c->statsd.signalfx_tags = 1;
     c->statsd.cache_size = 1000;
+    c->statsd.tcp_idle_timeout_ns = 300ULL * 1000000000ULL;
+    c->statsd.max_tcp_connections = 1024;
     c->defaults.observer_type = CFG_OBS_SUMMARY; /* statsd_exporter's default */
     c->defaults.match_type = CFG_MATCH_GLOB;
     size_t nb = sizeof def_buckets / sizeof def_buckets[0];

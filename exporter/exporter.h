@@ -48,6 +48,8 @@ typedef struct {
     const char *statsd_listen_udp, *statsd_listen_tcp, *statsd_listen_unixgram;
     long long statsd_read_buffer, statsd_cache_size, statsd_readers;
     int statsd_dogstatsd_tags, statsd_influxdb_tags, statsd_librato_tags, statsd_signalfx_tags;
+    const char *statsd_tcp_idle_timeout;  /* --statsd.tcp-idle-timeout (a duration) */
+    long long statsd_max_tcp_connections; /* --statsd.max-tcp-connections */
 } exp_flags;
 
 /* Parse argv (GNU long options, `--name=value` or `--name value`; booleans also as

@@ -72,6 +72,10 @@ static const flag_def flags[] = {
      "Parse Librato style tags (default on; --no-... disables)."},
     {"statsd.parse-signalfx-tags", F_BOOL, OFF(statsd_signalfx_tags), NULL,
      "Parse SignalFX style tags (default on; --no-... disables)."},
+    {"statsd.tcp-idle-timeout", F_STR, OFF(statsd_tcp_idle_timeout), "5m",
+     "Close a StatsD TCP connection that sent nothing for this long (duration; 0 = never)."},
+    {"statsd.max-tcp-connections", F_INT, OFF(statsd_max_tcp_connections), "1024",
+     "Open StatsD TCP connections at most; more are refused and counted."},
     {"log.level", F_STR, OFF(log_level), "info",
      "Only log messages with the given severity or above: debug, info, warn, error."},
     {"log.format", F_STR, OFF(log_format), "logfmt",
@@ -136,6 +140,7 @@ int exp_flags_parse(exp_flags *f, int argc, char **argv, FILE *err) {
     f->statsd_read_buffer = f->statsd_cache_size = f->statsd_readers = EXP_UNSET;
     f->statsd_dogstatsd_tags = f->statsd_influxdb_tags = EXP_UNSET;
     f->statsd_librato_tags = f->statsd_signalfx_tags = EXP_UNSET;
+    f->statsd_max_tcp_connections = EXP_UNSET;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -197,6 +202,10 @@ int exp_flags_parse(exp_flags *f, int argc, char **argv, FILE *err) {
             return 2;
         }
     }
+    uint64_t ns;
+    if (f->statsd_tcp_idle_timeout && cfg_parse_duration(f->statsd_tcp_idle_timeout, &ns) != 0)
+        return usage_error(err, "invalid --statsd.tcp-idle-timeout %s (want a duration: 30s, 5m)",
+                           f->statsd_tcp_idle_timeout);
     if (f->log_level && exp_log_set_level(f->log_level) != 0)
         return usage_error(err, "invalid --log.level %s (debug, info, warn, error)", f->log_level);
     if (f->log_format && exp_log_set_format(f->log_format) != 0)
@@ -255,6 +264,11 @@ static int apply_flags(const exp_flags *f, cfg_config *c) {
         c->statsd.librato_tags = f->statsd_librato_tags;
     if (f->statsd_signalfx_tags != EXP_UNSET)
         c->statsd.signalfx_tags = f->statsd_signalfx_tags;
+    uint64_t ns; /* checked by exp_flags_parse */
+    if (f->statsd_tcp_idle_timeout && cfg_parse_duration(f->statsd_tcp_idle_timeout, &ns) == 0)
+        c->statsd.tcp_idle_timeout_ns = ns;
+    if (f->statsd_max_tcp_connections != EXP_UNSET)
+        c->statsd.max_tcp_connections = (size_t)f->statsd_max_tcp_connections;
     return rc ? -1 : 0;
 }
 
@@ -310,6 +324,10 @@ static void check_settings(const exp_flags *f, const cfg_config *c, cfg_errors *
         cfg_errors_add_at(errs, "--statsd.readers", 0, 0, "must be at most 256");
     if (f->statsd_cache_size != EXP_UNSET && f->statsd_cache_size > 10000000)
         cfg_errors_add_at(errs, "--statsd.cache-size", 0, 0, "must be at most 10000000");
+    if (f->statsd_max_tcp_connections != EXP_UNSET &&
+        (f->statsd_max_tcp_connections < 1 || f->statsd_max_tcp_connections > 1000000))
+        cfg_errors_add_at(errs, "--statsd.max-tcp-connections", 0, 0,
+                          "must be between 1 and 1000000");
     if (c->statsd.listen_unixgram && strlen(c->statsd.listen_unixgram) > 107)
         cfg_errors_add_at(errs, origin(f->statsd_listen_unixgram, "--statsd.listen-unixgram", c), 0,
                           0, "statsd.listen_unixgram: socket path too long (max 107 bytes)");

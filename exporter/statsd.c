@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sock_diag.h>
+#include <malloc.h>
 #include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -28,6 +29,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -57,10 +59,16 @@
 #define FC_CAP 4096                             /* family cache entries per thread */
 #define EC_MIN 64                               /* event cache entries per thread, at least */
 #define EC_MAX (1u << 18)                       /* ... and at most (its slots are touched) */
-#define TCP_BUF0 4096        /* initial per-connection buffer; grows to MAX_LINE + 1 */
-#define TCP_MAX_CONNS 4096   /* more are refused and counted as connection errors */
-#define TCP_READS_PER_WAKE 8 /* fairness between busy connections */
-#define RESOLVE_TRIES 4      /* a family removed by a reload mid-resolve: look again */
+/* TCP: one read buffer per reader holds a pending line plus a read; connections keep only
+ * their unterminated tails, in blocks, mapped pages of their own over TCP_TAIL_MMAP. */
+#define TCP_RBUF (MAX_LINE + 1 + 65536)
+#define TCP_TAIL_BLOCK 256
+#define TCP_TAIL_MMAP 16384
+#define TCP_TRIM_BYTES (1u << 20)  /* freed small tails that ask for a heap trim */
+#define TCP_TRIM_MS 1000           /* the shortest time between two trims */
+#define TCP_MAX_CONNS_DEFAULT 1024 /* statsd.max_tcp_connections when unset */
+#define TCP_READS_PER_WAKE 8       /* fairness between busy connections */
+#define RESOLVE_TRIES 4            /* a family removed by a reload mid-resolve: look again */
 
 /* ---- self-metrics ------------------------------------------------------------------------ */
 
@@ -80,7 +88,10 @@ enum {
     SM_CACHE_MISSES,
     SM_TCP_CONNS,
     SM_TCP_ERRORS,
+    SM_TCP_REFUSED,
+    SM_TCP_CLOSED,
     SM_PACKET_DROPS,
+    SM_UNKNOWN_FIELDS,
     SM_COUNT
 };
 
@@ -129,13 +140,25 @@ static const reg_family_def sm_defs[SM_COUNT] = {
     [SM_TCP_CONNS] = SMDEF("abacus_statsd_tcp_connections_total",
                            "TCP connections accepted by the StatsD listener.", 0, NULL),
     [SM_TCP_ERRORS] = SMDEF("abacus_statsd_tcp_connection_errors_total",
-                            "StatsD TCP connections ended by an error or refused over the "
-                            "connection limit.",
+                            "StatsD TCP connections ended by an error (read or accept failed, "
+                            "out of memory).",
                             0, NULL),
+    [SM_TCP_REFUSED] = SMDEF("abacus_statsd_tcp_connections_refused_total",
+                             "StatsD TCP connections closed as soon as accepted, by reason "
+                             "(limit: statsd.max_tcp_connections were open).",
+                             1, l_reason),
+    [SM_TCP_CLOSED] = SMDEF("abacus_statsd_tcp_connections_closed_total",
+                            "StatsD TCP connections abacus closed, by reason (idle_timeout: "
+                            "nothing received for statsd.tcp_idle_timeout).",
+                            1, l_reason),
     [SM_PACKET_DROPS] = SMDEF("abacus_statsd_packets_dropped_total",
                               "StatsD datagrams lost, by listener and reason (kernel: the socket's "
                               "receive queue overflowed; truncated: larger than the read buffer).",
                               2, l_listener_reason),
+    [SM_UNKNOWN_FIELDS] = SMDEF("abacus_statsd_unknown_fields_total",
+                                "DogStatsD fields abacus does not know (e.g. |card:low), skipped; "
+                                "their samples are kept.",
+                                0, NULL),
 };
 
 /* Why a parsed event was not applied (abacus_statsd_events_dropped_total{reason}). */
@@ -244,6 +267,7 @@ typedef struct {
     uint64_t actions[2]; /* map, drop */
     uint64_t unmapped;
     uint64_t tcp_conns, tcp_errors;
+    uint64_t tcp_refused_limit, tcp_closed_idle;
     uint64_t kernel_drops, truncated;
     uint64_t cache_hits, cache_misses;
     exp_statsd_stats ps; /* the parser's own counters */
@@ -335,10 +359,11 @@ struct exp_ingest {
 /* ---- the listener object ----------------------------------------------------------------- */
 
 typedef struct tconn {
-    struct tconn *prev, *next; /* the reader's connections */
+    struct tconn *prev, *next; /* the reader's connections, most recently active first */
     int fd;
-    char *buf;
+    char *buf; /* the unterminated tail of the stream (len bytes), NULL when cap is 0 */
     size_t len, cap;
+    uint64_t active_ms; /* when it was accepted or last had something to read */
     exp_statsd_stream s;
 } tconn;
 
@@ -355,8 +380,11 @@ typedef struct reader {
     int rcvtimeo; /* SO_RCVTIMEO is set: counts are waiting for an idle fold */
     /* tcp */
     int ep;
-    tconn *conns;
+    tconn *conns, *conns_tail; /* most recently active first; the tail is the longest idle */
     size_t nconns;
+    char *rbuf;          /* TCP_RBUF bytes: every connection is read into it */
+    size_t freed;        /* tail bytes freed since the last heap trim */
+    uint64_t trimmed_ms; /* when the heap was last trimmed */
     int accept_paused;
     uint64_t paused_at_ms;
 } reader;
@@ -468,6 +496,16 @@ static void fold_locked(exp_ingest *in) {
         sm_add(L, t, SM_TCP_CONNS, NULL, (double)DELTA(tcp_conns));
     if (DELTA(tcp_errors))
         sm_add(L, t, SM_TCP_ERRORS, NULL, (double)DELTA(tcp_errors));
+    if (DELTA(tcp_refused_limit)) {
+        const char *v[] = {"limit"};
+        sm_add(L, t, SM_TCP_REFUSED, v, (double)DELTA(tcp_refused_limit));
+    }
+    if (DELTA(tcp_closed_idle)) {
+        const char *v[] = {"idle_timeout"};
+        sm_add(L, t, SM_TCP_CLOSED, v, (double)DELTA(tcp_closed_idle));
+    }
+    if (DELTA(ps.unknown_fields))
+        sm_add(L, t, SM_UNKNOWN_FIELDS, NULL, (double)DELTA(ps.unknown_fields));
     if (DELTA(kernel_drops)) {
         const char *v[] = {kind_names[in->kind], "kernel"};
         sm_add(L, t, SM_PACKET_DROPS, v, (double)DELTA(kernel_drops));
@@ -721,9 +759,11 @@ static void new_family_def(const exp_ingest *in, const cfg_mapping *rule, const 
     }
 }
 
+/* Log a refused event at a bounded rate. One limit per reason, so that a flood of one kind
+ * (every event over a series limit) never hides the first refusal of another. Cannot fail. */
 static void log_refusal(const char *name, reg_type type, int reason, const char *why) {
-    static exp_log_limit lim;
-    exp_log_limited(&lim, 10, EXP_LOG_WARN, "statsd events refused", "metric", name, "type",
+    static exp_log_limit lim[DR_COUNT];
+    exp_log_limited(&lim[reason], 10, EXP_LOG_WARN, "statsd events refused", "metric", name, "type",
                     reg_type_name(type), "reason", dr_names[reason], "detail", why, NULL);
 }
 
@@ -854,6 +894,29 @@ static int apply(exp_ingest *in, reg_family *f, const char *const *vals, const e
         return reg_observe_n(in->t, f, vals, v, ev->repeat ? ev->repeat : 1);
     }
     return REG_EINVAL;
+}
+
+/* Why value v (after scale) cannot be applied as event ev, as a DR_* reason, or -1 when it
+ * can. Counters and observations that are not finite would stay +Inf or NaN for good (a
+ * counter, a histogram's or summary's _sum), and so would a gauge moved by one; a gauge set
+ * to NaN or ±Inf is kept: the next value replaces it. Cannot fail. */
+static int bad_value(const exp_statsd_event *ev, double v) {
+    switch (ev->kind) {
+    case EXP_STATSD_COUNTER:
+        if (isnan(v) || isinf(v))
+            return v < 0 ? DR_NEG_COUNTER : DR_INVALID_VALUE;
+        return v < 0 ? DR_NEG_COUNTER : -1;
+    case EXP_STATSD_GAUGE_DELTA:
+        return isfinite(v) ? -1 : DR_INVALID_VALUE;
+    case EXP_STATSD_OBSERVER:
+        /* The sum grows by v times the repetitions of a sampled observation. */
+        return isfinite(v) && isfinite(v * (double)(ev->repeat ? ev->repeat : 1))
+                   ? -1
+                   : DR_INVALID_VALUE;
+    case EXP_STATSD_GAUGE:
+        return -1;
+    }
+    return -1;
 }
 
 static int kind_slot(exp_statsd_kind k) {
@@ -1063,13 +1126,18 @@ static void handle_event(exp_ingest *in, const exp_statsd_event *ev) {
     else
         in->cur.unmapped++;
     double v = ev->value * e->scale;
-    if (ev->kind == EXP_STATSD_COUNTER && !(v >= 0)) {
-        drop(in, isnan(v) ? DR_INVALID_VALUE : DR_NEG_COUNTER);
-        return;
-    }
     for (int attempt = 0;; attempt++) {
         if (e->status != ES_APPLY) {
             drop(in, e->reason);
+            return;
+        }
+        int bad = bad_value(ev, v);
+        if (bad >= 0) {
+            const reg_family_def *d = reg_family_definition(e->k.f);
+            drop(in, bad);
+            log_refusal(d->name, d->type, bad,
+                        bad == DR_NEG_COUNTER ? "a counter cannot go down"
+                                              : "the value is not a finite number");
             return;
         }
         /* Label values in the family's order, NUL-terminated. */
@@ -1098,13 +1166,20 @@ static void handle_event(exp_ingest *in, const exp_statsd_event *ev) {
                 return;
             continue;
         }
-        if (rc == REG_OK)
+        if (rc == REG_OK) {
             in->cur.events[e->evt]++;
-        else
-            drop(in, rc == REG_ELIMIT   ? DR_SERIES_LIMIT
+            return;
+        }
+        int reason = rc == REG_ELIMIT   ? DR_SERIES_LIMIT
                      : rc == REG_EINVAL ? DR_INVALID_LABELS
                      : rc == REG_EGONE  ? DR_CONFLICT
-                                        : DR_OOM);
+                                        : DR_OOM;
+        const reg_family_def *d = reg_family_definition(e->k.f);
+        drop(in, reason);
+        log_refusal(d->name, d->type, reason,
+                    reason == DR_SERIES_LIMIT
+                        ? "a new series over the family's max_series or statsd.max_series"
+                        : reg_strerror(rc));
         return;
     }
 }
@@ -1363,6 +1438,15 @@ static void *dg_thread(void *arg) {
 
 #define ACCEPT_RETRY_MS 100 /* after running out of descriptors, try accepting again */
 
+/* The TCP reader reads every connection into its one buffer (rd->rbuf); a connection keeps
+ * only its unterminated tail, in a buffer sized to it (none at all between lines). So an idle
+ * connection costs no buffer, and one holding a partial line costs that line. Connections are
+ * listed most recently active first: the last one is the longest idle, which the idle timeout
+ * closes. Tails over TCP_TAIL_MMAP are mapped pages of their own: glibc keeps freed chunks
+ * below its (dynamic, up to 32 MiB) mmap threshold inside a thread's heap, where neither its
+ * trimming nor malloc_trim reaches the top of a non-main arena, so thousands of closed 60 KB
+ * tails would stay resident for good. Smaller freed tails are handed back with malloc_trim. */
+
 /* Listen for new connections again after a pause. Cannot fail (a failed re-arm is retried). */
 static void resume_accept(reader *rd) {
     if (!rd->accept_paused)
@@ -1374,27 +1458,73 @@ static void resume_accept(reader *rd) {
         rd->paused_at_ms = now_ms();
 }
 
-static void tcp_close(reader *rd, tconn *c) {
+static void conn_unlink(reader *rd, tconn *c) {
     if (c->prev)
         c->prev->next = c->next;
     else
         rd->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    else
+        rd->conns_tail = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static void conn_push_front(reader *rd, tconn *c) {
+    c->next = rd->conns;
+    c->prev = NULL;
+    if (rd->conns)
+        rd->conns->prev = c;
+    else
+        rd->conns_tail = c;
+    rd->conns = c;
+}
+
+/* c received something at now: it becomes the most recently active. */
+static void conn_touch(reader *rd, tconn *c, uint64_t now) {
+    c->active_ms = now;
+    if (rd->conns != c) {
+        conn_unlink(rd, c);
+        conn_push_front(rd, c);
+    }
+}
+
+/* cap bytes for a tail: malloc'ed, or mapped when over TCP_TAIL_MMAP. NULL when out of
+ * memory. */
+static char *tail_alloc(size_t cap) {
+    if (cap <= TCP_TAIL_MMAP)
+        return malloc(cap);
+    void *p = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+/* Frees a tail from tail_alloc(cap); NULL is a no-op. Cannot fail. */
+static void tail_free(char *p, size_t cap) {
+    if (p && cap > TCP_TAIL_MMAP)
+        munmap(p, cap);
+    else
+        free(p);
+}
+
+static void tcp_close(reader *rd, tconn *c) {
+    conn_unlink(rd, c);
     epoll_ctl(rd->ep, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
-    free(c->buf);
+    if (c->cap <= TCP_TAIL_MMAP)
+        rd->freed += c->cap;
+    tail_free(c->buf, c->cap);
     free(c);
     rd->nconns--;
     resume_accept(rd);
 }
 
-/* Every complete line in the buffer; keeps the unterminated tail at the front. */
-static void tcp_lines(exp_ingest *in, tconn *c) {
+/* Every complete line of b[0..len); moves the unterminated tail to the front of b and returns
+ * its length (at most the stream's max_line: a longer one is being discarded). */
+static size_t tcp_lines(exp_ingest *in, exp_statsd_stream *s, char *b, size_t len) {
     size_t pos = 0;
     exp_statsd_str line;
     for (;;) {
-        exp_statsd_stream_status st = exp_statsd_stream_next(&c->s, c->buf, c->len, &pos, &line);
+        exp_statsd_stream_status st = exp_statsd_stream_next(s, b, len, &pos, &line);
         if (st == EXP_STATSD_STREAM_LINE)
             ingest_line(in, line.ptr, line.len);
         else if (st == EXP_STATSD_STREAM_TOO_LONG)
@@ -1402,54 +1532,81 @@ static void tcp_lines(exp_ingest *in, tconn *c) {
         else
             break;
     }
-    if (pos) {
-        memmove(c->buf, c->buf + pos, c->len - pos);
-        c->len -= pos;
+    if (pos)
+        memmove(b, b + pos, len - pos);
+    return len - pos;
+}
+
+/* Keep the unterminated tail b[0..len) in c, in a buffer of whole blocks (TCP_TAIL_BLOCK, or
+ * pages when mapped) that grows when needed and shrinks once it is twice too large (freed
+ * when empty). The old content need not survive: b holds it. Returns 0, or -1 when out of
+ * memory (c unchanged). */
+static int keep_tail(reader *rd, tconn *c, const char *b, size_t len) {
+    size_t block = len > TCP_TAIL_MMAP ? 4096 : TCP_TAIL_BLOCK;
+    size_t want = (len + block - 1) / block * block;
+    if (want > c->cap || want * 2 <= c->cap) {
+        char *nb = NULL;
+        if (want && !(nb = tail_alloc(want)))
+            return -1;
+        if (c->cap <= TCP_TAIL_MMAP)
+            rd->freed += c->cap;
+        tail_free(c->buf, c->cap);
+        c->buf = nb;
+        c->cap = want;
     }
+    if (len)
+        memcpy(c->buf, b, len);
+    c->len = len;
+    return 0;
 }
 
 /* Read what a connection has (a bounded number of reads). Inside a section. Returns 0 to keep
  * the connection, -1 when it ended (closed by the caller). */
 static int tcp_read(reader *rd, tconn *c) {
     exp_ingest *in = rd->in;
+    char *b = rd->rbuf;
+    size_t len = c->len;
+    if (len)
+        memcpy(b, c->buf, len);
     for (int r = 0; r < TCP_READS_PER_WAKE; r++) {
-        if (c->len == c->cap) {
-            size_t cap = c->cap * 2 < MAX_LINE + 1 ? c->cap * 2 : MAX_LINE + 1;
-            char *b = cap > c->cap ? realloc(c->buf, cap) : NULL;
-            if (!b) {
-                in->cur.tcp_errors++;
-                return -1;
-            }
-            c->buf = b;
-            c->cap = cap;
-        }
-        ssize_t k = read(c->fd, c->buf + c->len, c->cap - c->len);
+        /* len <= MAX_LINE here, so every read has room for at least 64 KiB */
+        ssize_t k = read(c->fd, b + len, TCP_RBUF - len);
         if (k > 0) {
             in->cur.bytes += (uint64_t)k;
-            c->len += (size_t)k;
-            tcp_lines(in, c);
+            len = tcp_lines(in, &c->s, b, len + (size_t)k);
             continue;
         }
         if (k == 0) {
             size_t pos = 0;
             exp_statsd_str line;
-            if (exp_statsd_stream_finish(&c->s, c->buf, c->len, &pos, &line) ==
-                EXP_STATSD_STREAM_LINE)
+            if (exp_statsd_stream_finish(&c->s, b, len, &pos, &line) == EXP_STATSD_STREAM_LINE)
                 ingest_line(in, line.ptr, line.len);
             return -1;
         }
         if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return 0;
+            break;
         if (errno == EINTR)
             continue;
+        in->cur.tcp_errors++;
+        return -1;
+    }
+    if (keep_tail(rd, c, b, len) != 0) {
         in->cur.tcp_errors++;
         return -1;
     }
     return 0;
 }
 
-static void tcp_accept(reader *rd) {
-    static exp_log_limit lim;
+static size_t max_conns(const exp_ingest *in) {
+    size_t m = in->cfg->cfg->statsd.max_tcp_connections;
+    return m ? m : TCP_MAX_CONNS_DEFAULT;
+}
+
+/* Accept every pending connection. Over statsd.max_tcp_connections a new connection is
+ * accepted and closed at once (the client sees the close rather than hanging in the backlog);
+ * the open ones keep going: an idle holder goes at its idle timeout. Inside a section. */
+static void tcp_accept(reader *rd, uint64_t now) {
+    static exp_log_limit lim, lim_refused;
     exp_ingest *in = rd->in;
     for (;;) {
         int fd = accept4(rd->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -1472,29 +1629,63 @@ static void tcp_accept(reader *rd) {
             }
             return;
         }
-        tconn *c = NULL;
-        if (rd->nconns < TCP_MAX_CONNS && (c = calloc(1, sizeof *c)) &&
-            (c->buf = malloc(TCP_BUF0))) {
+        size_t cap = max_conns(in);
+        if (rd->nconns >= cap) {
+            close(fd);
+            in->cur.tcp_refused_limit++;
+            char m[24];
+            snprintf(m, sizeof m, "%zu", cap);
+            exp_log_limited(&lim_refused, 5, EXP_LOG_WARN, "statsd tcp connection refused",
+                            "reason", "limit", "max_tcp_connections", m, NULL);
+            continue;
+        }
+        tconn *c = calloc(1, sizeof *c);
+        if (c) {
             c->fd = fd;
-            c->cap = TCP_BUF0;
+            c->active_ms = now;
             exp_statsd_stream_init(&c->s, MAX_LINE);
             struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
             if (epoll_ctl(rd->ep, EPOLL_CTL_ADD, fd, &ev) == 0) {
-                c->next = rd->conns;
-                if (rd->conns)
-                    rd->conns->prev = c;
-                rd->conns = c;
+                conn_push_front(rd, c);
                 rd->nconns++;
                 in->cur.tcp_conns++;
                 continue;
             }
         }
-        if (c)
-            free(c->buf);
         free(c);
         close(fd);
         in->cur.tcp_errors++;
     }
+}
+
+/* Close the connections that received nothing for timeout_ms (0: no timeout), longest idle
+ * first; what they held of an unterminated line is dropped. Outside a section. Returns the
+ * milliseconds until the next one would time out, or -1 when none can. */
+static int tcp_expire(reader *rd, uint64_t now, uint64_t timeout_ms) {
+    if (!timeout_ms)
+        return -1;
+    while (rd->conns_tail) {
+        tconn *c = rd->conns_tail;
+        uint64_t due = c->active_ms + timeout_ms;
+        if (due > now)
+            return due - now > INT32_MAX ? INT32_MAX : (int)(due - now);
+        rd->in->cur.tcp_closed_idle++;
+        tcp_close(rd, c);
+    }
+    return -1;
+}
+
+/* Hand freed tail memory back to the system once a burst of closes has freed enough of it,
+ * at most every TCP_TRIM_MS. Returns the milliseconds until a trim is due, or -1. */
+static int tcp_trim(reader *rd, uint64_t now) {
+    if (rd->freed < TCP_TRIM_BYTES)
+        return -1;
+    if (now - rd->trimmed_ms < TCP_TRIM_MS)
+        return (int)(rd->trimmed_ms + TCP_TRIM_MS - now);
+    malloc_trim(0);
+    rd->freed = 0;
+    rd->trimmed_ms = now;
+    return -1;
 }
 
 #define TCP_EVENTS 64
@@ -1502,16 +1693,23 @@ static void tcp_accept(reader *rd) {
 
 /* Read every connection epoll reported. Inside a section. */
 static void tcp_events(reader *rd, struct epoll_event *evs, int n, int accept_ok) {
+    uint64_t now = now_ms();
     for (int i = 0; i < n; i++) {
         tconn *c = evs[i].data.ptr;
         if (c == NULL) {
             if (accept_ok)
-                tcp_accept(rd);
+                tcp_accept(rd, now);
         } else if (c != (tconn *)(void *)rd) { /* rd itself tags the stop eventfd */
+            conn_touch(rd, c, now);
             if (tcp_read(rd, c) != 0)
                 tcp_close(rd, c);
         }
     }
+}
+
+/* The smaller of two epoll timeouts (-1: none). */
+static int min_timeout(int a, int b) {
+    return a < 0 ? b : b < 0 ? a : a < b ? a : b;
 }
 
 static void *tcp_thread(void *arg) {
@@ -1519,16 +1717,22 @@ static void *tcp_thread(void *arg) {
     exp_ingest *in = rd->in;
     struct epoll_event evs[TCP_EVENTS];
     for (;;) {
-        if (rd->accept_paused && now_ms() - rd->paused_at_ms >= ACCEPT_RETRY_MS)
+        refresh_config(in); /* the idle timeout and the cap may change on reload */
+        uint64_t now = now_ms();
+        if (rd->accept_paused && now - rd->paused_at_ms >= ACCEPT_RETRY_MS)
             resume_accept(rd);
+        int timeout = tcp_expire(rd, now, in->cfg->cfg->statsd.tcp_idle_timeout_ns / 1000000);
+        timeout = min_timeout(timeout, tcp_trim(rd, now));
         /* While counts are pending, idle for IDLE_FOLD_MS makes them visible; while accepting
          * is paused, wake to retry it. */
-        int timeout = pending(in) ? IDLE_FOLD_MS : -1;
-        if (rd->accept_paused && (timeout < 0 || timeout > ACCEPT_RETRY_MS))
-            timeout = ACCEPT_RETRY_MS;
+        if (pending(in))
+            timeout = min_timeout(timeout, IDLE_FOLD_MS);
+        if (rd->accept_paused)
+            timeout = min_timeout(timeout, ACCEPT_RETRY_MS);
         int n = epoll_wait(rd->ep, evs, TCP_EVENTS, timeout);
         if (n == 0) {
-            exp_ingest_fold(in);
+            if (pending(in))
+                exp_ingest_fold(in);
             continue;
         }
         if (n < 0) {
@@ -1736,10 +1940,16 @@ static void touch_initial(exp_statsd_listener *L, reg_thread *t) {
     const char *map[] = {"map"}, *dropv[] = {"drop"};
     sm_add(L, t, SM_ACTIONS, map, 0);
     sm_add(L, t, SM_ACTIONS, dropv, 0);
-    static const int plain[] = {SM_SAMPLES,    SM_TAGS,         SM_TAG_ERRORS, SM_UNMAPPED,
-                                SM_CACHE_HITS, SM_CACHE_MISSES, SM_TCP_CONNS,  SM_TCP_ERRORS};
+    static const int plain[] = {SM_SAMPLES,   SM_TAGS,       SM_TAG_ERRORS,
+                                SM_UNMAPPED,  SM_CACHE_HITS, SM_CACHE_MISSES,
+                                SM_TCP_CONNS, SM_TCP_ERRORS, SM_UNKNOWN_FIELDS};
     for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
         sm_add(L, t, plain[i], NULL, 0);
+    if (L->enabled[EXP_STATSD_LISTENER_TCP]) {
+        const char *limit[] = {"limit"}, *idle[] = {"idle_timeout"};
+        sm_add(L, t, SM_TCP_REFUSED, limit, 0);
+        sm_add(L, t, SM_TCP_CLOSED, idle, 0);
+    }
     for (int k = 0; k < EXP_STATSD_LISTENER_KINDS; k++) {
         if (!L->enabled[k])
             continue;
@@ -1766,6 +1976,8 @@ static void free_reader(reader *rd) {
     free(rd->msgs);
     free(rd->iov);
     free(rd->bufs);
+    free(rd->rbuf);
+    rd->rbuf = NULL;
 }
 
 exp_statsd_listener *exp_statsd_listener_start(reg_registry *r, exp_state *st, char *err,
@@ -1849,6 +2061,11 @@ exp_statsd_listener *exp_statsd_listener_start(reg_registry *r, exp_state *st, c
         exp_sock_name(rd->fd, L->addr[EXP_STATSD_LISTENER_TCP],
                       sizeof L->addr[EXP_STATSD_LISTENER_TCP]);
         rd->in = exp_ingest_create(L, EXP_STATSD_LISTENER_TCP);
+        rd->rbuf = malloc(TCP_RBUF);
+        if (!rd->rbuf) {
+            snprintf(err, errlen, "out of memory");
+            goto out;
+        }
         rd->ep = epoll_create1(EPOLL_CLOEXEC);
         struct epoll_event le = {.events = EPOLLIN, .data.ptr = NULL};
         struct epoll_event se = {.events = EPOLLIN, .data.ptr = rd};

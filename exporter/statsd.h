@@ -17,8 +17,14 @@
  * itself are kept per thread and folded into the abacus_statsd_* families when the thread
  * has been idle for 20 ms and at least every EXP_STATSD_FOLD_MS while busy.
  *
+ * TCP bounds: a line over 64 KiB is dropped (line_too_long); a connection keeps only its
+ * unterminated tail (mapped pages of its own when large, so closing returns them); one idle for
+ * statsd.tcp_idle_timeout is closed; over statsd.max_tcp_connections a new connection is
+ * closed at once (refused, counted), the open ones are never evicted.
+ *
  * Configuration reloads are picked up by every thread at its next batch (new mapper, tag
- * styles, defaults); listen addresses, reader count and buffer sizes need a restart.
+ * styles, defaults, the TCP idle timeout and connection cap); listen addresses, reader count
+ * and buffer sizes need a restart.
  */
 #ifndef ABACUS_EXPORTER_STATSD_H
 #define ABACUS_EXPORTER_STATSD_H

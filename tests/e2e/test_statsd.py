@@ -10,7 +10,11 @@ checked by the harness).
   gauge deltas, sample rates, timers in seconds, default buckets and help text, escaping.
 - Conflicting events (type, label set, _sum/_count/_bucket collisions, families StatsD does not
   own) are dropped and counted, and every scrape stays valid.
-- Series limits hold and are counted per family; TTL expiry brings the live-series gauge down.
+- Series limits hold, are counted per family and logged; TTL expiry brings the live-series
+  gauge down.
+- statsd_exporter parity at the edges: `foo--bar.*` globs, DogStatsD fields abacus does not
+  know (`|card:low`) skipped and counted, a bad `|T` only loses itself; non-finite values and
+  sample rates outside (0, 1] refused with their own reasons, never reaching a metric.
 - Many clients at once over TCP onto brand-new label values: every counter exact.
 - Reload (SIGHUP) switches rules and tag parsing; hostile input is counted, never fatal.
 Conditions are awaited by polling /metrics with a deadline, never by fixed sleeps.
@@ -40,6 +44,8 @@ SELF_METRICS = [
     "abacus_statsd_events_unmapped_total", "abacus_statsd_mapping_cache_hits_total",
     "abacus_statsd_mapping_cache_misses_total", "abacus_statsd_tcp_connections_total",
     "abacus_statsd_tcp_connection_errors_total", "abacus_statsd_packets_dropped_total",
+    "abacus_statsd_tcp_connections_refused_total", "abacus_statsd_tcp_connections_closed_total",
+    "abacus_statsd_unknown_fields_total",
 ]
 
 
@@ -316,11 +322,60 @@ mappings:
                                           {"family": "lim_total"}), 5)
             self.assertEqual(sample_value(fams, "abacus_statsd_events_dropped_total",
                                           {"reason": "series_limit"}), 5)
+            # The first refusals are logged with the family and the reason.
+            a.wait_log(r'msg="statsd events refused" metric=lim_total type=counter '
+                       r'reason=series_limit')
             # The TTL expires the series; the live-series gauge goes down with them.
             a.await_value("abacus_series", {"family": "short_lived_total"}, 0)
             fams, _, _ = a.scrape()
             self.assertIsNone(sample_value(fams, "short_lived_total", {"id": "0"}))
             self.assertEqual(sample_value(fams, "abacus_series", {"family": "lim_total"}), 5)
+
+    def test_parity_and_odd_values(self):
+        config = """
+defaults:
+  observer_type: histogram
+mappings:
+  - match: "foo--bar.*"
+    name: double_dash_total
+    labels: {v: "$1"}
+"""
+        lines = [
+            "foo--bar.x:1|c",                            # a glob statsd_exporter accepts
+            "hs_total:1|c|#env:prod|card:low",           # hot-shots with cardinality set
+            "hs_plain_total:1|c|card:low",
+            "hs_timer:250|ms|#env:prod|c:cid|card:high|T1656581400",
+            "ts_total:1|c|T", "ts_total:1|c|Tnot-a-number",
+            "odd_total:1|c", "odd_total:Inf|c", "odd_total:NaN|c", "odd_total:+Inf|c",
+            "odd_lat:10|ms", "odd_lat:NaN|ms", "odd_lat:Inf|ms", "odd_lat:-Inf|h",
+            "odd_lat:1|ms|@2", "odd_lat:1|ms|@-1", "odd_lat:1|ms|@NaN", "odd_lat:1|ms|@Inf",
+            "odd_lat:1|ms|@1e-300", "odd_total:1|c|@2",
+        ]
+        with StatsdAbacus(config=config, tcp=False) as a:
+            a.udp("\n".join(lines))
+            a.await_lines("udp", len(lines))
+            fams, text, _ = a.scrape()  # promtool would refuse a +Inf or NaN counter
+            v = lambda n, l=None: sample_value(fams, n, l)  # noqa: E731
+            self.assertEqual(v("double_dash_total", {"v": "x"}), 1)
+            self.assertEqual(v("hs_total", {"env": "prod"}), 1)
+            self.assertEqual(v("hs_plain_total"), 1)
+            self.assertEqual(v("hs_timer_count", {"env": "prod", "container_id": "cid"}), 1)
+            self.assertEqual(v("ts_total"), 2)
+            self.assertEqual(v("odd_total"), 1)
+            self.assertEqual(v("odd_lat_count"), 1)
+            self.assertAlmostEqual(v("odd_lat_sum"), 0.01)
+            self.assertEqual(v("abacus_statsd_unknown_fields_total"), 3)
+            errs = lambda r: v("abacus_statsd_sample_errors_total", {"reason": r})  # noqa: E731
+            dropped = lambda r: v("abacus_statsd_events_dropped_total",  # noqa: E731
+                                  {"reason": r})
+            self.assertEqual(errs("malformed_timestamp"), 2)
+            self.assertEqual(errs("malformed_container_id"), 0)
+            self.assertEqual(errs("invalid_sample_rate"), 6)
+            self.assertEqual(dropped("invalid_value"), 6)
+            self.assertNotIn("Inf", "".join(l for l in text.splitlines()
+                                            if l.startswith("odd_") and "le=" not in l))
+            a.wait_log(r'msg="statsd events refused" metric=odd_total type=counter '
+                       r'reason=invalid_value')
 
     def test_many_tcp_clients_exact(self):
         clients, per = 16, 1500

@@ -443,6 +443,141 @@ static void test_limits(void **state) {
     env_stop(e);
 }
 
+/* The count of reason r in family (events_dropped or sample_errors). */
+static double reason_count(env *e, const char *family, const char *r) {
+    char l[128];
+    snprintf(l, sizeof l, "reason=\"%s\"", r);
+    return val(e, family, l);
+}
+
+#define DROPPED "abacus_statsd_events_dropped_total"
+#define SAMPLE_ERRORS "abacus_statsd_sample_errors_total"
+
+typedef struct {
+    const char *line;
+    const char *family; /* DROPPED or SAMPLE_ERRORS */
+    const char *reason;
+} hostile_value;
+
+/* Values that would stay +Inf or NaN for good, and sample rates that are not probabilities:
+ * each refused before it reaches the registry, with exactly its own reason, and the metric
+ * it aimed at unchanged. */
+static void test_non_finite_values(void **state) {
+    (void)state;
+    env *e = env_start("defaults:\n  observer_type: histogram\n"
+                       "mappings:\n"
+                       "  - match: \"big.*\"\n    name: big_total\n    scale: 1e300\n"
+                       "  - match: \"sum.*\"\n    name: sum_seconds\n"
+                       "    observer_type: summary\n",
+                       NO_LISTENERS, NULL);
+    exp_ingest *in = exp_ingest_create(e->L, EXP_STATSD_LISTENER_UDP);
+    assert_non_null(in);
+    /* Every target exists with a finite value first. */
+    feed(in, "c_total:1|c\ng:5|g\nh:1|h\nt:1000|ms\nsum.x:2|h\nbig.x:1|c");
+    exp_ingest_fold(in);
+    static const hostile_value cases[] = {
+        {"c_total:Inf|c", DROPPED, "invalid_value"},
+        {"c_total:+Inf|c", DROPPED, "invalid_value"},
+        {"c_total:infinity|c", DROPPED, "invalid_value"},
+        {"c_total:NaN|c", DROPPED, "invalid_value"},
+        {"c_total:1e300|c|@1e-10", DROPPED, "invalid_value"}, /* 1e310 */
+        {"big.x:1e10|c", DROPPED, "invalid_value"},           /* scale overflows */
+        {"c_total:-Inf|c", SAMPLE_ERRORS, "illegal_negative_counter"},
+        {"c_total:1|c|@2", SAMPLE_ERRORS, "invalid_sample_rate"},
+        {"c_total:1|c|@-1", SAMPLE_ERRORS, "invalid_sample_rate"},
+        {"c_total:1|c|@NaN", SAMPLE_ERRORS, "invalid_sample_rate"},
+        {"c_total:1|c|@Inf", SAMPLE_ERRORS, "invalid_sample_rate"},
+        {"h:NaN|h", DROPPED, "invalid_value"},
+        {"h:Inf|h", DROPPED, "invalid_value"},
+        {"h:-Inf|d", DROPPED, "invalid_value"},
+        {"t:NaN|ms", DROPPED, "invalid_value"},
+        {"t:inf|ms", DROPPED, "invalid_value"},
+        {"h:1e300|h|@1e-10", DROPPED, "invalid_value"}, /* the sum would grow by 1e310 */
+        {"sum.x:NaN|h", DROPPED, "invalid_value"},
+        {"sum.x:-Inf|ms", DROPPED, "invalid_value"},
+        {"t:1|ms|@2", SAMPLE_ERRORS, "invalid_sample_rate"},
+        {"t:1|ms|@-1", SAMPLE_ERRORS, "invalid_sample_rate"},
+        {"t:1|ms|@NaN", SAMPLE_ERRORS, "invalid_sample_rate"},
+        {"t:1|ms|@Inf", SAMPLE_ERRORS, "invalid_sample_rate"},
+        {"t:1|ms|@1e-300", SAMPLE_ERRORS, "invalid_sample_rate"},
+        {"h:1|h|@1.5", SAMPLE_ERRORS, "invalid_sample_rate"},
+        {"g:+Inf|g", DROPPED, "invalid_value"},
+        {"g:-Inf|g", DROPPED, "invalid_value"},
+        {"g:+NaN|g", SAMPLE_ERRORS, "malformed_value"}, /* Go: NaN takes no sign */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        double before = reason_count(e, cases[i].family, cases[i].reason);
+        double dropped = 0, errors = 0;
+        static const char *const dr[] = {"invalid_value", "illegal_negative_counter",
+                                         "series_limit", "conflict", "invalid_labels"};
+        for (size_t k = 0; k < sizeof dr / sizeof dr[0]; k++)
+            dropped += reason_count(e, DROPPED, dr[k]);
+        static const char *const se[] = {"invalid_sample_rate", "illegal_negative_counter",
+                                         "malformed_value", "invalid_sample_factor"};
+        for (size_t k = 0; k < sizeof se / sizeof se[0]; k++)
+            errors += reason_count(e, SAMPLE_ERRORS, se[k]);
+        feed(in, cases[i].line);
+        exp_ingest_fold(in);
+        if (reason_count(e, cases[i].family, cases[i].reason) != before + 1)
+            fail_msg("'%s': %s{reason=\"%s\"} did not move by 1", cases[i].line, cases[i].family,
+                     cases[i].reason);
+        double dropped2 = 0, errors2 = 0;
+        for (size_t k = 0; k < sizeof dr / sizeof dr[0]; k++)
+            dropped2 += reason_count(e, DROPPED, dr[k]);
+        for (size_t k = 0; k < sizeof se / sizeof se[0]; k++)
+            errors2 += reason_count(e, SAMPLE_ERRORS, se[k]);
+        if (dropped2 + errors2 != dropped + errors + 1)
+            fail_msg("'%s': another reason moved too", cases[i].line);
+    }
+    /* Nothing reached a metric. */
+    assert_true(val(e, "c_total", "") == 1);
+    assert_true(val(e, "big_total", "") == 1e300);
+    assert_true(val(e, "g", "") == 5);
+    uint64_t count;
+    double sum;
+    assert_true(series(e, "h", "", NULL, &count, &sum) && count == 1 && sum == 1);
+    assert_true(series(e, "t", "", NULL, &count, &sum) && count == 1 && sum == 1);
+    assert_true(series(e, "sum_seconds", "", NULL, &count, &sum) && count == 1 && sum == 2);
+    /* A gauge may be set to NaN or Inf (Prometheus allows it): the next value replaces it. */
+    feed(in, "g:NaN|g");
+    assert_true(isnan(val(e, "g", "")));
+    feed(in, "g:Inf|g");
+    assert_true(val(e, "g", "") == INFINITY);
+    feed(in, "g:3|g\ng:+1|g");
+    assert_true(val(e, "g", "") == 4);
+    /* Finite values with valid rates still apply. */
+    feed(in, "c_total:1|c|@0.5\nt:500|ms|@0.5\nh:1e300|h|@0.5");
+    assert_true(val(e, "c_total", "") == 3);
+    assert_true(series(e, "t", "", NULL, &count, &sum) && count == 3 && sum == 2);
+    assert_true(series(e, "h", "", NULL, &count, &sum) && count == 3 && sum == 1 + 2e300);
+    exp_ingest_free(in);
+    env_stop(e);
+}
+
+/* DogStatsD extension fields abacus does not know are skipped and counted; a broken
+ * timestamp only loses itself. */
+static void test_unknown_fields(void **state) {
+    (void)state;
+    env *e = env_start("mappings: []\n", NO_LISTENERS, NULL);
+    exp_ingest *in = exp_ingest_create(e->L, EXP_STATSD_LISTENER_UDP);
+    assert_non_null(in);
+    feed(in, "hs_total:1|c|#env:prod|card:low\nhc_total:2|c|#env:prod|c:abc|card:high\n"
+             "plain_total:1|c|card:low\nts_total:1|c|T\nts_total:1|c|Tnope\n"
+             "future:1|g|zz:new|q");
+    exp_ingest_free(in);
+    assert_true(val(e, "hs_total", "env=\"prod\"") == 1);
+    assert_true(val(e, "hc_total", "container_id=\"abc\",env=\"prod\"") == 2);
+    assert_true(val(e, "plain_total", "") == 1);
+    assert_true(val(e, "ts_total", "") == 2);
+    assert_true(val(e, "future", "") == 1);
+    assert_true(val(e, "abacus_statsd_unknown_fields_total", "") == 5);
+    assert_true(reason_count(e, SAMPLE_ERRORS, "malformed_timestamp") == 2);
+    assert_true(reason_count(e, SAMPLE_ERRORS, "malformed_container_id") == 0);
+    assert_true(reason_count(e, SAMPLE_ERRORS, "invalid_sample_factor") == 0);
+    assert_true(reason_count(e, SAMPLE_ERRORS, "malformed_component") == 0);
+    env_stop(e);
+}
+
 static void test_ttl(void **state) {
     (void)state;
     env *e = env_start("mappings:\n"
@@ -729,11 +864,12 @@ static void test_threads_exact(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_types),         cmocka_unit_test(test_mapping_and_tags),
-        cmocka_unit_test(test_conflicts),     cmocka_unit_test(test_declared),
-        cmocka_unit_test(test_limits),        cmocka_unit_test(test_ttl),
-        cmocka_unit_test(test_reload),        cmocka_unit_test(test_cache_eviction),
-        cmocka_unit_test(test_hostile),       cmocka_unit_test(test_sockets),
+        cmocka_unit_test(test_types),          cmocka_unit_test(test_mapping_and_tags),
+        cmocka_unit_test(test_conflicts),      cmocka_unit_test(test_declared),
+        cmocka_unit_test(test_limits),         cmocka_unit_test(test_non_finite_values),
+        cmocka_unit_test(test_unknown_fields), cmocka_unit_test(test_ttl),
+        cmocka_unit_test(test_reload),         cmocka_unit_test(test_cache_eviction),
+        cmocka_unit_test(test_hostile),        cmocka_unit_test(test_sockets),
         cmocka_unit_test(test_threads_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
