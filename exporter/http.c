@@ -1135,9 +1135,13 @@ const char *exp_http_address(const exp_http *h) {
 void exp_http_stop(exp_http *h, unsigned drain_ms) {
     if (!h)
         return;
+    /* Quiesce only asks the worker threads to drop the listening socket from their epoll
+     * sets; they do so on their next wake-up, and an epoll_ctl on a closed descriptor makes
+     * MHD panic. So stop accepting with shutdown (new connections are refused at once) and
+     * close the descriptor after MHD_stop_daemon has joined the workers. */
     MHD_socket fd = MHD_quiesce_daemon(h->d);
     if (fd != MHD_INVALID_SOCKET)
-        close(fd);
+        shutdown(fd, SHUT_RDWR);
     else
         exp_log(EXP_LOG_WARN, "cannot stop accepting connections gracefully", NULL);
     /* Waiting scrapes get their 503 now; MHD_stop_daemon must find none suspended. */
@@ -1166,6 +1170,8 @@ void exp_http_stop(exp_http *h, unsigned drain_ms) {
                 NULL);
     }
     MHD_stop_daemon(h->d); /* every connection's CLOSED has run when it returns */
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
     pthread_mutex_lock(&h->mu);
     h->wd_stop = 1;
     pthread_cond_signal(&h->wd_cv);
