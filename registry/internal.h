@@ -210,6 +210,9 @@ bool reg_families_init(reg_registry *r);
 void reg_families_destroy(reg_registry *r);
 
 /* series.c */
+/* Tests only (NULL otherwise): reg_family_collect calls it between its two looks, inside the
+ * caller's section, so a test can remove a series at exactly that point. */
+extern void (*reg_test_between_looks)(struct reg_family *f);
 bool reg_series_hs_init(reg_registry *r, struct reg_family *f);
 void reg_series_free_now(struct reg_series *s);
 /* Kill one series under f->mu: DEAD CAS, unlink, hook, retire. wait: spin until updaters

@@ -539,6 +539,8 @@ int reg_series_delete(reg_registry *r, reg_family *f, const char *const *values)
     return rc;
 }
 
+void (*reg_test_between_looks)(struct reg_family *f);
+
 /* ---- snapshots and accessors ------------------------------------------------------------- */
 
 /* LSD radix sort of pointers by address, 11 bits a pass over bits 4-47 (malloc aligns to 16
@@ -594,6 +596,8 @@ long reg_family_collect(reg_thread *t, reg_family *f, reg_series ***out, size_t 
      * second look and the caller's rendering walk memory (and pages) mostly in sequence
      * instead of in hash order, one cache and TLB miss per series. */
     sort_by_address(*out, n);
+    if (reg_test_between_looks)
+        reg_test_between_looks(f);
     /* ...then the second look: drop those DEAD now. A series reaped and re-created during the
      * collection was collected twice (old and new); the old one is DEAD by now, since the new
      * one only exists after it, so no label set is kept twice. */

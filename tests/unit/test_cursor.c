@@ -220,6 +220,36 @@ static void test_open_on_removed_family(void **state) {
     reg_family_release(fx->r, f);
 }
 
+static fixture *hook_fx;
+
+static void remove_seven(struct reg_family *f) {
+    (void)f;
+    del(hook_fx, 7);
+}
+
+/* The second look: a series removed after the collection saw it, before the look, is not in
+ * the snapshot (without the look it would be, and with a re-created twin, twice). */
+static void test_second_look_drops_series_removed_meanwhile(void **state) {
+    fixture *fx = *state;
+    for (int i = 0; i < 10; i++)
+        add(fx, i);
+    hook_fx = fx;
+    reg_test_between_looks = remove_seven;
+    reg_series **v = NULL;
+    size_t cap = 0;
+    reg_begin(fx->t);
+    long n = reg_family_collect(fx->t, fx->f, &v, &cap);
+    reg_test_between_looks = NULL;
+    assert_int_equal(n, 9);
+    for (long i = 0; i < n; i++) {
+        char buf[16];
+        assert_true(reg_series_label_value(v[i], 0, buf, sizeof buf) > 0);
+        assert_int_not_equal(atoi(buf), 7);
+    }
+    reg_end(fx->t);
+    free(v);
+}
+
 static void test_replace(void **state) {
     fixture *fx = *state;
     add(fx, 1);
@@ -259,6 +289,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_removals_between_sections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_paused_cursor_holds_back_no_frees, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_on_removed_family, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_second_look_drops_series_removed_meanwhile, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_replace, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -158,6 +158,8 @@ static void test_summary(void **state) {
     reg_begin(fx->t);
     for (int i = 1; i <= 100; i++)
         assert_int_equal(reg_observe(fx->t, f, a, i), REG_OK);
+    /* A sampled timer (@0.1): one observation that stands for ten. */
+    assert_int_equal(reg_observe_n(fx->t, f, a, 50, 10), REG_OK);
     reg_series **v = NULL;
     size_t cap = 0;
     assert_int_equal(reg_family_collect(fx->t, f, &v, &cap), 1);
@@ -166,8 +168,8 @@ static void test_summary(void **state) {
     reg_series_summary(v[0], f, q, &count, &sum);
     reg_end(fx->t);
     free(v);
-    assert_int_equal(count, 100);
-    assert_true(sum == 5050);
+    assert_int_equal(count, 110);
+    assert_true(sum == 5550);
     assert_true(fabs(q[0] - 50) <= 6);
     assert_true(fabs(q[1] - 90) <= 2);
 }
