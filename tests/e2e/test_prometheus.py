@@ -70,9 +70,30 @@ class RealPrometheus(unittest.TestCase):
                 self.assertEqual(start, sample_value(fams, "process_start_time_seconds"))
                 _, depth = one('e2e_queue_depth{job="abacus"}')
                 self.assertEqual(depth, 0)
-                # histograms arrive whole: _count equals the +Inf bucket
+                # histograms arrive whole: _count equals the +Inf bucket, in what Prometheus
+                # stored (both samples of one scrape: an instant query sees a scrape's
+                # appends all or none) and in a scrape of our own
                 wait_until(lambda: (one('abacus_scrape_duration_seconds_count{job="abacus"}')
                                     or (None, 0))[1] > 0, "scrape duration histogram")
+                for _ in range(3):  # a few scrapes apart: each must hold
+                    seen = prom.api("query", query='abacus_scrape_duration_seconds_count'
+                                    '{job="abacus"} or abacus_scrape_duration_seconds_bucket'
+                                    '{job="abacus",le="+Inf"}')
+                    got = {x["metric"]["__name__"]: float(x["value"][1])
+                           for x in seen["result"]}
+                    self.assertEqual(set(got), {"abacus_scrape_duration_seconds_count",
+                                                "abacus_scrape_duration_seconds_bucket"}, seen)
+                    self.assertEqual(got["abacus_scrape_duration_seconds_count"],
+                                     got["abacus_scrape_duration_seconds_bucket"], seen)
+                    before = got["abacus_scrape_duration_seconds_count"]
+                    wait_until(lambda: (one('abacus_scrape_duration_seconds_count'
+                                            '{job="abacus"}') or (None, 0))[1] > before,
+                               "a later scrape in Prometheus", timeout=60, interval=0.25)
+                fams, _, _ = a.scrape()
+                count = sample_value(fams, "abacus_scrape_duration_seconds_count")
+                self.assertGreater(count, 0)
+                self.assertEqual(count, sample_value(fams, "abacus_scrape_duration_seconds_bucket",
+                                                     {"le": "+Inf"}))
                 _, n = one('sum(abacus_http_requests_total{job="abacus",handler="/metrics",'
                            'code="200"})')
                 self.assertGreater(n, 0)
