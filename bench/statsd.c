@@ -33,7 +33,7 @@
 #include "bench.h"
 #include "exporter.h"
 #include "log.h"
-#include "statsd.h"
+#include "statsd/statsd.h"
 
 /* The traffic: a glob rule with a label, DogStatsD tags, and a mix of types. */
 static const char *const YAML = "defaults:\n"

@@ -11,7 +11,7 @@
 
 #include "exporter.h"
 #include "log.h"
-#include "statsd.h"
+#include "statsd/statsd.h"
 
 #define DRAIN_MS 10000 /* how long SIGTERM waits for in-flight HTTP requests */
 

@@ -1,9 +1,9 @@
 /* fuzz_statsd.c - libFuzzer target: the StatsD line parser and both line splitters
- * (exporter/statsd_parse.h).
+ * (exporter/statsd/parse.h).
  *
  * Input: byte 0 selects the tag styles and how small the caller storage is, byte 1 the
  * splitter's max_line and chunk sizes; the rest is the data. Besides the sanitizers, every
- * promise of statsd_parse.h is checked (an abort is a finding):
+ * promise of statsd/parse.h is checked (an abort is a finding):
  *   - datagram splitter: the lines joined with '\n' give back the packet exactly;
  *   - stream splitter: fed in chunks through a buffer of max_line + 1 bytes (as the TCP
  *     listener does), it yields exactly the lines and TOO_LONG reports a simple model of the
@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "statsd_parse.h"
+#include "statsd/parse.h"
 
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
@@ -168,7 +168,7 @@ static void check_packet(const char *buf, size_t len) {
     CHECK(nlines >= 1); /* an empty packet is one empty line */
 }
 
-/* What the stream splitter must produce, from the rules in statsd_parse.h. */
+/* What the stream splitter must produce, from the rules in statsd/parse.h. */
 typedef struct {
     int too_long; /* 1: a TOO_LONG report instead of a line */
     const char *ptr;

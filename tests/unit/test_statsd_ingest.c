@@ -1,4 +1,4 @@
-/* test_statsd_ingest.c - the StatsD ingest path (exporter/statsd.c) against a real registry and
+/* test_statsd_ingest.c - the StatsD ingest path (exporter/statsd/) against a real registry and
  * configuration: event -> metric semantics of statsd_exporter (types, mapping, labels, help,
  * honor_labels, scale, drop), conflicts (type, label set, _sum/_count/_bucket collisions,
  * families StatsD does not own), series limits, declared metrics, TTL expiry, reloads, the
@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "exporter.h"
-#include "statsd.h"
+#include "statsd/statsd.h"
 
 /* ---- environment ------------------------------------------------------------------------- */
 

@@ -1,5 +1,5 @@
 /* test_statsd_parse.c - unit tests of the StatsD line parser and splitters
- * (exporter/statsd_parse.c): every type and tag style, multi-sample and extended-aggregation
+ * (exporter/statsd/parse.c): every type and tag style, multi-sample and extended-aggregation
  * lines, sample rates, gauge deltas, Go number syntax, every drop reason, hostile input
  * (binary bytes, NUL, invalid UTF-8, 64 KiB lines, 1000 tags, random bytes) and the
  * datagram / stream splitters on partial and over-long lines. */
@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "statsd_parse.h"
+#include "statsd/parse.h"
 
 #define MAXLINE 70000
 #define MAXEV (MAXLINE / 2 + 1)

@@ -1,11 +1,11 @@
-/* statsd_parse.c - the StatsD line parser and the datagram/stream line splitters.
+/* statsd/parse.c - the StatsD line parser and the datagram/stream line splitters.
  *
- * Written to match prometheus/statsd_exporter's pkg/line behaviour (see statsd_parse.h for
+ * Written to match prometheus/statsd_exporter's pkg/line behaviour (see parse.h for
  * the few deliberate differences), including Go's strconv number syntax, since clients rely
  * on whatever statsd_exporter accepts. Everything works on (pointer, length) ranges of the
  * caller's buffer; nothing is allocated.
  */
-#include "statsd_parse.h"
+#include "statsd/parse.h"
 
 #include <math.h>
 #include <stdio.h>

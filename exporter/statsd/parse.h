@@ -1,4 +1,4 @@
-/* statsd_parse.h - internal: the StatsD line parser and line splitters of the ingest listeners.
+/* statsd/parse.h - internal: the StatsD line parser and line splitters of the ingest listeners.
  *
  * Semantics follow prometheus/statsd_exporter (pkg/line, pkg/listener) so that clients and
  * their quirks behave the same: `name:value|type[|@rate][|#tags][|c:container][|T<ts>]`,

@@ -13,7 +13,7 @@
  * families declared in the configuration's `metrics:` section, never a family some other part
  * of abacus owns (self-metrics, pushed metrics).
  */
-#include "statsd.h"
+#include "statsd/statsd.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -39,7 +39,7 @@
 
 #include "famset.h"
 #include "log.h"
-#include "statsd_parse.h"
+#include "statsd/parse.h"
 
 #ifndef SO_MEMINFO
 #define SO_MEMINFO 55

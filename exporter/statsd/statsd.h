@@ -1,7 +1,7 @@
-/* statsd.h - internal: the StatsD ingest listeners (UDP, TCP, Unix datagram) and the path
+/* statsd/statsd.h - the StatsD ingest listeners (UDP, TCP, Unix datagram) and the path
  * from a received line to a registry update.
  *
- * Lines are parsed by statsd_parse.h, names mapped by the configuration's mapper, and events
+ * Lines are parsed by statsd/parse.h, names mapped by the configuration's mapper, and events
  * become metrics the way prometheus/statsd_exporter's exporter turns them into metrics:
  * counters -> counter, gauges -> gauge (`+`/`-` values add), timers/histograms/distributions
  * -> histogram or summary per observer_type; the family's label names are the event's tags
