@@ -120,6 +120,7 @@ typedef struct {
     uint64_t request_timeout_ns;      /* headers and body complete within it; 0 = none (10s) */
     size_t max_concurrent_scrapes;    /* scrapes rendered at once; more wait (4) */
     uint64_t scrape_queue_timeout_ns; /* longest wait for a scrape slot, then 503 (10s) */
+    uint64_t write_timeout_ns;        /* a response sent within it, or cut; 0 = none (60s) */
 } cfg_server;
 
 typedef struct {

@@ -1307,12 +1307,13 @@ enum {
     SV_REQTIMEOUT,
     SV_MAXSCRAPES,
     SV_QUEUETIMEOUT,
+    SV_WRITETIMEOUT,
     SV_N
 };
 static const char *const sv_keys[SV_N] = {
-    "listen_address",         "telemetry_path",         "max_connections",
-    "max_connections_per_ip", "connection_timeout",     "max_request_bytes",
-    "request_timeout",        "max_concurrent_scrapes", "scrape_queue_timeout"};
+    "listen_address",       "telemetry_path",    "max_connections", "max_connections_per_ip",
+    "connection_timeout",   "max_request_bytes", "request_timeout", "max_concurrent_scrapes",
+    "scrape_queue_timeout", "write_timeout"};
 
 static void ld_server(ld *c, ln *n) {
     cfg_server *s = &c->cfg->server;
@@ -1355,6 +1356,7 @@ static void ld_server(ld *c, ln *n) {
         s->max_concurrent_scrapes = (size_t)u;
     }
     f_dur(c, &f, SV_QUEUETIMEOUT, &s->scrape_queue_timeout_ns);
+    f_dur(c, &f, SV_WRITETIMEOUT, &s->write_timeout_ns);
 }
 
 enum {
@@ -2159,6 +2161,8 @@ cfg_config *cfg_default(void) {
     c->server.request_timeout_ns = 10ULL * 1000000000ULL;
     c->server.max_concurrent_scrapes = 4;
     c->server.scrape_queue_timeout_ns = 10ULL * 1000000000ULL;
+    /* Prometheus's scrape_timeout is at most its interval (10s-60s as usually set). */
+    c->server.write_timeout_ns = 60ULL * 1000000000ULL;
     c->statsd.listen_udp = strdup(":9125");
     c->statsd.listen_tcp = strdup(":9125");
     c->statsd.listen_unixgram = strdup("");

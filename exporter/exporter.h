@@ -45,6 +45,8 @@ typedef struct {
     long long max_connections;  /* --web.max-connections */
     /* --web.max-concurrent-scrapes */
     long long max_concurrent_scrapes;
+    const char *request_timeout; /* --web.request-timeout (a duration) */
+    const char *write_timeout;   /* --web.write-timeout (a duration) */
     const char *statsd_listen_udp, *statsd_listen_tcp, *statsd_listen_unixgram;
     long long statsd_read_buffer, statsd_cache_size, statsd_readers;
     int statsd_dogstatsd_tags, statsd_influxdb_tags, statsd_librato_tags, statsd_signalfx_tags;
@@ -99,14 +101,17 @@ void exp_self_http_request(exp_self *s, const char *handler, unsigned code);
 /* Record the duration of one /metrics scrape. Cannot fail. */
 void exp_self_scrape_duration(exp_self *s, double seconds);
 /* Count n HTTP connections the server closed itself; reason is one of "request_timeout"
- * (headers or body not complete in time), "evicted" (made room for a newcomer at the
- * connection cap), "refused" (at the cap, nothing to evict). Cannot fail. */
+ * (headers or body not complete in time), "write_timeout" (response not sent in time),
+ * "evicted" (made room for a newcomer at the connection cap), "refused" (at the cap,
+ * nothing to evict). Cannot fail. */
 void exp_self_http_closed(exp_self *s, const char *reason, double n);
 /* Count one scrape that waited for a free scrape slot. Cannot fail. */
 void exp_self_scrape_queued(exp_self *s);
 /* Set the number of open HTTP connections. Cannot fail. */
 void exp_self_http_connections(exp_self *s, double open);
-/* Record a configuration (re)load outcome; hash is the loaded config's (ok only). */
+/* Record a configuration (re)load outcome; hash is the loaded config's (ok only). Every call
+ * after the first successful one (the load at start) counts in abacus_config_reloads_total.
+ * Cannot fail. */
 void exp_self_config_loaded(exp_self *s, int ok, uint64_t hash);
 
 /* ---- the current configuration --------------------------------------------------------- */

@@ -47,10 +47,15 @@ static const flag_def flags[] = {
      "Maximum number of simultaneous HTTP connections."},
     {"web.max-concurrent-scrapes", F_INT, OFF(max_concurrent_scrapes), "4",
      "Scrapes rendered at once; more wait for a slot (server.scrape_queue_timeout), then 503."},
+    {"web.request-timeout", F_STR, OFF(request_timeout), "10s",
+     "Close a connection whose request headers and body are not complete within this "
+     "(duration; 0 = none)."},
+    {"web.write-timeout", F_STR, OFF(write_timeout), "60s",
+     "Cut a response (and free its scrape slot) not sent within this (duration; 0 = none)."},
     {"config.file", F_STR, OFF(config_file), "\"abacus.yml\"",
      "Configuration file. Without the flag: ./abacus.yml if present, else built-in defaults."},
     {"check-config", F_BOOL, OFF(check_config), NULL,
-     "Validate the configuration, print every error as file:line:column: message, exit."},
+     "Validate the configuration, print every error as file:line:column: path: message, exit."},
     {"statsd.listen-udp", F_STR, OFF(statsd_listen_udp), "\":9125\"",
      "UDP address to receive StatsD lines on. \"\" disables it."},
     {"statsd.listen-tcp", F_STR, OFF(statsd_listen_tcp), "\":9125\"",
@@ -203,6 +208,12 @@ int exp_flags_parse(exp_flags *f, int argc, char **argv, FILE *err) {
         }
     }
     uint64_t ns;
+    if (f->request_timeout && cfg_parse_duration(f->request_timeout, &ns) != 0)
+        return usage_error(err, "invalid --web.request-timeout %s (want a duration: 10s, 1m)",
+                           f->request_timeout);
+    if (f->write_timeout && cfg_parse_duration(f->write_timeout, &ns) != 0)
+        return usage_error(err, "invalid --web.write-timeout %s (want a duration: 30s, 1m)",
+                           f->write_timeout);
     if (f->statsd_tcp_idle_timeout && cfg_parse_duration(f->statsd_tcp_idle_timeout, &ns) != 0)
         return usage_error(err, "invalid --statsd.tcp-idle-timeout %s (want a duration: 30s, 5m)",
                            f->statsd_tcp_idle_timeout);
@@ -265,6 +276,10 @@ static int apply_flags(const exp_flags *f, cfg_config *c) {
     if (f->statsd_signalfx_tags != EXP_UNSET)
         c->statsd.signalfx_tags = f->statsd_signalfx_tags;
     uint64_t ns; /* checked by exp_flags_parse */
+    if (f->request_timeout && cfg_parse_duration(f->request_timeout, &ns) == 0)
+        c->server.request_timeout_ns = ns;
+    if (f->write_timeout && cfg_parse_duration(f->write_timeout, &ns) == 0)
+        c->server.write_timeout_ns = ns;
     if (f->statsd_tcp_idle_timeout && cfg_parse_duration(f->statsd_tcp_idle_timeout, &ns) == 0)
         c->statsd.tcp_idle_timeout_ns = ns;
     if (f->statsd_max_tcp_connections != EXP_UNSET)
@@ -573,7 +588,8 @@ int exp_state_reload(exp_state *s, cfg_errors *errs) {
         a->max_request_bytes != b->max_request_bytes ||
         a->request_timeout_ns != b->request_timeout_ns ||
         a->max_concurrent_scrapes != b->max_concurrent_scrapes ||
-        a->scrape_queue_timeout_ns != b->scrape_queue_timeout_ns)
+        a->scrape_queue_timeout_ns != b->scrape_queue_timeout_ns ||
+        a->write_timeout_ns != b->write_timeout_ns)
         exp_log(EXP_LOG_WARN, "server settings changed; they take effect after a restart", NULL);
     pthread_mutex_lock(&s->cur_lock);
     s->cur = next;

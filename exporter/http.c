@@ -190,7 +190,8 @@ const char *exp_sock_name(int fd, char *buf, size_t cap) {
 typedef enum {
     CP_HEADERS, /* request line and headers arriving: request_timeout runs */
     CP_BODY,    /* headers complete, body arriving: request_timeout still runs */
-    CP_BUSY,    /* being answered (or waiting for a scrape slot): no deadline of ours */
+    CP_BUSY,    /* being handled (or waiting for a scrape slot): no deadline of ours */
+    CP_SENDING, /* response queued, still being sent: write_timeout runs */
     CP_IDLE     /* kept alive between requests: MHD's idle timeout, then ours */
 } conn_phase;
 
@@ -245,7 +246,7 @@ struct exp_http {
 
     /* Limits, fixed at start. */
     size_t max_open;
-    uint64_t request_timeout_ms, idle_timeout_ms, queue_timeout_ms; /* 0: none */
+    uint64_t request_timeout_ms, idle_timeout_ms, queue_timeout_ms, write_timeout_ms; /* 0: none */
     unsigned max_scrapes;
 
     /* Guards everything below and every conn_ent and gate field. Taken by MHD's worker
@@ -279,7 +280,9 @@ static uint64_t now_ms(void) {
  * never idle and holds its connection slot for as long as it likes. So every connection is
  * tracked from MHD's STARTED notification to its CLOSED one, with the phase of its current
  * request, and a watchdog thread shuts down the socket of one whose request is not complete
- * within request_timeout; MHD then reads EOF and closes it. MHD calls CLOSED before it
+ * within request_timeout, or whose response is not sent within write_timeout (a client that
+ * reads a scrape slowly holds its scrape slot); MHD then reads EOF or fails to write, and
+ * closes it. MHD calls CLOSED before it
  * closes the descriptor, and CLOSED removes the entry under mu, the lock every shutdown is
  * made under: so a shutdown never reaches a descriptor number that was closed and reused.
  */
@@ -290,6 +293,10 @@ static uint64_t deadline_of(const exp_http *h, const conn_ent *e) {
     case CP_HEADERS:
     case CP_BODY:
         return h->request_timeout_ms ? e->since + h->request_timeout_ms : 0;
+    case CP_SENDING:
+        /* A client that reads slowly but never idles would otherwise keep the response, and a
+         * scrape its slot, for as long as it likes. */
+        return h->write_timeout_ms ? e->since + h->write_timeout_ms : 0;
     case CP_IDLE:
         /* MHD closes a silent kept-alive connection after idle_timeout; one that trickles its
          * next request line is not silent, and gets request_timeout on top. */
@@ -338,7 +345,8 @@ static void set_phase(exp_http *h, conn_ent *e, conn_phase p) {
 static conn_ent *oldest_evictable(exp_http *h, const conn_ent *except) {
     conn_ent *best = NULL;
     for (conn_ent *e = h->conns.next; e != &h->conns; e = e->next)
-        if (e != except && !e->cut && e->phase != CP_BUSY && (!best || e->since < best->since))
+        if (e != except && !e->cut && e->phase != CP_BUSY && e->phase != CP_SENDING &&
+            (!best || e->since < best->since))
             best = e;
     return best;
 }
@@ -531,7 +539,7 @@ static struct timespec ms_to_ts(uint64_t ms) {
     return ts;
 }
 
-/* The watchdog thread: cuts connections past their request deadline, refuses scrapes past
+/* The watchdog thread: cuts connections past their request or write deadline, refuses scrapes past
  * their wait, sleeps until the next deadline (at most WATCHDOG_MAX_SLEEP_MS; earlier when
  * poked). Returns NULL. */
 static void *watchdog(void *arg) {
@@ -539,12 +547,17 @@ static void *watchdog(void *arg) {
     pthread_mutex_lock(&h->mu);
     while (!h->wd_stop) {
         uint64_t now = now_ms(), next = now + WATCHDOG_MAX_SLEEP_MS;
-        unsigned timed_out = 0;
+        unsigned timed_out = 0, write_timed_out = 0;
         for (conn_ent *e = h->conns.next; e != &h->conns; e = e->next) {
             uint64_t d = e->cut ? 0 : deadline_of(h, e);
             if (d && d <= now) {
+                /* A cut response frees its scrape slot: MHD closes the connection, then frees
+                 * the response (scrape_free gives the slot to the next waiter). */
+                if (e->phase == CP_SENDING)
+                    write_timed_out++;
+                else
+                    timed_out++;
                 cut(h, e);
-                timed_out++;
             } else if (d && d < next) {
                 next = d;
             }
@@ -558,9 +571,10 @@ static void *watchdog(void *arg) {
                 pp = &(*pp)->wnext;
             }
         }
-        if (timed_out) {
+        if (timed_out || write_timed_out) {
             pthread_mutex_unlock(&h->mu);
             exp_self_http_closed(h->self, "request_timeout", timed_out);
+            exp_self_http_closed(h->self, "write_timeout", write_timed_out);
             pthread_mutex_lock(&h->mu);
             continue;
         }
@@ -909,6 +923,9 @@ static int bad_target(const req_ctx *ctx, const char *url, const char *version) 
 /* The MHD access handler: first call with the headers (checks, early refusals), then the body
  * in pieces, then the final call that answers. MHD_NO (close the connection) when out of
  * memory; every refusal of the client's request is an answered status instead. */
+static enum MHD_Result answer(exp_http *h, struct MHD_Connection *c, req_ctx *ctx,
+                              const char *method);
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_cls) {
@@ -956,6 +973,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     /* The request is complete: it is answered now (or waits for a scrape slot). */
     set_phase(h, ctx->ent, CP_BUSY);
+    enum MHD_Result ret = answer(h, c, ctx, method);
+    /* A response was queued (not suspended at the gate): write_timeout runs from now. */
+    if (ctx->code)
+        set_phase(h, ctx->ent, CP_SENDING);
+    return ret;
+}
+
+/* The final handler call of a complete request: queues its response, or suspends it at the
+ * scrape gate (MHD_YES, no response). MHD_NO when out of memory. */
+static enum MHD_Result answer(exp_http *h, struct MHD_Connection *c, req_ctx *ctx,
+                              const char *method) {
     if (ctx->too_large)
         return reply_text(c, ctx, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large\n", NULL);
 
@@ -1089,6 +1117,7 @@ exp_http *exp_http_start(reg_registry *r, exp_state *st, exp_self *self, const e
     h->idle_timeout_ms = (uint64_t)timeout * 1000u;
     h->request_timeout_ms = ns_to_ms_ceil(srv->request_timeout_ns);
     h->queue_timeout_ms = ns_to_ms_ceil(srv->scrape_queue_timeout_ns);
+    h->write_timeout_ms = ns_to_ms_ceil(srv->write_timeout_ns);
     h->max_scrapes =
         srv->max_concurrent_scrapes ? (unsigned)srv->max_concurrent_scrapes : DEFAULT_MAX_SCRAPES;
 
@@ -1114,15 +1143,17 @@ exp_http *exp_http_start(reg_registry *r, exp_state *st, exp_self *self, const e
         return NULL;
     }
     h->wd_running = 1;
-    char tbuf[16], cbuf[16], pbuf[16], rbuf[24], sbuf[16];
+    char tbuf[16], cbuf[16], pbuf[16], rbuf[24], wbuf[24], sbuf[16];
     snprintf(tbuf, sizeof tbuf, "%us", timeout);
     snprintf(cbuf, sizeof cbuf, "%u", maxconn);
     snprintf(pbuf, sizeof pbuf, "%u", perip);
     snprintf(rbuf, sizeof rbuf, "%llums", (unsigned long long)h->request_timeout_ms);
+    snprintf(wbuf, sizeof wbuf, "%llums", (unsigned long long)h->write_timeout_ms);
     snprintf(sbuf, sizeof sbuf, "%u", h->max_scrapes);
     exp_log(EXP_LOG_INFO, "listening", "address", h->address, "telemetry_path", h->telemetry_path,
-            "connection_timeout", tbuf, "request_timeout", rbuf, "max_connections", cbuf,
-            "max_connections_per_ip", pbuf, "max_concurrent_scrapes", sbuf, NULL);
+            "connection_timeout", tbuf, "request_timeout", rbuf, "write_timeout", wbuf,
+            "max_connections", cbuf, "max_connections_per_ip", pbuf, "max_concurrent_scrapes", sbuf,
+            NULL);
     return h;
 }
 

@@ -8,6 +8,7 @@
  */
 #include <dirent.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@ enum {
     F_HTTP_CONNS,
     F_SCRAPES_QUEUED,
     F_RELOAD_OK,
+    F_RELOADS,
     F_RELOAD_TS,
     F_CONFIG_HASH,
     F_CPU,
@@ -46,7 +48,11 @@ static const char *const l_family[] = {"family"};
 static const char *const l_http[] = {"handler", "code"};
 static const char *const l_reason[] = {"reason"};
 /* Every reason exp_self_http_closed takes, exported from start so rate() sees the first one. */
-static const char *const closed_reasons[] = {"request_timeout", "evicted", "refused"};
+static const char *const closed_reasons[] = {"request_timeout", "write_timeout", "evicted",
+                                             "refused"};
+static const char *const l_outcome[] = {"outcome"};
+/* Both outcomes of a reload, exported from start like the reasons above. */
+static const char *const reload_outcomes[] = {"success", "failure"};
 static const double scrape_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                         0.1,   0.25,   0.5,   1,    2.5,   5};
 
@@ -84,6 +90,7 @@ static const reg_family_def defs[F_COUNT] = {
     [F_HTTP_CLOSED] = {.name = "abacus_http_connections_closed_total",
                        .help = "HTTP connections closed by abacus itself, by reason: "
                                "request_timeout (headers or body not complete in time), "
+                               "write_timeout (response not sent in time), "
                                "evicted (made room at the connection cap), refused (at the "
                                "cap with nothing to evict).",
                        .type = REG_COUNTER,
@@ -96,6 +103,12 @@ static const reg_family_def defs[F_COUNT] = {
                              REG_COUNTER),
     [F_RELOAD_OK] = DEF("abacus_config_last_reload_successful",
                         "Whether the last configuration reload attempt was successful.", REG_GAUGE),
+    [F_RELOADS] = {.name = "abacus_config_reloads_total",
+                   .help = "Configuration reloads (SIGHUP, /-/reload), by outcome; the load at "
+                           "start is not one.",
+                   .type = REG_COUNTER,
+                   .nlabels = 1,
+                   .labels = l_outcome},
     [F_RELOAD_TS] = DEF("abacus_config_last_reload_success_timestamp_seconds",
                         "Timestamp of the last successful configuration reload.", REG_GAUGE),
     [F_CONFIG_HASH] = DEF("abacus_config_hash",
@@ -144,6 +157,7 @@ struct exp_self {
     reg_series **snap;
     size_t snap_cap;
     nv_list series_seen, refused_seen, stale, resets;
+    atomic_int loaded_once; /* exp_self_config_loaded saw the load at start */
 };
 
 /* ---- handles and families ------------------------------------------------------------------ */
@@ -283,6 +297,7 @@ exp_self *exp_self_create(reg_registry *r, char *err, size_t errlen) {
         return NULL;
     }
     s->reg = r;
+    atomic_init(&s->loaded_once, 0);
     exp_famset_init(&s->fams, r, defs, F_COUNT);
     pthread_mutex_init(&s->pool_mu, NULL);
     pthread_mutex_init(&s->refresh_mu, NULL);
@@ -314,6 +329,11 @@ exp_self *exp_self_create(reg_registry *r, char *err, size_t errlen) {
              i++) {
             const char *v[] = {closed_reasons[i]};
             rc = reg_touch(t, exp_famset_get(&s->fams, F_HTTP_CLOSED), v);
+        }
+        for (size_t i = 0; rc == REG_OK && i < sizeof reload_outcomes / sizeof *reload_outcomes;
+             i++) {
+            const char *v[] = {reload_outcomes[i]};
+            rc = reg_touch(t, exp_famset_get(&s->fams, F_RELOADS), v);
         }
         if (rc != REG_OK)
             snprintf(err, errlen, "initialising self-metrics: %s", reg_strerror(rc));
@@ -432,10 +452,18 @@ void exp_self_config_loaded(exp_self *s, int ok, uint64_t hash) {
     const char *none[] = {NULL};
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
+    /* The first successful load is the one at start (exp_state_create), not a reload. Relaxed:
+     * it only tells the first call from the rest; nothing is published with it, so it pairs
+     * with no other access (loads are serialised by the state's reload lock anyway). */
+    int reload = s && (!ok || atomic_exchange_explicit(&s->loaded_once, 1, memory_order_relaxed));
     reg_thread *t = event_begin(s);
     if (!t)
         return;
     update(s, t, F_RELOAD_OK, reg_gauge_set, none, ok ? 1 : 0);
+    if (reload) {
+        const char *v[] = {ok ? "success" : "failure"};
+        update(s, t, F_RELOADS, reg_counter_add, v, 1);
+    }
     if (ok) {
         update(s, t, F_RELOAD_TS, reg_gauge_set, none,
                (double)now.tv_sec + (double)now.tv_nsec / 1e9);

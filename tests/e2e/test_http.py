@@ -471,16 +471,29 @@ class Reload(unittest.TestCase):
             line = a.wait_log(r"nonsense", start=mark)
             self.assertIn("level=error", line)
             self.assertRegex(line, r"line=6 ")
+            # the gauge and the counter move in one event, not atomically for a scrape: await
+            wait_until(lambda: a.value("abacus_config_reloads_total",
+                                       {"outcome": "failure"}) == 1, "the failed reload counted")
             fams, _, _ = a.scrape()
+            self.assertEqual(sample_value(fams, "abacus_config_reloads_total",
+                                          {"outcome": "success"}), 1)
             self.assertEqual(sample_value(fams, "workers_busy"), 0)
             self.assertIsNone(sample_value(fams, "ok_metric"))
             self.assertEqual(a.get("/-/ready").status, 200)
 
     def test_http_reload(self):
         with Abacus(config=CONFIG_A, lifecycle=True) as a:
+            def reloads():
+                fams, _, _ = a.scrape()
+                return (sample_value(fams, "abacus_config_reloads_total", {"outcome": "success"}),
+                        sample_value(fams, "abacus_config_reloads_total", {"outcome": "failure"}))
+
+            # both outcomes exported from start; the load at start is not a reload
+            self.assertEqual(reloads(), (0, 0))
             a.write_config(CONFIG_B)
             r = a.request("POST", "/-/reload")
             self.assertEqual(r.status, 200, r.body)
+            self.assertEqual(reloads(), (1, 0))
             # synchronous: the new config is in force when the response arrives
             fams, _, _ = a.scrape()
             self.assertEqual(sample_value(fams, "workers_busy"), 0)
@@ -493,9 +506,11 @@ class Reload(unittest.TestCase):
             fams, _, _ = a.scrape()
             self.assertEqual(sample_value(fams, "abacus_config_last_reload_successful"), 0)
             self.assertEqual(sample_value(fams, "workers_busy"), 0)
+            self.assertEqual(reloads(), (1, 1))
             # back to good
             a.write_config(CONFIG_A)
             self.assertEqual(a.request("POST", "/-/reload").status, 200)
+            self.assertEqual(reloads(), (2, 1))
             fams, _, _ = a.scrape()
             self.assertEqual(sample_value(fams, "abacus_config_last_reload_successful"), 1)
             self.assertEqual(sample_value(fams, "queue_depth"), 0)
@@ -505,6 +520,7 @@ class Reload(unittest.TestCase):
             self.assertEqual(r.status, 400)
             self.assertIn("abacus.yml", r.text)
             self.assertEqual(a.value("queue_depth"), 0)
+            self.assertEqual(reloads(), (2, 2))
 
     def test_concurrent_scrapes_during_reloads(self):
         """Many scrapers validate every scrape while the registry changes under them."""

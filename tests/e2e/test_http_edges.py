@@ -1,9 +1,11 @@
 """test_http_edges.py - the HTTP server against hostile clients: slow header senders (a request
-deadline, eviction at the connection cap), request targets and framing that cannot be taken
+deadline, eviction at the connection cap), a client that never reads its scrape (a write
+deadline that frees the scrape slot), request targets and framing that cannot be taken
 at face value (400, counted), and self-metrics present from the very first scrape.
 Runs the real binary (env ABACUS_BIN); every client listens or connects on 127.0.0.x only."""
 
 import os
+import re
 import socket
 import sys
 import threading
@@ -121,6 +123,87 @@ class SlowHeaders(unittest.TestCase):
                 stop.set()
                 for s in socks:
                     s.close()
+
+
+STUCK_SERIES = 30000   # with 100-byte label values: ~4 MB of output, more than the kernel's
+PAD = "x" * 100        # socket buffers hold, so a client that reads nothing stalls the response
+
+
+def scrape_line_value(a, name, labels_text):
+    """The value of one sample (name{labels_text}) in a raw GET of /metrics, or None when the
+    sample is absent or the scrape was not a 200 (a large scrape is not parsed whole)."""
+    r = harness.http_request(a.host, a.port, "GET", "/metrics", timeout=60)
+    if r.status != 200:
+        return None
+    m = re.search(r"^%s%s (\S+)$" % (re.escape(name), re.escape(labels_text)), r.text, re.M)
+    return float(m.group(1)) if m else None
+
+
+class SlowReaders(unittest.TestCase):
+    def test_write_timeout_cuts_a_stuck_scrape_and_frees_its_slot(self):
+        # One scrape slot; the idle timeout (120 s) and the queue wait (60 s) are far away, so
+        # only write_timeout can take the slot back from a client that reads nothing.
+        cfg = ("server:\n  max_concurrent_scrapes: 1\n  write_timeout: 2s\n"
+               "  connection_timeout: 120s\n  scrape_queue_timeout: 60s\n"
+               "mappings:\n  - match: \"stuck.*\"\n    name: stuck_total\n"
+               "    labels: {id: \"$1\"}\n")
+        with Abacus(config=cfg, statsd=True) as a:
+            with socket.create_connection(a.statsd["tcp"], timeout=30) as s:
+                s.sendall("".join("stuck.%s%d:1|c\n" % (PAD, i)
+                                  for i in range(STUCK_SERIES)).encode())
+            wait_until(lambda: scrape_line_value(a, "abacus_series",
+                                                 '{family="stuck_total"}') == STUCK_SERIES,
+                       "the series created", timeout=60)
+            self.assertEqual(scrape_line_value(a, "abacus_http_connections_closed_total",
+                                               '{reason="write_timeout"}'), 0)
+            stuck = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                stuck.settimeout(30)
+                stuck.connect((a.host, a.port))
+                stuck.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+                # The response has begun (peeked, not read): the stuck scrape holds the slot.
+                wait_until(lambda: stuck.recv(1, socket.MSG_PEEK) == b"H",
+                           "the stuck scrape's first bytes")
+                # This scrape waits for the only slot; the cut gives it over, and it is
+                # answered. It may render before the watchdog counts the cut: poll.
+                wait_until(lambda: scrape_line_value(a, "abacus_http_connections_closed_total",
+                                                     '{reason="write_timeout"}') == 1,
+                           "the stuck scrape cut and counted as write_timeout", timeout=60)
+                # the stuck client sees the end of its connection: EOF or a reset, after what
+                # was buffered, and never the whole response
+                got = b""
+                while True:
+                    try:
+                        chunk = stuck.recv(65536)
+                    except ConnectionResetError:
+                        break
+                    if not chunk:
+                        break
+                    got += chunk
+                self.assertNotIn(b"\r\n0\r\n\r\n", got[-16:], "the response was complete")
+            finally:
+                stuck.close()
+            self.assertEqual(harness.http_request(a.host, a.port, "GET", "/metrics",
+                                                  timeout=60).status, 200)
+            self.assertEqual(scrape_line_value(a, "abacus_http_connections_closed_total",
+                                               '{reason="request_timeout"}'), 0)
+
+
+    def test_timeout_flags_override_the_file(self):
+        cfg = "server:\n  request_timeout: 30s\n  write_timeout: 30s\n"
+        with Abacus(config=cfg, args=["--web.request-timeout=1500ms",
+                                      "--web.write-timeout=0"]) as a:
+            line = a.wait_log(r"listening")
+            self.assertRegex(line, r"request_timeout\W+1500ms")
+            self.assertRegex(line, r"write_timeout\W+0ms")
+        for flag in ("--web.request-timeout=soon", "--web.write-timeout=-1s"):
+            rc, _, err = harness.run([flag])
+            self.assertEqual(rc, 2, flag)
+            self.assertIn(flag.split("=")[0], err)
+        rc, out, _ = harness.run(["--help"])
+        self.assertIn("--web.request-timeout=10s", out)
+        self.assertIn("--web.write-timeout=60s", out)
 
 
 class RequestTargets(unittest.TestCase):

@@ -22,26 +22,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Abacus, run, wait_until  # noqa: E402
-
-
-def sanitized():
-    """True when ABACUS_BIN is a sanitizer build: its memory figures say nothing."""
-    with open(os.environ["ABACUS_BIN"], "rb") as f:
-        data = f.read()
-    return b"__tsan_init" in data or b"__asan_init" in data
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for pid %d" % pid)
-
-
-def open_fds(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
+from harness import (Abacus, open_fds, proc_status_kib, run, sanitizer,  # noqa: E402
+                     wait_until)
 
 
 def raise_fd_limit(want):
@@ -210,7 +192,7 @@ class StatsdTcpTest(unittest.TestCase):
         with TcpAbacus() as a:
             pid = a.proc.pid
             a.scrape()
-            base = rss_kib(pid)
+            base = proc_status_kib(pid, "VmRSS")
             conns = []
             tail = b"p" * size  # no newline: each connection holds a 60 KB partial line
             for _ in range(n):
@@ -219,19 +201,19 @@ class StatsdTcpTest(unittest.TestCase):
                 conns.append(c)
             a.await_metric("abacus_statsd_bytes_total", {"listener": "tcp"}, n * size,
                            timeout=60)
-            held = rss_kib(pid)
+            held = proc_status_kib(pid, "VmRSS")
             for c in conns:
                 c.close()
             # At the end of each stream its tail is one last (malformed) line.
             a.await_metric("abacus_statsd_lines_total", {"listener": "tcp"}, n, timeout=60)
             a.await_metric("abacus_statsd_sample_errors_total", {"reason": "malformed_line"}, n)
-            if sanitized():
+            if sanitizer():
                 return  # the sanitizer's allocator keeps freed memory in quarantine
             print("RSS before %d KiB, holding %d partial lines %d KiB" % (base, n, held))
             self.assertGreater(held - base, n * size // 1024 // 2,
                                "the partial lines were not held: the test proves nothing")
             after = wait_until(lambda: (lambda r: r if r <= base + 16 * 1024 else None)(
-                rss_kib(pid)), "RSS back within 16 MiB of before", timeout=30)
+                proc_status_kib(pid, "VmRSS")), "RSS back within 16 MiB of before", timeout=30)
             print("RSS after the connections closed %d KiB" % after)
 
 
