@@ -16,31 +16,55 @@
 
 /* ---- definitions ------------------------------------------------------------------------- */
 
-static int valid_name(const char *s, int colon_ok) {
-    if (s == NULL || *s == '\0' || strnlen(s, REG_MAX_NAME + 1) > REG_MAX_NAME)
+/* Shared by the metric and label name rules: [a-zA-Z_(:)][a-zA-Z0-9_(:)]*, 1..REG_MAX_NAME
+ * bytes. Cannot fail. */
+static int valid_name(const char *s, size_t len, int colon_ok) {
+    if (s == NULL || len == 0 || len > REG_MAX_NAME)
         return 0;
-    for (const char *p = s; *p; p++) {
-        char c = *p;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
         int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-                 (colon_ok && c == ':') || (p != s && c >= '0' && c <= '9');
+                 (colon_ok && c == ':') || (i > 0 && c >= '0' && c <= '9');
         if (!ok)
             return 0;
     }
     return 1;
 }
 
+/* 1 or 0; cannot fail. */
+int reg_valid_metric_name(const char *s, size_t len) {
+    return valid_name(s, len, 1);
+}
+
+/* 1 or 0; cannot fail. */
+int reg_valid_label_name(const char *s, size_t len) {
+    return valid_name(s, len, 0);
+}
+
+/* 1 or 0; cannot fail. */
+int reg_reserved_label_name(reg_type t, const char *s, size_t len) {
+    if (s == NULL)
+        return 0;
+    if (len >= 2 && s[0] == '_' && s[1] == '_')
+        return 1;
+    if (t == REG_HISTOGRAM && len == 2 && memcmp(s, "le", 2) == 0)
+        return 1;
+    return t == REG_SUMMARY && len == 8 && memcmp(s, "quantile", 8) == 0;
+}
+
+/* 1 when s is a NUL-terminated valid name (at most REG_MAX_NAME bytes read past s). */
+static int valid_cstr_name(const char *s, int colon_ok) {
+    return s != NULL && valid_name(s, strnlen(s, REG_MAX_NAME + 1), colon_ok);
+}
+
 static int def_valid(const reg_family_def *d) {
-    if (!valid_name(d->name, 1) || (unsigned)d->type > REG_UNTYPED)
+    if (!valid_cstr_name(d->name, 1) || (unsigned)d->type > REG_UNTYPED)
         return 0;
     if (d->nlabels + d->nconst > REG_MAX_LABELS)
         return 0;
     for (size_t i = 0; i < d->nlabels + d->nconst; i++) {
         const char *n = i < d->nlabels ? d->labels[i] : d->const_names[i - d->nlabels];
-        if (!valid_name(n, 0) || strncmp(n, "__", 2) == 0)
-            return 0;
-        if (d->type == REG_HISTOGRAM && strcmp(n, "le") == 0)
-            return 0;
-        if (d->type == REG_SUMMARY && strcmp(n, "quantile") == 0)
+        if (!valid_cstr_name(n, 0) || reg_reserved_label_name(d->type, n, strlen(n)))
             return 0;
         for (size_t j = 0; j < i; j++) {
             const char *m = j < d->nlabels ? d->labels[j] : d->const_names[j - d->nlabels];

@@ -246,10 +246,47 @@ size_t reg_reap(reg_registry *r);
 size_t reg_series_total(const reg_registry *r);
 size_t reg_family_total(const reg_registry *r);
 
+/* ---- shared utilities: the one home of rules and tools other modules use too ----------- */
+
 /* A fast 64-bit hash of n bytes (wyhash-style multiply-fold; not cryptographic: seed it
  * randomly where senders choose the keys). Shared so other modules need no hash of their
  * own. Cannot fail. */
 uint64_t reg_hash_bytes(const void *p, size_t n, uint64_t seed);
+
+/* Name rules (Prometheus's), the ones reg_family_add checks. s[0..len) need not be
+ * NUL-terminated; a NUL inside makes it invalid. Each returns 1 or 0 and cannot fail.
+ * Metric name: [a-zA-Z_:][a-zA-Z0-9_:]*, 1..REG_MAX_NAME bytes. */
+int reg_valid_metric_name(const char *s, size_t len);
+/* Label name: [a-zA-Z_][a-zA-Z0-9_]*, 1..REG_MAX_NAME bytes. A reserved name is valid here:
+ * ask reg_reserved_label_name as well. */
+int reg_valid_label_name(const char *s, size_t len);
+/* 1 when a family of type t may not use the label name: names starting with "__" (reserved
+ * for Prometheus's own use) always, "le" in a histogram, "quantile" in a summary (the
+ * exposition adds them). REG_UNTYPED when the type is not known: only the prefix rule. */
+int reg_reserved_label_name(reg_type t, const char *s, size_t len);
+
+/* A string-keyed hash map: keys are byte strings (s, len), values non-NULL pointers. Open
+ * addressing, seeded per map from getrandom() so senders cannot choose colliding keys. Not
+ * thread-safe: one writer, or readers only. Keys are borrowed (they must outlive the map and
+ * not change) unless the map was created with REG_STRMAP_COPY. */
+typedef struct reg_strmap reg_strmap;
+#define REG_STRMAP_COPY 1u /* keys are copied by put and freed with the map */
+
+/* An empty map (no slots until the first put). NULL when out of memory. */
+reg_strmap *reg_strmap_create(unsigned flags);
+/* Insert key, or replace its value. REG_OK; REG_EINVAL (NULL map or value); REG_ENOMEM (the
+ * map is unchanged). */
+int reg_strmap_put(reg_strmap *m, const char *key, size_t len, void *val);
+/* The value of key; NULL when absent or m is NULL. Cannot fail. */
+void *reg_strmap_get(const reg_strmap *m, const char *key, size_t len);
+/* Number of keys; 0 for NULL. Cannot fail. */
+size_t reg_strmap_count(const reg_strmap *m);
+/* Iteration in no particular order: start with *pos = 0; each call returns 1 and fills the
+ * non-NULL outputs with the next entry, or 0 at the end. A put during the walk invalidates
+ * it. Cannot fail. */
+int reg_strmap_next(const reg_strmap *m, size_t *pos, const char **key, size_t *len, void **val);
+/* Frees the map (and the keys it copied). Cannot fail; NULL is ignored. */
+void reg_strmap_free(reg_strmap *m);
 
 const char *reg_strerror(int err);
 const char *reg_type_name(reg_type t); /* "counter", "gauge", ... */
