@@ -227,11 +227,36 @@ class Endpoints(unittest.TestCase):
         self.assertEqual(inf, count)
 
     def test_process_cpu_counter_monotonic(self):
-        prev = -1
-        for _ in range(5):
-            v = self.a.value("process_cpu_seconds_total")
-            self.assertGreaterEqual(v, prev)
-            prev = v
+        # A process of its own with a large registry (3000 declared gauges, ~300 KB a
+        # scrape): scraping it burns CPU that the counter must show. Each reading lies
+        # between the process's own utime + stime (/proc/PID/stat) read just before and just
+        # after the scrape; the readings never go down and grow by at least 0.2 s.
+        cfg = "metrics:\n" + "".join("  - {name: cpu_burn_%d, type: gauge, help: CPU.}\n" % i
+                                     for i in range(3000))
+        tick = os.sysconf("SC_CLK_TCK")
+        with Abacus(config=cfg) as a:
+            def proc_cpu():
+                with open("/proc/%d/stat" % a.proc.pid) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                return (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+
+            def reading():
+                lo = proc_cpu()
+                v = a.value("process_cpu_seconds_total")
+                hi = proc_cpu()
+                self.assertTrue(lo - 1e-9 <= v <= hi + 1e-9, (lo, v, hi))
+                return v
+            first = prev = reading()
+
+            def grown():
+                nonlocal prev
+                for _ in range(10):
+                    self.assertEqual(a.get("/metrics").status, 200)
+                v = reading()
+                self.assertGreaterEqual(v, prev)
+                prev = v
+                return v >= first + 0.2
+            wait_until(grown, "process_cpu_seconds_total to grow by 0.2 s", timeout=180)
 
 
 
@@ -404,15 +429,38 @@ class Flags(unittest.TestCase):
             self.assertRegex(obj["ts"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
     def test_log_level(self):
-        a = Abacus(args=["--log.level=warn"])
+        fmt = r'^ts=\S+ level=(debug|info|warn|error) msg='
+        # warn: a reload that changes server: logs a warning, a rejected one errors; the
+        # info lines of start-up, reload and stop are not written.
+        a = Abacus(config=CONFIG_B, args=["--log.level=warn"])
         with a:
-            a.get("/-/healthy")
-        self.assertNotIn("level=info", a.log_text())
-        a = Abacus(args=["--log.level=info"])
-        with a:
-            pass
+            a.write_config("server:\n  max_connections: 77\n" + CONFIG_B)
+            a.signal(signal.SIGHUP)
+            a.wait_log(r"level=warn msg=\"server settings changed")
+            a.write_config(BAD_CONFIG)
+            a.signal(signal.SIGHUP)
+            a.wait_log(r"level=error .*nonsense")
         for line in a.lines:
-            self.assertRegex(line, r'^ts=\S+ level=(debug|info|warn|error) msg=')
+            self.assertRegex(line, fmt)
+            self.assertRegex(line, r"^ts=\S+ level=(warn|error) ", line)
+        # info: start-up and stop are logged; a refused StatsD line (debug) is not, even
+        # once the line was counted and the process has exited (stderr read to its end).
+        # debug: the same line is logged.
+        for level in ("info", "debug"):
+            a = Abacus(args=["--log.level=" + level], statsd=True)
+            with a:
+                a.send_udp("not a statsd line")
+                wait_until(lambda: a.value("abacus_statsd_sample_errors_total",
+                                           {"reason": "malformed_line"}) == 1,
+                           "the refused line counted")
+            text = a.log_text()
+            for line in a.lines:
+                self.assertRegex(line, fmt)
+            for msg in ("starting abacus", "listening", "ready", "shutting down", "stopped"):
+                self.assertRegex(text, r"(?m)^ts=\S+ level=info msg=\"?%s" % msg)
+            refused = re.findall(r"(?m)^ts=\S+ level=debug msg=\"statsd line refused\".*$", text)
+            self.assertEqual(len(refused), 1 if level == "debug" else 0, text)
+            self.assertEqual("level=debug" in text, level == "debug", text)
 
 
 class ServerLimits(unittest.TestCase):
