@@ -89,6 +89,33 @@ def wait_until(cond, what, timeout=DEFAULT_TIMEOUT, interval=0.02):
         time.sleep(interval)
 
 
+def have_ipv6():
+    """Whether the kernel has IPv6 (an ::1 socket can be bound)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def free_port_all(kind=socket.SOCK_STREAM):
+    """A port that was free a moment ago on every interface: for an all-interface listener
+    (":PORT"), dual-stack [::] when the kernel has IPv6, else 0.0.0.0."""
+    if have_ipv6():
+        s = socket.socket(socket.AF_INET6, kind)
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        addr = ("::", 0)
+    else:
+        s = socket.socket(socket.AF_INET, kind)
+        addr = ("0.0.0.0", 0)
+    try:
+        s.bind(addr)
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
 def free_port(kind=socket.SOCK_STREAM):
     """A port that was free a moment ago on 127.0.0.1 (for programs that cannot take :0)."""
     s = socket.socket(socket.AF_INET, kind)
@@ -228,7 +255,7 @@ class Abacus:
     """
 
     def __init__(self, args=(), config=None, lifecycle=False, statsd=False, cwd=None,
-                 pass_config_flag=True):
+                 pass_config_flag=True, env=None):
         self.tmp = tempfile.mkdtemp(prefix="abacus-e2e-")
         self.cwd = cwd or self.tmp
         self.config_path = os.path.join(self.tmp, "abacus.yml")
@@ -250,6 +277,7 @@ class Abacus:
         else:
             self.args += ["--statsd.listen-udp=", "--statsd.listen-tcp="]
         self.args += list(args)
+        self.env = env  # extra environment variables for the process (None: inherit only)
         self.proc = None
         self.port = None
         self.host = "127.0.0.1"
@@ -267,9 +295,10 @@ class Abacus:
     # -- lifecycle --
 
     def start(self, wait_ready=True):
+        env = dict(os.environ, **self.env) if self.env else None
         self.proc = subprocess.Popen([binary()] + self.args, cwd=self.cwd,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
+                                     stderr=subprocess.PIPE, env=env)
         self._reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._reader.start()
         listen = [x for x in self.args if x.startswith("--web.listen-address=")][-1]
