@@ -400,97 +400,143 @@ static void log_refusal(const char *name, reg_type type, int reason, const char 
                     NULL);
 }
 
+/* The sorted label names ml[0..n), NUL-terminated, into buf (REG_MAX_LABELS * 130 bytes) and
+ * names. 0, or -1 when a name is too long for a family. */
+static int label_names(const mlabel *ml, size_t n, char *buf, const char **names) {
+    for (size_t i = 0; i < n; i++) {
+        if (ml[i].nlen >= 128)
+            return -1;
+        memcpy(buf, ml[i].name, ml[i].nlen);
+        buf[ml[i].nlen] = '\0';
+        names[i] = buf;
+        buf += ml[i].nlen + 1;
+    }
+    return 0;
+}
+
+/* 1 when this module created the family `name`. Takes create_mu. Cannot fail. */
+static int created_here(exp_statsd_listener *L, const char *name) {
+    pthread_mutex_lock(&L->create_mu);
+    int owned = nameset_has(&L->created, name);
+    pthread_mutex_unlock(&L->create_mu);
+    return owned;
+}
+
+#define ADD_REFUSED 1 /* not a registry result code: those are 0 or negative */
+
+/* Under create_mu, the family def->name is absent: create it unless its sample names would
+ * collide or the global series limit is reached. Fills *fp (the new family, or one that
+ * someone else created meanwhile, or NULL) and *created; on a refusal, e->reason and *why.
+ * Returns ADD_REFUSED, or the registry's result (REG_OK; REG_ECONFLICT: *fp is someone else's;
+ * REG_EINVAL; REG_ENOMEM, also when the family was created but its name could not be
+ * remembered). */
+static int add_locked(exp_ingest *in, const reg_family_def *def, reg_family **fp, int *created,
+                      fres *e, const char **why) {
+    exp_statsd_listener *L = in->L;
+    size_t limit = in->cfg->cfg->statsd.max_series;
+    if (suffix_collision(in->t, def->name, def->type)) {
+        e->reason = DR_CONFLICT;
+        *why = "its _bucket/_count/_sum series would collide with another family";
+        return ADD_REFUSED;
+    }
+    if (limit && reg_series_total(L->reg) >= limit) {
+        e->reason = DR_SERIES_LIMIT; /* its first series would be refused anyway */
+        *why = "the global series limit is reached";
+        return ADD_REFUSED;
+    }
+    int rc = reg_family_add(in->t, def, fp);
+    if (rc == REG_OK) {
+        *created = 1;
+        if (nameset_add(&L->created, def->name) != 0)
+            rc = REG_ENOMEM;
+    } else if (rc == REG_ECONFLICT) {
+        *fp = reg_family_find(in->t, def->name); /* someone else's: checked by the caller */
+    }
+    return rc;
+}
+
+/* What create_family came to. */
+enum { MADE_NEW, MADE_FOUND, MADE_GONE, MADE_REFUSED };
+
+/* The family `name` was absent: create it from the rule or the defaults, under create_mu (the
+ * lock every creation by this module takes), or find the one created meanwhile. Returns
+ * MADE_NEW (*fp created here), MADE_FOUND (*fp exists; *owned tells whether StatsD may feed
+ * it), MADE_GONE (removed again meanwhile: look again) or MADE_REFUSED (e->reason set, the
+ * refusal logged). Inside a section. */
+static int create_family(exp_ingest *in, const cfg_mapping *rule, const char *name, reg_type type,
+                         const mlabel *ml, size_t n, reg_family **fp, int *owned, fres *e) {
+    exp_statsd_listener *L = in->L;
+    char names_buf[REG_MAX_LABELS * 130];
+    const char *names[REG_MAX_LABELS];
+    if (label_names(ml, n, names_buf, names) != 0) {
+        e->reason = DR_INVALID_LABELS;
+        log_refusal(name, type, e->reason, "label name too long");
+        return MADE_REFUSED;
+    }
+    reg_family_def def;
+    new_family_def(in, rule, name, type, n, names, &def);
+    const char *why = "another family with that name has a different type or label names";
+    int rc = REG_OK, created = 0;
+    pthread_mutex_lock(&L->create_mu);
+    *fp = reg_family_find(in->t, name);
+    if (!*fp)
+        rc = add_locked(in, &def, fp, &created, e, &why);
+    if (*fp && !created)
+        *owned = *owned || nameset_has(&L->created, name);
+    pthread_mutex_unlock(&L->create_mu);
+    if (rc != REG_OK && rc != REG_ECONFLICT) {
+        if (rc == REG_EINVAL) {
+            e->reason = DR_INVALID_LABELS;
+            why = "invalid label names for this type (reserved, or le/quantile)";
+        } else if (rc == REG_ENOMEM) {
+            e->reason = DR_OOM;
+            why = "out of memory";
+        }
+        log_refusal(name, type, e->reason, why);
+        return MADE_REFUSED;
+    }
+    return !*fp ? MADE_GONE : created ? MADE_NEW : MADE_FOUND;
+}
+
+/* Whether StatsD may feed the existing family f as events of this type and sorted labels:
+ * fills e->perm and returns 0, or sets e->reason, logs the refusal and returns -1. */
+static int check_existing(reg_family *f, const char *name, reg_type type, int declared, int owned,
+                          const mlabel *ml, size_t n, fres *e) {
+    const reg_family_def *d = reg_family_definition(f);
+    const char *why = "the name belongs to a metric StatsD does not feed";
+    if (owned) {
+        if (type_fits(d->type, type, declared) && label_perm(d, ml, n, e->perm) == 0)
+            return 0;
+        why = "another family with that name has a different type or label names";
+    }
+    e->reason = DR_CONFLICT;
+    log_refusal(name, type, e->reason, why);
+    return -1;
+}
+
 /* Resolve the family for an event: find it and check it fits, or create it. Inside a
- * section. Fills *e (a held family with its label order, or a refusal reason). */
+ * section. Fills *e: a held family with its label order, or a refusal reason (logged). Cannot
+ * fail otherwise. */
 static void resolve(exp_ingest *in, const cfg_mapping *rule, const char *name, reg_type type,
                     const mlabel *ml, size_t n, fres *e) {
-    exp_statsd_listener *L = in->L;
-    reg_thread *t = in->t;
     memset(e, 0, sizeof *e);
     int declared = is_declared(in->cfg->cfg, name);
-    const char *why = "another family with that name has a different type or label names";
     for (int attempt = 0; attempt < RESOLVE_TRIES; attempt++) {
-        reg_family *f = reg_family_find(t, name);
-        int owned = declared, created = 0;
+        reg_family *f = reg_family_find(in->t, name);
+        int owned = declared, made = MADE_FOUND;
         if (!f) {
-            /* Sorted label names, NUL-terminated, for the definition. */
-            char names_buf[REG_MAX_LABELS * 130], *p = names_buf;
-            const char *names[REG_MAX_LABELS];
-            for (size_t i = 0; i < n; i++) {
-                if (ml[i].nlen >= 128) {
-                    e->reason = DR_INVALID_LABELS;
-                    log_refusal(name, type, e->reason, "label name too long");
-                    return;
-                }
-                memcpy(p, ml[i].name, ml[i].nlen);
-                p[ml[i].nlen] = '\0';
-                names[i] = p;
-                p += ml[i].nlen + 1;
-            }
-            reg_family_def def;
-            new_family_def(in, rule, name, type, n, names, &def);
-            size_t limit = in->cfg->cfg->statsd.max_series;
-            int rc = REG_OK, refused = 0;
-            pthread_mutex_lock(&L->create_mu);
-            f = reg_family_find(t, name);
-            if (!f) {
-                if (suffix_collision(t, name, type)) {
-                    refused = 1;
-                    e->reason = DR_CONFLICT;
-                    why = "its _bucket/_count/_sum series would collide with another family";
-                } else if (limit && reg_series_total(L->reg) >= limit) {
-                    refused = 1;
-                    e->reason = DR_SERIES_LIMIT; /* its first series would be refused anyway */
-                    why = "the global series limit is reached";
-                } else {
-                    rc = reg_family_add(t, &def, &f);
-                    if (rc == REG_OK) {
-                        created = 1;
-                        if (nameset_add(&L->created, name) != 0)
-                            rc = REG_ENOMEM;
-                    } else if (rc == REG_ECONFLICT) {
-                        f = reg_family_find(t, name); /* someone else's: checked below */
-                    }
-                }
-            }
-            if (f && !created)
-                owned = owned || nameset_has(&L->created, name);
-            pthread_mutex_unlock(&L->create_mu);
-            if (refused || (rc != REG_OK && rc != REG_ECONFLICT)) {
-                if (rc == REG_EINVAL) {
-                    e->reason = DR_INVALID_LABELS;
-                    why = "invalid label names for this type (reserved, or le/quantile)";
-                } else if (rc == REG_ENOMEM) {
-                    e->reason = DR_OOM;
-                    why = "out of memory";
-                }
-                log_refusal(name, type, e->reason, why);
+            made = create_family(in, rule, name, type, ml, n, &f, &owned, e);
+            if (made == MADE_REFUSED)
                 return;
-            }
-            if (!f)
-                continue; /* removed again meanwhile */
-            if (created) {
-                for (size_t i = 0; i < n; i++)
-                    e->perm[i] = (uint8_t)i;
-                if (reg_family_hold(f) != REG_OK)
-                    continue;
-                e->f = f;
-                return;
-            }
+            if (made == MADE_GONE)
+                continue;
         } else if (!owned) {
-            pthread_mutex_lock(&L->create_mu);
-            owned = nameset_has(&L->created, name);
-            pthread_mutex_unlock(&L->create_mu);
+            owned = created_here(in->L, name);
         }
-        const reg_family_def *d = reg_family_definition(f);
-        if (!owned) {
-            e->reason = DR_CONFLICT;
-            log_refusal(name, type, e->reason, "the name belongs to a metric StatsD does not feed");
-            return;
-        }
-        if (!type_fits(d->type, type, declared) || label_perm(d, ml, n, e->perm) != 0) {
-            e->reason = DR_CONFLICT;
-            log_refusal(name, type, e->reason, why);
+        if (made == MADE_NEW) {
+            for (size_t i = 0; i < n; i++)
+                e->perm[i] = (uint8_t)i;
+        } else if (check_existing(f, name, type, declared, owned, ml, n, e) != 0) {
             return;
         }
         if (reg_family_hold(f) != REG_OK)
@@ -595,91 +641,103 @@ static fentry *family_for(exp_ingest *in, const cfg_mapping *rule, const char *n
     return e;
 }
 
-/* Level-1 miss: map the name, merge the labels, find the family (level 2), and store what
- * was decided under the event key k. NULL when out of memory (counted). Inside a section. */
-static eentry *event_miss(exp_ingest *in, const exp_statsd_event *ev, const char *k, size_t kl,
-                          uint64_t h) {
-    cfg_map_result res;
-    if (cfg_mapper_map(in->cfg->mapper, in->mc, ev->name.ptr, ev->name.len,
-                       (cfg_metric_kind)kind_slot(ev->kind), &res) != 0) {
-        drop(in, DR_OOM);
-        return NULL;
+/* The family type for events of kind k under rule (NULL: the defaults); fills *evt (EV_*).
+ * Cannot fail. */
+static reg_type event_type(const exp_ingest *in, exp_statsd_kind k, const cfg_mapping *rule,
+                           uint8_t *evt) {
+    if (k == EXP_STATSD_COUNTER) {
+        *evt = EV_COUNTER;
+        return REG_COUNTER;
     }
-    eentry d = {.status = ES_APPLY, .mapped = (uint8_t)res.mapped, .scale = 1};
-    const cfg_mapping *rule = res.rule;
-    mlabel *ml = in->ml;
-    size_t n = 0;
-    fentry *fe = NULL;
-    if (res.drop) {
-        d.status = ES_DROP;
-    } else if (res.mapped && !res.name[0]) {
-        d.status = ES_EMPTY;
-    } else {
-        if (rule && rule->has_scale)
-            d.scale = rule->scale;
-        reg_type type = REG_GAUGE;
-        d.evt = EV_GAUGE;
-        if (ev->kind == EXP_STATSD_COUNTER) {
-            type = REG_COUNTER;
-            d.evt = EV_COUNTER;
-        } else if (ev->kind == EXP_STATSD_OBSERVER) {
-            cfg_observer_type ot =
-                rule ? rule->observer_type : in->cfg->rules->defaults.observer_type;
-            type = ot == CFG_OBS_SUMMARY ? REG_SUMMARY : REG_HISTOGRAM;
-            d.evt = EV_OBSERVER;
-        }
-        /* Labels: the tags, then the rule's labels (the rule wins unless honor_labels). */
-        size_t ntags = ev->nlabels;
-        for (size_t i = 0; i < ntags; i++)
-            ml[n++] = (mlabel){ev->labels[i].name.ptr, ev->labels[i].value.ptr,
-                               ev->labels[i].name.len, ev->labels[i].value.len, (int)i};
-        for (size_t i = 0; i < res.nlabels; i++) {
-            const char *ln = res.label_names[i], *lv = res.label_values[i];
-            size_t lnl = strlen(ln), j = 0;
-            while (j < ntags && !(ml[j].nlen == lnl && memcmp(ml[j].name, ln, lnl) == 0))
-                j++;
-            if (j < ntags) {
-                if (!rule->honor_labels)
-                    ml[j] = (mlabel){ml[j].name, lv, ml[j].nlen, strlen(lv), -1};
-                continue;
-            }
-            ml[n++] = (mlabel){ln, lv, lnl, strlen(lv), -1};
-        }
-        if (n > REG_MAX_LABELS) {
-            d.status = ES_REFUSED;
-            d.reason = DR_TOO_MANY_LABELS;
-            n = 0;
-        } else {
-            for (size_t i = 1; i < n; i++) { /* insertion sort: a handful of labels */
-                mlabel x = ml[i];
-                size_t j = i;
-                while (j > 0 && ml_cmp(&ml[j - 1], &x) > 0) {
-                    ml[j] = ml[j - 1];
-                    j--;
-                }
-                ml[j] = x;
-            }
-            fe = family_for(in, rule, res.name, type, ml, n);
-            if (!fe) {
-                drop(in, DR_OOM);
-                return NULL;
-            }
-            if (!fe->k.f) {
-                d.status = ES_REFUSED;
-                d.reason = fe->reason;
-                n = 0;
-            }
-        }
+    if (k == EXP_STATSD_OBSERVER) {
+        cfg_observer_type ot = rule ? rule->observer_type : in->cfg->rules->defaults.observer_type;
+        *evt = EV_OBSERVER;
+        return ot == CFG_OBS_SUMMARY ? REG_SUMMARY : REG_HISTOGRAM;
     }
-    if (d.status != ES_APPLY)
-        n = 0;
+    *evt = EV_GAUGE;
+    return REG_GAUGE;
+}
+
+/* The labels of an event into ml: its tags, then the mapping's labels (a rule's label
+ * replaces a tag of that name unless honor_labels). Returns their number (up to MERGE_CAP).
+ * Cannot fail. */
+static size_t merge_labels(mlabel *ml, const exp_statsd_event *ev, const cfg_map_result *res) {
+    size_t n = 0, ntags = ev->nlabels;
+    for (size_t i = 0; i < ntags; i++)
+        ml[n++] = (mlabel){ev->labels[i].name.ptr, ev->labels[i].value.ptr, ev->labels[i].name.len,
+                           ev->labels[i].value.len, (int)i};
+    for (size_t i = 0; i < res->nlabels; i++) {
+        const char *ln = res->label_names[i], *lv = res->label_values[i];
+        size_t lnl = strlen(ln), j = 0;
+        while (j < ntags && !(ml[j].nlen == lnl && memcmp(ml[j].name, ln, lnl) == 0))
+            j++;
+        if (j < ntags) {
+            if (!res->rule->honor_labels)
+                ml[j] = (mlabel){ml[j].name, lv, ml[j].nlen, strlen(lv), -1};
+            continue;
+        }
+        ml[n++] = (mlabel){ln, lv, lnl, strlen(lv), -1};
+    }
+    return n;
+}
+
+/* Sorts ml[0..n) by name: insertion sort, for a handful of labels. Cannot fail. */
+static void sort_labels(mlabel *ml, size_t n) {
+    for (size_t i = 1; i < n; i++) {
+        mlabel x = ml[i];
+        size_t j = i;
+        while (j > 0 && ml_cmp(&ml[j - 1], &x) > 0) {
+            ml[j] = ml[j - 1];
+            j--;
+        }
+        ml[j] = x;
+    }
+}
+
+/* For a mapped event (not dropped, with a name): the scale, the type, the merged and sorted
+ * labels (in->ml) and their family (level 2). Fills d (scale, evt; status ES_REFUSED and a
+ * reason when refused), *fe and *n (the labels applied: 0 unless d->status stays ES_APPLY).
+ * 0, or -1 when out of memory. Inside a section. */
+static int decide(exp_ingest *in, const exp_statsd_event *ev, const cfg_map_result *res, eentry *d,
+                  fentry **fe, size_t *n) {
+    const cfg_mapping *rule = res->rule;
+    if (rule && rule->has_scale)
+        d->scale = rule->scale;
+    reg_type type = event_type(in, ev->kind, rule, &d->evt);
+    size_t nl = merge_labels(in->ml, ev, res);
+    *n = 0;
+    if (nl > REG_MAX_LABELS) {
+        d->status = ES_REFUSED;
+        d->reason = DR_TOO_MANY_LABELS;
+        return 0;
+    }
+    sort_labels(in->ml, nl);
+    *fe = family_for(in, rule, res->name, type, in->ml, nl);
+    if (!*fe)
+        return -1;
+    if (!(*fe)->k.f) {
+        d->status = ES_REFUSED;
+        d->reason = (*fe)->reason;
+        return 0;
+    }
+    *n = nl;
+    return 0;
+}
+
+/* Store decision d under the event key k: an event-cache entry holding the family of fe (when
+ * applied) and, for each of the n labels in->ml in the family's order, where its value comes
+ * from. NULL when out of memory or when the family was removed just now (counted). Inside a
+ * section. */
+static eentry *remember(exp_ingest *in, const char *k, size_t kl, uint64_t h, const eentry *d,
+                        const fentry *fe, size_t n) {
+    const mlabel *ml = in->ml;
     /* The entry's blob: key, src[], constants. */
     size_t extra = n * sizeof(int32_t);
     for (size_t i = 0; i < n; i++)
         if (ml[i].src < 0)
             extra += ml[i].vlen + 1;
     reg_family *f = NULL;
-    if (d.status == ES_APPLY) {
+    if (d->status == ES_APPLY) {
         f = fe->k.f;
         if (reg_family_hold(f) != REG_OK) { /* removed by a reload just now */
             kt_clear(in->L->reg, &in->fc);
@@ -695,7 +753,7 @@ static eentry *event_miss(exp_ingest *in, const exp_statsd_event *ev, const char
         return NULL;
     }
     kent kk = e->k;
-    *e = d;
+    *e = *d;
     e->k = kk;
     e->k.f = f;
     e->nlabels = (uint8_t)n;
@@ -717,27 +775,104 @@ static eentry *event_miss(exp_ingest *in, const exp_statsd_event *ev, const char
     return e;
 }
 
-/* One parsed event: the event cache (or, on a miss, mapping, label merge and the family
- * cache), then the registry update. Inside a section. */
-static void handle_event(exp_ingest *in, const exp_statsd_event *ev) {
-    /* Level-1 key: kind, raw name, tag names in the order sent; each NUL-terminated. */
+/* Level-1 miss: map the name, merge the labels, find the family (level 2), and store what
+ * was decided under the event key k. NULL when out of memory (counted). Inside a section. */
+static eentry *event_miss(exp_ingest *in, const exp_statsd_event *ev, const char *k, size_t kl,
+                          uint64_t h) {
+    cfg_map_result res;
+    if (cfg_mapper_map(in->cfg->mapper, in->mc, ev->name.ptr, ev->name.len,
+                       (cfg_metric_kind)kind_slot(ev->kind), &res) != 0) {
+        drop(in, DR_OOM);
+        return NULL;
+    }
+    eentry d = {.status = ES_APPLY, .mapped = (uint8_t)res.mapped, .scale = 1};
+    fentry *fe = NULL;
+    size_t n = 0;
+    if (res.drop) {
+        d.status = ES_DROP;
+    } else if (res.mapped && !res.name[0]) {
+        d.status = ES_EMPTY;
+    } else if (decide(in, ev, &res, &d, &fe, &n) != 0) {
+        drop(in, DR_OOM);
+        return NULL;
+    }
+    return remember(in, k, kl, h, &d, fe, n);
+}
+
+/* The level-1 key of ev into in->key (kind, raw name, tag names in the order sent; each
+ * NUL-terminated); *kl its length. NULL when out of memory. Cannot fail otherwise. */
+static const char *event_key(exp_ingest *in, const exp_statsd_event *ev, size_t *kl) {
     size_t need = 2 + ev->name.len;
     for (size_t i = 0; i < ev->nlabels; i++)
         need += ev->labels[i].name.len + 1;
-    if (reserve(&in->key, &in->keycap, need) != 0) {
+    if (reserve(&in->key, &in->keycap, need) != 0)
+        return NULL;
+    char *k = in->key;
+    size_t n = 0;
+    k[n++] = (char)kind_slot(ev->kind);
+    memcpy(k + n, ev->name.ptr, ev->name.len);
+    n += ev->name.len;
+    k[n++] = '\0';
+    for (size_t i = 0; i < ev->nlabels; i++) {
+        memcpy(k + n, ev->labels[i].name.ptr, ev->labels[i].name.len);
+        n += ev->labels[i].name.len;
+        k[n++] = '\0';
+    }
+    *kl = n;
+    return k;
+}
+
+/* The label values of ev for entry e, in the family's order and NUL-terminated, into vals:
+ * a rule's constants from the entry, tag values copied into the arena (they fit: ARENA_CAP
+ * exceeds any line). Cannot fail. */
+static void label_values(exp_ingest *in, const eentry *e, const exp_statsd_event *ev,
+                         const char **vals) {
+    const char *src = e->k.blob + e->src_off;
+    char *a = in->arena;
+    for (size_t j = 0; j < e->nlabels; j++) {
+        int32_t sj;
+        memcpy(&sj, src + j * sizeof sj, sizeof sj);
+        if (sj < 0) {
+            vals[j] = e->k.blob + (-sj - 1);
+            continue;
+        }
+        const exp_statsd_str *tv = &ev->labels[sj].value;
+        memcpy(a, tv->ptr, tv->len);
+        a[tv->len] = '\0';
+        vals[j] = a;
+        a += tv->len + 1;
+    }
+}
+
+/* Count and log an event of family f refused for reason (DR_*), detail what says why. Cannot
+ * fail. */
+static void refuse(exp_ingest *in, reg_family *f, int reason, const char *what) {
+    const reg_family_def *d = reg_family_definition(f);
+    drop(in, reason);
+    log_refusal(d->name, d->type, reason, what);
+}
+
+/* Count and log an update of family f that failed with registry result rc. Cannot fail. */
+static void refuse_update(exp_ingest *in, reg_family *f, int rc) {
+    int reason = rc == REG_ELIMIT   ? DR_SERIES_LIMIT
+                 : rc == REG_EINVAL ? DR_INVALID_LABELS
+                 : rc == REG_EGONE  ? DR_CONFLICT
+                                    : DR_OOM;
+    refuse(in, f, reason,
+           reason == DR_SERIES_LIMIT
+               ? "a new series over the family's max_series or statsd.max_series"
+               : reg_strerror(rc));
+}
+
+/* One parsed event: the event cache (or, on a miss, mapping, label merge and the family
+ * cache), then the registry update. Inside a section. Cannot fail: what is not applied is
+ * counted (and logged at a bounded rate). */
+static void handle_event(exp_ingest *in, const exp_statsd_event *ev) {
+    size_t kl;
+    const char *k = event_key(in, ev, &kl);
+    if (!k) {
         drop(in, DR_OOM);
         return;
-    }
-    char *k = in->key;
-    size_t kl = 0;
-    k[kl++] = (char)kind_slot(ev->kind);
-    memcpy(k + kl, ev->name.ptr, ev->name.len);
-    kl += ev->name.len;
-    k[kl++] = '\0';
-    for (size_t i = 0; i < ev->nlabels; i++) {
-        memcpy(k + kl, ev->labels[i].name.ptr, ev->labels[i].name.len);
-        kl += ev->labels[i].name.len;
-        k[kl++] = '\0';
     }
     uint64_t h = reg_hash_bytes(k, kl, in->seed);
     eentry *e = (eentry *)(void *)kt_get(&in->ec, k, kl, h);
@@ -766,30 +901,13 @@ static void handle_event(exp_ingest *in, const exp_statsd_event *ev) {
         }
         int bad = bad_value(ev, v);
         if (bad >= 0) {
-            const reg_family_def *d = reg_family_definition(e->k.f);
-            drop(in, bad);
-            log_refusal(d->name, d->type, bad,
-                        bad == DR_NEG_COUNTER ? "a counter cannot go down"
-                                              : "the value is not a finite number");
+            refuse(in, e->k.f, bad,
+                   bad == DR_NEG_COUNTER ? "a counter cannot go down"
+                                         : "the value is not a finite number");
             return;
         }
-        /* Label values in the family's order, NUL-terminated. */
         const char *vals[REG_MAX_LABELS];
-        const char *src = e->k.blob + e->src_off;
-        char *a = in->arena;
-        for (size_t j = 0; j < e->nlabels; j++) {
-            int32_t sj;
-            memcpy(&sj, src + j * sizeof sj, sizeof sj);
-            if (sj < 0) {
-                vals[j] = e->k.blob + (-sj - 1);
-                continue;
-            }
-            const exp_statsd_str *tv = &ev->labels[sj].value;
-            memcpy(a, tv->ptr, tv->len); /* tag values fit: ARENA_CAP exceeds any line */
-            a[tv->len] = '\0';
-            vals[j] = a;
-            a += tv->len + 1;
-        }
+        label_values(in, e, ev, vals);
         int rc = apply(in, e->k.f, vals, ev, v);
         if (rc == REG_EGONE && attempt == 0) {
             /* A reload removed the family: forget what both caches knew, decide again. */
@@ -799,20 +917,10 @@ static void handle_event(exp_ingest *in, const exp_statsd_event *ev) {
                 return;
             continue;
         }
-        if (rc == REG_OK) {
+        if (rc == REG_OK)
             in->cur.events[e->evt]++;
-            return;
-        }
-        int reason = rc == REG_ELIMIT   ? DR_SERIES_LIMIT
-                     : rc == REG_EINVAL ? DR_INVALID_LABELS
-                     : rc == REG_EGONE  ? DR_CONFLICT
-                                        : DR_OOM;
-        const reg_family_def *d = reg_family_definition(e->k.f);
-        drop(in, reason);
-        log_refusal(d->name, d->type, reason,
-                    reason == DR_SERIES_LIMIT
-                        ? "a new series over the family's max_series or statsd.max_series"
-                        : reg_strerror(rc));
+        else
+            refuse_update(in, e->k.f, rc);
         return;
     }
 }
