@@ -178,11 +178,6 @@ static size_t go_special(const char *s, size_t n, double *out) {
 #define DEC_KEEP 800
 #define HEX_KEEP 20
 
-/* strconv.ParseFloat(s, 64): decimal and hex floats with Go's literal syntax (underscores
- * between digits, hex needs a 'p' exponent), "inf"/"infinity"/"nan". On GO_RANGE *out is
- * ±Inf, on GO_SYNTAX 0, as Go returns them. The digits are rewritten in a canonical form
- * ("DIGITSeEXP" / "0xDIGITSpEXP", no '.') for strtod, which rounds correctly and does not
- * depend on the locale for such input. */
 /* The common case, exactly: [+-]digits[.digits] with at most 15 digits in all. The digits
  * form an integer below 2^53 and 10^k (k <= 22) is exact, so one correctly rounded division
  * gives the correctly rounded value (Clinger's fast path). Returns false when not applicable. */
@@ -220,16 +215,134 @@ static bool fast_decimal(const char *s, size_t n, double *out) {
     return true;
 }
 
+/* A float literal being read by go_parse_float: its significant digits, kept in canonical
+ * form in buf after the sign and base prefix (from digits_at on). */
+typedef struct {
+    char *buf;
+    size_t cap, digits_at, kept;
+    bool neg, hex, underscores, sawdigits, trunc;
+    long nd, dp; /* significant digits seen; digits before the point (negative: zeros after) */
+} go_float;
+
+/* The sign and "0x" prefix of s (n > 0): recorded in f and written to f->buf. Returns the
+ * index after them. Cannot fail. */
+static size_t float_prefix(go_float *f, const char *s, size_t n) {
+    size_t i = 0, nb = 0;
+    if (s[0] == '+' || s[0] == '-') {
+        f->neg = s[0] == '-';
+        i = 1;
+    }
+    if (i + 2 < n && s[i] == '0' && lower(s[i + 1]) == 'x') {
+        f->hex = true;
+        i += 2;
+    }
+    if (f->neg)
+        f->buf[nb++] = '-';
+    if (f->hex) {
+        f->buf[nb++] = '0';
+        f->buf[nb++] = 'x';
+    }
+    f->digits_at = nb;
+    return i;
+}
+
+/* The mantissa of s from i: digits (leading zeros only move the point), at most one '.', and
+ * underscores (checked later). The first DEC_KEEP (HEX_KEEP) significant digits are kept; a
+ * later nonzero one sets trunc. Returns the index after the mantissa. Cannot fail: f->sawdigits
+ * says whether it had digits. */
+static size_t scan_mantissa(go_float *f, const char *s, size_t n, size_t i) {
+    size_t keep = f->hex ? HEX_KEEP : DEC_KEEP;
+    bool sawdot = false;
+    for (; i < n; i++) {
+        char c = s[i];
+        if (c == '_') {
+            f->underscores = true;
+            continue;
+        }
+        if (c == '.') {
+            if (sawdot)
+                break;
+            sawdot = true;
+            f->dp = f->nd;
+            continue;
+        }
+        if (!is_digit(c) && !(f->hex && is_hex_letter(c)))
+            break;
+        f->sawdigits = true;
+        if (c == '0' && f->nd == 0) { /* leading zero */
+            f->dp--;
+            continue;
+        }
+        f->nd++;
+        if (f->kept < keep)
+            f->buf[f->digits_at + f->kept++] = c;
+        else if (c != '0')
+            f->trunc = true;
+    }
+    if (!sawdot)
+        f->dp = f->nd;
+    return i;
+}
+
+/* The exponent at s[*ip], if any ('e', or 'p' for hex, where it is required): its signed
+ * value into *exp (accumulation stops past 10000, as Go's does, for equal results) and *ip
+ * past it. 0, or -1 on a syntax error. */
+static int scan_exponent(go_float *f, const char *s, size_t n, size_t *ip, long *exp) {
+    size_t i = *ip;
+    long e = 0, esign = 1;
+    *exp = 0;
+    if (i >= n || lower(s[i]) != (f->hex ? 'p' : 'e'))
+        return f->hex ? -1 : 0;
+    i++;
+    if (i >= n)
+        return -1;
+    if (s[i] == '+') {
+        i++;
+    } else if (s[i] == '-') {
+        esign = -1;
+        i++;
+    }
+    if (i >= n || !is_digit(s[i]))
+        return -1;
+    for (; i < n && (is_digit(s[i]) || s[i] == '_'); i++) {
+        if (s[i] == '_') {
+            f->underscores = true;
+            continue;
+        }
+        if (e < 10000)
+            e = e * 10 + (s[i] - '0');
+    }
+    *ip = i;
+    *exp = esign * e;
+    return 0;
+}
+
+/* The value of a scanned literal with exponent exp, through strtod. GO_OK, or GO_RANGE when
+ * it overflows (*out ±Inf). */
+static int float_value(go_float *f, long exp, double *out) {
+    if (f->kept == 0) {
+        *out = f->neg ? -0.0 : 0.0;
+        return GO_OK;
+    }
+    if (f->trunc)
+        f->buf[f->digits_at + f->kept++] = '1';
+    size_t nb = f->digits_at + f->kept;
+    /* value = DIGITS * base^(dp - kept) * (hex ? 2 : 10)^exp */
+    long x = f->hex ? 4 * (f->dp - (long)f->kept) + exp : f->dp - (long)f->kept + exp;
+    snprintf(f->buf + nb, f->cap - nb, "%c%ld", f->hex ? 'p' : 'e', x);
+    double v = strtod(f->buf, NULL);
+    *out = v;
+    return isinf(v) ? GO_RANGE : GO_OK;
+}
+
+/* strconv.ParseFloat(s, 64): decimal and hex floats with Go's literal syntax (underscores
+ * between digits, hex needs a 'p' exponent), "inf"/"infinity"/"nan". On GO_RANGE *out is
+ * ±Inf, on GO_SYNTAX 0, as Go returns them. The digits are rewritten in a canonical form
+ * ("DIGITSeEXP" / "0xDIGITSpEXP", no '.') for strtod, which rounds correctly and does not
+ * depend on the locale for such input. Returns GO_OK, GO_SYNTAX or GO_RANGE. */
 static int go_parse_float(const char *s, size_t n, double *out) {
     if (fast_decimal(s, n, out))
         return GO_OK;
-    char buf[DEC_KEEP + 40];
-    size_t i = 0, nb = 0;
-    bool neg = false, hex = false, underscores = false, sawdot = false, sawdigits = false;
-    bool trunc = false;
-    long nd = 0, dp = 0, e = 0, esign = 1;
-    size_t kept = 0;
-
     *out = 0;
     size_t sp = go_special(s, n, out);
     if (sp) {
@@ -240,94 +353,15 @@ static int go_parse_float(const char *s, size_t n, double *out) {
     }
     if (n == 0)
         return GO_SYNTAX;
-    if (s[0] == '+' || s[0] == '-') {
-        neg = s[0] == '-';
-        i = 1;
-    }
-    if (i + 2 < n && s[i] == '0' && lower(s[i + 1]) == 'x') {
-        hex = true;
-        i += 2;
-    }
-    size_t keep = hex ? HEX_KEEP : DEC_KEEP;
-    if (neg)
-        buf[nb++] = '-';
-    if (hex) {
-        buf[nb++] = '0';
-        buf[nb++] = 'x';
-    }
-    size_t digits_at = nb;
-    for (; i < n; i++) {
-        char c = s[i];
-        if (c == '_') {
-            underscores = true;
-            continue;
-        }
-        if (c == '.') {
-            if (sawdot)
-                break;
-            sawdot = true;
-            dp = nd;
-            continue;
-        }
-        if (is_digit(c) || (hex && is_hex_letter(c))) {
-            sawdigits = true;
-            if (c == '0' && nd == 0) { /* leading zero */
-                dp--;
-                continue;
-            }
-            nd++;
-            if (kept < keep)
-                buf[digits_at + kept++] = c;
-            else if (c != '0')
-                trunc = true;
-            continue;
-        }
-        break;
-    }
-    if (!sawdigits)
+    char buf[DEC_KEEP + 40];
+    go_float f = {.buf = buf, .cap = sizeof buf};
+    size_t i = scan_mantissa(&f, s, n, float_prefix(&f, s, n));
+    long exp;
+    if (!f.sawdigits || scan_exponent(&f, s, n, &i, &exp) != 0)
         return GO_SYNTAX;
-    if (!sawdot)
-        dp = nd;
-    if (i < n && lower(s[i]) == (hex ? 'p' : 'e')) {
-        i++;
-        if (i >= n)
-            return GO_SYNTAX;
-        if (s[i] == '+') {
-            i++;
-        } else if (s[i] == '-') {
-            esign = -1;
-            i++;
-        }
-        if (i >= n || !is_digit(s[i]))
-            return GO_SYNTAX;
-        for (; i < n && (is_digit(s[i]) || s[i] == '_'); i++) {
-            if (s[i] == '_') {
-                underscores = true;
-                continue;
-            }
-            if (e < 10000) /* Go stops accumulating here; so do we, for equal results */
-                e = e * 10 + (s[i] - '0');
-        }
-    } else if (hex) {
+    if ((f.underscores && !underscore_ok(s, i)) || i != n)
         return GO_SYNTAX;
-    }
-    if (underscores && !underscore_ok(s, i))
-        return GO_SYNTAX;
-    if (i != n)
-        return GO_SYNTAX;
-    if (kept == 0) {
-        *out = neg ? -0.0 : 0.0;
-        return GO_OK;
-    }
-    if (trunc)
-        buf[digits_at + kept++] = '1';
-    nb = digits_at + kept;
-    /* value = DIGITS * base^(dp - kept) * (hex ? 2 : 10)^(esign*e) */
-    long x = hex ? 4 * (dp - (long)kept) + esign * e : dp - (long)kept + esign * e;
-    snprintf(buf + nb, sizeof buf - nb, "%c%ld", hex ? 'p' : 'e', x);
-    double v = strtod(buf, NULL);
-    *out = v;
-    return isinf(v) ? GO_RANGE : GO_OK;
+    return float_value(&f, exp, out);
 }
 
 /* strconv.ParseInt(s, 10, 64) succeeds. */
