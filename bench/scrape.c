@@ -14,7 +14,7 @@
 #include <time.h>
 
 #include "bench.h"
-#include "expfmt.h"
+#include "http/expfmt.h"
 #include "registry.h"
 
 /* A field of /proc/self/status in kB (VmRSS, VmHWM), or -1. */

@@ -9,7 +9,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "exporter.h"
+#include "flags.h"
+#include "http/http.h"
+#include "selfmetrics.h"
+#include "state.h"
+#include "version.h"
 #include "log.h"
 #include "statsd/statsd.h"
 

@@ -16,7 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "exporter.h"
+#include "selfmetrics.h"
+#include "version.h"
 #include "famset.h"
 #include "log.h"
 

@@ -39,7 +39,7 @@
 #include <strings.h>
 #include <zlib.h>
 
-#include "expfmt.h"
+#include "http/expfmt.h"
 
 #define EXP_BUF_SIZE (128 * 1024)
 #define EXP_NUM_MAX 32 /* bytes for any formatted number (with OpenMetrics ".0") */

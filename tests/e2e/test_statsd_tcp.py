@@ -22,7 +22,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Abacus, open_fds, proc_status_kib, run, sanitizer,  # noqa: E402
+from harness import (Abacus, proc_status_kib, run, sanitizer,  # noqa: E402
                      wait_until)
 
 
@@ -40,6 +40,32 @@ def closed_by_peer(s, timeout=20.0):
         return s.recv(1) == b""
     except ConnectionResetError:
         return True
+
+
+def conns_on_port(pid, port):
+    """Established TCP connections process pid holds open on its local port: its socket
+    descriptors matched against the kernel's socket table by inode."""
+    inodes = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue  # closed meanwhile
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    n = 0
+    for table in ("tcp", "tcp6"):
+        try:
+            with open("/proc/%d/net/%s" % (pid, table)) as f:
+                next(f)
+                for line in f:
+                    col = line.split()
+                    local_port = int(col[1].rsplit(":", 1)[1], 16)
+                    if local_port == port and col[3] == "01" and col[9] in inodes:
+                        n += 1
+        except FileNotFoundError:
+            pass
+    return n
 
 
 class TcpAbacus(Abacus):
@@ -82,12 +108,12 @@ class StatsdTcpTest(unittest.TestCase):
         raise_fd_limit(4 * n)
         # The YAML key; a connection that sends every 250 ms stays well inside 3 s.
         with TcpAbacus(config="statsd:\n  tcp_idle_timeout: 3s\n") as a:
-            fds_before = open_fds(a.proc.pid)
+            port = a.tcp_addr[1]
             conns = [a.connect() for _ in range(n)]
             for c in conns[:20]:
                 c.sendall(b"idle_partial_total:1|c\nidle_partial_tot")  # a line, then a tail
             a.await_metric("abacus_statsd_tcp_connections_total", None, n)
-            wait_until(lambda: open_fds(a.proc.pid) >= fds_before + n,
+            wait_until(lambda: conns_on_port(a.proc.pid, port) == n,
                        "abacus to hold the idle connections")
             active = a.connect()
             deadline = time.monotonic() + 3 * 3  # three idle timeouts of activity
@@ -102,7 +128,7 @@ class StatsdTcpTest(unittest.TestCase):
             for c in conns:
                 self.assertTrue(closed_by_peer(c), "an idle connection stayed open")
                 c.close()
-            wait_until(lambda: open_fds(a.proc.pid) <= fds_before + 1,
+            wait_until(lambda: conns_on_port(a.proc.pid, port) == 1,
                        "the descriptors of the closed connections to be released")
             # The partial lines were dropped with their connections: only the whole lines
             # counted.

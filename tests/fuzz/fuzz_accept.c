@@ -12,7 +12,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "expfmt.h"
+#include "http/expfmt.h"
 #include "registry.h"
 
 #define CHECK(cond)                                                                                \

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "internal.h" /* the reaper's epoch record: how many frees are pending */
+#include "registry/internal.h" /* the reaper's epoch record: how many frees are pending */
 #include "registry.h"
 
 #define N 1000

@@ -22,7 +22,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "expfmt.h"
+#include "http/expfmt.h"
 #include "registry.h"
 
 /* ---- helpers ----------------------------------------------------------------------------- */

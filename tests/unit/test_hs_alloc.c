@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "internal.h"
+#include "registry/internal.h"
 #include "registry.h"
 
 static unsigned pending_after_reaping(reg_registry *r) {

@@ -1,0 +1,23 @@
+/* http.h - the HTTP server (libmicrohttpd): /metrics with content negotiation and gzip, the
+ * landing page, health, readiness and reload, with bounds on every connection and request
+ * (exporter/http/server.c and the files beside it). */
+#ifndef ABACUS_EXPORTER_HTTP_H
+#define ABACUS_EXPORTER_HTTP_H
+
+#include "registry.h"
+#include "selfmetrics.h"
+#include "state.h"
+
+typedef struct exp_http exp_http;
+
+/* Start the HTTP server on the snapshot's server settings (listen address, telemetry path,
+ * limits; they are read once: changing them needs a restart). NULL with a reason in err. */
+exp_http *exp_http_start(reg_registry *r, exp_state *st, exp_self *self, const exp_config *c,
+                         int enable_lifecycle, char *err, size_t errlen);
+/* "host:port" actually bound (useful with port 0). */
+const char *exp_http_address(const exp_http *h);
+/* Graceful stop: stop accepting, wait up to drain_ms for in-flight requests, then close
+ * everything. Frees h. Cannot fail. */
+void exp_http_stop(exp_http *h, unsigned drain_ms);
+
+#endif

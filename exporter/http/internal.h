@@ -1,0 +1,153 @@
+/* internal.h - what the files of the HTTP server share (exporter/http/ only): the server
+ * object, per-connection and per-request state, and the functions one file offers another.
+ *
+ *   server.c   start/stop, the request handler (dispatch) and completion
+ *   guard.c    connection tracking: request and write deadlines, eviction at the cap, the
+ *              watchdog thread
+ *   gate.c     the bound on concurrent scrapes and its queue
+ *   routes.c   the endpoints: /metrics, the landing page, health, readiness, reload
+ *   expfmt.c   the exposition formats (expfmt.h), negotiate.c content negotiation
+ */
+#ifndef ABACUS_EXPORTER_HTTP_INTERNAL_H
+#define ABACUS_EXPORTER_HTTP_INTERNAL_H
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "http/http.h"
+
+#define POOL_THREADS 2
+#define SCRAPE_BLOCK (64 * 1024)
+#define DEFAULT_MAX_CONNECTIONS 512
+#define DEFAULT_MAX_REQUEST_BYTES (4u << 20)
+#define DEFAULT_MAX_SCRAPES 4
+/* MHD's own connection limit is max_connections plus this: a connection we evicted stays
+ * open until its worker thread sees the shutdown, while the newcomer is already accepted. */
+#define EVICT_SLACK 64
+#define WATCHDOG_MAX_SLEEP_MS 1000
+
+/* Where a connection is in its current request, for the deadlines the watchdog enforces. */
+typedef enum {
+    CP_HEADERS, /* request line and headers arriving: request_timeout runs */
+    CP_BODY,    /* headers complete, body arriving: request_timeout still runs */
+    CP_BUSY,    /* being handled (or waiting for a scrape slot): no deadline of ours */
+    CP_SENDING, /* response queued, still being sent: write_timeout runs */
+    CP_IDLE     /* kept alive between requests: MHD's idle timeout, then ours */
+} conn_phase;
+
+/* One open connection, from MHD's STARTED notification to its CLOSED one (its socket
+ * context). Every field but fd changes only under exp_http.mu. */
+typedef struct conn_ent {
+    struct conn_ent *prev, *next; /* exp_http.conns */
+    int fd;                       /* valid until CLOSED: MHD closes it after that callback */
+    conn_phase phase;
+    int cut;        /* shut down by us and no longer counted in nopen; MHD closes it soon */
+    uint64_t since; /* monotonic ms: when the phase began */
+} conn_ent;
+
+typedef enum { R_METRICS, R_ROOT, R_HEALTHY, R_READY, R_RELOAD, R_OTHER } route;
+
+/* A scrape's place at the gate that bounds concurrent scrapes. */
+typedef enum { G_NONE, G_WAITING, G_GRANTED, G_REFUSED } gate_state;
+
+/* Per-request context, created by the URI callback when the request line is complete, freed
+ * on completion. The gate fields change only under exp_http.mu; the rest belongs to the
+ * connection's worker thread. */
+typedef struct req_ctx {
+    route r;
+    unsigned code; /* status queued, for abacus_http_requests_total */
+    size_t body_bytes;
+    int too_large;
+    int started;     /* the handler has seen the headers */
+    int in_flight;   /* counted in exp_http.in_flight */
+    int nul_escape;  /* the raw path holds %00 */
+    const char *raw; /* the request target as the URI callback saw it (compared, never read
+                      * again: MHD decodes it in place) */
+    size_t raw_len;  /* its strlen then: up to the first NUL byte */
+    conn_ent *ent;   /* NULL when the connection is not tracked */
+    struct MHD_Connection *c;
+    gate_state gate;
+    int slot;              /* granted a scrape slot the handler has not taken over yet */
+    uint64_t wait_until;   /* monotonic ms: G_WAITING gives up then */
+    struct req_ctx *wnext; /* exp_http's FIFO of waiting scrapes */
+} req_ctx;
+
+struct exp_http {
+    struct MHD_Daemon *d;
+    int listen_fd; /* owned by us until quiesce hands it back */
+    reg_registry *reg;
+    exp_state *st;
+    exp_self *self;
+    char *telemetry_path;
+    int lifecycle;
+    size_t max_body;
+    char address[INET6_ADDRSTRLEN + 16];
+    _Atomic long in_flight; /* requests between first handler call and completion */
+
+    /* Limits, fixed at start. */
+    size_t max_open;
+    uint64_t request_timeout_ms, idle_timeout_ms, queue_timeout_ms, write_timeout_ms; /* 0: none */
+    unsigned max_scrapes;
+
+    /* Guards everything below and every conn_ent and gate field. Taken by MHD's worker
+     * threads (notifications, URI callback, handler, completion, response free) and by the
+     * watchdog; never held while calling into the registry. Lock order: mu, then MHD's
+     * internal mutex (MHD_suspend/resume_connection); MHD calls none of our callbacks with
+     * that mutex held. */
+    pthread_mutex_t mu;
+    pthread_cond_t wd_cv; /* wakes the watchdog: stop, or a deadline before wd_wake */
+    pthread_t wd;
+    int wd_running, wd_stop;
+    uint64_t wd_wake;    /* monotonic ms the watchdog sleeps until */
+    conn_ent conns;      /* sentinel of the list of open connections */
+    size_t nopen;        /* entries not cut */
+    unsigned scrapes;    /* scrape slots held */
+    req_ctx *wait_head;  /* scrapes waiting for a slot, oldest first */
+    req_ctx **wait_tail; /* &last->wnext, or &wait_head */
+    int stopping;        /* exp_http_stop began: nothing waits any more */
+};
+
+/* Monotonic milliseconds. Cannot fail. */
+static inline uint64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- what one file offers another ---------------------------------------------------- */
+
+typedef enum { GATE_OK, GATE_WAIT, GATE_FULL } gate_result;
+
+/* guard.c */
+void exp_http_wd_poke(exp_http *h, uint64_t deadline);
+void exp_http_set_phase(exp_http *h, conn_ent *e, conn_phase p);
+void exp_http_on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                            enum MHD_ConnectionNotificationCode code);
+void *exp_http_on_uri(void *cls, const char *uri, struct MHD_Connection *c);
+void *exp_http_watchdog(void *arg);
+
+/* gate.c */
+gate_result exp_http_gate_enter(exp_http *h, req_ctx *ctx);
+void exp_http_gate_resume(exp_http *h, req_ctx **pp, gate_state outcome);
+void exp_http_gate_leave(exp_http *h);
+void exp_http_gate_forget(exp_http *h, req_ctx *ctx);
+
+/* routes.c */
+route exp_http_route_of(const exp_http *h, const char *url);
+const char *exp_http_route_name(const exp_http *h, route r);
+enum MHD_Result exp_http_reply_bad_request(struct MHD_Connection *c, req_ctx *ctx,
+                                           const char *text);
+enum MHD_Result exp_http_reply_text(struct MHD_Connection *c, req_ctx *ctx, unsigned code,
+                                    const char *text, const char *allow);
+double exp_http_since(const struct timespec *t0);
+enum MHD_Result exp_http_serve_metrics(exp_http *h, struct MHD_Connection *c, req_ctx *ctx,
+                                       int head);
+enum MHD_Result exp_http_serve_landing(exp_http *h, struct MHD_Connection *c, req_ctx *ctx);
+enum MHD_Result exp_http_serve_reload(exp_http *h, struct MHD_Connection *c, req_ctx *ctx);
+
+#endif
