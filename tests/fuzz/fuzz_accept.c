@@ -12,7 +12,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "http/expfmt.h"
+#include "http/negotiate.h"
 #include "registry.h"
 
 #define CHECK(cond)                                                                                \
