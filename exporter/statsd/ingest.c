@@ -185,6 +185,7 @@ static int kt_init(ktab *t, size_t cap, size_t esize) {
     return 0;
 }
 
+/* The entry for key (hash h), NULL when absent. Cannot fail. */
 static kent *kt_get(const ktab *t, const char *key, size_t klen, uint64_t h) {
     for (size_t i = h & t->mask;; i = (i + 1) & t->mask) {
         int32_t idx = t->slots[i];
@@ -196,6 +197,7 @@ static kent *kt_get(const ktab *t, const char *key, size_t klen, uint64_t h) {
     }
 }
 
+/* The slot that points at entry idx (it is there). Cannot fail. */
 static size_t kt_slot_of(const ktab *t, int32_t idx) {
     size_t i = KT_AT(t, idx)->hash & t->mask;
     while (t->slots[i] != idx)
@@ -203,7 +205,8 @@ static size_t kt_slot_of(const ktab *t, int32_t idx) {
     return i;
 }
 
-/* Linear-probing delete with backward shift: lookups never need tombstones. */
+/* Empty slot i: linear-probing delete with backward shift, so lookups never need tombstones.
+ * Cannot fail. */
 static void kt_unslot(ktab *t, size_t i) {
     t->slots[i] = -1;
     for (size_t j = (i + 1) & t->mask; t->slots[j] >= 0; j = (j + 1) & t->mask) {
@@ -218,7 +221,7 @@ static void kt_unslot(ktab *t, size_t i) {
 }
 
 /* Remove e (its hold released). The last entry moves into its place: other entry pointers
- * of this table are invalid afterwards. */
+ * of this table are invalid afterwards. Cannot fail. */
 static void kt_del(reg_registry *r, ktab *t, kent *e) {
     int32_t idx = (int32_t)(((char *)e - t->ents) / (ptrdiff_t)t->esize);
     kt_unslot(t, kt_slot_of(t, idx));
@@ -260,6 +263,7 @@ static kent *kt_put(reg_registry *r, ktab *t, const char *key, size_t klen, uint
     return e;
 }
 
+/* Remove every entry (holds released). Cannot fail. */
 static void kt_clear(reg_registry *r, ktab *t) {
     for (size_t i = 0; i < t->n; i++) {
         kent *e = KT_AT(t, i);
@@ -272,6 +276,7 @@ static void kt_clear(reg_registry *r, ktab *t) {
         memset(t->slots, 0xff, (t->mask + 1) * sizeof *t->slots);
 }
 
+/* Clears, then frees the table; a table never initialised is a no-op. Cannot fail. */
 static void kt_free(reg_registry *r, ktab *t) {
     if (t->ents)
         kt_clear(r, t);
@@ -283,6 +288,7 @@ static void kt_free(reg_registry *r, ktab *t) {
 
 /* ---- resolving a family ------------------------------------------------------------------ */
 
+/* 1 when name is a metric declared in the `metrics:` section. Cannot fail. */
 static int is_declared(const cfg_config *c, const char *name) {
     for (size_t i = 0; i < c->nmetrics; i++)
         if (strcmp(c->metrics[i].name, name) == 0)
@@ -290,6 +296,7 @@ static int is_declared(const cfg_config *c, const char *name) {
     return 0;
 }
 
+/* 1 when events that make type want may update a family of type have. Cannot fail. */
 static int type_fits(reg_type have, reg_type want, int declared) {
     if (have == want)
         return 1;
@@ -315,6 +322,8 @@ static int label_perm(const reg_family_def *d, const mlabel *ml, size_t n, uint8
     return 0;
 }
 
+/* 1 when a family named name[0..len) + suffix exists (and its type satisfies pred, if
+ * given). Inside a section. Cannot fail: a name too long for a family is absent. */
 static int family_is(reg_thread *t, const char *name, size_t len, const char *suffix,
                      int (*pred)(reg_type)) {
     char buf[1100];
@@ -327,6 +336,7 @@ static int family_is(reg_thread *t, const char *name, size_t len, const char *su
     return f && (!pred || pred(reg_family_definition(f)->type));
 }
 
+/* Type predicates for family_is. Cannot fail. */
 static int is_hist(reg_type t) {
     return t == REG_HISTOGRAM;
 }
@@ -335,6 +345,7 @@ static int is_hist_or_summary(reg_type t) {
     return t == REG_HISTOGRAM || t == REG_SUMMARY;
 }
 
+/* 1 when s[0..n) is longer than suf and ends with it. Cannot fail. */
 static int ends_with(const char *s, size_t n, const char *suf) {
     size_t k = strlen(suf);
     return n > k && memcmp(s + n - k, suf, k) == 0;
@@ -359,7 +370,7 @@ static int suffix_collision(reg_thread *t, const char *name, reg_type type) {
 }
 
 /* What a new family for this event looks like, from the rule or the defaults. names holds
- * the sorted label names, NUL-terminated (storage of the caller). */
+ * the sorted label names, NUL-terminated (storage of the caller). Cannot fail. */
 static void new_family_def(const exp_ingest *in, const cfg_mapping *rule, const char *name,
                            reg_type type, size_t n, const char *const *names, reg_family_def *d) {
     const cfg_config *rules = in->cfg->rules;
@@ -550,16 +561,20 @@ static void resolve(exp_ingest *in, const cfg_mapping *rule, const char *name, r
 
 /* ---- events -------------------------------------------------------------------------------- */
 
+/* Order of two labels by name (memcmp order, then length). Cannot fail. */
 static int ml_cmp(const mlabel *a, const mlabel *b) {
     size_t n = a->nlen < b->nlen ? a->nlen : b->nlen;
     int c = memcmp(a->name, b->name, n);
     return c ? c : (a->nlen > b->nlen) - (a->nlen < b->nlen);
 }
 
+/* Count an event that was not applied, for reason (DR_*). Cannot fail. */
 static void drop(exp_ingest *in, int reason) {
     in->cur.dropped[reason]++;
 }
 
+/* Apply value v of event ev to the series vals of f. The registry's result (REG_OK, or an
+ * error the caller counts). Inside a section. */
 static int apply(exp_ingest *in, reg_family *f, const char *const *vals, const exp_statsd_event *ev,
                  double v) {
     switch (ev->kind) {
@@ -598,6 +613,7 @@ static int bad_value(const exp_statsd_event *ev, double v) {
     return -1;
 }
 
+/* The mapper's metric kind (CFG_MMT_*) for a StatsD event kind. Cannot fail. */
 static int kind_slot(exp_statsd_kind k) {
     return k == EXP_STATSD_COUNTER    ? CFG_MMT_COUNTER
            : k == EXP_STATSD_OBSERVER ? CFG_MMT_OBSERVER
@@ -844,8 +860,7 @@ static void label_values(exp_ingest *in, const eentry *e, const exp_statsd_event
     }
 }
 
-/* Count and log an event of family f refused for reason (DR_*), detail what says why. Cannot
- * fail. */
+/* Count and log an event of family f refused for reason (DR_*); what says why. Cannot fail. */
 static void refuse(exp_ingest *in, reg_family *f, int reason, const char *what) {
     const reg_family_def *d = reg_family_definition(f);
     drop(in, reason);

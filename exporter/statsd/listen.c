@@ -83,8 +83,8 @@ static int str_differs(const char *a, const char *b) {
     return strcmp(a ? a : "", b ? b : "") != 0;
 }
 
-/* After a reload: one reader says so when settings that only apply at start changed. Cannot
- * fail. */
+/* After a reload: one reader says so when settings that only apply at start changed (listen
+ * addresses, readers, read_buffer, cache_size, max_series). Cannot fail. */
 void exp_statsd_warn_restart_only(exp_statsd_listener *L, const exp_config *c, uint64_t gen) {
     /* seq_cst, relaxed would do: the CAS only elects one reader per generation; the data it
      * then reads is its own snapshot c and start_* fixed before the readers started. */
@@ -109,12 +109,15 @@ void exp_statsd_warn_restart_only(exp_statsd_listener *L, const exp_config *c, u
 
 /* ---- datagram readers (UDP, Unix datagram) ---------------------------------------------- */
 
+/* 1 once exp_statsd_listener_stop was called. Cannot fail. */
 static int stopping(const exp_statsd_listener *L) {
     /* Relaxed: pairs with the store in exp_statsd_listener_stop; the flag only ends the loop,
      * and pthread_join there orders the teardown. */
     return atomic_load_explicit(&((exp_statsd_listener *)L)->stopping, memory_order_relaxed);
 }
 
+/* The receive buffers of a datagram reader, and its socket's kernel drops counted by its
+ * context. 0, or -1 when out of memory (freed by free_reader). */
 static int dg_setup(reader *rd) {
     rd->msgs = calloc(DG_VLEN, sizeof *rd->msgs);
     rd->iov = calloc(DG_VLEN, sizeof *rd->iov);
@@ -131,7 +134,8 @@ static int dg_setup(reader *rd) {
     return 0;
 }
 
-/* Bound the wait for the next datagram (ms > 0) or not (0). */
+/* Bound the wait for the next datagram (ms > 0) or not (0). Cannot fail (a failed setsockopt
+ * leaves the wait as it was). */
 static void dg_timeout(reader *rd, unsigned ms) {
     struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (long)(ms % 1000) * 1000};
     setsockopt(rd->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -161,7 +165,8 @@ static int dg_batch(reader *rd, int n, int stop) {
 /* One blocking receive per wake-up: recvmmsg waits for the first datagram and takes what is
  * queued behind it. While counts wait for a fold, the wait is bounded so that an idle reader
  * folds within IDLE_FOLD_MS. Stop: exp_statsd_listener_stop shuts the socket down, which
- * wakes the wait; datagrams already queued are still read (a bounded number of batches). */
+ * wakes the wait; datagrams already queued are still read (a bounded number of batches).
+ * Returns NULL; cannot fail (receive errors are logged at a bounded rate). */
 static void *dg_thread(void *arg) {
     static exp_log_limit lim;
     reader *rd = arg;
@@ -219,6 +224,7 @@ static void resume_accept(reader *rd) {
         rd->paused_at_ms = exp_statsd_now_ms();
 }
 
+/* Take c out of the reader's connection list. Cannot fail. */
 static void conn_unlink(reader *rd, tconn *c) {
     if (c->prev)
         c->prev->next = c->next;
@@ -231,6 +237,7 @@ static void conn_unlink(reader *rd, tconn *c) {
     c->prev = c->next = NULL;
 }
 
+/* Put c first (most recently active) in the reader's connection list. Cannot fail. */
 static void conn_push_front(reader *rd, tconn *c) {
     c->next = rd->conns;
     c->prev = NULL;
@@ -241,7 +248,7 @@ static void conn_push_front(reader *rd, tconn *c) {
     rd->conns = c;
 }
 
-/* c received something at now: it becomes the most recently active. */
+/* c received something at now: it becomes the most recently active. Cannot fail. */
 static void conn_touch(reader *rd, tconn *c, uint64_t now) {
     c->active_ms = now;
     if (rd->conns != c) {
@@ -267,6 +274,8 @@ static void tail_free(char *p, size_t cap) {
         free(p);
 }
 
+/* Close and free connection c (what it held of a line is dropped); accepting resumes if it
+ * was paused. Cannot fail. */
 static void tcp_close(reader *rd, tconn *c) {
     conn_unlink(rd, c);
     epoll_ctl(rd->ep, EPOLL_CTL_DEL, c->fd, NULL);
@@ -358,6 +367,8 @@ static int tcp_read(reader *rd, tconn *c) {
     return 0;
 }
 
+/* statsd.max_tcp_connections of the current configuration (its default when unset). Cannot
+ * fail. */
 static size_t max_conns(const exp_ingest *in) {
     size_t m = in->cfg->cfg->statsd.max_tcp_connections;
     return m ? m : TCP_MAX_CONNS_DEFAULT;
@@ -365,7 +376,8 @@ static size_t max_conns(const exp_ingest *in) {
 
 /* Accept every pending connection. Over statsd.max_tcp_connections a new connection is
  * accepted and closed at once (the client sees the close rather than hanging in the backlog);
- * the open ones keep going: an idle holder goes at its idle timeout. Inside a section. */
+ * the open ones keep going: an idle holder goes at its idle timeout. Inside a section. Cannot
+ * fail: errors are counted (and logged at a bounded rate). */
 static void tcp_accept(reader *rd, uint64_t now) {
     static exp_log_limit lim, lim_refused;
     exp_ingest *in = rd->in;
@@ -452,7 +464,8 @@ static int tcp_trim(reader *rd, uint64_t now) {
 #define TCP_EVENTS 64
 #define TCP_DRAIN_ROUNDS 64
 
-/* Read every connection epoll reported. Inside a section. */
+/* Read every connection epoll reported (and accept, when accept_ok). Inside a section. Cannot
+ * fail: a connection that fails is closed. */
 static void tcp_events(reader *rd, struct epoll_event *evs, int n, int accept_ok) {
     uint64_t now = exp_statsd_now_ms();
     for (int i = 0; i < n; i++) {
@@ -473,6 +486,10 @@ static int min_timeout(int a, int b) {
     return a < 0 ? b : b < 0 ? a : a < b ? a : b;
 }
 
+/* The TCP reader: one epoll loop over the listening socket, the stop eventfd and every
+ * connection, with the idle timeout, heap trims and idle folds as its wake-up times. Stop:
+ * accept nothing more, read what connections already sent (bounded), close them. Returns
+ * NULL; cannot fail (errors are counted per connection). */
 static void *tcp_thread(void *arg) {
     reader *rd = arg;
     exp_ingest *in = rd->in;
@@ -527,7 +544,7 @@ static void *tcp_thread(void *arg) {
 /* ---- sockets ------------------------------------------------------------------------------- */
 
 /* The receive buffer of a datagram socket. Warns when the kernel caps it below the request
- * (net.core.rmem_max without CAP_NET_ADMIN). */
+ * (net.core.rmem_max without CAP_NET_ADMIN). Cannot fail (the default buffer stays). */
 static void dg_options(int fd, size_t rcvbuf, const char *what) {
     if (!rcvbuf)
         return;

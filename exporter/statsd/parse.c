@@ -33,12 +33,14 @@ static const char *const reason_names[EXP_STATSD_ERR_COUNT] = {
     [EXP_STATSD_ERR_INVALID_SAMPLE_RATE] = "invalid_sample_rate",
 };
 
+/* The label value of reason r, "unknown" out of range (parse.h). Cannot fail. */
 const char *exp_statsd_reason_name(exp_statsd_reason r) {
     if ((unsigned)r >= EXP_STATSD_ERR_COUNT)
         return "unknown";
     return reason_names[r];
 }
 
+/* Every tag style on (parse.h). Cannot fail. */
 exp_statsd_flags exp_statsd_flags_default(void) {
     return (exp_statsd_flags){
         .dogstatsd = true, .influxdb = true, .librato = true, .signalfx = true};
@@ -46,7 +48,8 @@ exp_statsd_flags exp_statsd_flags_default(void) {
 
 /* ---- Go strconv semantics ------------------------------------------------------------------ */
 
-/* Go's utf8.ValidString: no overlong forms, no surrogates, nothing above U+10FFFF. */
+/* Go's utf8.ValidString: no overlong forms, no surrogates, nothing above U+10FFFF. Cannot
+ * fail. */
 static bool utf8_valid(const unsigned char *s, size_t n) {
     size_t i = 0;
     while (i < n) {
@@ -96,6 +99,7 @@ static bool utf8_valid(const unsigned char *s, size_t n) {
     return true;
 }
 
+/* Character classes of Go's number syntax (ASCII only). Cannot fail. */
 static int lower(int c) {
     return c | 0x20;
 }
@@ -108,7 +112,8 @@ static bool is_hex_letter(int c) {
     return lower(c) >= 'a' && lower(c) <= 'f';
 }
 
-/* Go's underscoreOK: '_' only between digits, or between a base prefix and a digit. */
+/* Go's underscoreOK: '_' only between digits, or between a base prefix and a digit. Cannot
+ * fail. */
 static bool underscore_ok(const char *s, size_t n) {
     char saw = '^';
     size_t i = 0;
@@ -364,7 +369,7 @@ static int go_parse_float(const char *s, size_t n, double *out) {
     return float_value(&f, exp, out);
 }
 
-/* strconv.ParseInt(s, 10, 64) succeeds. */
+/* 1 when strconv.ParseInt(s, 10, 64) succeeds. Cannot fail. */
 static bool go_parse_int64(const char *s, size_t n) {
     size_t i = 0;
     bool neg = false;
@@ -401,11 +406,12 @@ typedef struct {
     size_t nev;
 } parser;
 
+/* 1 when c may stay in an escaped tag key ([A-Za-z0-9_]). Cannot fail. */
 static bool label_char(unsigned char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '_';
 }
 
-/* Length of the UTF-8 sequence starting with c (the line was validated). */
+/* Length of the UTF-8 sequence starting with c (the line was validated). Cannot fail. */
 static size_t utf8_seq_len(unsigned char c) {
     return c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
 }
@@ -474,7 +480,8 @@ static int set_label(parser *p, const char *k, size_t kn, bool escape, const cha
     return 0;
 }
 
-/* One `key<sep>value` tag. Malformed tags are skipped and counted in *terr. */
+/* One `key<sep>value` tag. Malformed tags are skipped and counted in *terr. Returns 0, or
+ * set_label's error (too_many_tags, out_of_space). */
 static int parse_tag(parser *p, const char *t, size_t n, char sep, unsigned *terr) {
     const char *s = n ? memchr(t, sep, n) : NULL;
     if (!s) {
@@ -490,7 +497,8 @@ static int parse_tag(parser *p, const char *t, size_t n, char sep, unsigned *ter
 }
 
 /* A ','-separated tag list; an empty piece is a tag error except after a final ','.
- * trim_hash drops one leading '#' per tag (DogStatsD clients that prefix every tag). */
+ * trim_hash drops one leading '#' per tag (DogStatsD clients that prefix every tag). Returns 0,
+ * or the first error of parse_tag. */
 static int parse_tag_list(parser *p, const char *s, size_t n, char sep, bool trim_hash,
                           unsigned *terr) {
     size_t start = 0;
@@ -571,6 +579,8 @@ typedef struct {
     double rates[8]; /* every `@` rate in order (0 and unparsable already made 1) */
 } parts_outcome;
 
+/* The parts after a sample's type (`|@rate`, `|#tags`, `|c:id`, `|T<ts>`, unknown fields)
+ * into *o: the first fatal reason (o->fatal, -1 for none) and what was skipped. Cannot fail. */
 static void parse_parts(parser *p, const char *s, size_t n, parts_outcome *o) {
     o->fatal = -1;
     o->bad_rates = o->bad_timestamps = o->unknown = o->tag_errors = o->nrates = 0;
@@ -652,6 +662,7 @@ typedef struct {
     parts_outcome oc;
 } sample_suffix;
 
+/* The suffix `|type|parts` (s[0..n)) of a sample, its parts not parsed yet. Cannot fail. */
 static void suffix_init(sample_suffix *x, const char *s, size_t n) {
     x->present = true;
     x->ncomp = 2;
@@ -668,13 +679,14 @@ static void suffix_init(sample_suffix *x, const char *s, size_t n) {
     }
 }
 
+/* 1 when the type field t is exactly lit. Cannot fail. */
 static bool type_is(exp_statsd_str t, const char *lit) {
     size_t n = strlen(lit);
     return t.len == n && memcmp(t.ptr, lit, n) == 0;
 }
 
 /* int(1/rate) the way Go computes it on amd64: NaN and values outside int64 give a negative
- * count, i.e. no observation at all. */
+ * count, i.e. no observation at all. Cannot fail. */
 static uint64_t observe_count(double rate) {
     double r = 1.0 / rate;
     if (!(r >= 1.0) || r >= 9223372036854775808.0)
@@ -682,6 +694,8 @@ static uint64_t observe_count(double rate) {
     return (uint64_t)r;
 }
 
+/* One event for the current name; counted as too_many_samples when the storage is full.
+ * Cannot fail. */
 static void emit(parser *p, exp_statsd_kind kind, bool from_ms, double v, uint64_t repeat) {
     if (p->nev >= p->out->events_cap) {
         p->st->errors[EXP_STATSD_ERR_TOO_MANY_SAMPLES]++;
@@ -691,6 +705,8 @@ static void emit(parser *p, exp_statsd_kind kind, bool from_ms, double v, uint64
         .name = p->name, .kind = kind, .from_ms = from_ms, .value = v, .repeat = repeat};
 }
 
+/* One sample: value val[0..vn) with suffix x: checks it as statsd_exporter does and emits
+ * its event, or counts why not. Cannot fail. */
 static void do_sample(parser *p, const char *val, size_t vn, sample_suffix *x) {
     exp_statsd_stats *st = p->st;
     st->samples++;
@@ -756,7 +772,7 @@ static void do_sample(parser *p, const char *val, size_t vn, sample_suffix *x) {
     }
 }
 
-/* A sample "value|type|parts" on its own (not extended aggregation). */
+/* A sample "value|type|parts" on its own (not extended aggregation). Cannot fail. */
 static void do_plain_sample(parser *p, const char *s, size_t n) {
     sample_suffix x = {0};
     const char *bar = memchr(s, '|', n);
@@ -768,6 +784,7 @@ static void do_plain_sample(parser *p, const char *s, size_t n) {
     do_sample(p, s, (size_t)(bar - s), &x);
 }
 
+/* 1 when a `|#` part (DogStatsD tags) follows somewhere in s[0..n). Cannot fail. */
 static bool has_dogstatsd_tags(const char *s, size_t n) {
     for (const char *q = memchr(s, '|', n); q; q = memchr(q + 1, '|', (size_t)(s + n - q - 1)))
         if (q + 1 < s + n && q[1] == '#')
@@ -775,6 +792,7 @@ static bool has_dogstatsd_tags(const char *s, size_t n) {
     return false;
 }
 
+/* 1 when c may be in the key of a DogStatsD extension field. Cannot fail. */
 static bool ext_key_char(char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '_' || c == '-';
 }
@@ -803,6 +821,8 @@ static bool has_extension_field(const char *s, size_t n) {
     return false;
 }
 
+/* One line into events (parse.h): returns how many; 0 when refused (counted in stats). Cannot
+ * fail. */
 size_t exp_statsd_parse_line(const exp_statsd_flags *flags, const char *line, size_t len,
                              const exp_statsd_out *out, exp_statsd_stats *stats) {
     exp_statsd_flags defaults = exp_statsd_flags_default();
@@ -879,12 +899,14 @@ size_t exp_statsd_parse_line(const exp_statsd_flags *flags, const char *line, si
 
 /* ---- splitters ---------------------------------------------------------------------------- */
 
+/* A datagram's line iterator (parse.h). Cannot fail. */
 void exp_statsd_packet_init(exp_statsd_packet *it, const char *buf, size_t len) {
     it->p = buf;
     it->end = buf + len;
     it->done = false;
 }
 
+/* The next line of a datagram (parse.h); false at its end. Cannot fail. */
 bool exp_statsd_packet_next(exp_statsd_packet *it, exp_statsd_str *line) {
     if (it->done)
         return false;
@@ -900,12 +922,15 @@ bool exp_statsd_packet_next(exp_statsd_packet *it, exp_statsd_str *line) {
     return true;
 }
 
+/* A stream splitter (parse.h). Cannot fail. */
 void exp_statsd_stream_init(exp_statsd_stream *s, size_t max_line) {
     s->max_line = max_line ? max_line : EXP_STATSD_MAX_LINE_DEFAULT;
     s->scanned = 0;
     s->discarding = false;
 }
 
+/* The next complete line of a stream buffer (parse.h). Cannot fail: a line over max_line is
+ * reported as too long and discarded. */
 exp_statsd_stream_status exp_statsd_stream_next(exp_statsd_stream *s, const char *buf, size_t len,
                                                 size_t *pos, exp_statsd_str *line) {
     for (;;) {
@@ -949,6 +974,7 @@ exp_statsd_stream_status exp_statsd_stream_next(exp_statsd_stream *s, const char
     }
 }
 
+/* The unterminated last line at the end of a stream (parse.h). Cannot fail. */
 exp_statsd_stream_status exp_statsd_stream_finish(exp_statsd_stream *s, const char *buf, size_t len,
                                                   size_t *pos, exp_statsd_str *line) {
     bool discarding = s->discarding;
