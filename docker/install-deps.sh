@@ -1,7 +1,8 @@
 #!/bin/sh
 # install-deps.sh - install the Debian 12 packages abacus needs, only those missing.
-# Usage: install-deps.sh build|runtime|test
+# Usage: install-deps.sh build|run|runtime|test
 #   build    compiler, CMake and the -dev libraries (also used by docker/Dockerfile)
+#   run      build + curl, for the README's quick start (build, run, scrape)
 #   runtime  the shared libraries the abacus binary links (the image's runtime stage)
 #   test     build + what the test suite drives: Prometheus/promtool, Python's
 #            prometheus_client, SPIN, the Pushgateway (benchmark peer), clang with libFuzzer
@@ -14,9 +15,10 @@ test="$build python3 python3-prometheus-client python3-yaml prometheus spin proc
 clang libclang-rt-14-dev wrk"
 case "${1:-}" in
 build) want=$build ;;
+run) want="$build curl" ;;
 runtime) want=$runtime ;;
 test) want=$test ;;
-*) echo "usage: $0 build|runtime|test" >&2; exit 2 ;;
+*) echo "usage: $0 build|run|runtime|test" >&2; exit 2 ;;
 esac
 missing=""
 for p in $want; do
