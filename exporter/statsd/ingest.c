@@ -62,68 +62,33 @@ static int reserve(char **buf, size_t *cap, size_t n) {
 
 /* ---- the families this module created ------------------------------------------------------ */
 
-/* 1 when name is in s. Cannot fail. */
-static int nameset_has(const nameset *s, const char *name) {
-    if (!s->slots)
-        return 0;
-    for (size_t i = reg_hash_bytes(name, strlen(name), s->seed) & s->mask; s->slots[i];
-         i = (i + 1) & s->mask)
-        if (strcmp(s->slots[i], name) == 0)
-            return 1;
-    return 0;
+/* The value every name in L->created maps to (a reg_strmap value is never NULL). */
+static char created_mark;
+
+/* 1 when this module created the family `name`. Under create_mu. Cannot fail. */
+static int created_has(const exp_statsd_listener *L, const char *name) {
+    return reg_strmap_get(L->created, name, strlen(name)) != NULL;
 }
 
-/* Put name (owned by the set from now on) into slots; there is room. Cannot fail. */
-static void nameset_put_raw(char **slots, size_t mask, uint64_t seed, char *name) {
-    size_t i = reg_hash_bytes(name, strlen(name), seed) & mask;
-    while (slots[i])
-        i = (i + 1) & mask;
-    slots[i] = name;
-}
-
-/* 0, or -1 when out of memory (the name is then not remembered: its events are refused). */
-static int nameset_add(nameset *s, const char *name) {
-    if (nameset_has(s, name))
-        return 0;
-    if (!s->slots || (s->n + 1) * 2 > s->mask + 1) {
-        if (!s->slots)
-            s->seed = random_seed();
-        size_t cap = s->slots ? (s->mask + 1) * 2 : 64;
-        char **ns = calloc(cap, sizeof *ns);
-        if (!ns)
-            return -1;
-        for (size_t i = 0; s->slots && i <= s->mask; i++)
-            if (s->slots[i])
-                nameset_put_raw(ns, cap - 1, s->seed, s->slots[i]);
-        free(s->slots);
-        s->slots = ns;
-        s->mask = cap - 1;
-    }
-    char *copy = strdup(name);
-    if (!copy)
+/* Remember that this module created the family `name` (the map is made on first use). Under
+ * create_mu. 0, or -1 when out of memory (the name is then not remembered: its events are
+ * refused). */
+static int created_add(exp_statsd_listener *L, const char *name) {
+    if (!L->created && !(L->created = reg_strmap_create(REG_STRMAP_COPY)))
         return -1;
-    nameset_put_raw(s->slots, s->mask, s->seed, copy);
-    s->n++;
-    return 0;
-}
-
-/* Frees the names and the slots. Cannot fail. */
-static void nameset_free(nameset *s) {
-    for (size_t i = 0; s->slots && i <= s->mask; i++)
-        free(s->slots[i]);
-    free(s->slots);
-    s->slots = NULL;
+    return reg_strmap_put(L->created, name, strlen(name), &created_mark) == REG_OK ? 0 : -1;
 }
 
 /* The set of created families and its lock, empty. Cannot fail. */
 void exp_statsd_created_init(exp_statsd_listener *L) {
     pthread_mutex_init(&L->create_mu, NULL);
-    L->created = (nameset){0};
+    L->created = NULL;
 }
 
 /* Frees the set and its lock. Cannot fail. */
 void exp_statsd_created_free(exp_statsd_listener *L) {
-    nameset_free(&L->created);
+    reg_strmap_free(L->created);
+    L->created = NULL;
     pthread_mutex_destroy(&L->create_mu);
 }
 
@@ -163,7 +128,11 @@ typedef struct {
 
 /* A bounded hash table of byte-string keys (one per thread, no locking), the type ktab in
  * internal.h. When the table is full a random entry is evicted, which costs nothing on a hit
- * (unlike LRU upkeep). */
+ * (unlike LRU upkeep). Not reg_strmap, the registry's string map: that one grows without
+ * bound and maps borrowed or copied keys to pointers, where this cache must stay bounded (its
+ * keys come from senders), evict at random, keep fixed-size records inline after a key it
+ * owns, release the family an entry holds when the entry goes, and take the hash its caller
+ * already computed. */
 
 #define KT_AT(t, i) ((kent *)(void *)((t)->ents + (size_t)(i) * (t)->esize))
 
@@ -428,7 +397,7 @@ static int label_names(const mlabel *ml, size_t n, char *buf, const char **names
 /* 1 when this module created the family `name`. Takes create_mu. Cannot fail. */
 static int created_here(exp_statsd_listener *L, const char *name) {
     pthread_mutex_lock(&L->create_mu);
-    int owned = nameset_has(&L->created, name);
+    int owned = created_has(L, name);
     pthread_mutex_unlock(&L->create_mu);
     return owned;
 }
@@ -458,7 +427,7 @@ static int add_locked(exp_ingest *in, const reg_family_def *def, reg_family **fp
     int rc = reg_family_add(in->t, def, fp);
     if (rc == REG_OK) {
         *created = 1;
-        if (nameset_add(&L->created, def->name) != 0)
+        if (created_add(L, def->name) != 0)
             rc = REG_ENOMEM;
     } else if (rc == REG_ECONFLICT) {
         *fp = reg_family_find(in->t, def->name); /* someone else's: checked by the caller */
@@ -493,7 +462,7 @@ static int create_family(exp_ingest *in, const cfg_mapping *rule, const char *na
     if (!*fp)
         rc = add_locked(in, &def, fp, &created, e, &why);
     if (*fp && !created)
-        *owned = *owned || nameset_has(&L->created, name);
+        *owned = *owned || created_has(L, name);
     pthread_mutex_unlock(&L->create_mu);
     if (rc != REG_OK && rc != REG_ECONFLICT) {
         if (rc == REG_EINVAL) {

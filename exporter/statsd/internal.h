@@ -120,13 +120,6 @@ struct exp_ingest {
 
 /* ---- the listener object (listen.c) -------------------------------------------------------- */
 
-/* A set of family names (ingest.c: those this module created). */
-typedef struct {
-    char **slots;
-    size_t n, mask;
-    uint64_t seed; /* random: names come from senders, who must not pick colliding ones */
-} nameset;
-
 struct reader; /* one reader thread (listen.c) */
 
 struct exp_statsd_listener {
@@ -143,7 +136,7 @@ struct exp_statsd_listener {
     size_t nrd;
     exp_famset sm;             /* self-metric families, relinked when a reload removed one */
     pthread_mutex_t create_mu; /* family creation by this module; guards created */
-    nameset created;
+    reg_strmap *created;       /* names of the families it created (NULL until the first) */
     /* Settings read once at start, for the "needs a restart" warning on reload. */
     char *start_addr[EXP_STATSD_LISTENER_KINDS];
     size_t start_readers, start_rcvbuf, start_cache, start_max_series;
