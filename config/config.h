@@ -210,9 +210,17 @@ int cfg_mapper_map(const cfg_mapper *m, cfg_mapper_cache *cache, const char *nam
  * the length, or -1 if it does not fit. */
 long cfg_escape_metric_name(const char *name, size_t len, char *out, size_t cap);
 
-/* 1 when s is a valid metric name / label name (Prometheus rules). */
-int cfg_valid_metric_name(const char *s);
-int cfg_valid_label_name(const char *s);
+/* Metric and label name rules: reg_valid_metric_name, reg_valid_label_name and
+ * reg_reserved_label_name in registry.h (one rule for files, families and ingest alike). */
+
+/* A listen address: `host:port`, `:port` (all interfaces) or `[v6]:port`; port 0-65535 (0: any
+ * free port). A host has no space, control character, ':' or any of "[]/"; a bracketed IPv6
+ * address only hex digits, ':', '.' and '%'. Returns 0 with the host (brackets removed, ""
+ * for all interfaces) copied into host[hostcap] unless host is NULL, and *port unless port is
+ * NULL; or -1 with a one-line reason in err[errlen] (unless err is NULL). The one grammar for
+ * the file and the command line. */
+int cfg_parse_address(const char *addr, char *host, size_t hostcap, unsigned *port, char *err,
+                      size_t errlen);
 
 /* Parse a duration like "30s", "5m", "1h", "1h30m", "500ms", "0s" (Prometheus syntax).
  * Returns 0 and sets *ns, or -1 when invalid. */

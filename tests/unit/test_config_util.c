@@ -81,24 +81,61 @@ static void test_durations_invalid(void **state) {
     assert_int_equal(cfg_parse_duration(NULL, NULL), -1);
 }
 
+/* The name rules the loader uses are the registry's (reg_valid_*): one rule for a file, a
+ * family definition and an ingested name alike. */
 static void test_names(void **state) {
     (void)state;
     static const char *const metric_ok[] = {
         "a", "_", ":", "a:b_c", "http_requests_total", "A9", "__reserved_but_valid", "a:1"};
     static const char *const metric_bad[] = {"", "1a", "a-b", "a b", "a.b", "é", "a\n", "a{"};
     for (size_t i = 0; i < sizeof metric_ok / sizeof metric_ok[0]; i++)
-        assert_true(cfg_valid_metric_name(metric_ok[i]));
+        assert_true(reg_valid_metric_name(metric_ok[i], strlen(metric_ok[i])));
     for (size_t i = 0; i < sizeof metric_bad / sizeof metric_bad[0]; i++)
-        assert_false(cfg_valid_metric_name(metric_bad[i]));
-    assert_false(cfg_valid_metric_name(NULL));
+        assert_false(reg_valid_metric_name(metric_bad[i], strlen(metric_bad[i])));
+    assert_false(reg_valid_metric_name(NULL, 0));
+    assert_false(reg_valid_metric_name("a\0b", 3));   /* a NUL inside is no name character */
+    assert_true(reg_valid_metric_name("ab_junk", 2)); /* only the given bytes count */
 
     static const char *const label_ok[] = {"a", "_", "le", "quantile", "__name__", "a9_b"};
     static const char *const label_bad[] = {"", "1a", "a:b", "a-b", "a b", "ü", ":"};
     for (size_t i = 0; i < sizeof label_ok / sizeof label_ok[0]; i++)
-        assert_true(cfg_valid_label_name(label_ok[i]));
+        assert_true(reg_valid_label_name(label_ok[i], strlen(label_ok[i])));
     for (size_t i = 0; i < sizeof label_bad / sizeof label_bad[0]; i++)
-        assert_false(cfg_valid_label_name(label_bad[i]));
-    assert_false(cfg_valid_label_name(NULL));
+        assert_false(reg_valid_label_name(label_bad[i], strlen(label_bad[i])));
+    assert_false(reg_valid_label_name(NULL, 0));
+}
+
+/* Both rules bound a name at REG_MAX_NAME bytes. */
+static void test_name_length(void **state) {
+    (void)state;
+    char name[REG_MAX_NAME + 2];
+    memset(name, 'a', sizeof name);
+    assert_true(reg_valid_metric_name(name, REG_MAX_NAME));
+    assert_false(reg_valid_metric_name(name, REG_MAX_NAME + 1));
+    assert_true(reg_valid_label_name(name, REG_MAX_NAME));
+    assert_false(reg_valid_label_name(name, REG_MAX_NAME + 1));
+}
+
+/* "__" names always; "le" only in histograms, "quantile" only in summaries. */
+static void test_reserved_label_names(void **state) {
+    (void)state;
+    static const struct {
+        reg_type type;
+        const char *name;
+        int reserved;
+    } cases[] = {
+        {REG_COUNTER, "__name__", 1}, {REG_UNTYPED, "__x", 1},   {REG_GAUGE, "__", 1},
+        {REG_COUNTER, "_x", 0},       {REG_HISTOGRAM, "le", 1},  {REG_HISTOGRAM, "quantile", 0},
+        {REG_SUMMARY, "quantile", 1}, {REG_SUMMARY, "le", 0},    {REG_COUNTER, "le", 0},
+        {REG_UNTYPED, "quantile", 0}, {REG_HISTOGRAM, "lee", 0}, {REG_SUMMARY, "quantiles", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        print_message("%d %s\n", (int)cases[i].type, cases[i].name);
+        assert_int_equal(
+            reg_reserved_label_name(cases[i].type, cases[i].name, strlen(cases[i].name)),
+            cases[i].reserved);
+    }
+    assert_int_equal(reg_reserved_label_name(REG_HISTOGRAM, "le_x", 2), 1); /* bytes given */
 }
 
 int main(void) {
@@ -106,6 +143,8 @@ int main(void) {
         cmocka_unit_test(test_durations_valid),
         cmocka_unit_test(test_durations_invalid),
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_name_length),
+        cmocka_unit_test(test_reserved_label_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
