@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../tests/support/statsd_fixture.h"
 #include "bench.h"
 #include "exporter.h"
 #include "log.h"
@@ -159,96 +160,42 @@ static int run_sender(const char *self, int port, int per, double rate, double s
 
 /* ---- the receiving side (in this process) ------------------------------------------------ */
 
-typedef struct {
-    char dir[64], path[128];
-    char args[6][256];
-    char *argv[6];
-    exp_flags flags;
-    reg_registry *reg;
-    exp_self *self;
-    exp_state *st;
-    exp_statsd_listener *L;
-    reg_thread *t;
-    reg_series **snap;
-    size_t snap_cap;
-    int port;
-} server;
+/* The shared listener fixture (tests/support/statsd_fixture.h) is the server. */
+typedef statsd_fixture server;
 
 static server *server_start(unsigned readers, const char *udp) {
     server *s = calloc(1, sizeof *s);
-    snprintf(s->dir, sizeof s->dir, "/tmp/abacus-bench-XXXXXX");
-    if (!mkdtemp(s->dir))
+    if (!s || statsd_fixture_prepare(s, "abacus-bench", YAML) != 0)
         exit(1);
-    snprintf(s->path, sizeof s->path, "%s/abacus.yml", s->dir);
-    FILE *f = fopen(s->path, "w");
-    fputs(YAML, f);
-    fclose(f);
-    snprintf(s->args[0], 256, "bench");
-    snprintf(s->args[1], 256, "--config.file=%s", s->path);
-    snprintf(s->args[2], 256, "--statsd.listen-udp=%s", udp);
-    snprintf(s->args[3], 256, "--statsd.listen-tcp=");
-    snprintf(s->args[4], 256, "--statsd.readers=%u", readers);
-    snprintf(s->args[5], 256, "--statsd.read-buffer=%d", 32 << 20);
-    for (int i = 0; i < 6; i++)
-        s->argv[i] = s->args[i];
-    if (exp_flags_parse(&s->flags, 6, s->argv, stderr) != 0)
-        exit(1);
-    cfg_errors errs = {0};
-    exp_config *c = exp_config_load(&s->flags, &errs);
-    if (!c) {
-        cfg_errors_print(&errs, stderr);
-        exit(1);
-    }
-    reg_options opt = {.max_series = c->cfg->statsd.max_series, .start_reaper = 1};
-    char err[256];
-    s->reg = reg_create(&opt);
-    s->self = exp_self_create(s->reg, err, sizeof err);
-    s->st = exp_state_create(s->reg, &s->flags, s->self, c, err, sizeof err);
-    s->L = s->st ? exp_statsd_listener_start(s->reg, s->st, err, sizeof err) : NULL;
-    if (!s->L) {
+    char fudp[256], freaders[64], fbuf[64];
+    snprintf(fudp, sizeof fudp, "--statsd.listen-udp=%s", udp);
+    snprintf(freaders, sizeof freaders, "--statsd.readers=%u", readers);
+    snprintf(fbuf, sizeof fbuf, "--statsd.read-buffer=%d", 32 << 20);
+    const char *flags[] = {fudp, "--statsd.listen-tcp=", freaders, fbuf, NULL};
+    char err[256] = "";
+    if (statsd_fixture_start(s, flags, 0, err, sizeof err) != 0) {
         fprintf(stderr, "cannot start: %s\n", err);
         exit(1);
     }
-    s->t = reg_thread_attach(s->reg);
-    const char *a = exp_statsd_listener_address(s->L, EXP_STATSD_LISTENER_UDP);
-    s->port = a ? atoi(strrchr(a, ':') + 1) : 0;
     return s;
 }
 
 static void server_stop(server *s) {
-    exp_statsd_listener_stop(s->L);
-    reg_thread_detach(s->t);
-    exp_state_destroy(s->st);
-    exp_self_destroy(s->self);
-    reg_destroy(s->reg);
-    free(s->snap);
-    unlink(s->path);
-    rmdir(s->dir);
+    statsd_fixture_stop(s);
     free(s);
 }
 
 /* Value of a self-metric series (rendered labels), 0 when absent. */
 static double metric(server *s, const char *family, const char *labels) {
-    double v = 0;
     reg_begin(s->t);
-    reg_family *f = reg_family_find(s->t, family);
-    long n = f ? reg_family_collect(s->t, f, &s->snap, &s->snap_cap) : 0;
-    for (long i = 0; i < n; i++) {
-        size_t len;
-        const char *l = reg_series_labels(s->snap[i], &len);
-        if (len == strlen(labels) && memcmp(l, labels, len) == 0)
-            v = reg_series_value(s->snap[i]);
-    }
+    reg_series *sr = statsd_fixture_series(s, reg_family_find(s->t, family), labels);
+    double v = sr ? reg_series_value(sr) : 0;
     reg_end(s->t);
     return v;
 }
 
 static size_t series_of(server *s, const char *family) {
-    reg_begin(s->t);
-    reg_family *f = reg_family_find(s->t, family);
-    size_t n = f ? reg_family_series_count(f) : 0;
-    reg_end(s->t);
-    return n;
+    return statsd_fixture_nseries(s, family);
 }
 
 /* Queued bytes and drops of the UDP sockets bound to port (all readers), /proc/net/udp. */
@@ -287,7 +234,7 @@ static double settle_lines(server *s) {
     double last = -1;
     for (int i = 0; i < 2000; i++) {
         unsigned long long q, d;
-        proc_udp(s->port, &q, &d);
+        proc_udp(s->udp_port, &q, &d);
         double v = metric(s, "abacus_statsd_lines_total", "listener=\"udp\"");
         if (q == 0 && v == last)
             return v;
@@ -305,7 +252,7 @@ typedef struct {
 static void await_drained(server *s) {
     for (int i = 0; i < 60000; i++) {
         unsigned long long q, d;
-        proc_udp(s->port, &q, &d);
+        proc_udp(s->udp_port, &q, &d);
         if (q == 0)
             return;
         sleep_ms(1);
@@ -318,18 +265,18 @@ static void run_step(server *s, const char *self, int per, double rate, double s
                      step_result *r) {
     unsigned long long q, d0, d1;
     double l0 = settle_lines(s);
-    proc_udp(s->port, &q, &d0);
+    proc_udp(s->udp_port, &q, &d0);
     double k0 =
         metric(s, "abacus_statsd_packets_dropped_total", "listener=\"udp\",reason=\"kernel\"");
     double c0 = cpu_s(), t0 = now_s();
     sent_report sr = {0};
-    if (run_sender(self, s->port, per, rate, secs, &sr) != 0)
+    if (run_sender(self, s->udp_port, per, rate, secs, &sr) != 0)
         fprintf(stderr, "sender failed\n");
     await_drained(s);
     r->busy = now_s() - t0;
     double c1 = cpu_s();
     double l1 = settle_lines(s);
-    proc_udp(s->port, &q, &d1);
+    proc_udp(s->udp_port, &q, &d1);
     double k1 =
         metric(s, "abacus_statsd_packets_dropped_total", "listener=\"udp\",reason=\"kernel\"");
     r->offered = rate;
@@ -448,7 +395,7 @@ static void bench_rss(const char *self) {
     const size_t N = 100000;
     /* Warm: the family exists; then measure the difference made by the series. */
     int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->port)};
+    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->udp_port)};
     inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
     connect(fd, (struct sockaddr *)&dst, sizeof dst);
     const char *w = "rss_series:1|c|#id:warm";

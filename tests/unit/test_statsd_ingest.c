@@ -22,24 +22,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../support/statsd_fixture.h"
 #include "exporter.h"
 #include "statsd/statsd.h"
 
 /* ---- environment ------------------------------------------------------------------------- */
 
-typedef struct {
-    char dir[64], path[128];
-    char *argv[8];
-    char args[6][256];
-    exp_flags flags;
-    reg_registry *reg;
-    exp_self *self;
-    exp_state *st;
-    exp_statsd_listener *L;
-    reg_thread *t;
-    reg_series **snap;
-    size_t snap_cap;
-} env;
+/* The shared listener fixture (tests/support/statsd_fixture.h), as this file's environment. */
+typedef statsd_fixture env;
 
 static void write_file(const char *path, const char *text) {
     char tmp[256];
@@ -51,62 +41,28 @@ static void write_file(const char *path, const char *text) {
     assert_int_equal(rename(tmp, path), 0);
 }
 
-/* Start a registry, state and listeners for yaml. udp/tcp/unixgram: listen addresses ("" off). */
+/* Start a registry, state and listeners for yaml. udp/tcp/unixgram: listen addresses ("" off;
+ * ux is a socket name in the environment's directory). */
 static env *env_start(const char *yaml, const char *udp, const char *tcp, const char *ux) {
     env *e = calloc(1, sizeof *e);
     assert_non_null(e);
-    snprintf(e->dir, sizeof e->dir, "/tmp/abacus-statsd-XXXXXX");
-    assert_non_null(mkdtemp(e->dir));
-    snprintf(e->path, sizeof e->path, "%s/abacus.yml", e->dir);
-    write_file(e->path, yaml);
-    snprintf(e->args[0], 256, "abacus");
-    snprintf(e->args[1], 256, "--config.file=%s", e->path);
-    snprintf(e->args[2], 256, "--statsd.listen-udp=%s", udp);
-    snprintf(e->args[3], 256, "--statsd.listen-tcp=%s", tcp);
+    assert_int_equal(statsd_fixture_prepare(e, "abacus-statsd", yaml), 0);
+    char fudp[256], ftcp[256], fux[256];
+    snprintf(fudp, sizeof fudp, "--statsd.listen-udp=%s", udp);
+    snprintf(ftcp, sizeof ftcp, "--statsd.listen-tcp=%s", tcp);
     if (ux && *ux)
-        snprintf(e->args[4], 256, "--statsd.listen-unixgram=%s/%s", e->dir, ux);
+        snprintf(fux, sizeof fux, "--statsd.listen-unixgram=%s/%s", e->dir, ux);
     else
-        snprintf(e->args[4], 256, "--statsd.listen-unixgram=");
-    for (int i = 0; i < 5; i++)
-        e->argv[i] = e->args[i];
-    assert_int_equal(exp_flags_parse(&e->flags, 5, e->argv, stderr), 0);
-    cfg_errors errs = {0};
-    exp_config *c = exp_config_load(&e->flags, &errs);
-    if (!c)
-        cfg_errors_print(&errs, stderr);
-    assert_non_null(c);
-    cfg_errors_free(&errs);
-    reg_options opt = {.max_series = c->cfg->statsd.max_series,
-                       .start_reaper = 1,
-                       .reap_interval_ns = 20 * 1000000ULL};
-    e->reg = reg_create(&opt);
-    assert_non_null(e->reg);
+        snprintf(fux, sizeof fux, "--statsd.listen-unixgram=");
+    const char *flags[] = {fudp, ftcp, fux, NULL};
     char err[256] = "";
-    e->self = exp_self_create(e->reg, err, sizeof err);
-    assert_non_null(e->self);
-    e->st = exp_state_create(e->reg, &e->flags, e->self, c, err, sizeof err);
-    assert_non_null(e->st);
-    e->L = exp_statsd_listener_start(e->reg, e->st, err, sizeof err);
-    if (!e->L)
-        fprintf(stderr, "start: %s\n", err);
-    assert_non_null(e->L);
-    e->t = reg_thread_attach(e->reg);
-    assert_non_null(e->t);
+    if (statsd_fixture_start(e, flags, 20 * 1000000ULL, err, sizeof err) != 0)
+        fail_msg("start: %s", err);
     return e;
 }
 
 static void env_stop(env *e) {
-    exp_statsd_listener_stop(e->L);
-    reg_thread_detach(e->t);
-    exp_state_destroy(e->st);
-    exp_self_destroy(e->self);
-    reg_destroy(e->reg);
-    free(e->snap);
-    unlink(e->path);
-    char ux[200];
-    snprintf(ux, sizeof ux, "%s/statsd.sock", e->dir);
-    unlink(ux);
-    rmdir(e->dir);
+    statsd_fixture_stop(e);
     free(e);
 }
 
@@ -114,23 +70,17 @@ static void env_stop(env *e) {
  * 1 and fills what is asked, 0 when absent. */
 static int series(env *e, const char *family, const char *labels, double *value, uint64_t *count,
                   double *sum) {
-    int found = 0;
     reg_begin(e->t);
     reg_family *f = reg_family_find(e->t, family);
-    long n = f ? reg_family_collect(e->t, f, &e->snap, &e->snap_cap) : 0;
-    for (long i = 0; i < n && !found; i++) {
-        size_t len;
-        const char *l = reg_series_labels(e->snap[i], &len);
-        if (len != strlen(labels) || memcmp(l, labels, len) != 0)
-            continue;
-        found = 1;
+    reg_series *sr = statsd_fixture_series(e, f, labels);
+    if (sr) {
         const reg_family_def *d = reg_family_definition(f);
         if (value)
-            *value = reg_series_value(e->snap[i]);
+            *value = reg_series_value(sr);
         if (d->type == REG_HISTOGRAM && (count || sum)) {
             uint64_t cum[REG_MAX_BUCKETS + 1];
             double s;
-            reg_series_histogram(e->snap[i], f, cum, &s);
+            reg_series_histogram(sr, f, cum, &s);
             if (count)
                 *count = cum[d->nbuckets];
             if (sum)
@@ -139,7 +89,7 @@ static int series(env *e, const char *family, const char *labels, double *value,
             double q[REG_MAX_QUANTILES];
             uint64_t c;
             double s;
-            reg_series_summary(e->snap[i], f, q, &c, &s);
+            reg_series_summary(sr, f, q, &c, &s);
             if (count)
                 *count = c;
             if (sum)
@@ -147,7 +97,7 @@ static int series(env *e, const char *family, const char *labels, double *value,
         }
     }
     reg_end(e->t);
-    return found;
+    return sr != NULL;
 }
 
 static double val(env *e, const char *family, const char *labels) {
@@ -171,11 +121,7 @@ static reg_family_def def_of(env *e, const char *family, int *found) {
 }
 
 static size_t nseries(env *e, const char *family) {
-    reg_begin(e->t);
-    reg_family *f = reg_family_find(e->t, family);
-    size_t n = f ? reg_family_series_count(f) : 0;
-    reg_end(e->t);
-    return n;
+    return statsd_fixture_nseries(e, family);
 }
 
 static void sleep_ms(unsigned ms) {
