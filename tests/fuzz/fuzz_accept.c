@@ -1,4 +1,5 @@
-/* fuzz_accept.c - libFuzzer target: content negotiation (exporter/expfmt.h).
+/* fuzz_accept.c - libFuzzer target: content negotiation (exporter/http/negotiate.h,
+ * exporter/http/expfmt.h).
  *
  * Input: an `Accept` header, optionally a NUL byte and an `Accept-Encoding` header, then
  * optionally a second NUL and one byte choosing the read size. exp_negotiate and
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "http/expfmt.h"
 #include "http/negotiate.h"
 #include "registry.h"
 

@@ -26,8 +26,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "exporter.h"
+#include "flags.h"
+#include "http/http.h"
 #include "log.h"
+#include "selfmetrics.h"
+#include "state.h"
 
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
