@@ -43,6 +43,17 @@ def closed_by_peer(s, timeout=20):
         return True
 
 
+def connect_from(source, host, port):
+    """A connection to host:port from a source address of our choosing (127.0.0.0/8 is all
+    loopback): the per-address limit then counts only the test's own connections, not the
+    harness's, which the server may still be closing."""
+    s = socket.socket()
+    s.settimeout(20)
+    s.bind((source, 0))
+    s.connect((host, port))
+    return s
+
+
 def get_from(source, host, port, path="/-/healthy"):
     """GET path over a connection from source address; the status code."""
     s = socket.socket()
@@ -147,12 +158,12 @@ class ConnectionLimits(unittest.TestCase):
 
     def test_max_connections_per_ip(self):
         with Abacus(config="server:\n  max_connections_per_ip: 2\n") as a:
-            conns = [socket.create_connection((a.host, a.port), timeout=20) for _ in range(2)]
+            conns = [connect_from("127.0.0.3", a.host, a.port) for _ in range(2)]
             try:
-                third = socket.create_connection((a.host, a.port), timeout=20)
+                third = connect_from("127.0.0.3", a.host, a.port)
                 try:
                     self.assertTrue(closed_by_peer(third), "a third connection from "
-                                                           "127.0.0.1 was kept")
+                                                           "127.0.0.3 was kept")
                 finally:
                     third.close()
                 # the two stay open and are served
@@ -165,8 +176,9 @@ class ConnectionLimits(unittest.TestCase):
             finally:
                 for c in conns:
                     c.close()
-            # once they are gone, 127.0.0.1 is served again
-            wait_until(lambda: a.get("/-/healthy").status == 200, "127.0.0.1 served again")
+            # once they are gone, 127.0.0.3 is served again
+            wait_until(lambda: get_from("127.0.0.3", a.host, a.port) == 200,
+                       "127.0.0.3 served again")
 
 
 class ServerReload(unittest.TestCase):
@@ -192,9 +204,9 @@ class ServerReload(unittest.TestCase):
             self.assertEqual(a.log_text().count("take effect after a restart"), 1)
             self.assertIsNone(a.value("h"))  # the reload itself was applied
             # ...and the old per-address limit (2) is still in force
-            conns = [socket.create_connection((a.host, a.port), timeout=20) for _ in range(2)]
+            conns = [connect_from("127.0.0.3", a.host, a.port) for _ in range(2)]
             try:
-                third = socket.create_connection((a.host, a.port), timeout=20)
+                third = connect_from("127.0.0.3", a.host, a.port)
                 try:
                     self.assertTrue(closed_by_peer(third))
                 finally:
