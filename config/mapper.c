@@ -21,7 +21,8 @@
  * part that is literally "*" is captured like any other, glob_disable_ordering always
  * backtracks fully, and invalid UTF-8 bytes are escaped one '_' each.
  *
- * Globs are compiled into one trie (literal edges in a hash table, one "*" child per node);
+ * Globs are compiled into one trie (each node's literal children in a string map, keyed by the
+ * part and borrowing it from the rule's match string; one "*" child per node);
  * each node knows the smallest rule index below it per metric kind, so an ordered lookup
  * prunes every subtree that cannot beat the best match found so far.
  */
@@ -39,6 +40,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "internal.h"
 
 #define NONE UINT32_MAX
 #define NSLOTS 4               /* kind slots: 0 = untyped event, then counter/gauge/observer */
@@ -323,14 +325,9 @@ typedef struct {
     uint32_t rules;          /* first glob rule ending here (file order), NONE */
     uint32_t minrem, maxrem; /* parts left to the end of any rule through this node */
     uint32_t minrule[NSLOTS];
+    reg_strmap *literal; /* literal part -> child index (never 0: the root is no child); NULL
+                            until the node has one */
 } gnode;
-
-typedef struct {
-    const char *s; /* a literal part, pointing into the rule's match string */
-    uint32_t len;
-    uint32_t parent, child;
-    uint64_t hash;
-} gedge;
 
 typedef struct {
     const cfg_mapping *m;
@@ -356,56 +353,22 @@ struct cfg_mapper {
     int ordered;
     gnode *nodes;
     size_t nnodes, nodes_cap;
-    gedge *edges; /* open addressing; s == NULL: empty */
-    size_t edges_mask, nedges;
     uint32_t glob_maxdepth; /* most parts of any glob rule; 0 = no glob rules */
 };
 
-static inline uint64_t edge_hash(uint32_t parent, const char *s, size_t n) {
-    return reg_hash_bytes(s, n, 0x2545f4914f6cdd1dull * ((uint64_t)parent + 1));
-}
-
+/* The literal child of parent for part s[0..n), or NONE. Cannot fail. */
 static uint32_t edge_find(const cfg_mapper *m, uint32_t parent, const char *s, size_t n) {
-    if (!m->edges)
-        return NONE;
-    uint64_t h = edge_hash(parent, s, n);
-    for (size_t i = h & m->edges_mask;; i = (i + 1) & m->edges_mask) {
-        const gedge *e = &m->edges[i];
-        if (!e->s)
-            return NONE;
-        if (e->hash == h && e->parent == parent && e->len == n && memcmp(e->s, s, n) == 0)
-            return e->child;
-    }
+    void *child = reg_strmap_get(m->nodes[parent].literal, s, n);
+    return child ? (uint32_t)(uintptr_t)child : NONE;
 }
 
-static int edge_insert_raw(gedge *tab, size_t mask, const gedge *e) {
-    for (size_t i = e->hash & mask;; i = (i + 1) & mask) {
-        if (!tab[i].s) {
-            tab[i] = *e;
-            return 0;
-        }
-    }
-}
-
+/* s (borrowed: the rule's match string outlives the mapper) leads from parent to child. 0, or
+ * -1 when out of memory. */
 static int edge_insert(cfg_mapper *m, uint32_t parent, const char *s, size_t n, uint32_t child) {
-    if ((m->nedges + 1) * 2 > m->edges_mask + 1 || !m->edges) {
-        size_t ncap = m->edges ? (m->edges_mask + 1) * 2 : 16;
-        gedge *t = calloc(ncap, sizeof(*t));
-        if (!t)
-            return -1;
-        if (m->edges) {
-            for (size_t i = 0; i <= m->edges_mask; i++)
-                if (m->edges[i].s)
-                    edge_insert_raw(t, ncap - 1, &m->edges[i]);
-            free(m->edges);
-        }
-        m->edges = t;
-        m->edges_mask = ncap - 1;
-    }
-    gedge e = {s, (uint32_t)n, parent, child, edge_hash(parent, s, n)};
-    edge_insert_raw(m->edges, m->edges_mask, &e);
-    m->nedges++;
-    return 0;
+    gnode *g = &m->nodes[parent];
+    if (!g->literal && !(g->literal = reg_strmap_create(0)))
+        return -1;
+    return reg_strmap_put(g->literal, s, n, (void *)(uintptr_t)child) == REG_OK ? 0 : -1;
 }
 
 static uint32_t node_new(cfg_mapper *m, uint32_t parent) {
@@ -425,6 +388,7 @@ static uint32_t node_new(cfg_mapper *m, uint32_t parent) {
     g->rules = NONE;
     g->minrem = NONE;
     g->maxrem = 0;
+    g->literal = NULL;
     for (int k = 0; k < NSLOTS; k++)
         g->minrule[k] = NONE;
     return (uint32_t)m->nnodes++;
@@ -435,34 +399,6 @@ static inline void node_span(gnode *g, uint32_t rem) {
         g->minrem = rem;
     if (rem > g->maxrem)
         g->maxrem = rem;
-}
-
-/* statsd_exporter's metricLineRE: first part "*" or [a-zA-Z_][a-zA-Z0-9_-]*, later parts
- * "*" or [a-zA-Z0-9_][a-zA-Z0-9_-]* (so "foo--bar" and "foo-" are parts). No partial
- * wildcards ("foo*"), no empty parts. */
-static int glob_valid(const char *s) {
-    size_t i = 0, part = 0;
-    for (;;) {
-        size_t st = i;
-        if (s[i] == '*') {
-            i++;
-        } else {
-            unsigned char c = (unsigned char)s[i];
-            if (!is_name_char(c) || (part == 0 && c >= '0' && c <= '9'))
-                return 0;
-            i++;
-            while (is_name_char((unsigned char)s[i]) || s[i] == '-')
-                i++;
-        }
-        if (i == st)
-            return 0;
-        if (s[i] == '\0')
-            return 1;
-        if (s[i] != '.')
-            return 0;
-        i++;
-        part++;
-    }
 }
 
 static int glob_add(cfg_mapper *m, uint32_t idx) {
@@ -543,8 +479,9 @@ void cfg_mapper_free(cfg_mapper *m) {
         crule_free(&m->rules[i]);
     free(m->rules);
     free(m->regex);
+    for (size_t i = 0; i < m->nnodes; i++)
+        reg_strmap_free(m->nodes[i].literal);
     free(m->nodes);
-    free(m->edges);
     free(m);
 }
 
@@ -569,6 +506,78 @@ static int compile_regex(cfg_mapper *m, crule *r, cfg_errors *errs) {
     if (cc > m->max_groups)
         m->max_groups = cc;
     return 0;
+}
+
+/* The name and label templates of rule r. 0, or -1 when out of memory. */
+static int compile_templates(cfg_mapper *m, crule *r) {
+    const cfg_mapping *mp = r->m;
+    if (mp->nlabels > m->max_labels)
+        m->max_labels = mp->nlabels;
+    if (mp->name) {
+        int rc = r->is_regex ? tpl_compile_regex(&r->name, mp->name, r->re)
+                             : tpl_compile_glob(&r->name, mp->name, r->nstars);
+        if (rc != 0)
+            return -1;
+    }
+    if (!mp->nlabels)
+        return 0;
+    r->labels = calloc(mp->nlabels, sizeof(tpl));
+    if (!r->labels)
+        return -1;
+    for (size_t l = 0; l < mp->nlabels; l++) {
+        const char *v = mp->labels[l].value ? mp->labels[l].value : "";
+        int rc = r->is_regex ? tpl_compile_regex(&r->labels[l], v, r->re)
+                             : tpl_compile_glob(&r->labels[l], v, r->nstars);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Rule i into the trie or the regex list, with its templates. 0; 1 when the rule is bad
+ * (reported in errs); -1 when out of memory. */
+static int compile_rule(cfg_mapper *m, size_t i, cfg_errors *errs) {
+    const cfg_config *c = m->c;
+    const cfg_mapping *mp = &c->mappings[i];
+    crule *r = &m->rules[i];
+    r->m = mp;
+    if (!mp->match) {
+        err_add(errs, c, mp, "mapping has no match");
+        return 1;
+    }
+    if (!mp->name && mp->action != CFG_ACTION_DROP) {
+        err_add(errs, c, mp, "mapping for \"%.200s\" has no name", mp->match);
+        return 1;
+    }
+    cfg_match_type mt = mp->match_type;
+    if (mt == CFG_MATCH_DEFAULT)
+        mt = c->defaults.match_type == CFG_MATCH_REGEX ? CFG_MATCH_REGEX : CFG_MATCH_GLOB;
+    if (mt == CFG_MATCH_REGEX) {
+        r->is_regex = 1;
+        if (compile_regex(m, r, errs) != 0)
+            return 1;
+        m->regex[m->nregex++] = (uint32_t)i;
+    } else if (!cfg_valid_glob(mp->match, strlen(mp->match))) {
+        err_add(errs, c, mp,
+                "invalid match \"%.200s\": glob parts are \"*\" or names of [a-zA-Z0-9_-] "
+                "starting with [a-zA-Z0-9_] (the first not with a digit)",
+                mp->match);
+        return 1;
+    } else if (glob_add(m, (uint32_t)i) != 0) {
+        return -1;
+    }
+    return compile_templates(m, r);
+}
+
+/* Children always come after their parent: fold subtree minima upwards in one pass. Cannot
+ * fail. */
+static void fold_subtree_minima(cfg_mapper *m) {
+    for (size_t i = m->nnodes; i-- > 1;) {
+        gnode *g = &m->nodes[i], *p = &m->nodes[g->parent];
+        for (int k = 0; k < NSLOTS; k++)
+            if (g->minrule[k] < p->minrule[k])
+                p->minrule[k] = g->minrule[k];
+    }
 }
 
 /* Returns the mapper, or NULL with one error per bad rule appended to errs (or an
@@ -596,74 +605,18 @@ cfg_mapper *cfg_mapper_create(const cfg_config *c, cfg_errors *errs) {
     m->regex = calloc(c->nmappings ? c->nmappings : 1, sizeof(uint32_t));
     if (!m->rules || !m->regex || node_new(m, NONE) != 0)
         goto oom;
-
     size_t bad = 0;
     for (size_t i = 0; i < c->nmappings; i++) {
-        const cfg_mapping *mp = &c->mappings[i];
-        crule *r = &m->rules[i];
-        r->m = mp;
-        if (!mp->match) {
-            err_add(errs, c, mp, "mapping has no match");
-            bad++;
-            continue;
-        }
-        if (!mp->name && mp->action != CFG_ACTION_DROP) {
-            err_add(errs, c, mp, "mapping for \"%.200s\" has no name", mp->match);
-            bad++;
-            continue;
-        }
-        cfg_match_type mt = mp->match_type;
-        if (mt == CFG_MATCH_DEFAULT)
-            mt = c->defaults.match_type == CFG_MATCH_REGEX ? CFG_MATCH_REGEX : CFG_MATCH_GLOB;
-        if (mt == CFG_MATCH_REGEX) {
-            r->is_regex = 1;
-            if (compile_regex(m, r, errs) != 0) {
-                bad++;
-                continue;
-            }
-            m->regex[m->nregex++] = (uint32_t)i;
-        } else if (!glob_valid(mp->match)) {
-            err_add(errs, c, mp,
-                    "invalid match \"%.200s\": glob parts are \"*\" or names of [a-zA-Z0-9_-] "
-                    "starting with [a-zA-Z0-9_] (the first not with a digit)",
-                    mp->match);
-            bad++;
-            continue;
-        } else if (glob_add(m, (uint32_t)i) != 0) {
+        int rc = compile_rule(m, i, errs);
+        if (rc < 0)
             goto oom;
-        }
-        if (mp->nlabels > m->max_labels)
-            m->max_labels = mp->nlabels;
-        if (mp->name) {
-            int rc = r->is_regex ? tpl_compile_regex(&r->name, mp->name, r->re)
-                                 : tpl_compile_glob(&r->name, mp->name, r->nstars);
-            if (rc != 0)
-                goto oom;
-        }
-        if (mp->nlabels) {
-            r->labels = calloc(mp->nlabels, sizeof(tpl));
-            if (!r->labels)
-                goto oom;
-            for (size_t l = 0; l < mp->nlabels; l++) {
-                const char *v = mp->labels[l].value ? mp->labels[l].value : "";
-                int rc = r->is_regex ? tpl_compile_regex(&r->labels[l], v, r->re)
-                                     : tpl_compile_glob(&r->labels[l], v, r->nstars);
-                if (rc != 0)
-                    goto oom;
-            }
-        }
+        bad += (size_t)rc;
     }
     if (bad) {
         cfg_mapper_free(m);
         return NULL;
     }
-    /* Children always come after their parent: fold subtree minima upwards in one pass. */
-    for (size_t i = m->nnodes; i-- > 1;) {
-        gnode *g = &m->nodes[i], *p = &m->nodes[g->parent];
-        for (int k = 0; k < NSLOTS; k++)
-            if (g->minrule[k] < p->minrule[k])
-                p->minrule[k] = g->minrule[k];
-    }
+    fold_subtree_minima(m);
     return m;
 oom:
     err_add(errs, c, NULL, "out of memory while compiling the mappings");
