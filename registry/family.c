@@ -380,6 +380,15 @@ static void family_kill(reg_registry *r, reg_family *f) {
     reg_family_release(r, f); /* the registry's link */
 }
 
+/* Free a family that was never published, with any series made in it (counted in the
+ * registry's totals, so removed the usual way). Cannot fail. */
+static void unpublished_free(reg_registry *r, reg_family *f) {
+    pthread_mutex_lock(&f->mu);
+    kill_all_locked(r, f);
+    pthread_mutex_unlock(&f->mu);
+    reg_family_free_now(f);
+}
+
 int reg_family_add(reg_thread *t, const reg_family_def *def, reg_family **out) {
     reg_registry *r = t->reg;
     *out = NULL;
@@ -424,24 +433,35 @@ int reg_family_replace(reg_thread *t, const reg_family_def *def, reg_family **ou
     reg_family *f = family_new(r, def);
     if (f == NULL)
         return REG_ENOMEM;
+    /* A family without labels has its one series before it is published: a reader that
+     * finds the new family never finds it empty (a scrape would skip it: neither old nor new). */
+    int touched = REG_OK;
+    if (def->nlabels == 0) {
+        static const char *const none[1] = {NULL};
+        touched = reg_touch(t, f, none);
+        if (touched == REG_ENOMEM) {
+            unpublished_free(r, f);
+            return REG_ENOMEM;
+        }
+    }
     pthread_mutex_lock(&r->fam_mu);
     old = reg_family_find(t, def->name); /* again: writers are serialised only from here */
     if (old && reg_family_matches(old, def)) {
         pthread_mutex_unlock(&r->fam_mu);
-        reg_family_free_now(f);
+        unpublished_free(r, f);
         *out = old;
         return REG_OK;
     }
     bool ok = link_locked(r, f, old);
     pthread_mutex_unlock(&r->fam_mu);
     if (!ok) {
-        reg_family_free_now(f);
+        unpublished_free(r, f);
         return REG_ENOMEM;
     }
     if (old)
         family_kill(r, old);
     *out = f;
-    return REG_OK;
+    return touched; /* REG_OK, or REG_ELIMIT: linked, but its series was refused */
 }
 
 int reg_family_hold(reg_family *f) {

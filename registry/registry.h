@@ -127,7 +127,9 @@ reg_family *reg_family_find(reg_thread *t, const char *name);
  * finds the old family or the new one, never neither and never both. The old family's series
  * are removed (each reported to the removal hook) and updates on it fail with REG_EGONE from
  * then on. No family of that name: adds it. One equal to def: keeps it (REG_OK, nothing
- * removed). REG_EINVAL for a bad definition, REG_ENOMEM (nothing changed). Inside a section;
+ * removed). A new family without labels is published with its one series already made, so it
+ * is never seen empty. REG_EINVAL for a bad definition, REG_ENOMEM (nothing changed),
+ * REG_ELIMIT (replaced, but the label-less series was refused by a limit). Inside a section;
  * *out is valid until reg_end. Waits for in-flight updates on the old series to leave. */
 int reg_family_replace(reg_thread *t, const reg_family_def *def, reg_family **out);
 /* Remove a family and all its series (each reported to the removal hook). REG_ENOTFOUND when

@@ -30,6 +30,30 @@ static reg_family_def def_of(int version) {
     return d;
 }
 
+/* A family without labels, as a declared gauge: replaced alongside, and always seen with its
+ * one series. */
+static reg_family_def plain_of(int version) {
+    reg_family_def d = {.name = "swap_gauge", .help = version ? "B" : "A", .type = REG_GAUGE};
+    return d;
+}
+
+/* Open the label-less family (old or new) and count its series: always exactly one. */
+static void walk_plain(reg_thread *t) {
+    reg_cursor c;
+    reg_begin(t);
+    int rc = REG_EGONE;
+    for (int tries = 0; tries < 64 && rc == REG_EGONE; tries++) {
+        reg_family *f = reg_family_find(t, "swap_gauge");
+        CHECK(f != NULL);
+        rc = reg_cursor_open(t, &c, f);
+    }
+    CHECK(rc == REG_OK);
+    reg_series *const *v;
+    CHECK(reg_cursor_view(&c, &v) == 1); /* never published empty, never emptied while live */
+    reg_cursor_close(reg, &c);
+    reg_end(t);
+}
+
 static void *replacer(void *arg) {
     (void)arg;
     while (atomic_load(&running) < READERS + UPDATERS)
@@ -40,6 +64,8 @@ static void *replacer(void *arg) {
         reg_family *f;
         reg_begin(t);
         CHECK(reg_family_replace(t, &d, &f) == REG_OK);
+        reg_family_def p = plain_of(i % 2);
+        CHECK(reg_family_replace(t, &p, &f) == REG_OK);
         reg_end(t);
         reg_reap(reg); /* free what the replaced families retired, concurrently with readers */
     }
@@ -94,6 +120,7 @@ static void *reader(void *arg) {
     reg_thread *t = reg_thread_attach(reg);
     do {
         walk(t);
+        walk_plain(t);
         if (++*walks == 1)
             atomic_fetch_add(&running, 1);
     } while (!atomic_load(&replacing_done));
@@ -147,6 +174,8 @@ int main(void) {
     reg_family *f;
     reg_begin(t);
     CHECK(reg_family_add(t, &d, &f) == REG_OK);
+    reg_family_def p = plain_of(1);
+    CHECK(reg_family_replace(t, &p, &f) == REG_OK);
     reg_end(t);
     worker w[1 + READERS + UPDATERS] = {{0, 0}};
     for (int i = 1; i <= READERS; i++)
