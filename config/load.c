@@ -128,6 +128,16 @@ static int read_fields(loader *c, cfg_node *n, const char *path, const char *con
     return 1;
 }
 
+/* A list item that must be a mapping (a null one is an error too). 1 with f filled, or 0
+ * (reported). */
+static int read_item_fields(loader *c, cfg_node *n, const char *path, const char *const *names,
+                            size_t nn, fields *f) {
+    int r = read_fields(c, n, path, names, nn, f);
+    if (r == 0)
+        cfg_yaml_error(&c->report, n, path, "expected a mapping, got null");
+    return r > 0;
+}
+
 /* The path of field i; returns out. Cannot fail. */
 static const char *field_path(char *out, const fields *f, int i) {
     return path_key(out, f->path, f->names[i]);
@@ -487,10 +497,7 @@ static int read_objectives(loader *c, cfg_node *n, const char *path, reg_objecti
         }
         path_index(ip, path, i);
         fields f;
-        int fr = read_fields(c, it[i], ip, qo_keys, QO_N, &f);
-        if (fr == 0)
-            cfg_yaml_error(&c->report, it[i], ip, "expected a mapping, got null");
-        if (fr <= 0) {
+        if (!read_item_fields(c, it[i], ip, qo_keys, QO_N, &f)) {
             bad = 1;
             continue;
         }
@@ -1312,10 +1319,7 @@ static void load_metric(loader *c, cfg_node *n, const char *path, cfg_metric *m,
     where->node = n;
     m->line = n->line;
     m->column = n->col;
-    int r = read_fields(c, n, path, mt_keys, MT_N, &f);
-    if (r == 0)
-        cfg_yaml_error(&c->report, n, path, "expected a mapping, got null");
-    if (r <= 0)
+    if (!read_item_fields(c, n, path, mt_keys, MT_N, &f))
         return;
     where->name = f.val[MT_NAME];
     load_metric_name(c, &f, n, m);
@@ -1520,10 +1524,7 @@ static void load_mapping(loader *c, cfg_node *n, const char *path, cfg_mapping *
     r->scale = 1;
     r->match_type = d->match_type;
     r->observer_type = d->observer_type;
-    int fr = read_fields(c, n, path, mp_keys, MP_N, &f);
-    if (fr == 0)
-        cfg_yaml_error(&c->report, n, path, "expected a mapping, got null");
-    if (fr <= 0)
+    if (!read_item_fields(c, n, path, mp_keys, MP_N, &f))
         return;
     load_mapping_match(c, &f, n, r);
     load_mapping_name(c, &f, n, r, where);
