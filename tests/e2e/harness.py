@@ -373,6 +373,26 @@ class Abacus:
     def signal(self, sig):
         self.proc.send_signal(sig)
 
+    def pause(self):
+        """SIGSTOP, then wait until every thread is stopped (kill() returns before they
+        are): from then on nothing is read from a socket until resume()."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+        def all_stopped():
+            for tid in os.listdir("/proc/%d/task" % self.proc.pid):
+                try:
+                    with open("/proc/%d/task/%s/stat" % (self.proc.pid, tid)) as f:
+                        state = f.read().rsplit(")", 1)[1].split()[0]
+                except OSError:
+                    continue  # a thread that just ended
+                if state not in ("T", "t"):
+                    return False
+            return True
+        wait_until(all_stopped, "every thread of abacus stopped")
+
+    def resume(self):
+        self.proc.send_signal(signal.SIGCONT)
+
     def stop(self, expect_rc=0, timeout=30):
         """SIGTERM, wait, assert the exit code. Returns it."""
         if self.proc is None:

@@ -194,7 +194,7 @@ class Drain(unittest.TestCase):
             a.start()
             pid = a.proc.pid
             port = a.statsd["udp"][1]
-            a.signal(signal.SIGSTOP)
+            a.pause()
             try:
                 with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
                     for i in range(filler):
@@ -208,7 +208,7 @@ class Drain(unittest.TestCase):
                 self.assertGreater(queued, 0)
                 a.signal(signal.SIGTERM)
             finally:
-                a.signal(signal.SIGCONT)
+                a.resume()
             a.stop()
             log = a.log_text()
             stop_at = log.index("msg=stopped")
@@ -228,25 +228,27 @@ class Drain(unittest.TestCase):
         request (exporter/statsd listen.c, dg_thread), so with more than about 2,100
         datagrams queued (a read buffer of a few MiB holds that many small ones) the rest is
         lost at SIGTERM. Expected to fail until the drain reads the whole queue or README
-        states the bound. Reproducer: this test (2,600 datagrams of 20 lines queued while
-        stopped, no kernel drop, the last ten never logged)."""
-        filler, markers = 2590, 10
-        payload = b"\n".join([b"e2e_drain_filler_total:1|c"] * 20)
-        a = Abacus(statsd=True, args=["--statsd.read-buffer=8388608"])
+        states the bound. Reproducer: this test (6,000 datagrams of 20 lines queued while
+        stopped, no kernel drop, the last ten never logged). Each line creates a series
+        (slower to read than an increment), so that the reader cannot empty the queue before
+        the stop request reaches it."""
+        filler, markers = 5990, 10
+        a = Abacus(statsd=True, args=["--statsd.read-buffer=16777216"])
         try:
             a.start()
-            a.signal(signal.SIGSTOP)
+            a.pause()
             try:
                 with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
                     for i in range(filler):
-                        s.sendto(payload, a.statsd["udp"])
+                        s.sendto(b"\n".join(b"e2e_drain_f_total:1|c|#d:%d,l:%d" % (i, k)
+                                            for k in range(20)), a.statsd["udp"])
                     for i in range(markers):
                         s.sendto(b"e2e_drain_m%d_total:NaN|c" % i, a.statsd["udp"])
                 queued, drops = udp_queue(a.proc.pid, a.statsd["udp"][1])
                 self.assertEqual(drops, 0)
                 a.signal(signal.SIGTERM)
             finally:
-                a.signal(signal.SIGCONT)
+                a.resume()
             a.stop()
             found = re.findall(r"metric=e2e_drain_m\d+_total", a.log_text())
             self.assertEqual(len(found), markers, "the last datagrams queued at SIGTERM "

@@ -440,13 +440,13 @@ mappings:
             dest = a.inet("udp")
             # 1. both readers receive
             socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(64)]
-            a.signal(signal.SIGSTOP)
+            a.pause()
             try:
                 for i, s in enumerate(socks):
                     s.sendto(datagram(100 + i, 0), dest)
                 queues = self._udp_queues(a)
             finally:
-                a.signal(signal.SIGCONT)
+                a.resume()
                 for s in socks:
                     s.close()
             self.assertEqual(len(queues), 2, queues)  # one socket per reader
