@@ -32,7 +32,9 @@
 
 #include "../tests/support/statsd_fixture.h"
 #include "bench.h"
-#include "exporter.h"
+#include "flags.h"
+#include "selfmetrics.h"
+#include "state.h"
 #include "log.h"
 #include "statsd/statsd.h"
 

@@ -118,7 +118,7 @@ static int parse_bool(const char *v, int *out) {
 }
 
 static int parse_count(const char *v, long long *out) {
-    if (!*v || *v == '-' || *v == '+')
+    if (*v < '0' || *v > '9') /* strtoll would take white space and signs */
         return -1;
     char *end;
     errno = 0;
@@ -129,76 +129,68 @@ static int parse_count(const char *v, long long *out) {
     return 0;
 }
 
-/* Returns 0, or 2 on a usage error after printing it to err. */
-int exp_flags_parse(exp_flags *f, int argc, char **argv, FILE *err) {
-    memset(f, 0, sizeof *f);
-    f->max_connections = EXP_UNSET;
-    f->max_concurrent_scrapes = EXP_UNSET;
-    f->statsd_read_buffer = f->statsd_cache_size = f->statsd_readers = EXP_UNSET;
-    f->statsd_dogstatsd_tags = f->statsd_influxdb_tags = EXP_UNSET;
-    f->statsd_librato_tags = f->statsd_signalfx_tags = EXP_UNSET;
-    f->statsd_max_tcp_connections = EXP_UNSET;
-
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h")) {
-            f->show_help = 1;
-            continue;
+/* The flag a `--name` or `--no-name` argument names (name without the dashes, nlen bytes of
+ * it); *negated set for the `no-` form. NULL when there is none. Cannot fail. */
+static const flag_def *find_flag(const char *name, size_t nlen, int *negated) {
+    for (int pass = 0; pass < 2; pass++) {
+        const char *n = name;
+        size_t len = nlen;
+        if (pass == 1) {
+            if (nlen <= 3 || strncmp(name, "no-", 3) != 0)
+                return NULL;
+            n += 3;
+            len -= 3;
         }
-        if (!strcmp(a, "--"))
-            return i + 1 < argc ? usage_error(err, "unexpected argument %s", argv[i + 1]) : 0;
-        if (strncmp(a, "--", 2) != 0)
-            return usage_error(err, "unexpected argument %s", a);
-        const char *name = a + 2;
-        const char *eq = strchr(name, '=');
-        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
-        int negated = 0;
-        const flag_def *d = NULL;
-        for (int pass = 0; pass < 2 && !d; pass++) {
-            const char *n = name;
-            size_t len = nlen;
-            if (pass == 1) {
-                if (nlen <= 3 || strncmp(name, "no-", 3) != 0)
-                    break;
-                n += 3;
-                len -= 3;
+        for (size_t k = 0; k < NFLAGS; k++) {
+            if (strlen(flags[k].name) == len && !strncmp(flags[k].name, n, len)) {
+                *negated = pass;
+                return &flags[k];
             }
-            for (size_t k = 0; k < NFLAGS; k++) {
-                if (strlen(flags[k].name) == len && !strncmp(flags[k].name, n, len)) {
-                    d = &flags[k];
-                    negated = pass;
-                    break;
-                }
-            }
-        }
-        if (!d || (negated && d->kind != F_BOOL))
-            return usage_error(err, "unknown flag %s", a);
-        void *field = (char *)f + d->off;
-        if (d->kind == F_BOOL || d->kind == F_HELP || d->kind == F_VERSION) {
-            int v = 1;
-            if (eq && (negated || d->kind != F_BOOL || parse_bool(eq + 1, &v) != 0))
-                return usage_error(err, "invalid value for flag %s", a);
-            *(int *)field = negated ? 0 : v;
-            continue;
-        }
-        const char *val;
-        if (eq) {
-            val = eq + 1;
-        } else if (i + 1 < argc) {
-            val = argv[++i];
-        } else {
-            return usage_error(err, "flag %s requires a value", a);
-        }
-        if (d->kind == F_STR) {
-            *(const char **)field = val;
-        } else if (parse_count(val, (long long *)field) != 0) {
-            fprintf(err,
-                    "abacus: error: invalid value \"%s\" for flag --%s (want a count), "
-                    "try --help\n",
-                    val, d->name);
-            return 2;
         }
     }
+    return NULL;
+}
+
+/* Apply argv[*i] (and its value, which may be argv[*i + 1]) to f. Returns 0, or 2 on a usage
+ * error after printing it to err. */
+static int parse_one(exp_flags *f, int argc, char **argv, int *i, FILE *err) {
+    const char *a = argv[*i];
+    const char *name = a + 2;
+    const char *eq = strchr(name, '=');
+    size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+    int negated = 0;
+    const flag_def *d = find_flag(name, nlen, &negated);
+    if (!d || (negated && d->kind != F_BOOL))
+        return usage_error(err, "unknown flag %s", a);
+    void *field = (char *)f + d->off;
+    if (d->kind == F_BOOL || d->kind == F_HELP || d->kind == F_VERSION) {
+        int v = 1;
+        if (eq && (negated || d->kind != F_BOOL || parse_bool(eq + 1, &v) != 0))
+            return usage_error(err, "invalid value for flag %s", a);
+        *(int *)field = negated ? 0 : v;
+        return 0;
+    }
+    const char *val;
+    if (eq)
+        val = eq + 1;
+    else if (*i + 1 < argc)
+        val = argv[++*i];
+    else
+        return usage_error(err, "flag %s requires a value", a);
+    if (d->kind == F_STR) {
+        *(const char **)field = val;
+    } else if (parse_count(val, (long long *)field) != 0) {
+        fprintf(err,
+                "abacus: error: invalid value \"%s\" for flag --%s (want a count), try --help\n",
+                val, d->name);
+        return 2;
+    }
+    return 0;
+}
+
+/* The values that are checked as a whole once every flag is read. 0, or 2 after printing a
+ * usage error to err. */
+static int check_values(const exp_flags *f, FILE *err) {
     uint64_t ns;
     if (f->request_timeout && cfg_parse_duration(f->request_timeout, &ns) != 0)
         return usage_error(err, "invalid --web.request-timeout %s (want a duration: 10s, 1m)",
@@ -214,6 +206,35 @@ int exp_flags_parse(exp_flags *f, int argc, char **argv, FILE *err) {
     if (f->log_format && exp_log_set_format(f->log_format) != 0)
         return usage_error(err, "invalid --log.format %s (logfmt, json)", f->log_format);
     return 0;
+}
+
+/* Returns 0, or 2 on a usage error after printing it to err. */
+int exp_flags_parse(exp_flags *f, int argc, char **argv, FILE *err) {
+    memset(f, 0, sizeof *f);
+    f->max_connections = EXP_UNSET;
+    f->max_concurrent_scrapes = EXP_UNSET;
+    f->statsd_read_buffer = f->statsd_cache_size = f->statsd_readers = EXP_UNSET;
+    f->statsd_dogstatsd_tags = f->statsd_influxdb_tags = EXP_UNSET;
+    f->statsd_librato_tags = f->statsd_signalfx_tags = EXP_UNSET;
+    f->statsd_max_tcp_connections = EXP_UNSET;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h")) {
+            f->show_help = 1;
+            continue;
+        }
+        if (!strcmp(a, "--")) { /* the end of the flags; abacus takes no arguments */
+            if (i + 1 < argc)
+                return usage_error(err, "unexpected argument %s", argv[i + 1]);
+            break;
+        }
+        if (strncmp(a, "--", 2) != 0)
+            return usage_error(err, "unexpected argument %s", a);
+        int rc = parse_one(f, argc, argv, &i, err);
+        if (rc != 0)
+            return rc;
+    }
+    return check_values(f, err);
 }
 
 /* The named file, ./abacus.yml when present, or NULL. Cannot fail. */

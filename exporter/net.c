@@ -1,125 +1,110 @@
-/* net.c - listen sockets for every listener: the listen-address grammar, binding (IPv6
- * dual-stack for ":port"), and the name of a bound socket.
+/* net.c - listen sockets for every listener (HTTP, StatsD UDP and TCP): binding an address
+ * of the configuration's one grammar (cfg_parse_address), IPv6 dual-stack for ":port", several
+ * SO_REUSEPORT sockets on one port, and the name of a bound socket.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "net.h"
 
-/* Returns 0, or -1 with a reason in err. */
-int exp_split_address(const char *addr, char *host, size_t hostcap, unsigned *port, char *err,
-                      size_t errlen) {
-    const char *colon, *h = addr;
-    size_t hlen;
-    if (!addr || !*addr) {
-        snprintf(err, errlen, "empty address");
-        return -1;
-    }
-    if (addr[0] == '[') {
-        const char *close = strchr(addr, ']');
-        if (!close) {
-            snprintf(err, errlen, "missing ']'");
-            return -1;
-        }
-        if (close[1] != ':') {
-            snprintf(err, errlen, "missing port after ']'");
-            return -1;
-        }
-        h = addr + 1;
-        hlen = (size_t)(close - h);
-        colon = close + 1;
-        if (hlen == 0) {
-            snprintf(err, errlen, "empty IPv6 address");
-            return -1;
-        }
-    } else {
-        colon = strrchr(addr, ':');
-        if (!colon) {
-            snprintf(err, errlen, "missing port (want host:port or :port)");
-            return -1;
-        }
-        hlen = (size_t)(colon - addr);
-        if (memchr(addr, ':', hlen)) {
-            snprintf(err, errlen, "IPv6 addresses need brackets: [addr]:port");
-            return -1;
-        }
-    }
-    const char *p = colon + 1;
-    if (!*p) {
-        snprintf(err, errlen, "missing port");
-        return -1;
-    }
-    unsigned long v = 0;
-    for (const char *q = p; *q; q++) {
-        if (*q < '0' || *q > '9' || q - p >= 5) {
-            snprintf(err, errlen, "invalid port \"%s\"", p);
-            return -1;
-        }
-        v = v * 10 + (unsigned long)(*q - '0');
-    }
-    if (v > 65535) {
-        snprintf(err, errlen, "port %lu out of range", v);
-        return -1;
-    }
-    if (hlen >= hostcap) {
-        snprintf(err, errlen, "host too long");
-        return -1;
-    }
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
-    *port = (unsigned)v;
-    return 0;
-}
-
-static int bind_one(int family, int socktype, const struct sockaddr *sa, socklen_t salen,
-                    int dual_stack, char *err, size_t errlen) {
-    int fd = socket(family, socktype | SOCK_CLOEXEC, 0);
+/* One socket of socktype bound to sa (SOCK_STREAM: listening). dual_stack: an IPv6 socket
+ * that takes IPv4 too; reuseport: SO_REUSEPORT, for several sockets on one port. Returns the
+ * fd, or -1 with a reason in err and errno kept from the failing call. */
+static int bind_one(const struct sockaddr *sa, socklen_t salen, int socktype, int dual_stack,
+                    int reuseport, char *err, size_t errlen) {
+    int fd = socket(sa->sa_family, socktype | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         snprintf(err, errlen, "socket: %s", strerror(errno));
         return -1;
     }
     int one = 1, zero = 0;
+    const char *step = NULL;
     if (socktype == SOCK_STREAM)
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (family == AF_INET6)
+    if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+        step = "SO_REUSEPORT";
+    if (!step && sa->sa_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, dual_stack ? &zero : &one, sizeof one);
-    if (bind(fd, sa, salen) != 0) {
-        snprintf(err, errlen, "bind: %s", strerror(errno));
+    if (!step && bind(fd, sa, salen) != 0)
+        step = "bind";
+    if (!step && socktype == SOCK_STREAM && listen(fd, 128) != 0)
+        step = "listen";
+    if (step) {
+        int e = errno;
+        snprintf(err, errlen, "%s: %s", step, strerror(e));
         close(fd);
-        return -1;
-    }
-    if (socktype == SOCK_STREAM && listen(fd, 128) != 0) {
-        snprintf(err, errlen, "listen: %s", strerror(errno));
-        close(fd);
+        errno = e;
         return -1;
     }
     return fd;
 }
 
-/* Returns a bound socket, or -1 with a reason in err. */
-int exp_listen(const char *addr, int socktype, char *err, size_t errlen) {
+/* Set the port of an IPv4 or IPv6 address. Cannot fail. */
+static void set_port(struct sockaddr_storage *ss, uint16_t port_be) {
+    if (ss->ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)ss)->sin6_port = port_be;
+    else if (ss->ss_family == AF_INET)
+        ((struct sockaddr_in *)ss)->sin_port = port_be;
+}
+
+/* n sockets on one address: the first picks the port (when it is 0), the others share it.
+ * 0 with fds filled, or -1 with a reason in err and errno of the failure (nothing open). */
+static int bind_n(struct sockaddr_storage *sa, socklen_t salen, int socktype, int dual, size_t n,
+                  int *fds, char *err, size_t errlen) {
+    for (size_t k = 0; k < n; k++) {
+        fds[k] = bind_one((struct sockaddr *)sa, salen, socktype, dual, n > 1, err, errlen);
+        if (fds[k] < 0) {
+            int e = errno;
+            while (k > 0)
+                close(fds[--k]);
+            errno = e;
+            return -1;
+        }
+        struct sockaddr_storage got;
+        socklen_t gl = sizeof got;
+        if (k == 0 && getsockname(fds[0], (struct sockaddr *)&got, &gl) == 0)
+            set_port(sa, got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port
+                                                   : ((struct sockaddr_in *)&got)->sin_port);
+    }
+    return 0;
+}
+
+/* All interfaces: IPv6 dual-stack, or IPv4 only where the kernel has no IPv6. A taken port
+ * is an error, not a reason to fall back: that would silently serve IPv4 only. */
+static int bind_any(unsigned port, int socktype, size_t n, int *fds, char *err, size_t errlen) {
+    struct sockaddr_storage ss = {0};
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons((uint16_t)port);
+    a6->sin6_addr = in6addr_any;
+    if (bind_n(&ss, sizeof *a6, socktype, 1, n, fds, err, errlen) == 0)
+        return 0;
+    if (errno != EAFNOSUPPORT && errno != EADDRNOTAVAIL)
+        return -1;
+    memset(&ss, 0, sizeof ss);
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons((uint16_t)port);
+    a4->sin_addr.s_addr = htonl(INADDR_ANY);
+    return bind_n(&ss, sizeof *a4, socktype, 0, n, fds, err, errlen);
+}
+
+/* Returns 0 with n bound sockets in fds, or -1 with a reason in err (nothing left open). */
+int exp_listen_n(const char *addr, int socktype, size_t n, int *fds, char *err, size_t errlen) {
     char host[256];
     unsigned port;
-    if (exp_split_address(addr, host, sizeof host, &port, err, errlen) != 0)
+    if (n == 0 || cfg_parse_address(addr, host, sizeof host, &port, err, errlen) != 0)
         return -1;
-    if (!*host) {
-        /* All interfaces: IPv6 dual-stack, or IPv4 where the kernel has no IPv6. */
-        struct sockaddr_in6 a6 = {
-            .sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port), .sin6_addr = in6addr_any};
-        int fd = bind_one(AF_INET6, socktype, (struct sockaddr *)&a6, sizeof a6, 1, err, errlen);
-        if (fd >= 0)
-            return fd;
-        struct sockaddr_in a4 = {.sin_family = AF_INET,
-                                 .sin_port = htons((uint16_t)port),
-                                 .sin_addr.s_addr = htonl(INADDR_ANY)};
-        return bind_one(AF_INET, socktype, (struct sockaddr *)&a4, sizeof a4, 0, err, errlen);
-    }
+    if (!*host)
+        return bind_any(port, socktype, n, fds, err, errlen);
     char portstr[8];
     snprintf(portstr, sizeof portstr, "%u", port);
     struct addrinfo hints = {
@@ -130,11 +115,23 @@ int exp_listen(const char *addr, int socktype, char *err, size_t errlen) {
         snprintf(err, errlen, "resolving \"%s\": %s", host, gai_strerror(rc));
         return -1;
     }
-    int fd = -1;
-    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next)
-        fd = bind_one(ai->ai_family, socktype, ai->ai_addr, ai->ai_addrlen, 0, err, errlen);
+    int ok = -1;
+    snprintf(err, errlen, "no usable address");
+    for (struct addrinfo *ai = res; ai && ok != 0; ai = ai->ai_next) {
+        struct sockaddr_storage ss;
+        if (ai->ai_addrlen > sizeof ss)
+            continue;
+        memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+        ok = bind_n(&ss, ai->ai_addrlen, socktype, 0, n, fds, err, errlen);
+    }
     freeaddrinfo(res);
-    return fd;
+    return ok;
+}
+
+/* Returns a bound socket, or -1 with a reason in err. */
+int exp_listen(const char *addr, int socktype, char *err, size_t errlen) {
+    int fd;
+    return exp_listen_n(addr, socktype, 1, &fd, err, errlen) == 0 ? fd : -1;
 }
 
 /* Returns buf; "?" when the socket has no readable name. */

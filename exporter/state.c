@@ -92,7 +92,7 @@ static void check_address(cfg_errors *errs, const char *where, const char *key, 
             cfg_errors_add_at(errs, where, 0, 0, "%s: a listen address is required", key);
         return;
     }
-    if (exp_split_address(addr, host, sizeof host, &port, why, sizeof why) != 0)
+    if (cfg_parse_address(addr, host, sizeof host, &port, why, sizeof why) != 0)
         cfg_errors_add_at(errs, where, 0, 0, "%s: invalid listen address \"%s\": %s", key, addr,
                           why);
 }

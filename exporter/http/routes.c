@@ -140,6 +140,14 @@ static void scrape_free(void *cls) {
         exp_http_gate_leave(h); /* after the frees, so the trim sees them */
 }
 
+/* The headers of a /metrics answer, GET or HEAD. Cannot fail (MHD copies them). */
+static void metrics_headers(struct MHD_Response *resp, exp_format fmt, int gzip) {
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, exp_content_type(fmt));
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept-Encoding");
+    if (gzip)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
+}
+
 enum MHD_Result exp_http_serve_metrics(exp_http *h, struct MHD_Connection *c, req_ctx *ctx,
                                        int head) {
     const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
@@ -148,42 +156,45 @@ enum MHD_Result exp_http_serve_metrics(exp_http *h, struct MHD_Connection *c, re
     exp_format fmt = exp_negotiate(accept);
     int gzip = exp_accepts_gzip(ae);
 
-    /* HEAD renders nothing, so it takes no slot. */
-    if (!head) {
-        switch (exp_http_gate_enter(h, ctx)) {
-        case GATE_WAIT:
-            return MHD_YES; /* suspended; called again when resumed */
-        case GATE_FULL:
-            return exp_http_reply_text(c, ctx, MHD_HTTP_SERVICE_UNAVAILABLE,
-                                       "too many concurrent scrapes, try again\n", NULL);
-        case GATE_OK:
-            break;
-        }
+    if (head) {
+        /* The headers only, and no slot: a chunked response with an unknown size would still
+         * send its closing chunk after the headers of a HEAD. */
+        struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+        if (!resp)
+            return MHD_NO;
+        metrics_headers(resp, fmt, gzip);
+        return queue(c, ctx, MHD_HTTP_OK, resp);
+    }
+    switch (exp_http_gate_enter(h, ctx)) {
+    case GATE_WAIT:
+        return MHD_YES; /* suspended; called again when resumed */
+    case GATE_FULL:
+        return exp_http_reply_text(c, ctx, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                   "too many concurrent scrapes, try again\n", NULL);
+    case GATE_OK:
+        break;
     }
     scrape_job *job = calloc(1, sizeof *job);
     if (!job) {
-        if (!head)
-            exp_http_gate_leave(h);
+        exp_http_gate_leave(h);
         return exp_http_reply_text(c, ctx, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n", NULL);
     }
     job->h = h;
-    job->slot = !head;
+    job->slot = 1;
     clock_gettime(CLOCK_MONOTONIC, &job->t0);
-    if (!head) {
-        pthread_mutex_lock(&h->mu);
-        size_t open = h->nopen;
-        pthread_mutex_unlock(&h->mu);
-        exp_self_http_connections(h->self, (double)open);
-        exp_state_view_begin(h->st);
-        exp_self_refresh(h->self);
-        job->sc = exp_scrape_begin(h->reg, fmt, gzip);
-        exp_state_view_end(h->st);
-        if (!job->sc) {
-            scrape_free(job);
-            exp_log(EXP_LOG_ERROR, "cannot start a scrape", "err", "out of memory", NULL);
-            return exp_http_reply_text(c, ctx, MHD_HTTP_INTERNAL_SERVER_ERROR,
-                                       "cannot start a scrape\n", NULL);
-        }
+    pthread_mutex_lock(&h->mu);
+    size_t open = h->nopen;
+    pthread_mutex_unlock(&h->mu);
+    exp_self_http_connections(h->self, (double)open);
+    exp_state_view_begin(h->st);
+    exp_self_refresh(h->self);
+    job->sc = exp_scrape_begin(h->reg, fmt, gzip);
+    exp_state_view_end(h->st);
+    if (!job->sc) {
+        scrape_free(job);
+        exp_log(EXP_LOG_ERROR, "cannot start a scrape", "err", "out of memory", NULL);
+        return exp_http_reply_text(c, ctx, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                                   "cannot start a scrape\n", NULL);
     }
     struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, SCRAPE_BLOCK,
                                                                   scrape_read, job, scrape_free);
@@ -191,10 +202,7 @@ enum MHD_Result exp_http_serve_metrics(exp_http *h, struct MHD_Connection *c, re
         scrape_free(job);
         return MHD_NO;
     }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, exp_content_type(fmt));
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept-Encoding");
-    if (gzip)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
+    metrics_headers(resp, fmt, gzip);
     return queue(c, ctx, MHD_HTTP_OK, resp);
 }
 

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "net.h"
 #include "statsd/internal.h"
 
 #define DG_VLEN 32          /* datagrams per recvmmsg */
@@ -565,104 +566,6 @@ static void dg_options(int fd, size_t rcvbuf, const char *what) {
     }
 }
 
-/* A bound datagram socket for one address. -1 with a reason in err. */
-static int dg_bind_one(const struct sockaddr *sa, socklen_t salen, int dual, int reuseport,
-                       char *err, size_t errlen) {
-    int fd = socket(sa->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        snprintf(err, errlen, "socket: %s", strerror(errno));
-        return -1;
-    }
-    int one = 1, zero = 0;
-    if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
-        snprintf(err, errlen, "SO_REUSEPORT: %s", strerror(errno));
-        close(fd);
-        return -1;
-    }
-    if (sa->sa_family == AF_INET6)
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, dual ? &zero : &one, sizeof one);
-    if (bind(fd, sa, salen) != 0) {
-        snprintf(err, errlen, "bind: %s", strerror(errno));
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-/* n sockets bound to one UDP address (SO_REUSEPORT when n > 1; port 0 picks one port for
- * all). Fills fds; 0, or -1 with a reason in err (nothing left open). */
-static int udp_bind(const char *addr, size_t n, int *fds, char *err, size_t errlen) {
-    char host[256];
-    unsigned port;
-    if (exp_split_address(addr, host, sizeof host, &port, err, errlen) != 0)
-        return -1;
-    struct sockaddr_storage cands[8];
-    socklen_t clen[8];
-    int dual[8], nc = 0;
-    if (!*host) {
-        struct sockaddr_in6 a6 = {
-            .sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port), .sin6_addr = in6addr_any};
-        struct sockaddr_in a4 = {.sin_family = AF_INET,
-                                 .sin_port = htons((uint16_t)port),
-                                 .sin_addr.s_addr = htonl(INADDR_ANY)};
-        memcpy(&cands[0], &a6, sizeof a6);
-        clen[0] = sizeof a6;
-        dual[0] = 1;
-        memcpy(&cands[1], &a4, sizeof a4);
-        clen[1] = sizeof a4;
-        dual[1] = 0;
-        nc = 2;
-    } else {
-        char ps[8];
-        snprintf(ps, sizeof ps, "%u", port);
-        struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                                 .ai_socktype = SOCK_DGRAM,
-                                 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-        struct addrinfo *res = NULL;
-        int rc = getaddrinfo(host, ps, &hints, &res);
-        if (rc != 0) {
-            snprintf(err, errlen, "resolving \"%s\": %s", host, gai_strerror(rc));
-            return -1;
-        }
-        for (struct addrinfo *ai = res; ai && nc < 8; ai = ai->ai_next) {
-            if (ai->ai_addrlen > sizeof cands[0])
-                continue;
-            memcpy(&cands[nc], ai->ai_addr, ai->ai_addrlen);
-            clen[nc] = ai->ai_addrlen;
-            dual[nc++] = 0;
-        }
-        freeaddrinfo(res);
-    }
-    for (int c = 0; c < nc; c++) {
-        size_t k = 0;
-        for (; k < n; k++) {
-            fds[k] =
-                dg_bind_one((struct sockaddr *)&cands[c], clen[c], dual[c], n > 1, err, errlen);
-            if (fds[k] < 0)
-                break;
-            if (k == 0) { /* the others take the port the first one got */
-                struct sockaddr_storage got;
-                socklen_t gl = sizeof got;
-                if (getsockname(fds[0], (struct sockaddr *)&got, &gl) == 0) {
-                    if (got.ss_family == AF_INET6)
-                        ((struct sockaddr_in6 *)&cands[c])->sin6_port =
-                            ((struct sockaddr_in6 *)&got)->sin6_port;
-                    else if (got.ss_family == AF_INET)
-                        ((struct sockaddr_in *)&cands[c])->sin_port =
-                            ((struct sockaddr_in *)&got)->sin_port;
-                }
-            }
-        }
-        if (k == n)
-            return 0;
-        while (k > 0)
-            close(fds[--k]);
-    }
-    if (nc == 0)
-        snprintf(err, errlen, "no usable address");
-    return -1;
-}
-
 /* A bound Unix datagram socket. A stale socket file (nobody receiving) is replaced; a live
  * one is an error. -1 with a reason in err. */
 static int unixgram_bind(const char *path, char *err, size_t errlen) {
@@ -761,7 +664,7 @@ static int start_udp(exp_statsd_listener *L, const char *addr, char *err, size_t
     size_t n = L->start_readers;
     char why[640];
     int fds[64];
-    if (udp_bind(addr, n, fds, why, sizeof why) != 0) {
+    if (exp_listen_n(addr, SOCK_DGRAM, n, fds, why, sizeof why) != 0) {
         snprintf(err, errlen, "statsd UDP listener on %s: %s", addr, why);
         return -1;
     }

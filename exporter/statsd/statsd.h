@@ -32,7 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "exporter.h"
+#include "state.h"
 #include "registry.h"
 
 #define EXP_STATSD_FOLD_MS 250 /* longest delay of self-metrics while a reader is busy */

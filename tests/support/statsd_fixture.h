@@ -16,7 +16,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "exporter.h"
+#include "flags.h"
+#include "selfmetrics.h"
+#include "state.h"
 #include "statsd/statsd.h"
 
 #define STATSD_FIXTURE_MAX_FLAGS 6

@@ -23,7 +23,9 @@
 #include <unistd.h>
 
 #include "../support/statsd_fixture.h"
-#include "exporter.h"
+#include "flags.h"
+#include "selfmetrics.h"
+#include "state.h"
 #include "statsd/statsd.h"
 
 /* ---- environment ------------------------------------------------------------------------- */
