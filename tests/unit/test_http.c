@@ -972,9 +972,13 @@ static void *stop_thread(void *arg) {
     return NULL;
 }
 
-static int stopping(exp_http *h) {
+/* h->stopping, and the in-flight count in *in_flight. Both read under h->mu: exp_http_stop
+ * takes h->mu again before it frees h, so these reads happen before the free (for TSan too,
+ * which cannot see the order the client's socket imposes). */
+static int stopping(exp_http *h, long *in_flight) {
     pthread_mutex_lock(&h->mu);
     int v = h->stopping;
+    *in_flight = atomic_load(&h->in_flight);
     pthread_mutex_unlock(&h->mu);
     return v;
 }
@@ -1020,7 +1024,8 @@ static void test_stop_drains_in_flight_scrape(void **state) {
     s.h = NULL; /* the thread owns it now */
 
     struct timespec step = {0, 1000 * 1000};
-    while (!stopping(st.h))
+    long in_flight;
+    while (!stopping(st.h, &in_flight))
         nanosleep(&step, NULL);
     /* draining: a new connection is refused, the unread scrape keeps stop waiting */
     int c = http_connect_port(s.port);
@@ -1029,7 +1034,8 @@ static void test_stop_drains_in_flight_scrape(void **state) {
         close(c);
     assert_true(refused);
     assert_int_equal(atomic_load(&st.returned), 0);
-    assert_true(atomic_load(&st.h->in_flight) >= 1);
+    stopping(st.h, &in_flight);
+    assert_true(in_flight >= 1);
 
     /* now read it all: complete, every series there */
     recv_all(fd, &r.raw, &r.rawlen);
