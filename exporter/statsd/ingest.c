@@ -694,6 +694,9 @@ static int decide(exp_ingest *in, const exp_statsd_event *ev, const cfg_map_resu
     if (nl > REG_MAX_LABELS) {
         d->status = ES_REFUSED;
         d->reason = DR_TOO_MANY_LABELS;
+        char why[64];
+        snprintf(why, sizeof why, "%zu labels with the rule's, at most %d", nl, REG_MAX_LABELS);
+        log_refusal(res->name, type, DR_TOO_MANY_LABELS, why);
         return 0;
     }
     sort_labels(in->ml, nl);

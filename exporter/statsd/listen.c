@@ -29,10 +29,10 @@
 #include "net.h"
 #include "statsd/internal.h"
 
-#define DG_VLEN 32          /* datagrams per recvmmsg */
-#define DG_BUF 65536        /* bytes per datagram buffer: any UDP payload fits */
-#define DG_DRAIN_BATCHES 64 /* batches read after a stop request (queued datagrams) */
-#define IDLE_FOLD_MS 20     /* an idle reader folds its counts this soon */
+#define DG_VLEN 32       /* datagrams per recvmmsg */
+#define DG_BUF 65536     /* bytes per datagram buffer: any UDP payload fits */
+#define DG_DRAIN_MS 5000 /* after a stop request, queued datagrams are read for at most this */
+#define IDLE_FOLD_MS 20  /* an idle reader folds its counts this soon */
 /* TCP: one read buffer per reader holds a pending line plus a read; connections keep only
  * their unterminated tails, in blocks, mapped pages of their own over TCP_TAIL_MMAP. */
 #define TCP_RBUF (MAX_LINE + 1 + 65536)
@@ -172,13 +172,17 @@ static void *dg_thread(void *arg) {
     static exp_log_limit lim;
     reader *rd = arg;
     exp_ingest *in = rd->in;
-    int draining = 0;
+    uint64_t drain_until = 0; /* set at a stop request: the queue is read until empty or then */
     for (;;) {
-        int n = recvmmsg(rd->fd, rd->msgs, DG_VLEN, draining ? MSG_DONTWAIT : MSG_WAITFORONE, NULL);
+        int n =
+            recvmmsg(rd->fd, rd->msgs, DG_VLEN, drain_until ? MSG_DONTWAIT : MSG_WAITFORONE, NULL);
         int stop = stopping(rd->L);
+        if (stop && !drain_until)
+            drain_until = exp_statsd_now_ms() + DG_DRAIN_MS;
         if (n > 0) {
             int real = dg_batch(rd, n, stop);
-            if (stop && (real == 0 || ++draining > DG_DRAIN_BATCHES))
+            /* A sender that keeps sending would keep the queue full: the deadline ends it. */
+            if (stop && (real == 0 || exp_statsd_now_ms() >= drain_until))
                 break;
             if (!rd->rcvtimeo && !stop)
                 dg_timeout(rd, IDLE_FOLD_MS); /* counts are pending now */

@@ -274,13 +274,11 @@ mappings:
             for reason in ("illegal_negative_counter", "invalid_value"):
                 a.wait_log(r'msg="statsd events refused" .*reason=%s' % reason)
 
-    @unittest.expectedFailure
     def test_too_many_labels_is_logged(self):
         """README: "The first refusals of each kind are logged (msg="statsd events
-        refused" ...) with the metric name, type and reason." A too_many_labels refusal is
-        counted but never logged: event_miss (exporter/statsd ingest) sets the reason
-        without calling log_refusal. Expected to fail until it is logged. Reproducer:
-        `tml.b:1|c|#t00:v,...,t29:v` through a rule adding 3 labels (33 in all)."""
+        refused" ...) with the metric name, type and reason", too_many_labels included (it
+        was counted but never logged): `tml.b:1|c|#t00:v,...,t29:v` through a rule adding 3
+        labels (33 in all)."""
         with Abacus(config=self.CONFIG, statsd=True) as a:
             a.send_udp("tml.b:1|c|#" + ",".join("t%02d:v" % i for i in range(30)))
             wait_until(lambda: a.value("abacus_statsd_events_dropped_total",

@@ -930,6 +930,12 @@ static void test_hostile_garbage(void **state) {
         buf[len] = 0;
         cfg_errors e = {0};
         cfg_config *c = cfg_load_string("t.yml", buf, len, &e);
+        /* Exactly one outcome: a config, or errors that each say where (file:line:column). */
+        assert_true((c == NULL) == (e.count > 0));
+        for (size_t i = 0; i < e.count; i++) {
+            assert_non_null(e.items[i].message);
+            assert_true(e.items[i].line >= 1 && e.items[i].column >= 1);
+        }
         cfg_free(c);
         cfg_errors_free(&e);
         free(buf);
