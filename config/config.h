@@ -213,6 +213,10 @@ long cfg_escape_metric_name(const char *name, size_t len, char *out, size_t cap)
 /* Metric and label name rules: reg_valid_metric_name, reg_valid_label_name and
  * reg_reserved_label_name in registry.h (one rule for files, families and ingest alike). */
 
+/* 1 when two settings of a configuration differ, NULL and "" both meaning "not set" (for the
+ * warnings about settings a reload cannot change). Cannot fail. */
+int cfg_setting_changed(const char *a, const char *b);
+
 /* A listen address: `host:port`, `:port` (all interfaces) or `[v6]:port`; port 0-65535 (0: any
  * free port). A host has no space, control character, ':' or any of "[]/"; a bracketed IPv6
  * address only hex digits, ':', '.' and '%'. Returns 0 with the host (brackets removed, ""

@@ -226,3 +226,7 @@ int cfg_valid_glob(const char *s, size_t len) {
         first = 0;
     }
 }
+
+int cfg_setting_changed(const char *a, const char *b) {
+    return strcmp(a ? a : "", b ? b : "") != 0;
+}

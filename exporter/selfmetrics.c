@@ -562,6 +562,13 @@ void exp_self_refresh(exp_self *s) {
         }
         if (ps.cpu_seconds > s->cpu_reported) {
             update(s, t, F_CPU, reg_counter_add, none, ps.cpu_seconds - s->cpu_reported);
+            cf = exp_famset_get(&s->fams, F_CPU);
+            if (cf != s->cpu_family) {
+                /* Relinked by that update: the new counter got only the difference. */
+                if (s->cpu_reported > 0)
+                    update(s, t, F_CPU, reg_counter_add, none, s->cpu_reported);
+                s->cpu_family = cf;
+            }
             s->cpu_reported = ps.cpu_seconds;
         }
         update(s, t, F_VSIZE, reg_gauge_set, none, ps.vsize);

@@ -324,10 +324,6 @@ uint64_t exp_state_generation(exp_state *s) {
     return atomic_load_explicit(&s->generation, memory_order_acquire);
 }
 
-static int str_differs(const char *a, const char *b) {
-    return strcmp(a ? a : "", b ? b : "") != 0;
-}
-
 /* Cannot fail. */
 void exp_state_view_begin(exp_state *s) {
     pthread_rwlock_rdlock(&s->view_lock);
@@ -369,8 +365,8 @@ int exp_state_reload(exp_state *s, cfg_errors *errs) {
     }
     pthread_rwlock_unlock(&s->view_lock);
     const cfg_server *a = &old->cfg->server, *b = &next->cfg->server;
-    if (str_differs(a->listen_address, b->listen_address) ||
-        str_differs(a->telemetry_path, b->telemetry_path) ||
+    if (cfg_setting_changed(a->listen_address, b->listen_address) ||
+        cfg_setting_changed(a->telemetry_path, b->telemetry_path) ||
         a->max_connections != b->max_connections ||
         a->max_connections_per_ip != b->max_connections_per_ip ||
         a->connection_timeout_ns != b->connection_timeout_ns ||

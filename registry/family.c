@@ -42,6 +42,11 @@ int reg_valid_label_name(const char *s, size_t len) {
 }
 
 /* 1 or 0; cannot fail. */
+int reg_name_has_suffix(const char *name, size_t len, const char *suffix) {
+    size_t k = strlen(suffix);
+    return len >= k && memcmp(name + len - k, suffix, k) == 0;
+}
+
 int reg_reserved_label_name(reg_type t, const char *s, size_t len) {
     if (s == NULL)
         return 0;

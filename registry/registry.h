@@ -266,6 +266,9 @@ int reg_valid_label_name(const char *s, size_t len);
  * for Prometheus's own use) always, "le" in a histogram, "quantile" in a summary (the
  * exposition adds them). REG_UNTYPED when the type is not known: only the prefix rule. */
 int reg_reserved_label_name(reg_type t, const char *s, size_t len);
+/* 1 when the name's first len bytes end with suffix (`_total`, `_bucket`, `_count`, `_sum`:
+ * the suffixes the exposition formats give meaning to). Cannot fail. */
+int reg_name_has_suffix(const char *name, size_t len, const char *suffix);
 
 /* A string-keyed hash map: keys are byte strings (s, len), values non-NULL pointers. Open
  * addressing, seeded per map from getrandom() so senders cannot choose colliding keys. Not

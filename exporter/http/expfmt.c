@@ -395,11 +395,6 @@ static int cmp_fam(const void *a, const void *b) {
     return strcmp(x->name, y->name);
 }
 
-static int ends_with(const char *s, size_t n, const char *suf) {
-    size_t k = strlen(suf);
-    return n >= k && memcmp(s + n - k, suf, k) == 0;
-}
-
 typedef struct {
     exp_scrape *s;
     size_t cap;
@@ -412,7 +407,7 @@ static void fam_set(const exp_scrape *s, exp_fam *e, reg_family *f) {
     e->f = f;
     e->name = d->name;
     e->mlen = strlen(d->name);
-    if (s->om && d->type == REG_COUNTER && ends_with(d->name, e->mlen, "_total"))
+    if (s->om && d->type == REG_COUNTER && reg_name_has_suffix(d->name, e->mlen, "_total"))
         e->mlen -= 6;
 }
 

@@ -314,12 +314,6 @@ static int is_hist_or_summary(reg_type t) {
     return t == REG_HISTOGRAM || t == REG_SUMMARY;
 }
 
-/* 1 when s[0..n) is longer than suf and ends with it. Cannot fail. */
-static int ends_with(const char *s, size_t n, const char *suf) {
-    size_t k = strlen(suf);
-    return n > k && memcmp(s + n - k, suf, k) == 0;
-}
-
 /* 1 when a new family `name` of type `type` would expose a sample name another family has:
  * a histogram's _bucket/_count/_sum, a summary's _count/_sum, in either direction. */
 static int suffix_collision(reg_thread *t, const char *name, reg_type type) {
@@ -329,11 +323,11 @@ static int suffix_collision(reg_thread *t, const char *name, reg_type type) {
     if ((type == REG_HISTOGRAM || type == REG_SUMMARY) &&
         (family_is(t, name, n, "_count", NULL) || family_is(t, name, n, "_sum", NULL)))
         return 1;
-    if (ends_with(name, n, "_bucket") && family_is(t, name, n - 7, "", is_hist))
+    if (reg_name_has_suffix(name, n, "_bucket") && family_is(t, name, n - 7, "", is_hist))
         return 1;
-    if (ends_with(name, n, "_count") && family_is(t, name, n - 6, "", is_hist_or_summary))
+    if (reg_name_has_suffix(name, n, "_count") && family_is(t, name, n - 6, "", is_hist_or_summary))
         return 1;
-    if (ends_with(name, n, "_sum") && family_is(t, name, n - 4, "", is_hist_or_summary))
+    if (reg_name_has_suffix(name, n, "_sum") && family_is(t, name, n - 4, "", is_hist_or_summary))
         return 1;
     return 0;
 }

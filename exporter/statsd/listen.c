@@ -79,11 +79,6 @@ typedef struct reader {
 
 /* ---- restart-only settings ----------------------------------------------------------------- */
 
-/* 1 when two optional strings differ (NULL is ""). Cannot fail. */
-static int str_differs(const char *a, const char *b) {
-    return strcmp(a ? a : "", b ? b : "") != 0;
-}
-
 /* After a reload: one reader says so when settings that only apply at start changed (listen
  * addresses, readers, read_buffer, cache_size, max_series). Cannot fail. */
 void exp_statsd_warn_restart_only(exp_statsd_listener *L, const exp_config *c, uint64_t gen) {
@@ -96,9 +91,9 @@ void exp_statsd_warn_restart_only(exp_statsd_listener *L, const exp_config *c, u
     size_t readers = L->enabled[EXP_STATSD_LISTENER_UDP] ? (sc->readers ? sc->readers : 1) : 0;
     if (readers > 64)
         readers = 64;
-    if (str_differs(L->start_addr[0], sc->listen_udp) ||
-        str_differs(L->start_addr[1], sc->listen_tcp) ||
-        str_differs(L->start_addr[2], sc->listen_unixgram) ||
+    if (cfg_setting_changed(L->start_addr[0], sc->listen_udp) ||
+        cfg_setting_changed(L->start_addr[1], sc->listen_tcp) ||
+        cfg_setting_changed(L->start_addr[2], sc->listen_unixgram) ||
         (L->enabled[EXP_STATSD_LISTENER_UDP] && readers != L->start_readers) ||
         sc->read_buffer != L->start_rcvbuf || sc->cache_size != L->start_cache ||
         sc->max_series != L->start_max_series)
