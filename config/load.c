@@ -616,9 +616,9 @@ static int load_summary_options(loader *c, cfg_node *n, const char *path, cfg_su
     }
     field_duration(c, &f, SO_MAXAGE, &s->max_age_ns);
     uint64_t u;
-    if (field_uint(c, &f, SO_AGEB, 100, &u) > 0)
+    if (field_uint(c, &f, SO_AGEB, REG_MAX_AGE_BUCKETS, &u) > 0)
         s->age_buckets = (unsigned)u;
-    if (field_uint(c, &f, SO_BUFCAP, 1000000, &u) > 0)
+    if (field_uint(c, &f, SO_BUFCAP, REG_MAX_BUF_CAP, &u) > 0)
         s->buf_cap = (unsigned)u;
     return 1;
 }

@@ -101,7 +101,7 @@ static int def_valid(const reg_family_def *d) {
                 return 0;
         }
         /* Bounds keep one series' summary state small: every flush merges into each bucket. */
-        if (d->age_buckets > 1000 || d->buf_cap > 1000000)
+        if (d->age_buckets > REG_MAX_AGE_BUCKETS || d->buf_cap > REG_MAX_BUF_CAP)
             return 0;
     }
     return 1;

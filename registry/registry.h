@@ -47,11 +47,13 @@ typedef enum {
     REG_EGONE = -6,     /* the family was removed (reload, delete): resolve it again */
 } reg_err;
 
-#define REG_MAX_NAME 1024    /* bytes of a metric or label name */
-#define REG_MAX_LABELS 32    /* label names per family, const labels included */
-#define REG_MAX_BUCKETS 256  /* histogram buckets per family (+Inf excluded) */
-#define REG_MAX_QUANTILES 32 /* summary objectives per family */
-#define REG_MAX_KEY 16384    /* bytes of a series' rendered label text; longer: REG_EINVAL */
+#define REG_MAX_NAME 1024       /* bytes of a metric or label name */
+#define REG_MAX_LABELS 32       /* label names per family, const labels included */
+#define REG_MAX_BUCKETS 256     /* histogram buckets per family (+Inf excluded) */
+#define REG_MAX_QUANTILES 32    /* summary objectives per family */
+#define REG_MAX_KEY 16384       /* bytes of a series' rendered label text; longer: REG_EINVAL */
+#define REG_MAX_AGE_BUCKETS 100 /* summary window slices */
+#define REG_MAX_BUF_CAP 1000000 /* summary samples buffered per series */
 
 /* One summary objective: the quantile in (0,1) and its allowed rank error in (0,1)
  * (client_golang semantics). */
@@ -76,8 +78,8 @@ typedef struct {
     size_t nobjectives; /* summary: may be 0 (count and sum only) */
     const reg_objective *objectives;
     uint64_t max_age_ns;  /* summary window; 0 = 10 minutes */
-    unsigned age_buckets; /* summary window slices; 0 = 5; at most 1000 */
-    unsigned buf_cap;     /* summary sample buffer; 0 = 500; at most 1000000 */
+    unsigned age_buckets; /* summary window slices; 0 = 5; at most REG_MAX_AGE_BUCKETS */
+    unsigned buf_cap;     /* summary sample buffer; 0 = 500; at most REG_MAX_BUF_CAP */
     uint64_t ttl_ns;      /* 0 = series never expire */
     size_t max_series;    /* 0 = unlimited (the registry limit still applies) */
     unsigned flags;       /* REG_FAMILY_* */
