@@ -2,10 +2,7 @@
  * flags table in both spellings (`--name=value`, `--name value`), `--no-` booleans, counts and
  * durations, usage errors (exit code 2 with a message on the stream given), --help/-h and
  * --version, the --help text naming every flag, and which configuration file a load reads
- * (exp_flags_config_path, in a temporary working directory).
- *
- * Cases named test_BUG_* assert what README promises and fail today: each is a bug found by
- * this file and reported (see the comment above it for the reproducer). */
+ * (exp_flags_config_path, in a temporary working directory). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -262,17 +259,17 @@ static void test_count_flags_malformed(void **state) {
     }
 }
 
-/* BUG (reported): a count with leading white space is accepted, because parse_count checks
- * only the first byte for a sign and strtoll skips white space: `abacus
- * --web.max-connections=' 5'` starts with 5 connections instead of failing with exit code 2
- * like "+5" does. README: "a malformed value is a usage error (exit code 2)". */
-static void test_BUG_count_with_leading_space_is_accepted(void **state) {
+/* A count with leading white space is malformed like "+5" (README: "a malformed value is a
+ * usage error (exit code 2)"). Found by this test: parse_count checked only the first byte for
+ * a sign and strtoll skips white space, so `--web.max-connections=' 5'` meant 5 (fixed in
+ * f8480ee). */
+static void test_count_with_leading_space_is_refused(void **state) {
     (void)state;
     static const char *const bad[] = {" 5", "\t5", " +5", "\n7"};
     for (size_t v = 0; v < N(bad); v++) {
         parsed p = PARSE("--web.max-connections", bad[v]);
         if (p.rc != 2)
-            fail_msg("BUG: --web.max-connections \"%s\" accepted as %lld (want exit code 2)",
+            fail_msg("--web.max-connections \"%s\" accepted as %lld (want exit code 2)",
                      bad[v], p.f.max_connections);
         parsed_free(&p);
     }
@@ -491,18 +488,16 @@ static void test_usage_errors(void **state) {
     parsed_free(&p);
 }
 
-/* BUG (reported): "--" ends the loop with `return 0` before the checks that follow it, so
- * values given before "--" are never validated and --log.level/--log.format never take
- * effect. Reproducers:
- *   abacus --web.request-timeout=bogus --   -> exit 0; state.c's apply_flags then silently
- *                                               drops the flag (the file's value is used)
- *   abacus --log.level=debug --             -> exit 0, but the level stays info
- */
-static void test_BUG_double_dash_skips_value_checks(void **state) {
+/* "--" ends the flags but not their checks. Found by this test: "--" returned 0 before the
+ * checks after the loop (fixed in f8480ee), so
+ *   abacus --web.request-timeout=bogus --   exited 0 and state.c's apply_flags silently dropped
+ *                                           the flag (the file's value was used);
+ *   abacus --log.level=debug --             exited 0 with the level left at info. */
+static void test_double_dash_keeps_value_checks(void **state) {
     (void)state;
     parsed p = PARSE("--web.request-timeout=bogus", "--");
     if (p.rc != 2)
-        fail_msg("BUG: --web.request-timeout=bogus followed by -- parsed with %d (want 2)",
+        fail_msg("--web.request-timeout=bogus followed by -- parsed with %d (want 2)",
                  p.rc);
     parsed_free(&p);
 
@@ -512,7 +507,7 @@ static void test_BUG_double_dash_skips_value_checks(void **state) {
     int debug = exp_log_enabled(EXP_LOG_DEBUG);
     exp_log_set_level("info");
     if (!debug)
-        fail_msg("BUG: --log.level=debug followed by -- did not set the level");
+        fail_msg("--log.level=debug followed by -- did not set the level");
 }
 
 /* --help, -h and --version set their switch and take no value. */
@@ -643,8 +638,8 @@ int main(void) {
         cmocka_unit_test(test_help_and_version),
         cmocka_unit_test(test_usage_text_lists_every_flag),
         cmocka_unit_test(test_config_path),
-        cmocka_unit_test(test_BUG_count_with_leading_space_is_accepted),
-        cmocka_unit_test(test_BUG_double_dash_skips_value_checks),
+        cmocka_unit_test(test_count_with_leading_space_is_refused),
+        cmocka_unit_test(test_double_dash_keeps_value_checks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

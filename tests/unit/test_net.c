@@ -3,7 +3,11 @@
  * interfaces dual-stack, "localhost:0"), stream and datagram, each socket checked for what it
  * is (family, type, listening or not, close-on-exec, dual-stack) and used once (a connection
  * or a datagram over loopback); errors (port in use, bad host, bad port) with their reason
- * and no descriptor leaked; exp_sock_name for IPv4, IPv6 and sockets it cannot name.
+ * and no descriptor leaked; exp_sock_name for IPv4, IPv6 and sockets it cannot name;
+ * exp_listen_n groups of SO_REUSEPORT sockets on one port (sharing what is sent to it).
+ *
+ * Cases named test_BUG_* assert what net.h promises and fail today: a bug found by this file
+ * and reported (the comment above it has the reproducer).
  *
  * One table of cases. The address grammar itself is config's (cfg_parse_address, its own
  * table test); here only binding and naming. Every socket is closed by the case that made it. */
@@ -172,6 +176,10 @@ static const net_case cases[] = {
     {"[::1]:%u", SOCK_DGRAM, 1, 0, 0, OCC_V6, "in use"},
     {":%u", SOCK_STREAM, 0, 0, 0, OCC_V4, "in use"}, /* dual-stack :port covers 127.0.0.1 */
     {":%u", SOCK_DGRAM, 0, 0, 0, OCC_V4, "in use"},
+    /* taken on IPv6 only: an error, never a silent IPv4-only socket (this fell back to
+     * 0.0.0.0 until f8480ee) */
+    {":%u", SOCK_STREAM, 1, 0, 0, OCC_V6, "in use"},
+    {":%u", SOCK_DGRAM, 1, 0, 0, OCC_V6, "in use"},
     /* bad host: not an address of this machine (TEST-NET-1), a name that does not resolve */
     {"192.0.2.1:0", SOCK_STREAM, 0, 0, 0, OCC_NONE, "bind"},
     {"192.0.2.1:0", SOCK_DGRAM, 0, 0, 0, OCC_NONE, "bind"},
@@ -378,34 +386,154 @@ static void test_sock_name(void **state) {
     close(u);
 }
 
-/* BUG (reported): ":port" with the port taken on IPv6 only falls back to an IPv4-only socket
- * instead of failing. net.h promises IPv6 dual-stack, "or IPv4 when IPv6 is unavailable";
- * exp_listen falls back on any IPv6 failure, EADDRINUSE included. Reproducer: something
- * listens on [::1]:9102 (or [::]:9102 with IPV6_V6ONLY); `abacus --web.listen-address=:9102`
- * starts, logs "listening address=0.0.0.0:9102" and is unreachable over IPv6, where README
- * says it serves all interfaces. */
-static void test_BUG_any_port_in_use_on_ipv6_falls_back_to_ipv4(void **state) {
-    (void)state;
-    if (!have_ipv6())
-        skip();
-    static const int types[] = {SOCK_STREAM, SOCK_DGRAM};
-    for (size_t i = 0; i < 2; i++) {
+/* ---- exp_listen_n: n SO_REUSEPORT sockets on one port ------------------------------------- */
+
+/* n sockets from exp_listen_n(addr): distinct, one port, SO_REUSEPORT, all of the same kind
+ * as exp_listen's; together they take what is sent to the port. */
+static void check_group(const char *addr, int socktype, size_t n, int want_fam) {
+    int fds[8];
+    char err[256] = "";
+    int before = count_fds();
+    if (exp_listen_n(addr, socktype, n, fds, err, sizeof err) != 0)
+        fail_msg("exp_listen_n(\"%s\", %zu): %s", addr, n, err);
+    assert_int_equal(count_fds(), before + (int)n);
+    unsigned port0 = 0;
+    for (size_t k = 0; k < n; k++) {
         unsigned port;
-        int occ = occupy(AF_INET6, types[i], &port);
-        char addr[32], err[256] = "", name[64] = "";
-        snprintf(addr, sizeof addr, ":%u", port);
-        int fd = exp_listen(addr, types[i], err, sizeof err);
-        if (fd >= 0) {
-            exp_sock_name(fd, name, sizeof name);
-            close(fd);
-        }
-        close(occ);
-        if (fd >= 0)
-            fail_msg("BUG: exp_listen(\"%s\", %s) with [::1]:%u taken bound %s (IPv4 only); "
-                     "want an \"in use\" error",
-                     addr, types[i] == SOCK_STREAM ? "stream" : "dgram", port, name);
-        assert_non_null(strstr(err, "in use"));
+        assert_int_equal(bound(fds[k], &port), want_fam);
+        if (k == 0)
+            port0 = port;
+        assert_int_equal(port, port0);
+        assert_true(port > 0);
+        assert_int_equal(sock_int_opt(fds[k], SOL_SOCKET, SO_REUSEPORT), 1);
+        assert_int_equal(sock_int_opt(fds[k], SOL_SOCKET, SO_TYPE), socktype);
+        assert_int_equal(sock_int_opt(fds[k], SOL_SOCKET, SO_ACCEPTCONN), socktype == SOCK_STREAM);
+        assert_true(fcntl(fds[k], F_GETFD) & FD_CLOEXEC);
+        for (size_t j = 0; j < k; j++)
+            assert_int_not_equal(fds[j], fds[k]);
     }
+    /* 32 clients from their own ports: each lands on one of the group */
+    int fam = want_fam == AF_INET6 && strncmp(addr, "[::1]", 5) != 0 ? AF_INET : want_fam;
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    socklen_t len;
+    if (fam == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        a->sin_family = AF_INET;
+        a->sin_port = htons((uint16_t)port0);
+        a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        len = sizeof *a;
+    } else {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((uint16_t)port0);
+        a->sin6_addr = in6addr_loopback;
+        len = sizeof *a;
+    }
+    int clients[32];
+    for (int c = 0; c < 32; c++) {
+        int cl = socket(fam, socktype | SOCK_CLOEXEC, 0);
+        assert_true(cl >= 0);
+        if (socktype == SOCK_STREAM)
+            assert_int_equal(connect(cl, (struct sockaddr *)&ss, len), 0);
+        else
+            assert_int_equal(sendto(cl, "x", 1, 0, (struct sockaddr *)&ss, len), 1);
+        clients[c] = cl;
+    }
+    int got = 0;
+    while (got < 32) {
+        struct pollfd p[8];
+        for (size_t k = 0; k < n; k++)
+            p[k] = (struct pollfd){.fd = fds[k], .events = POLLIN};
+        if (poll(p, (nfds_t)n, 10000) < 1)
+            fail_msg("%s: %d of 32 clients arrived", addr, got);
+        for (size_t k = 0; k < n; k++) {
+            if (!(p[k].revents & POLLIN))
+                continue;
+            if (socktype == SOCK_STREAM) {
+                int a = accept4(fds[k], NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                if (a >= 0) {
+                    got++;
+                    close(a);
+                }
+            } else {
+                char b;
+                if (recv(fds[k], &b, 1, MSG_DONTWAIT) == 1)
+                    got++;
+            }
+        }
+    }
+    for (int c = 0; c < 32; c++)
+        close(clients[c]);
+    assert_int_equal(got, 32);
+    for (size_t k = 0; k < n; k++)
+        close(fds[k]);
+    assert_int_equal(count_fds(), before);
+}
+
+static void test_listen_n_group(void **state) {
+    (void)state;
+    int v6 = have_ipv6();
+    check_group("127.0.0.1:0", SOCK_DGRAM, 3, AF_INET);
+    check_group("127.0.0.1:0", SOCK_STREAM, 2, AF_INET);
+    check_group(":0", SOCK_DGRAM, 4, v6 ? AF_INET6 : AF_INET);
+    check_group(":0", SOCK_STREAM, 2, v6 ? AF_INET6 : AF_INET);
+    if (v6) {
+        check_group("[::1]:0", SOCK_DGRAM, 2, AF_INET6);
+        check_group("[::1]:0", SOCK_STREAM, 3, AF_INET6);
+    }
+    /* n = 1 is exp_listen: no SO_REUSEPORT, so nobody can join it */
+    int fd;
+    char err[256];
+    assert_int_equal(exp_listen_n("127.0.0.1:0", SOCK_DGRAM, 1, &fd, err, sizeof err), 0);
+    assert_int_equal(sock_int_opt(fd, SOL_SOCKET, SO_REUSEPORT), 0);
+    close(fd);
+}
+
+static void test_listen_n_errors(void **state) {
+    (void)state;
+    int fds[4] = {-1, -1, -1, -1};
+    char err[256] = "";
+    int before = count_fds();
+    assert_int_equal(exp_listen_n("127.0.0.1:0", SOCK_DGRAM, 0, fds, err, sizeof err), -1);
+    assert_int_equal(exp_listen_n("127.0.0.1:x", SOCK_DGRAM, 2, fds, err, sizeof err), -1);
+    assert_non_null(strstr(err, "port"));
+    /* the port taken by a plain socket: an error, nothing left open */
+    unsigned port;
+    int occ = occupy(AF_INET, SOCK_DGRAM, &port);
+    char addr[32];
+    snprintf(addr, sizeof addr, "127.0.0.1:%u", port);
+    err[0] = '\0';
+    assert_int_equal(exp_listen_n(addr, SOCK_DGRAM, 3, fds, err, sizeof err), -1);
+    assert_non_null(strstr(err, "in use"));
+    close(occ);
+    assert_int_equal(count_fds(), before);
+}
+
+/* BUG (reported): a second group of SO_REUSEPORT sockets joins a port another group already
+ * holds, so a second abacus (same user, same network namespace: two sidecars of one pod, or
+ * an old process still running) started with --statsd.readers=2 on the same UDP port starts
+ * without error and the kernel splits the StatsD datagrams between the two processes. A
+ * single socket (readers=1) on that port is refused ("in use"), as it should be. Reproducer:
+ * exp_listen_n("127.0.0.1:P", SOCK_DGRAM, 2, ...) twice on one P: both return 0. */
+static void test_BUG_listen_n_joins_a_foreign_group(void **state) {
+    (void)state;
+    int a[2], b[2];
+    char err[256] = "", name[64];
+    assert_int_equal(exp_listen_n("127.0.0.1:0", SOCK_DGRAM, 2, a, err, sizeof err), 0);
+    exp_sock_name(a[0], name, sizeof name);
+    int rc = exp_listen_n(name, SOCK_DGRAM, 2, b, err, sizeof err);
+    if (rc == 0) {
+        close(b[0]);
+        close(b[1]);
+    }
+    close(a[0]);
+    close(a[1]);
+    if (rc == 0)
+        fail_msg("BUG: a second exp_listen_n group bound %s, which another group holds; want "
+                 "an \"in use\" error",
+                 name);
+    assert_non_null(strstr(err, "in use"));
 }
 
 int main(void) {
@@ -414,7 +542,9 @@ int main(void) {
         cmocka_unit_test(test_listen_port_zero_picks_distinct_ports),
         cmocka_unit_test(test_listen_rebind_after_close),
         cmocka_unit_test(test_sock_name),
-        cmocka_unit_test(test_BUG_any_port_in_use_on_ipv6_falls_back_to_ipv4),
+        cmocka_unit_test(test_listen_n_group),
+        cmocka_unit_test(test_listen_n_errors),
+        cmocka_unit_test(test_BUG_listen_n_joins_a_foreign_group),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
