@@ -59,6 +59,16 @@ static void set_port(struct sockaddr_storage *ss, uint16_t port_be) {
  * 0 with fds filled, or -1 with a reason in err and errno of the failure (nothing open). */
 static int bind_n(struct sockaddr_storage *sa, socklen_t salen, int socktype, int dual, size_t n,
                   int *fds, char *err, size_t errlen) {
+    uint16_t port_be = sa->ss_family == AF_INET6 ? ((struct sockaddr_in6 *)sa)->sin6_port
+                                                 : ((struct sockaddr_in *)sa)->sin_port;
+    if (n > 1 && port_be != 0) {
+        /* SO_REUSEPORT would also join a group another process of this user holds on the
+         * port, and the kernel would split the traffic between both: probe without it. */
+        int probe = bind_one((struct sockaddr *)sa, salen, socktype, dual, 0, err, errlen);
+        if (probe < 0)
+            return -1;
+        close(probe);
+    }
     for (size_t k = 0; k < n; k++) {
         fds[k] = bind_one((struct sockaddr *)sa, salen, socktype, dual, n > 1, err, errlen);
         if (fds[k] < 0) {
@@ -115,16 +125,18 @@ int exp_listen_n(const char *addr, int socktype, size_t n, int *fds, char *err, 
         snprintf(err, errlen, "resolving \"%s\": %s", host, gai_strerror(rc));
         return -1;
     }
-    int ok = -1;
-    snprintf(err, errlen, "no usable address");
+    int ok = -1, tried = 0;
     for (struct addrinfo *ai = res; ai && ok != 0; ai = ai->ai_next) {
         struct sockaddr_storage ss;
         if (ai->ai_addrlen > sizeof ss)
             continue;
         memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
         ok = bind_n(&ss, ai->ai_addrlen, socktype, 0, n, fds, err, errlen);
+        tried = 1;
     }
     freeaddrinfo(res);
+    if (!tried)
+        snprintf(err, errlen, "no usable address");
     return ok;
 }
 

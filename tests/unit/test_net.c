@@ -6,9 +6,6 @@
  * and no descriptor leaked; exp_sock_name for IPv4, IPv6 and sockets it cannot name;
  * exp_listen_n groups of SO_REUSEPORT sockets on one port (sharing what is sent to it).
  *
- * Cases named test_BUG_* assert what net.h promises and fail today: a bug found by this file
- * and reported (the comment above it has the reproducer).
- *
  * One table of cases. The address grammar itself is config's (cfg_parse_address, its own
  * table test); here only binding and naming. Every socket is closed by the case that made it. */
 #include <setjmp.h>
@@ -510,13 +507,12 @@ static void test_listen_n_errors(void **state) {
     assert_int_equal(count_fds(), before);
 }
 
-/* BUG (reported): a second group of SO_REUSEPORT sockets joins a port another group already
- * holds, so a second abacus (same user, same network namespace: two sidecars of one pod, or
- * an old process still running) started with --statsd.readers=2 on the same UDP port starts
- * without error and the kernel splits the StatsD datagrams between the two processes. A
- * single socket (readers=1) on that port is refused ("in use"), as it should be. Reproducer:
- * exp_listen_n("127.0.0.1:P", SOCK_DGRAM, 2, ...) twice on one P: both return 0. */
-static void test_BUG_listen_n_joins_a_foreign_group(void **state) {
+/* A second group of SO_REUSEPORT sockets must not join a port another group holds: a second
+ * abacus (same user, same network namespace: two sidecars of one pod, or an old process still
+ * running) with --statsd.readers=2 on the same UDP port would start without error and the
+ * kernel would split the StatsD datagrams between the two processes. Found by this test:
+ * exp_listen_n("127.0.0.1:P", SOCK_DGRAM, 2, ...) twice on one P both returned 0. */
+static void test_listen_n_refuses_a_foreign_group(void **state) {
     (void)state;
     int a[2], b[2];
     char err[256] = "", name[64];
@@ -544,7 +540,7 @@ int main(void) {
         cmocka_unit_test(test_sock_name),
         cmocka_unit_test(test_listen_n_group),
         cmocka_unit_test(test_listen_n_errors),
-        cmocka_unit_test(test_BUG_listen_n_joins_a_foreign_group),
+        cmocka_unit_test(test_listen_n_refuses_a_foreign_group),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
