@@ -1,8 +1,8 @@
 #!/bin/sh
 # run-suite.sh - the whole test suite, from a fresh Debian 12 machine: installs what is
 # missing, then builds and runs the tests (ctest) in five builds: a normal -Werror build,
-# ThreadSanitizer, AddressSanitizer+UBSan, the libFuzzer build (clang) and coverage. The SPIN model
-# runs once, in the first; the soak in the normal build (45 s) and, shorter and without its
+# ThreadSanitizer, AddressSanitizer+UBSan, the libFuzzer build (clang) and coverage. The SPIN
+# model runs once, in the first; the soak in the normal build (45 s) and, shorter and without its
 # RSS check, in the address build; the fuzz build runs only the fuzz targets, each for
 # ABACUS_FUZZ_SECONDS (default 30). Static analysis (lint: clang-tidy and cppcheck) runs in
 # the normal build; the allocation-failure sweep (alloc) in the address build.
