@@ -1,8 +1,9 @@
 /* sweep_statsd.c - allocation-failure sweep of the StatsD path as main() wires it (start
- * below; tests/support/statsd_fixture.h for the temporary file and teardown): flags, the configuration snapshot and state, self-metrics,
- * the listener (no sockets: every listener is disabled) and a socketless ingest context fed
- * datagrams of every type and tag style, mapped and unmapped, with conflicts, limits and bad
- * lines; a reload to a changed configuration; more datagrams; a text scrape.
+ * below; tests/support/statsd_fixture.h for the temporary file and teardown): flags, the
+ * configuration snapshot and state, self-metrics, the listener (no sockets: every listener
+ * is disabled) and a socketless ingest context fed datagrams of every type and tag style,
+ * mapped and unmapped, with conflicts, limits and bad lines; a reload to a changed
+ * configuration; more datagrams; a text scrape.
  *
  * Ingest cannot fail by contract (an event it cannot store is dropped and counted), so the
  * output is not compared between runs: each run must only end cleanly (sweep.h).

@@ -19,7 +19,10 @@ if [ $# -ne 1 ]; then
     exit 2
 fi
 root=$(cd "$(dirname "$0")/../.." && pwd)
-build=$(cd "$1" 2>/dev/null && pwd) || { echo "lint: tool error: no build directory $1" >&2; exit 2; }
+build=$(cd "$1" 2>/dev/null && pwd) || {
+    echo "lint: tool error: no build directory $1" >&2
+    exit 2
+}
 db="$build/compile_commands.json"
 jobs=${LINT_JOBS:-$(nproc 2>/dev/null || echo 2)}
 tool_error() {
@@ -43,7 +46,8 @@ start=$(date +%s)
 # -UNDEBUG: the build is RelWithDebInfo (-DNDEBUG); the analyzer must see the asserts, which
 # state the invariants it cannot infer. -Wno-error: gcc's -Werror would turn a clang-only
 # compiler warning into a compile error, i.e. a tool error; warnings are gcc's job in the build.
-echo "lint: clang-tidy $($tidy --version | sed -n 's/.*version \([0-9.]*\).*/\1/p' | head -n 1) on $nfiles files (-j$jobs)"
+tidy_version=$($tidy --version | sed -n 's/.*version \([0-9.]*\).*/\1/p' | head -n 1)
+echo "lint: clang-tidy $tidy_version on $nfiles files (-j$jobs)"
 echo "$files" | xargs -P "$jobs" -I{} sh -c '
     f=$1 out=$2/clang-tidy/$(echo "$1" | tr / _)
     "$3" -p "$4" --quiet --extra-arg=-UNDEBUG --extra-arg=-Wno-error \
@@ -88,7 +92,8 @@ $cppcheck -I registry -I config -I exporter --std=c11 --platform=unix64 --librar
     --template='{file}:{line}:{column}: {severity}: {message} [{id}]' \
     $files >"$out/cppcheck.out" 2>"$out/cppcheck.txt"
 cpp_rc=$?
-tool_ids='syntaxError|internalAstError|internalError|cppcheckError|preprocessorErrorDirective|unknownMacro|noValidConfiguration|unmatchedSuppression|bailoutUncheckedOptions'
+tool_ids='syntaxError|internalAstError|internalError|cppcheckError|preprocessorErrorDirective'
+tool_ids="$tool_ids|unknownMacro|noValidConfiguration|unmatchedSuppression|bailoutUncheckedOptions"
 grep -E "\[($tool_ids)\]$" "$out/cppcheck.txt" >"$out/cppcheck.tool" || true
 grep -vE "\[($tool_ids)\]$" "$out/cppcheck.txt" | grep -E ': [a-z]+: .*\[[A-Za-z0-9_]+\]$' \
     >"$out/cppcheck.findings" || true
@@ -106,7 +111,8 @@ fi
 echo "lint: cppcheck: $cpp_findings finding(s) [$(($(date +%s) - t0))s]"
 
 if [ "$tidy_errors" -gt 0 ] || [ "$cpp_errors" -gt 0 ]; then
-    tool_error "$tidy_errors file(s) clang-tidy could not analyse, $cpp_errors cppcheck error(s); outputs in $out"
+    tool_error "$tidy_errors file(s) clang-tidy could not analyse, $cpp_errors cppcheck" \
+        "error(s); outputs in $out"
 fi
 total=$((tidy_findings + cpp_findings))
 if [ "$total" -gt 0 ]; then
