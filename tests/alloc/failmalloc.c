@@ -35,6 +35,10 @@ static aligned_fn real_aligned_alloc, real_memalign;
 static posix_memalign_fn real_posix_memalign;
 
 static atomic_int armed;
+/* Only the thread that armed counts: allocations of other threads (the registry's reaper,
+ * glibc's and the sanitizers' bookkeeping when a thread starts) happen at times that vary
+ * from run to run, and failing those inside the sanitizer runtime aborts it. */
+static __thread int arming_thread;
 static atomic_ulong counted;
 static unsigned long fail_at; /* 0: never */
 static atomic_int hit;
@@ -73,7 +77,7 @@ static void resolve(void) {
 
 /* 1 when this allocation is the one to fail. */
 static int should_fail(void) {
-    if (!atomic_load_explicit(&armed, memory_order_relaxed))
+    if (!arming_thread || !atomic_load_explicit(&armed, memory_order_relaxed))
         return 0;
     unsigned long n = atomic_fetch_add_explicit(&counted, 1, memory_order_relaxed) + 1;
     if (fail_at == 0 || n != fail_at)
@@ -89,11 +93,13 @@ void failmalloc_arm(void) {
     fail_at = s ? strtoul(s, NULL, 10) : 0;
     atomic_store(&counted, 0);
     atomic_store(&hit, 0);
+    arming_thread = 1;
     atomic_store(&armed, 1);
 }
 
 void failmalloc_disarm(void) {
     atomic_store(&armed, 0);
+    arming_thread = 0;
 }
 
 unsigned long failmalloc_count(void) {

@@ -4,8 +4,9 @@
  * (its symbols come first in the dynamic lookup), so allocations made by our static
  * libraries, by the shared ones (libyaml, PCRE2, zlib, ck) and by glibc itself (strdup,
  * vasprintf, fopen) are all counted. While armed, allocation number ABACUS_FAIL_ALLOC=N
- * (counted from the arm, 1-based, in every thread) returns NULL with errno ENOMEM, once; all
- * others succeed. Unset or 0: nothing fails, allocations are only counted.
+ * (counted from the arm, 1-based, in the thread that armed: other threads allocate at times
+ * that vary between runs) returns NULL with errno ENOMEM, once; all others succeed. Unset or
+ * 0: nothing fails, allocations are only counted.
  */
 #ifndef ABACUS_FAILMALLOC_H
 #define ABACUS_FAILMALLOC_H

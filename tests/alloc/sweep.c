@@ -2,6 +2,7 @@
 #include "sweep.h"
 
 #include <fcntl.h>
+#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,6 +170,14 @@ static int log_has(const char *path, const char *needle) {
     return found;
 }
 
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
 /* The child's verdict: NULL when it ended cleanly. */
 static const char *verdict(int status, const char *log, int *reached) {
     *reached = 1;
@@ -223,6 +232,7 @@ int sweep_main(int argc, char **argv, sweep_scenario fn, int compare) {
         perror("mkdtemp");
         return 2;
     }
+    setenv("ABACUS_SWEEP_DIR", dir, 1); /* scenarios keep their files in it */
     char ref[64];
     snprintf(ref, sizeof ref, "%s/reference", dir);
     reference_path = ref;
@@ -304,8 +314,8 @@ int sweep_main(int argc, char **argv, sweep_scenario fn, int compare) {
             break;
         }
     }
-    unlink(ref);
-    rmdir(dir);
+    /* What crashed runs left behind goes with the directory. */
+    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     if (end == 0 && last == 0) {

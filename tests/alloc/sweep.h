@@ -12,7 +12,9 @@
  * Usage of a sweep program: PROG [FIRST [LAST]]        N in [FIRST, LAST] (default 1..end)
  *                           ABACUS_FAIL_ALLOC=N PROG --one   one run in this process
  *                           PROG --print                 the output of a run without failures
- * Environment: ABACUS_SWEEP_JOBS (children at once; default: online CPUs).
+ * Environment: ABACUS_SWEEP_JOBS (children at once; default: online CPUs). The driver sets
+ * ABACUS_SWEEP_DIR, a directory under /tmp for a scenario's files, removed at the end with
+ * whatever a crashed run left in it.
  */
 #ifndef ABACUS_SWEEP_H
 #define ABACUS_SWEEP_H

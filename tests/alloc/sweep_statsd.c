@@ -159,7 +159,12 @@ static int scenario(sweep_text *out) {
     exp_ingest *in = NULL;
     cfg_errors errs = {0};
     int ok = -1;
-    if (statsd_fixture_prepare(&fx, "abacus-sweep", config_v1) != 0) {
+    /* The fixture makes /tmp/<prefix>-XXXXXX: inside the driver's directory when there is one. */
+    const char *dir = getenv("ABACUS_SWEEP_DIR");
+    char prefix[40]; /* the fixture adds "/tmp/" and "-XXXXXX" within 64 bytes */
+    int inside = dir && !strncmp(dir, "/tmp/", 5);
+    snprintf(prefix, sizeof prefix, "%s/run", inside ? dir + 5 : "abacus-sweep");
+    if (statsd_fixture_prepare(&fx, prefix, config_v1) != 0) {
         sweep_failed_line = __LINE__; /* nothing is left behind */
         return -1;
     }
