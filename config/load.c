@@ -7,6 +7,7 @@
  * rule feeding a declared metric, duplicate names) run last.
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <pcre2.h>
@@ -119,6 +120,7 @@ static int read_fields(loader *c, cfg_node *n, const char *path, const char *con
     f->n = nn;
     if (cfg_yaml_is_null(n))
         return 0;
+    assert(n); /* cfg_yaml_is_null(NULL) is 1 (yaml.c) */
     if (n->kind != CFG_NODE_MAP) {
         cfg_quoted b;
         cfg_yaml_error(&c->report, n, path, "expected a mapping, got %s", cfg_yaml_describe(n, &b));
@@ -1685,6 +1687,8 @@ static int check_rule_names(loader *c, const metric_nodes *ma, const rule_nodes 
         return -1;
     }
     int rc = 0;
+    assert(g->nmappings == 0 || ra);
+    assert(g->nmetrics == 0 || ma);
     for (size_t k = 0; k < g->nmappings && rc == 0; k++) {
         const cfg_mapping *r = &g->mappings[k];
         if (r->action != CFG_ACTION_MAP || !ra[k].literal || !r->name)
@@ -1720,6 +1724,9 @@ static int check_rule_names(loader *c, const metric_nodes *ma, const rule_nodes 
 
 /* The checks that need every section loaded. Cannot fail (out of memory is reported). */
 static void check_across_sections(loader *c, const metric_nodes *ma, const rule_nodes *ra) {
+    /* The node arrays exist whenever their sections have entries (load_config made both). */
+    assert(c->cfg->nmetrics == 0 || ma);
+    assert(c->cfg->nmappings == 0 || ra);
     reg_strmap *names = reg_strmap_create(0); /* declared metric name -> index + 1 */
     if (!names) {
         cfg_yaml_oom(&c->report);
@@ -1980,6 +1987,7 @@ cfg_config *cfg_load(const char *path, cfg_errors *errs) {
             buf = nb;
             cap *= 2;
         }
+        // cppcheck-suppress nullPointerArithmeticRedundantCheck ; buf is set inside the loop
         size_t n = fread(buf + len, 1, cap - len, f);
         len += n;
         if (n == 0) {

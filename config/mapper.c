@@ -595,7 +595,6 @@ cfg_mapper *cfg_mapper_create(const cfg_config *c, cfg_errors *errs) {
      * the old one); no data is published through the counter. */
     m->gen = atomic_fetch_add_explicit(&mapper_generation, 1, memory_order_relaxed) + 1;
     m->ordered = !c->defaults.glob_disable_ordering;
-    m->nrules = c->nmappings;
     if (c->nmappings >= NONE) {
         err_add(errs, c, NULL, "too many mappings (%zu)", c->nmappings);
         cfg_mapper_free(m);
@@ -605,6 +604,7 @@ cfg_mapper *cfg_mapper_create(const cfg_config *c, cfg_errors *errs) {
     m->regex = calloc(c->nmappings ? c->nmappings : 1, sizeof(uint32_t));
     if (!m->rules || !m->regex || node_new(m, NONE) != 0)
         goto oom;
+    m->nrules = c->nmappings; /* only now: cfg_mapper_free walks rules[0, nrules) */
     size_t bad = 0;
     for (size_t i = 0; i < c->nmappings; i++) {
         int rc = compile_rule(m, i, errs);

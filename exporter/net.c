@@ -79,6 +79,7 @@ static int bind_n(struct sockaddr_storage *sa, socklen_t salen, int socktype, in
             return -1;
         }
         struct sockaddr_storage got;
+        memset(&got, 0, sizeof got); /* all of it: the port is read through a cast */
         socklen_t gl = sizeof got;
         if (k == 0 && getsockname(fds[0], (struct sockaddr *)&got, &gl) == 0)
             set_port(sa, got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port
@@ -148,7 +149,7 @@ int exp_listen(const char *addr, int socktype, char *err, size_t errlen) {
 
 /* Returns buf; "?" when the socket has no readable name. */
 const char *exp_sock_name(int fd, char *buf, size_t cap) {
-    struct sockaddr_storage ss;
+    struct sockaddr_storage ss = {0};
     socklen_t len = sizeof ss;
     char ip[INET6_ADDRSTRLEN];
     snprintf(buf, cap, "?");

@@ -488,7 +488,9 @@ static int nv_push(nv_list *l, const char *name, double v) {
     char *copy = strdup(name);
     if (!copy)
         return -1;
-    l->items[l->count++] = (named_value){copy, v};
+    l->items[l->count].name = copy; /* owned by the list from here */
+    l->items[l->count].value = v;
+    l->count++;
     return 0;
 }
 

@@ -196,7 +196,7 @@ exp_config *exp_config_load(const exp_flags *f, cfg_errors *errs) {
             cfg_errors_add_at(errs, "<flags>", 0, 0, "out of memory applying flags");
         check_settings(f, cfg, errs);
     }
-    if (errs->count > before)
+    if (!cfg || errs->count > before) /* no cfg and no error: the error itself found no memory */
         goto fail;
     c = calloc(1, sizeof *c);
     if (!c) {
@@ -267,12 +267,14 @@ exp_state *exp_state_create(reg_registry *r, const exp_flags *f, exp_self *self,
     exp_state *s = calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, errlen, "out of memory");
+        exp_config_release(initial); /* owned from the call on, also on failure */
         return NULL;
     }
     int rc = cfg_apply(r, NULL, initial->cfg);
     if (rc != REG_OK) {
         snprintf(err, errlen, "applying the configuration to the registry: %s", reg_strerror(rc));
         free(s);
+        exp_config_release(initial);
         return NULL;
     }
     s->reg = r;

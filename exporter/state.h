@@ -35,8 +35,9 @@ void exp_config_release(exp_config *c);
 
 typedef struct exp_state exp_state;
 
-/* Take ownership of the initial snapshot and make the registry match it (cfg_apply).
- * NULL when applying fails (message in err) or on allocation failure. */
+/* Take ownership of the initial snapshot (also when it fails: the snapshot is then released)
+ * and make the registry match it (cfg_apply). NULL when applying fails (message in err) or on
+ * allocation failure. */
 exp_state *exp_state_create(reg_registry *r, const exp_flags *f, exp_self *self,
                             exp_config *initial, char *err, size_t errlen);
 void exp_state_destroy(exp_state *s);

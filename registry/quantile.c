@@ -26,6 +26,7 @@
  */
 #include "quantile.h"
 
+#include <assert.h>
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
@@ -282,6 +283,7 @@ static void qs_flush(reg_qstream *q, unsigned skip) {
 /* Rotate the age buckets so that now falls in the head's last period; buffered samples,
  * which belong to the period that just ended, are merged first. */
 static void qs_advance(reg_qstream *q, uint64_t now) {
+    assert(q->nb >= 1 && q->dur >= 1); /* reg_qstream_create makes them so */
     if (now <= q->exp)
         return;
     uint64_t diff = now - q->exp;

@@ -303,10 +303,12 @@ reg_registry *reg_create(const reg_options *opt) {
         goto fail_families;
     if (r->opt.start_reaper) {
         if (pthread_create(&r->reaper_thread, NULL, reaper_main, r) != 0)
-            goto fail_families;
+            goto fail_reaper;
         r->reaper_running = 1;
     }
     return r;
+fail_reaper:
+    free(r->reaper); /* the only record, allocated by reg_thread_attach; r->epoch goes too */
 fail_families:
     reg_families_destroy(r);
 fail:

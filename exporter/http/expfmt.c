@@ -30,6 +30,7 @@
  *    values are omitted likewise. The text format writes everything.
  * Numbers assume the C locale for LC_NUMERIC (snprintf/strtod decimal point).
  */
+#include <assert.h>
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>
@@ -195,6 +196,7 @@ static size_t fmt_go_float(double v, int om, char *buf) {
             dig[nd++] = *p;
     }
     int exp = *p == 'e' ? atoi(p + 1) : 0;
+    assert(nd >= 1); /* %.*e of a finite value has a digit before its point */
     while (nd > 1 && dig[nd - 1] == '0')
         nd--;
     if (exp < -4 || exp >= 6) {

@@ -37,7 +37,7 @@ gate_result exp_http_gate_enter(exp_http *h, req_ctx *ctx) {
     if (ctx->gate == G_GRANTED) {
         r = GATE_OK; /* the slot came with the grant */
         ctx->slot = 0;
-    } else if (ctx->gate == G_REFUSED) {
+    } else if (ctx->gate == G_REFUSED) { // NOLINT(bugprone-branch-clone): a reason of its own
         r = GATE_FULL;
     } else if (h->scrapes < h->max_scrapes) {
         h->scrapes++;

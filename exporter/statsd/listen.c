@@ -6,6 +6,7 @@
  * every datagram or complete line to the context inside one registry section, and lets the
  * context fold its counts (metrics.c) when idle for IDLE_FOLD_MS.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -226,6 +227,9 @@ static void resume_accept(reader *rd) {
 
 /* Take c out of the reader's connection list. Cannot fail. */
 static void conn_unlink(reader *rd, tconn *c) {
+    /* The list's ends are exactly the connections without a neighbour on that side. */
+    assert((c->prev == NULL) == (rd->conns == c));
+    assert((c->next == NULL) == (rd->conns_tail == c));
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -262,7 +266,9 @@ static void conn_touch(reader *rd, tconn *c, uint64_t now) {
 static char *tail_alloc(size_t cap) {
     if (cap <= TCP_TAIL_MMAP)
         return malloc(cap);
+    // cppcheck-suppress invalidFunctionArg ; MAP_ANONYMOUS wants fd -1
     void *p = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    // cppcheck-suppress memleak ; the mapping is the result, unmapped by tail_free
     return p == MAP_FAILED ? NULL : p;
 }
 
@@ -324,6 +330,7 @@ static int keep_tail(reader *rd, tconn *c, const char *b, size_t len) {
         c->buf = nb;
         c->cap = want;
     }
+    assert(c->cap >= len); /* want rounds len up to whole blocks */
     if (len)
         memcpy(c->buf, b, len);
     c->len = len;
@@ -573,7 +580,7 @@ static int unixgram_bind(const char *path, char *err, size_t errlen) {
         snprintf(err, errlen, "socket path longer than %zu bytes", sizeof su.sun_path - 1);
         return -1;
     }
-    strcpy(su.sun_path, path);
+    memcpy(su.sun_path, path, strlen(path) + 1); /* fits: checked above */
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         snprintf(err, errlen, "socket: %s", strerror(errno));

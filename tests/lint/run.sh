@@ -81,13 +81,17 @@ echo "lint: clang-tidy: $tidy_findings finding(s) [$(($(date +%s) - start))s]"
 #                  glibc's C NULL is ((void *)0), a pointer, so there is nothing undefined.
 #   readdirCalled  readdir_r is deprecated (glibc 2.24); readdir on a stream that one thread
 #                  owns is thread-safe.
+#   ctuuninitvar:config/yaml.c  cfg_quote(&q, ...) is called with an uninitialised cfg_quoted
+#                  that it only writes (through out->text); the cross-file check reads taking
+#                  the array's address as a read. An inline suppression does not reach
+#                  cross-file findings, hence here, for that one file.
 # Tool errors (a file cppcheck cannot parse, an internal error) go to their own list.
 t0=$(date +%s)
 echo "lint: $($cppcheck --version) on $nfiles files"
 # shellcheck disable=SC2086 # $files is a newline-separated list of plain paths
 $cppcheck -I registry -I config -I exporter --std=c11 --platform=unix64 --library=posix \
     --enable=warning,performance,portability --inline-suppr --error-exitcode=1 \
-    --suppress=varFuncNullUB --suppress=readdirCalled \
+    --suppress=varFuncNullUB --suppress=readdirCalled --suppress=ctuuninitvar:config/yaml.c \
     -j "$jobs" --cppcheck-build-dir="$out/cppcheck-cache" --quiet \
     --template='{file}:{line}:{column}: {severity}: {message} [{id}]' \
     $files >"$out/cppcheck.out" 2>"$out/cppcheck.txt"

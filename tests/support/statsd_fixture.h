@@ -86,6 +86,8 @@ static inline int statsd_fixture_start(statsd_fixture *fx, const char *const *fl
                        .reap_interval_ns = reap_interval_ns};
     fx->reg = reg_create(&opt);
     fx->self = fx->reg ? exp_self_create(fx->reg, err, errlen) : NULL;
+    if (!fx->self)
+        exp_config_release(c); /* exp_state_create owns it otherwise, also when it fails */
     fx->st = fx->self ? exp_state_create(fx->reg, &fx->flags, fx->self, c, err, errlen) : NULL;
     if (!fx->st) {
         if (!fx->reg)
