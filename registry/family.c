@@ -62,9 +62,9 @@ static int valid_cstr_name(const char *s, int colon_ok) {
     return s != NULL && valid_name(s, strnlen(s, REG_MAX_NAME + 1), colon_ok);
 }
 
-static int def_valid(const reg_family_def *d) {
-    if (!valid_cstr_name(d->name, 1) || (unsigned)d->type > REG_UNTYPED)
-        return 0;
+/* Label names and constant labels: valid, not reserved for the type, none twice, every
+ * constant with a value. 1 or 0. */
+static int labels_valid(const reg_family_def *d) {
     if (d->nlabels + d->nconst > REG_MAX_LABELS)
         return 0;
     for (size_t i = 0; i < d->nlabels + d->nconst; i++) {
@@ -79,31 +79,44 @@ static int def_valid(const reg_family_def *d) {
         if (i >= d->nlabels && d->const_values[i - d->nlabels] == NULL)
             return 0;
     }
-    if (d->type == REG_HISTOGRAM) {
-        if (d->nbuckets > REG_MAX_BUCKETS)
-            return 0;
-        for (size_t i = 0; i < d->nbuckets; i++) {
-            if (isnan(d->buckets[i]) || (i > 0 && !(d->buckets[i] > d->buckets[i - 1])))
-                return 0;
-        }
-        /* An explicit +Inf bound is implied already; refuse it to keep "le" unique. */
-        if (d->nbuckets > 0 && isinf(d->buckets[d->nbuckets - 1]) &&
-            d->buckets[d->nbuckets - 1] > 0)
-            return 0;
-    }
-    if (d->type == REG_SUMMARY) {
-        if (d->nobjectives > REG_MAX_QUANTILES)
-            return 0;
-        for (size_t i = 0; i < d->nobjectives; i++) {
-            double q = d->objectives[i].quantile, e = d->objectives[i].error;
-            /* error 0 would mean no compression: a window holding every sample */
-            if (!(q > 0 && q < 1) || !(e > 0 && e < 1))
-                return 0;
-        }
-        /* Bounds keep one series' summary state small: every flush merges into each bucket. */
-        if (d->age_buckets > REG_MAX_AGE_BUCKETS || d->buf_cap > REG_MAX_BUF_CAP)
+    return 1;
+}
+
+/* Histogram buckets: at most REG_MAX_BUCKETS, strictly increasing, no explicit +Inf (it is
+ * implied; a second one would repeat le="+Inf"). 1 or 0. */
+static int buckets_valid(const reg_family_def *d) {
+    if (d->nbuckets > REG_MAX_BUCKETS)
+        return 0;
+    for (size_t i = 0; i < d->nbuckets; i++) {
+        if (isnan(d->buckets[i]) || (i > 0 && !(d->buckets[i] > d->buckets[i - 1])))
             return 0;
     }
+    return !(d->nbuckets > 0 && isinf(d->buckets[d->nbuckets - 1]) &&
+             d->buckets[d->nbuckets - 1] > 0);
+}
+
+/* Summary objectives in (0,1) with an error in (0,1) (0 would mean no compression: a window
+ * holding every sample), and window bounds that keep one series' state small (every flush
+ * merges into each age bucket). 1 or 0. */
+static int objectives_valid(const reg_family_def *d) {
+    if (d->nobjectives > REG_MAX_QUANTILES)
+        return 0;
+    for (size_t i = 0; i < d->nobjectives; i++) {
+        double q = d->objectives[i].quantile, e = d->objectives[i].error;
+        if (!(q > 0 && q < 1) || !(e > 0 && e < 1))
+            return 0;
+    }
+    return d->age_buckets <= REG_MAX_AGE_BUCKETS && d->buf_cap <= REG_MAX_BUF_CAP;
+}
+
+/* 1 when d is a definition reg_family_add accepts. */
+static int def_valid(const reg_family_def *d) {
+    if (!valid_cstr_name(d->name, 1) || (unsigned)d->type > REG_UNTYPED || !labels_valid(d))
+        return 0;
+    if (d->type == REG_HISTOGRAM)
+        return buckets_valid(d);
+    if (d->type == REG_SUMMARY)
+        return objectives_valid(d);
     return 1;
 }
 

@@ -165,6 +165,47 @@ size_t exp_format_double(double v, char *buf) {
     return (size_t)n;
 }
 
+/* The significant digits dig[0..nd) with decimal exponent exp, as Go's 'g' format places
+ * them: exponent form below 1e-4 and from 1e6, else plain with a point (".0" appended on
+ * integers when om). Returns the length written to out (no NUL). */
+static size_t place_digits(const char *dig, size_t nd, int exp, int om, char *out) {
+    size_t n = 0;
+    if (exp < -4 || exp >= 6) {
+        out[n++] = dig[0];
+        if (nd > 1) {
+            out[n++] = '.';
+            memcpy(out + n, dig + 1, nd - 1);
+            n += nd - 1;
+        }
+        out[n++] = 'e';
+        out[n++] = exp < 0 ? '-' : '+';
+        unsigned ax = (unsigned)(exp < 0 ? -exp : exp);
+        if (ax < 10)
+            out[n++] = '0';
+        n += fmt_u64(ax, out + n);
+    } else if (exp < 0) {
+        out[n++] = '0';
+        out[n++] = '.';
+        for (int i = -1; i > exp; i--)
+            out[n++] = '0';
+        memcpy(out + n, dig, nd);
+        n += nd;
+    } else {
+        size_t ip = (size_t)exp + 1; /* digits before the point */
+        for (size_t i = 0; i < ip; i++)
+            out[n++] = i < nd ? dig[i] : '0';
+        if (nd > ip) {
+            out[n++] = '.';
+            memcpy(out + n, dig + ip, nd - ip);
+            n += nd - ip;
+        } else if (om) {
+            out[n++] = '.';
+            out[n++] = '0';
+        }
+    }
+    return n;
+}
+
 /* v as Go's strconv.FormatFloat(v, 'g', -1, 64) prints it (the shortest digits that parse
  * back to v; exponent form when the decimal exponent is < -4 or >= 6, at least two exponent
  * digits), with prometheus/common's spellings +Inf/-Inf/NaN and 0 for -0. om: append ".0"
@@ -199,39 +240,7 @@ static size_t fmt_go_float(double v, int om, char *buf) {
     assert(nd >= 1); /* %.*e of a finite value has a digit before its point */
     while (nd > 1 && dig[nd - 1] == '0')
         nd--;
-    if (exp < -4 || exp >= 6) {
-        buf[n++] = dig[0];
-        if (nd > 1) {
-            buf[n++] = '.';
-            memcpy(buf + n, dig + 1, nd - 1);
-            n += nd - 1;
-        }
-        buf[n++] = 'e';
-        buf[n++] = exp < 0 ? '-' : '+';
-        unsigned ax = (unsigned)(exp < 0 ? -exp : exp);
-        if (ax < 10)
-            buf[n++] = '0';
-        n += fmt_u64(ax, buf + n);
-    } else if (exp < 0) {
-        buf[n++] = '0';
-        buf[n++] = '.';
-        for (int i = -1; i > exp; i--)
-            buf[n++] = '0';
-        memcpy(buf + n, dig, nd);
-        n += nd;
-    } else {
-        size_t ip = (size_t)exp + 1; /* digits before the point */
-        for (size_t i = 0; i < ip; i++)
-            buf[n++] = i < nd ? dig[i] : '0';
-        if (nd > ip) {
-            buf[n++] = '.';
-            memcpy(buf + n, dig + ip, nd - ip);
-            n += nd - ip;
-        } else if (om) {
-            buf[n++] = '.';
-            buf[n++] = '0';
-        }
-    }
+    n += place_digits(dig, nd, exp, om, buf + n);
     buf[n] = '\0';
     return n;
 }

@@ -40,6 +40,64 @@ static double parse_q(const char *v, size_t n) {
     return q > 1 ? -1 : q;
 }
 
+/* The end of [s, e) without trailing optional white space. Cannot fail. */
+static const char *trim_end(const char *s, const char *e) {
+    while (e > s && is_ows(e[-1]))
+        e--;
+    return e;
+}
+
+/* A parameter's value at *pp (after '='): a quoted-string (which may hold ',' and ';') or a
+ * token, copied into val[cap] (NUL-terminated, cut when longer: *too_long set). Leaves *pp at
+ * the next ';' or ',' (or end). Returns the copied length. */
+static size_t read_value(const char **pp, const char *end, char *val, size_t cap, int *too_long) {
+    const char *p = *pp;
+    size_t vl = 0;
+    while (p < end && is_ows(*p))
+        p++;
+    if (p < end && *p == '"') {
+        for (p++; p < end && *p != '"'; p++) {
+            if (*p == '\\' && p + 1 < end)
+                p++;
+            if (vl < cap - 1)
+                val[vl++] = *p;
+            else
+                *too_long = 1;
+        }
+        if (p < end)
+            p++;
+    } else {
+        const char *vs = p;
+        while (p < end && *p != ';' && *p != ',')
+            p++;
+        vl = (size_t)(trim_end(vs, p) - vs);
+        if (vl > cap - 1) {
+            vl = cap - 1;
+            *too_long = 1;
+        }
+        memcpy(val, vs, vl);
+    }
+    while (p < end && *p != ';' && *p != ',') /* junk after a quoted value */
+        p++;
+    val[vl] = '\0';
+    *pp = p;
+    return vl;
+}
+
+/* Record the parameters abacus reads (q, version) of one element. Cannot fail. */
+static void apply_param(hdr_elem *el, const char *k, size_t kl, const char *val, size_t vl,
+                        int too_long) {
+    if (kl == 1 && (*k == 'q' || *k == 'Q')) {
+        el->q = too_long ? -1 : parse_q(val, vl);
+    } else if (kl == 7 && strncasecmp(k, "version", 7) == 0) {
+        el->has_ver = 1;
+        if (too_long)
+            memcpy(el->ver, "?", 2);
+        else
+            memcpy(el->ver, val, vl + 1);
+    }
+}
+
 /* Parse the element starting at *pp (up to end or an unquoted ','), leave *pp after it.
  * Returns 0 for an empty element. */
 static int next_elem(const char **pp, const char *end, hdr_elem *el) {
@@ -53,71 +111,25 @@ static int next_elem(const char **pp, const char *end, hdr_elem *el) {
     el->tok = p;
     while (p < end && *p != ';' && *p != ',')
         p++;
-    const char *te = p;
-    while (te > el->tok && is_ows(te[-1]))
-        te--;
-    el->toklen = (size_t)(te - el->tok);
+    el->toklen = (size_t)(trim_end(el->tok, p) - el->tok);
     el->q = 1;
     el->has_ver = 0;
     el->ver[0] = '\0';
     while (p < end && *p == ';') {
-        p++;
-        while (p < end && is_ows(*p))
-            p++;
+        for (p++; p < end && is_ows(*p); p++)
+            ;
         const char *k = p;
         while (p < end && *p != '=' && *p != ';' && *p != ',')
             p++;
-        const char *ke = p;
-        while (ke > k && is_ows(ke[-1]))
-            ke--;
-        char val[16];
+        size_t kl = (size_t)(trim_end(k, p) - k);
+        char val[16] = "";
         size_t vl = 0;
         int too_long = 0;
         if (p < end && *p == '=') {
             p++;
-            while (p < end && is_ows(*p))
-                p++;
-            if (p < end && *p == '"') { /* quoted-string; may hold ',' and ';' */
-                p++;
-                while (p < end && *p != '"') {
-                    if (*p == '\\' && p + 1 < end)
-                        p++;
-                    if (vl < sizeof val - 1)
-                        val[vl++] = *p;
-                    else
-                        too_long = 1;
-                    p++;
-                }
-                if (p < end)
-                    p++;
-            } else {
-                const char *vs = p;
-                while (p < end && *p != ';' && *p != ',')
-                    p++;
-                const char *ve = p;
-                while (ve > vs && is_ows(ve[-1]))
-                    ve--;
-                vl = (size_t)(ve - vs);
-                if (vl > sizeof val - 1) {
-                    vl = sizeof val - 1;
-                    too_long = 1;
-                }
-                memcpy(val, vs, vl);
-            }
-            while (p < end && *p != ';' && *p != ',') /* junk after a quoted value */
-                p++;
+            vl = read_value(&p, end, val, sizeof val, &too_long);
         }
-        val[vl] = '\0';
-        size_t kl = (size_t)(ke - k);
-        if (kl == 1 && (*k == 'q' || *k == 'Q')) {
-            el->q = too_long ? -1 : parse_q(val, vl);
-        } else if (kl == 7 && strncasecmp(k, "version", 7) == 0) {
-            el->has_ver = 1;
-            if (too_long)
-                strcpy(el->ver, "?");
-            else
-                memcpy(el->ver, val, vl + 1);
-        }
+        apply_param(el, k, kl, val, vl, too_long);
     }
     *pp = p;
     return 1;
