@@ -831,6 +831,179 @@ static void test_threads_share_mapper(void **state) {
     free_config(cf);
 }
 
+/* ---- more edges: templates, UTF-8, precedence below a node, scratch, the cache ------------- */
+
+/* Go's decoder: a valid sequence is one rune (one '_'), each byte of an invalid one is a rune. */
+static void test_escape_utf8_edges(void **state) {
+    (void)state;
+    static const struct {
+        const char *in, *out;
+    } t[] = {
+        {"a\xc3", "a_"},                 /* 2-byte lead at the end */
+        {"a\xc3Z", "a_Z"},               /* 2-byte lead, no continuation */
+        {"\xe2\x82\xac", "_"},           /* U+20AC */
+        {"\xe2Z\x82", "_Z_"},            /* 3-byte, bad second byte */
+        {"\xe2\x82Z", "__Z"},            /* 3-byte, bad third byte */
+        {"\xe0\x80\x80", "___"},         /* overlong 3-byte */
+        {"\xe0\xa0\x80", "_"},           /* U+0800, the first 3-byte */
+        {"\xed\x9f\xbf", "_"},           /* U+D7FF, the last before the surrogates */
+        {"\xf0\x9f\x98", "___"},         /* 4-byte, truncated */
+        {"\xf0Z\x98\x80", "_Z__"},       /* 4-byte, bad second byte */
+        {"\xf0\x9fZ\x80", "__Z_"},       /* bad third byte */
+        {"\xf0\x9f\x98Z", "___Z"},       /* bad fourth byte */
+        {"\xf0\x80\x80\x80", "____"},    /* overlong 4-byte */
+        {"\xf0\x90\x80\x80", "_"},       /* U+10000, the first 4-byte */
+        {"\xf5\x80\x80\x80", "____"},    /* no such lead byte */
+    };
+    char buf[64];
+    for (size_t i = 0; i < NRULES(t); i++) {
+        long n = cfg_escape_metric_name(t[i].in, strlen(t[i].in), buf, sizeof(buf));
+        if (n < 0 || strcmp(buf, t[i].out) != 0) {
+            fprintf(stderr, "escape(case %zu) = %s, want %s\n", i, n < 0 ? "-1" : buf, t[i].out);
+            fail();
+        }
+    }
+}
+
+/* Template references at their edges: glob (statsd_exporter's formatter) and regex (Go's
+ * Regexp.Expand). */
+static void test_template_edges(void **state) {
+    (void)state;
+    static char longref[300];
+    static char regex_labels[512];
+    memset(longref, 'n', 260);
+    longref[260] = 0;
+    snprintf(regex_labels, sizeof regex_labels,
+             "big=$123456789;zero=$0;lead0=$01;dotbrace=${1.;named=${sub};gone=$7;long=$%s",
+             longref);
+    const rule_spec rs[] = {
+        GLOB("g.*", "glob_$1", "far=x$9.y;mixed=${1a}z;bare=$;open=${;whole=$0"),
+        REGEX("^r\\.(?<sub>[a-z]+)$", "regex", regex_labels),
+    };
+    static const map_case cs[] = {
+        C_("g.q", 1, "glob_q", "far=x.y;mixed=z;bare=$;open=${;whole=g.q"),
+        C_("r.abc", 1, "regex", "big=;zero=r.abc;lead0=;dotbrace=${1.;named=abc;gone=;long="),
+    };
+    run_table(rs, NRULES(rs), 0, cs, NRULES(cs));
+}
+
+/* A rule whose match_type is unset takes the defaults' (the loader always sets it; a
+ * hand-built config may not). A NULL label value is the empty string. */
+static void test_default_match_type(void **state) {
+    (void)state;
+    static const rule_spec rs[] = {
+        {"^x(\\d+)$", CFG_MATCH_DEFAULT, CFG_MMT_ANY, CFG_ACTION_MAP, "x_$1", "v=$1;n=z"},
+    };
+    cfg_config *c = mk_config(rs, 1, 0);
+    c->defaults.match_type = CFG_MATCH_REGEX;
+    free(c->mappings[0].labels[1].value);
+    c->mappings[0].labels[1].value = NULL;
+    cfg_mapper *m = mk_mapper(c);
+    static const map_case cs[] = {C_("x12", 1, "x_12", "v=12;n="), C_("x.y", 0, "x_y", NULL)};
+    run_cases(m, cs, NRULES(cs));
+    cfg_mapper_free(m);
+    /* As a glob, the same pattern does not compile. */
+    c->defaults.match_type = CFG_MATCH_GLOB;
+    cfg_errors e = {0};
+    assert_null(cfg_mapper_create(c, &e));
+    assert_int_equal(e.count, 1);
+    assert_non_null(strstr(e.items[0].message, "invalid match \"^x(\\d+)$\""));
+    cfg_errors_free(&e);
+    /* Without an error list the result alone says it failed. */
+    assert_null(cfg_mapper_create(c, NULL));
+    free_config(c);
+}
+
+/* Ordered globs: the smallest rule index wins even when a subtree below "*" holds a smaller
+ * one; a node whose rules do not apply to the kind yields nothing. */
+static void test_precedence_below_nodes(void **state) {
+    (void)state;
+    static const rule_spec rs[] = {
+        GLOB("a.*.c", "r0", NULL),
+        GLOB("a.b", "r1", NULL),
+        GLOB("a.*", "r2", NULL),
+        {"k.b.c", CFG_MATCH_GLOB, CFG_MMT_COUNTER, CFG_ACTION_MAP, "k_counter", NULL},
+        {"k.b", CFG_MATCH_GLOB, CFG_MMT_GAUGE, CFG_ACTION_MAP, "k_gauge", NULL},
+    };
+    static const map_case cs[] = {
+        C_("a.b", 1, "r1", NULL),
+        C_("a.x", 1, "r2", NULL),
+        C_("a.b.c", 1, "r0", NULL),
+        C_("k.b.c", 1, "k_counter", NULL),
+        C_("k.b", 0, "k_b", NULL), /* only a gauge rule there */
+        {"k.b", 0, CFG_MMT_GAUGE, 0, 1, "k_gauge", NULL},
+    };
+    run_table(rs, NRULES(rs), 0, cs, NRULES(cs));
+    /* Unordered: the same answers for these names (a literal part is tried before "*"). */
+    run_table(rs, NRULES(rs), 1, cs, NRULES(cs));
+}
+
+/* The cache: NULL arguments, one entry (its head is its tail), a result too big to keep, and
+ * match data grown for a mapper with more groups. */
+static void test_cache_edges(void **state) {
+    (void)state;
+    uint64_t h = 7, mi = 7;
+    cfg_mapper_cache_stats(NULL, &h, &mi);
+    assert_int_equal(h, 0);
+    assert_int_equal(mi, 0);
+
+    static const rule_spec rs[] = {GLOB("k.*", "k_${1}", NULL)};
+    cfg_config *cf = mk_config(rs, 1, 0);
+    cfg_mapper *m = mk_mapper(cf);
+    cfg_mapper_cache *c = cfg_mapper_cache_create(1);
+    assert_non_null(c);
+    cfg_map_result r;
+    assert_int_equal(cfg_mapper_map(m, NULL, "k.a", 3, CFG_MMT_COUNTER, &r), -1);
+    assert_int_equal(cfg_mapper_map(m, c, "k.a", 3, CFG_MMT_COUNTER, NULL), -1);
+    expect_stats(c, 0, 0);
+    assert_string_equal(map_name(m, c, "k.a", CFG_MMT_COUNTER), "k_a");
+    assert_string_equal(map_name(m, c, "k.a", CFG_MMT_COUNTER), "k_a");
+    expect_stats(c, 1, 1);
+    assert_string_equal(map_name(m, c, "k.b", CFG_MMT_COUNTER), "k_b"); /* evicts k.a */
+    assert_string_equal(map_name(m, c, "k.a", CFG_MMT_COUNTER), "k_a"); /* evicts k.b */
+    assert_string_equal(map_name(m, c, "k.a", CFG_MMT_COUNTER), "k_a");
+    expect_stats(c, 2, 3);
+    cfg_mapper_cache_free(c);
+    cfg_mapper_free(m);
+    free_config(cf);
+
+    /* A 20000-byte label value: mapped right every time, never cached. */
+    static char big[20010];
+    memcpy(big, "v=", 2);
+    memset(big + 2, 'x', 20000);
+    big[20002] = 0;
+    const rule_spec rb[] = {GLOB("b.*", "big", big)};
+    cf = mk_config(rb, 1, 0);
+    m = mk_mapper(cf);
+    c = cfg_mapper_cache_create(8);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(cfg_mapper_map(m, c, "b.q", 3, CFG_MMT_COUNTER, &r), 0);
+        assert_string_equal(r.name, "big");
+        assert_int_equal(r.nlabels, 1);
+        assert_int_equal(strlen(r.label_values[0]), 20000);
+    }
+    expect_stats(c, 0, 2);
+    cfg_mapper_free(m);
+    free_config(cf);
+
+    /* One group, then three, through the same cache. */
+    static const rule_spec r1[] = {REGEX("^(a)$", "one", "x=$1")};
+    static const rule_spec r3[] = {REGEX("^(b)(c)(d)$", "three", "x=$1;z=$3")};
+    cfg_config *c1 = mk_config(r1, 1, 0), *c3 = mk_config(r3, 1, 0);
+    cfg_mapper *m1 = mk_mapper(c1), *m3 = mk_mapper(c3);
+    assert_int_equal(cfg_mapper_map(m1, c, "a", 1, CFG_MMT_COUNTER, &r), 0);
+    assert_string_equal(r.label_values[0], "a");
+    assert_int_equal(cfg_mapper_map(m3, c, "bcd", 3, CFG_MMT_COUNTER, &r), 0);
+    assert_string_equal(r.name, "three");
+    assert_string_equal(r.label_values[0], "b");
+    assert_string_equal(r.label_values[1], "d");
+    cfg_mapper_free(m1);
+    cfg_mapper_free(m3);
+    free_config(c1);
+    free_config(c3);
+    cfg_mapper_cache_free(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_glob_captures),
@@ -847,6 +1020,11 @@ int main(void) {
         cmocka_unit_test(test_hostile_names),
         cmocka_unit_test(test_compile_errors),
         cmocka_unit_test(test_threads_share_mapper),
+        cmocka_unit_test(test_escape_utf8_edges),
+        cmocka_unit_test(test_template_edges),
+        cmocka_unit_test(test_default_match_type),
+        cmocka_unit_test(test_precedence_below_nodes),
+        cmocka_unit_test(test_cache_edges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
