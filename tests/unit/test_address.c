@@ -70,6 +70,27 @@ static const address_case cases[] = {
     {"[::1 ]:80", NULL, 0, "invalid IPv6 address"},
 };
 
+/* The reason of an invalid bracketed host quotes at most 64 bytes of it; a zero-sized reason
+ * buffer is left alone. */
+static void test_address_reason_bounds(void **state) {
+    (void)state;
+    char addr[128], err[256];
+    memset(addr, 0, sizeof addr);
+    addr[0] = '[';
+    memset(addr + 1, 'g', 70);
+    strcat(addr, "]:80");
+    assert_int_equal(cfg_parse_address(addr, NULL, 0, NULL, err, sizeof err), -1);
+    char want[128];
+    snprintf(want, sizeof want, "invalid IPv6 address \"%.64s\"", addr + 1);
+    assert_string_equal(err, want);
+    strcpy(err, "untouched");
+    assert_int_equal(cfg_parse_address("nohost", NULL, 0, NULL, err, 0), -1);
+    assert_string_equal(err, "untouched");
+    /* A short buffer gets the reason cut, NUL-terminated. */
+    assert_int_equal(cfg_parse_address("nohost", NULL, 0, NULL, err, 8), -1);
+    assert_string_equal(err, "missing");
+}
+
 static void test_address_table(void **state) {
     (void)state;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -110,6 +131,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_address_table),
         cmocka_unit_test(test_address_host_capacity),
+        cmocka_unit_test(test_address_reason_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -38,6 +39,12 @@ static void test_durations_valid(void **state) {
         {"0.5s", 500000000ULL},
         {"1m1m", 120 * S},
         {"584y", 584ULL * 365 * 86400 * S},
+        /* A fraction keeps 18 digits; further digits are read and ignored. */
+        {"1.0000000000000000009999s", S},
+        {"0.1234567890123456789s", 123456789ULL},
+        /* The largest duration: UINT64_MAX ns. */
+        {"18446744073.709551615s", UINT64_MAX},
+        {"18446744073s709551615ns", UINT64_MAX},
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         uint64_t ns = 12345;
@@ -71,7 +78,12 @@ static void test_durations_invalid(void **state) {
                                       "585y",
                                       "1000000000000000000000ns",
                                       "5m-1s",
-                                      "NaN"};
+                                      "NaN",
+                                      /* one past UINT64_MAX ns: by the fraction, by the sum */
+                                      "18446744073.709551616s",
+                                      "18446744073.8s",
+                                      "18446744073s709551616ns",
+                                      "18446744073s1s"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         uint64_t ns = 777;
         print_message("%s\n", bad[i]);
@@ -83,6 +95,51 @@ static void test_durations_invalid(void **state) {
 
 /* The name rules the loader uses are the registry's (reg_valid_*): one rule for a file, a
  * family definition and an ingested name alike. */
+static void test_setting_changed(void **state) {
+    (void)state;
+    /* NULL and "" both mean "not set". */
+    assert_int_equal(cfg_setting_changed(NULL, NULL), 0);
+    assert_int_equal(cfg_setting_changed(NULL, ""), 0);
+    assert_int_equal(cfg_setting_changed("", NULL), 0);
+    assert_int_equal(cfg_setting_changed("a", NULL), 1);
+    assert_int_equal(cfg_setting_changed(NULL, "a"), 1);
+    assert_int_equal(cfg_setting_changed("a", "a"), 0);
+    assert_int_equal(cfg_setting_changed("a", "b"), 1);
+}
+
+/* The error list: growth past its first block, positions, a NULL file, printing. */
+static void test_errors_list(void **state) {
+    (void)state;
+    cfg_errors e = {0};
+    for (unsigned i = 0; i < 20; i++)
+        assert_int_equal(cfg_errors_add_at(&e, i % 2 ? "f.yml" : NULL, i, i + 1, "e%u", i), 0);
+    assert_int_equal(e.count, 20);
+    assert_true(e.cap >= 20);
+    assert_string_equal(e.items[0].file, "<config>");
+    assert_string_equal(e.items[19].file, "f.yml");
+    assert_string_equal(e.items[19].message, "e19");
+    assert_int_equal(e.items[19].line, 19);
+    assert_int_equal(e.items[19].column, 20);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    cfg_errors_print(NULL, f); /* nothing */
+    cfg_errors one = {.items = &e.items[1], .count = 1, .cap = 1};
+    cfg_errors_print(&one, f);
+    /* An item without a file (built by hand) prints as <config>; line 0 has no position. */
+    cfg_error bare = {.file = NULL, .line = 0, .column = 0, .message = "m"};
+    cfg_errors b = {.items = &bare, .count = 1, .cap = 1};
+    cfg_errors_print(&b, f);
+    fclose(f);
+    assert_string_equal(buf, "f.yml:1:2: e1\n<config>: m\n");
+    free(buf);
+    cfg_errors_free(&e);
+    assert_int_equal(e.count, 0);
+    assert_null(e.items);
+    cfg_errors_free(NULL);
+}
+
 static void test_names(void **state) {
     (void)state;
     static const char *const metric_ok[] = {
@@ -142,6 +199,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_durations_valid),
         cmocka_unit_test(test_durations_invalid),
+        cmocka_unit_test(test_setting_changed),
+        cmocka_unit_test(test_errors_list),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_name_length),
         cmocka_unit_test(test_reserved_label_names),
