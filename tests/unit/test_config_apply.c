@@ -218,11 +218,49 @@ static void test_family_defs(void **state) {
     cfg_free(c);
 }
 
+/* No config at all: nothing to add; with an old one, everything it declared goes. */
+static void test_apply_null_config(void **state) {
+    fixture *fx = *state;
+    assert_int_equal(cfg_apply(fx->r, NULL, NULL), REG_OK);
+    assert_int_equal(reg_family_total(fx->r), 0);
+    cfg_config *a = load(v1);
+    assert_int_equal(cfg_apply(fx->r, NULL, a), REG_OK);
+    assert_int_equal(reg_family_total(fx->r), 5);
+    assert_int_equal(cfg_apply(fx->r, a, NULL), REG_OK);
+    assert_int_equal(reg_family_total(fx->r), 0);
+    assert_int_equal(nseries(fx, "up_total"), -1);
+    cfg_free(a);
+}
+
+/* A definition the registry refuses (a config built or changed by hand: the loader never
+ * makes one) is the first error returned; the metrics around it are still applied. */
+static void test_apply_keeps_going(void **state) {
+    fixture *fx = *state;
+    cfg_config *c = load("metrics:\n"
+                         "  - {name: good_a, type: gauge}\n"
+                         "  - {name: bad_1, type: gauge}\n"
+                         "  - {name: bad_2, type: counter}\n"
+                         "  - {name: good_b, type: counter}\n");
+    free(c->metrics[1].name);
+    c->metrics[1].name = strdup("1bad");
+    free(c->metrics[2].name);
+    c->metrics[2].name = strdup("2 bad");
+    assert_non_null(c->metrics[1].name);
+    assert_non_null(c->metrics[2].name);
+    assert_int_equal(cfg_apply(fx->r, NULL, c), REG_EINVAL);
+    assert_int_equal(nseries(fx, "good_a"), 1);
+    assert_int_equal(nseries(fx, "good_b"), 1);
+    assert_int_equal(reg_family_total(fx->r), 2);
+    cfg_free(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_startup_and_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_declaration_wins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_family_defs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apply_null_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apply_keeps_going, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
