@@ -120,7 +120,9 @@ static void test_numbers(void **state) {
                   "  - {match: a.j, name: r, scale: .NAN}\n"
                   "  - {match: a.k, name: q, scale: .NaN}\n"
                   "  - {match: a.l, name: p, scale: .e1}\n"
-                  "  - {match: a.m, name: o, scale: 0x10}\n",
+                  "  - {match: a.m, name: o, scale: 0x10}\n"
+                  "  - {match: a.n, name: n, scale: 1ea}\n"
+                  "  - {match: a.o, name: m, scale: 1e5x}\n",
                   "4:12: mappings[0].scale: expected a number, got \"1e\"\n"
                   "5:34: mappings[1].scale: expected a number, got \"1e+\"\n"
                   "6:34: mappings[2].scale: expected a number, got \"1e999\"\n"
@@ -132,7 +134,9 @@ static void test_numbers(void **state) {
                   "12:34: mappings[8].scale: must be finite, got nan\n"
                   "13:34: mappings[9].scale: must be finite, got nan\n"
                   "14:34: mappings[10].scale: expected a number, got \".e1\"\n"
-                  "15:34: mappings[11].scale: expected a number, got \"0x10\"\n");
+                  "15:34: mappings[11].scale: expected a number, got \"0x10\"\n"
+                  "16:34: mappings[12].scale: expected a number, got \"1ea\"\n"
+                  "17:34: mappings[13].scale: expected a number, got \"1e5x\"\n");
 }
 
 static void test_whole_numbers(void **state) {
@@ -290,13 +294,19 @@ static void test_keys(void **state) {
      * backslashes and control bytes escaped, long text cut at about 60 bytes. */
     expect_errors("server: {[a]: 1, ? {b: 1} : 2, <x: 3, \"q\\\"b\\\\t\\t\": 4}\n"
                   "statsd:\n"
-                  "  a_very_long_key_name_that_goes_on_and_on_and_on_and_on_and_on_and_on: 1\n",
+                  "  a_very_long_key_name_that_goes_on_and_on_and_on_and_on_and_on_and_on: 1\n"
+                  "  \"k\\x7f\": 1\n"
+                  "  k123456789012345678901234567890123456789012345678901234567\xc3\xa9\xc3\xa9: 1\n",
                   "1:10: server: mapping keys must be strings, got a sequence\n"
                   "1:20: server: mapping keys must be strings, got a mapping\n"
                   "1:32: server: unknown key \"<x\"\n"
                   "1:39: server: unknown key \"q\\\"b\\\\t\\x09\"\n"
                   "3:3: statsd: unknown key "
-                  "\"a_very_long_key_name_that_goes_on_and_on_and_on_and_on_and_...\"\n");
+                  "\"a_very_long_key_name_that_goes_on_and_on_and_on_and_on_and_...\"\n"
+                  "4:3: statsd: unknown key \"k\\x7f\"\n"
+                  /* 58 bytes, then the whole of the character that crosses 60 bytes */
+                  "5:3: statsd: unknown key "
+                  "\"k123456789012345678901234567890123456789012345678901234567\xc3\xa9...\"\n");
 }
 
 static void test_strings(void **state) {
@@ -598,7 +608,9 @@ static void test_units(void **state) {
     cfg_config *c = load_ok("metrics:\n"
                             "  - {name: io_seconds_total, type: counter, unit: seconds}\n"
                             "  - {name: mem_Bytes9, type: gauge, unit: Bytes9}\n"
-                            "  - {name: a_total, type: gauge, unit: total}\n");
+                            "  - {name: a_total, type: gauge, unit: total}\n"
+                            "  - {name: a_s, type: counter, unit: s}\n"
+                            "  - {name: disk_seconds, type: counter, unit: seconds}\n");
     assert_string_equal(c->metrics[0].unit, "seconds");
     assert_string_equal(c->metrics[1].unit, "Bytes9");
     cfg_free(c);
@@ -608,7 +620,9 @@ static void test_units(void **state) {
                   "  - {name: a_total, type: counter, unit: total}\n"
                   "  - {name: b, type: gauge, unit: \"a-b\"}\n"
                   "  - {name: d, type: gauge, unit: \"\"}\n"
-                  "  - {name: x_total, type: counter, unit: x}\n",
+                  "  - {name: x_total, type: counter, unit: x}\n"
+                  "  - {name: io_bytes, type: gauge, unit: bites}\n"
+                  "  - {name: t_s, type: gauge, unit: \"s~\"}\n",
                   "2:34: metrics[0].unit: metric name \"s\" must end with \"_seconds\" to have "
                   "unit \"seconds\"\n"
                   "3:41: metrics[1].unit: metric name \"xseconds\" must end with \"_seconds\" to "
@@ -618,7 +632,10 @@ static void test_units(void **state) {
                   "5:34: metrics[3].unit: invalid unit \"a-b\"\n"
                   "6:34: metrics[4].unit: invalid unit \"\"\n"
                   "7:42: metrics[5].unit: metric name \"x_total\" must end with \"_x\" to have unit "
-                  "\"x\"\n");
+                  "\"x\"\n"
+                  "8:41: metrics[6].unit: metric name \"io_bytes\" must end with \"_bites\" to have "
+                  "unit \"bites\"\n"
+                  "9:36: metrics[7].unit: invalid unit \"s~\"\n");
 }
 
 static void test_name_templates(void **state) {
@@ -626,13 +643,15 @@ static void test_name_templates(void **state) {
     cfg_config *c = load_ok("mappings:\n"
                             "  - {match: a.*.*, name: \"ns:a_$1_${2}x\"}\n"
                             "  - {match: b.*, name: \"$1\"}\n"
+                            "  - {match: f.*, name: \"a_$1b\"}\n"
                             "  - {match: c.*, action: drop, name: \"\"}\n"
                             "  - {match: d.*, action: drop, name: ~}\n"
                             "  - {match: e.*, action: drop, name: kept}\n");
     assert_string_equal(c->mappings[0].name, "ns:a_$1_${2}x");
-    assert_null(c->mappings[2].name);
+    assert_string_equal(c->mappings[2].name, "a_$1b");
     assert_null(c->mappings[3].name);
-    assert_string_equal(c->mappings[4].name, "kept");
+    assert_null(c->mappings[4].name);
+    assert_string_equal(c->mappings[5].name, "kept");
     cfg_free(c);
 
     char yaml[2048];
@@ -719,8 +738,9 @@ static void test_rules_vs_metrics(void **state) {
                             "  - {match: x.*, name: x, match_metric_type: counter}\n"
                             "  - {match: y.*, name: x, match_metric_type: counter}\n"
                             "  - {match: z.*, action: drop, name: x, match_metric_type: gauge}\n"
-                            "  - {match: w.*, name: x_$1, match_metric_type: gauge}\n");
-    assert_int_equal(c->nmappings, 8);
+                            "  - {match: w.*, name: x_$1, match_metric_type: gauge}\n"
+                            "  - {match: v.*, name: c_total, observer_type: histogram}\n");
+    assert_int_equal(c->nmappings, 9);
     cfg_free(c);
 
     expect_errors("metrics:\n"
@@ -856,6 +876,13 @@ static void test_file_sizes(void **state) {
     assert_int_equal(e.count, 1);
     assert_string_equal(e.items[0].file, path);
     assert_int_equal(e.items[0].line, 0);
+    assert_string_equal(e.items[0].message, "file too large (max 16777216 bytes)");
+    cfg_errors_free(&e);
+
+    /* 40 MiB: reading stops once past the limit, same error. */
+    assert_int_equal(truncate(path, 40 << 20), 0);
+    assert_null(cfg_load(path, &e));
+    assert_int_equal(e.count, 1);
     assert_string_equal(e.items[0].message, "file too large (max 16777216 bytes)");
     cfg_errors_free(&e);
     unlink(path);

@@ -874,7 +874,7 @@ static void test_template_edges(void **state) {
     memset(longref, 'n', 260);
     longref[260] = 0;
     snprintf(regex_labels, sizeof regex_labels,
-             "big=$123456789;zero=$0;lead0=$01;dotbrace=${1.;named=${sub};gone=$7;long=$%s",
+             "big=$123456789;huge=$1234567890;zero=$0;lead0=$01;dotbrace=${1.;named=${sub};gone=$7;long=$%s",
              longref);
     const rule_spec rs[] = {
         GLOB("g.*", "glob_$1", "far=x$9.y;mixed=${1a}z;bare=$;open=${;whole=$0"),
@@ -882,7 +882,7 @@ static void test_template_edges(void **state) {
     };
     static const map_case cs[] = {
         C_("g.q", 1, "glob_q", "far=x.y;mixed=z;bare=$;open=${;whole=g.q"),
-        C_("r.abc", 1, "regex", "big=;zero=r.abc;lead0=;dotbrace=${1.;named=abc;gone=;long="),
+        C_("r.abc", 1, "regex", "big=;huge=;zero=r.abc;lead0=;dotbrace=${1.;named=abc;gone=;long="),
     };
     run_table(rs, NRULES(rs), 0, cs, NRULES(cs));
 }
