@@ -547,6 +547,40 @@ static void test_hostile_clock(void **state) {
     reg_qstream_destroy(q);
 }
 
+/* While the window is still only the sample buffer (answered exactly), a NaN objective still
+ * yields NaN and its neighbours their exact ranks. */
+static void test_buffered_window_with_nan_objective(void **state) {
+    (void)state;
+    const reg_objective obj[] = {{NAN, 0.01}, {0.5, 0.05}, {0.9, NAN}, {0.99, 0.001}};
+    double out[4];
+    reg_qstream *q = reg_qstream_create(obj, 4, 10 * SEC, 5, 100, 0);
+    assert_non_null(q);
+    for (int i = 10; i >= 1; i--) /* unsorted: the query sorts the buffer */
+        reg_qstream_observe(q, i, 0);
+    reg_qstream_query(q, 1, out);
+    assert_true(isnan(out[0]));
+    assert_true(out[1] == 5); /* rank ceil(10 * 0.5) = 5 */
+    assert_true(isnan(out[2]));
+    assert_true(out[3] == 10); /* rank ceil(9.9) = 10 */
+    reg_qstream_destroy(q);
+}
+
+/* Created at the last instant: the first rotation would be past the end of time, so the
+ * window never rotates and what was observed stays. */
+static void test_created_at_end_of_time(void **state) {
+    (void)state;
+    double out[NSTD];
+    reg_qstream *q = reg_qstream_create(std_obj, NSTD, 10 * SEC, 5, 0, UINT64_MAX);
+    assert_non_null(q);
+    reg_qstream_observe(q, 3, UINT64_MAX);
+    reg_qstream_observe(q, 1, UINT64_MAX);
+    reg_qstream_observe(q, 2, UINT64_MAX);
+    reg_qstream_query(q, UINT64_MAX, out);
+    assert_true(out[0] == 2);
+    assert_true(out[2] == 3);
+    reg_qstream_destroy(q);
+}
+
 int main(void) {
     /* clang-format off */
     const struct CMUnitTest tests[] = {
@@ -566,6 +600,8 @@ int main(void) {
         cmocka_unit_test(test_hostile_values),
         cmocka_unit_test(test_hostile_objectives),
         cmocka_unit_test(test_hostile_clock),
+        cmocka_unit_test(test_buffered_window_with_nan_objective),
+        cmocka_unit_test(test_created_at_end_of_time),
     };
     /* clang-format on */
     return cmocka_run_group_tests(tests, NULL, NULL);

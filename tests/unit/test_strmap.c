@@ -157,12 +157,36 @@ static void test_independent_maps(void **state) {
     reg_strmap_free(b);
 }
 
+/* A NULL key of length 0 is the empty key (put and get alike); a NULL key with a length is
+ * no key at all, also in a map that holds entries. Iteration fills only the outputs asked. */
+static void test_null_key_is_the_empty_key(void **state) {
+    (void)state;
+    reg_strmap *m = reg_strmap_create(0);
+    assert_non_null(m);
+    assert_int_equal(reg_strmap_put(m, NULL, 0, VAL(5)), REG_OK);
+    assert_int_equal(reg_strmap_count(m), 1);
+    assert_ptr_equal(reg_strmap_get(m, "", 0), VAL(5));
+    assert_int_equal(reg_strmap_put(m, "", 0, VAL(6)), REG_OK); /* the same key */
+    assert_int_equal(reg_strmap_count(m), 1);
+    assert_ptr_equal(reg_strmap_get(m, NULL, 0), VAL(6));
+    assert_null(reg_strmap_get(m, NULL, 4));
+    assert_int_equal(reg_strmap_put(m, NULL, 4, VAL(7)), REG_EINVAL);
+    assert_int_equal(reg_strmap_count(m), 1);
+    size_t pos = 0, len = 99;
+    void *val = NULL;
+    assert_int_equal(reg_strmap_next(m, &pos, NULL, &len, &val), 1);
+    assert_int_equal(len, 0);
+    assert_ptr_equal(val, VAL(6));
+    assert_int_equal(reg_strmap_next(m, &pos, NULL, &len, &val), 0);
+    reg_strmap_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_put_get_replace),  cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_byte_keys),        cmocka_unit_test(test_copied_keys),
         cmocka_unit_test(test_borrowed_keys),    cmocka_unit_test(test_growth_and_iteration),
-        cmocka_unit_test(test_independent_maps),
+        cmocka_unit_test(test_independent_maps), cmocka_unit_test(test_null_key_is_the_empty_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
