@@ -503,7 +503,9 @@ static int read_objectives(loader *c, cfg_node *n, const char *path, reg_objecti
             bad = 1;
             continue;
         }
-        double v[QO_N] = {0, 0};
+        /* NaN until read and valid: NaN equals nothing, so an item whose quantile was missing
+         * or bad (reported already) is no duplicate of another such item. */
+        double v[QO_N] = {NAN, NAN};
         for (int k = 0; k < QO_N; k++) {
             if (!f.val[k]) {
                 cfg_yaml_error(&c->report, it[i], ip, "missing required key %s",
@@ -511,17 +513,20 @@ static int read_objectives(loader *c, cfg_node *n, const char *path, reg_objecti
                 bad = 1;
                 continue;
             }
-            int rr = read_number(c, f.val[k], field_path(p, &f, k), &v[k]);
+            double x = NAN;
+            int rr = read_number(c, f.val[k], field_path(p, &f, k), &x);
             if (rr == 0)
                 cfg_yaml_error(&c->report, f.val[k], p, "expected a number, got null");
             if (rr <= 0) {
                 bad = 1;
-            } else if (!(v[k] > 0 && v[k] < 1)) {
-                cfg_yaml_error(&c->report, f.val[k], p, "must be in (0,1), got %g", v[k]);
+            } else if (!(x > 0 && x < 1)) {
+                cfg_yaml_error(&c->report, f.val[k], p, "must be in (0,1), got %g", x);
                 bad = 1;
+            } else {
+                v[k] = x;
             }
         }
-        for (size_t j = 0; j < i && f.val[QO_QUANTILE]; j++) {
+        for (size_t j = 0; j < i && !isnan(v[QO_QUANTILE]); j++) {
             if (o[j].quantile == v[QO_QUANTILE]) {
                 cfg_yaml_error(&c->report, f.val[QO_QUANTILE], field_path(p, &f, QO_QUANTILE),
                                "duplicate quantile %g", v[QO_QUANTILE]);

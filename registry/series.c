@@ -156,20 +156,23 @@ static long render_key(const reg_family *f, const char *const *values, char *buf
     size_t n = 0;
     for (size_t i = 0; i < f->def.nlabels; i++) {
         size_t pl = f->lpre_len[i];
-        if (n + pl + 3 > cap)
+        if (n + pl + 1 > cap) /* the prefix and the closing quote */
             return -1;
         memcpy(buf + n, f->lpre[i], pl);
         n += pl;
         for (const unsigned char *v = (const unsigned char *)values[i]; *v; v++) {
             unsigned char c = *v;
-            if (n + 4 > cap) /* room for an escaped byte and the closing quote */
+            int esc = __builtin_expect(c == '\\' || c == '"' || c == '\n', 0);
+            if (n + (size_t)esc + 2 > cap) /* this byte (escaped: two) and the closing quote */
                 return -1;
-            if (__builtin_expect(c == '\\' || c == '"' || c == '\n', 0)) {
+            if (esc) {
                 buf[n++] = '\\';
                 c = c == '\n' ? 'n' : c;
             }
             buf[n++] = (char)c;
         }
+        if (n + 1 > cap)
+            return -1;
         buf[n++] = '"';
     }
     return (long)n;
