@@ -3,12 +3,10 @@
  * registry.h: "REG_MAX_KEY 16384: bytes of a series' rendered label text; longer: REG_EINVAL".
  * So label text of 16383 and 16384 bytes must be accepted, 16385 refused.
  *
- * KNOWN BUG (fails today): render_key in registry/series.c checks `n + 4 > cap` before every
- * value byte (room for an escaped byte and the closing quote), which also reserves two bytes
- * an unescaped byte does not need. Text of 16383 and 16384 bytes is refused with REG_EINVAL.
- * Reproducer: one label `a`, value of 16379 'x' (text `a="x..."`, 16383 bytes):
- * reg_gauge_set returns REG_EINVAL, not REG_OK. The same holds for an escaped last byte when
- * its two bytes plus the quote still fit. This file stays red until the bound is fixed. */
+ * Regression test: render_key in registry/series.c once checked `n + 4 > cap` before every
+ * value byte (room for an escaped byte and the closing quote), reserving two bytes an
+ * unescaped byte does not need, so text of 16383 and 16384 bytes was refused with REG_EINVAL
+ * (fixed in af2c2f6). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -82,12 +80,12 @@ static void test_text_of_exactly_max_key_bytes(void **state) {
     reg_end(t);
     const size_t frame = strlen("a=\"\""); /* 4 bytes around the value */
     size_t text;
-    /* Longer than the bound: refused (this part passes today). */
+    /* Longer than the bound: refused. */
     assert_int_equal(set_value(r, t, f, REG_MAX_KEY - frame + 1, 0, &text), REG_EINVAL);
-    /* 16382 bytes: accepted (passes today). */
+    /* 16382 bytes: accepted. */
     assert_int_equal(set_value(r, t, f, REG_MAX_KEY - frame - 2, 0, &text), REG_OK);
     assert_int_equal(text, REG_MAX_KEY - 2);
-    /* 16383 and 16384 bytes: within the bound, must be accepted. FAILS: REG_EINVAL. */
+    /* 16383 and 16384 bytes: within the bound, accepted (were REG_EINVAL). */
     assert_int_equal(set_value(r, t, f, REG_MAX_KEY - frame - 1, 0, &text), REG_OK);
     assert_int_equal(text, REG_MAX_KEY - 1);
     assert_int_equal(set_value(r, t, f, REG_MAX_KEY - frame, 0, &text), REG_OK);
