@@ -35,9 +35,11 @@ logged() {
 # coverage build: gcovr's per-file JSON summary, added up per folder. Printed, not asserted;
 # the per-file table is kept in BUILD/coverage.txt.
 coverage_report() {
+    # The build directory as the search path: other builds' .gcda files in the same tree
+    # (a developer's) would otherwise be merged in.
     gcovr -r "$root" --object-directory "$1" -f "$root/registry/" -f "$root/config/" \
         -f "$root/exporter/" -j "$jobs" --json-summary "$1/coverage.json" \
-        --txt "$1/coverage.txt" >"$1/gcovr.log" 2>&1 || { tail -n 20 "$1/gcovr.log" >&2; exit 1; }
+        --txt "$1/coverage.txt" "$1" >"$1/gcovr.log" 2>&1 || { tail -n 20 "$1/gcovr.log" >&2; exit 1; }
     python3 - "$1/coverage.json" <<'PY'
 import json, sys
 files = json.load(open(sys.argv[1]))["files"]
