@@ -223,7 +223,7 @@ class Drain(unittest.TestCase):
 
     def test_sigterm_reads_a_long_queue(self):
         """README: "SIGTERM reads what is already queued before the process stops" (for at
-        most 5 s). A queue far longer than one drain batch (6,000 datagrams of 20 lines,
+        most 10 s). A queue far longer than one drain batch (6,000 datagrams of 20 lines,
         queued while stopped, no kernel drop) is read to its end: the last ten are logged.
         Each line creates a series (slower to read than an increment), so that the reader
         cannot empty the queue before the stop request reaches it. This failed while the
