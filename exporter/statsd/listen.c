@@ -30,10 +30,10 @@
 #include "net.h"
 #include "statsd/internal.h"
 
-#define DG_VLEN 32       /* datagrams per recvmmsg */
-#define DG_BUF 65536     /* bytes per datagram buffer: any UDP payload fits */
+#define DG_VLEN 32        /* datagrams per recvmmsg */
+#define DG_BUF 65536      /* bytes per datagram buffer: any UDP payload fits */
 #define DG_DRAIN_MS 10000 /* after a stop request, queued datagrams are read for at most this */
-#define IDLE_FOLD_MS 20  /* an idle reader folds its counts this soon */
+#define IDLE_FOLD_MS 20   /* an idle reader folds its counts this soon */
 /* TCP: one read buffer per reader holds a pending line plus a read; connections keep only
  * their unterminated tails, in blocks, mapped pages of their own over TCP_TAIL_MMAP. */
 #define TCP_RBUF (MAX_LINE + 1 + 65536)

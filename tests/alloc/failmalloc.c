@@ -132,9 +132,10 @@ void *realloc(void *p, size_t n) {
     if (!real_malloc || in_arena(p)) { /* bootstrap: a fresh block, the old bytes copied */
         void *q = malloc(n);
         if (q && p)
-            memcpy(q, p, n < (size_t)(arena + sizeof arena - (unsigned char *)p)
-                             ? n
-                             : (size_t)(arena + sizeof arena - (unsigned char *)p));
+            memcpy(q, p,
+                   n < (size_t)(arena + sizeof arena - (unsigned char *)p)
+                       ? n
+                       : (size_t)(arena + sizeof arena - (unsigned char *)p));
         return q;
     }
     if (p && n == 0) /* a free, not an allocation */

@@ -33,7 +33,6 @@ int sweep_text_add(sweep_text *t, const char *s, size_t n) {
     return 0;
 }
 
-
 /* Exit codes of a child; a sanitizer report exits 1 (its kind is read from the child's log). */
 enum { CHILD_HIT = 0, CHILD_NOT_REACHED = 10, CHILD_WRONG = 11, CHILD_SETUP = 12 };
 
@@ -140,7 +139,7 @@ static child spawn(unsigned long n, const char *dir) {
         char v[32];
         snprintf(v, sizeof v, "%lu", n);
         setenv("ABACUS_FAIL_ALLOC", v, 1);
-        alarm(120); /* a run that hangs (a lock kept on an error path) dies of SIGALRM */
+        alarm(120);      /* a run that hangs (a lock kept on an error path) dies of SIGALRM */
         exit(run_one()); /* exit, not _exit: LeakSanitizer checks at exit */
     }
     c.pid = pid;
@@ -320,7 +319,8 @@ int sweep_main(int argc, char **argv, sweep_scenario fn, int compare) {
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     if (end == 0 && last == 0) {
         printf("sweep: every run up to N=%lu still reached its failure: the scenario is not "
-               "deterministic\n", next - 1);
+               "deterministic\n",
+               next - 1);
         bad++;
     }
     printf("sweep: %lu runs, %lu failed, %.1f s\n", done, bad, secs);

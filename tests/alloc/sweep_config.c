@@ -331,7 +331,6 @@ done:
     return ok;
 }
 
-
 int main(int argc, char **argv) {
     return sweep_main(argc, argv, scenario, 1);
 }

@@ -61,20 +61,19 @@ static const char config_v1[] =
     "  - match: \"debug.*\"\n"
     "    action: drop\n";
 
-static const char config_v2[] =
-    "statsd:\n"
-    "  listen_udp: \"\"\n"
-    "  listen_tcp: \"\"\n"
-    "  listen_unixgram: \"\"\n"
-    "metrics:\n"
-    "  - name: jobs_processed_total\n"
-    "    type: counter\n"
-    "    help: Jobs, now with a new help.\n"
-    "    labels: [queue, outcome]\n"
-    "mappings:\n"
-    "  - match: \"jobs.*.*\"\n"
-    "    name: jobs_processed_total\n"
-    "    labels: {queue: \"$1\", outcome: \"$2\"}\n";
+static const char config_v2[] = "statsd:\n"
+                                "  listen_udp: \"\"\n"
+                                "  listen_tcp: \"\"\n"
+                                "  listen_unixgram: \"\"\n"
+                                "metrics:\n"
+                                "  - name: jobs_processed_total\n"
+                                "    type: counter\n"
+                                "    help: Jobs, now with a new help.\n"
+                                "    labels: [queue, outcome]\n"
+                                "mappings:\n"
+                                "  - match: \"jobs.*.*\"\n"
+                                "    name: jobs_processed_total\n"
+                                "    labels: {queue: \"$1\", outcome: \"$2\"}\n";
 
 static const char *const datagrams[] = {
     "jobs.emails.ok:1|c\njobs.emails.failed:2|c|@0.5\njobs.sms.ok:3|c",
@@ -91,7 +90,7 @@ static const char *const datagrams[] = {
     "foo.dist:0.25|d|#env:prod,region:eu\nfoo.hist:0.5|h",
     "debug.anything:1|c\nusers.unique:alice|s",
     "no_colon\n:1|c\nx:\nx:1\nx:1|zz\nx:NaN|c\nx:-1|c\nx:1|c|@abc",
-    "jobs.emails.ok:1|g", /* a type conflict with the declared counter */
+    "jobs.emails.ok:1|g",                          /* a type conflict with the declared counter */
     "page.views:1|c|#env:prod,host:web-1,extra:x", /* a label set conflict */
     "caf\xc3\xa9.visits:1|c|#city:M\xc3\xbcnchen",
     "many.series:1|c|#i:1\nmany.series:1|c|#i:2\nmany.series:1|c|#i:3\nmany.series:1|c|#i:4\n"

@@ -292,21 +292,22 @@ static void test_keys(void **state) {
     (void)state;
     /* Keys that are not strings; "<x" is no merge key; quoting in messages: quotes,
      * backslashes and control bytes escaped, long text cut at about 60 bytes. */
-    expect_errors("server: {[a]: 1, ? {b: 1} : 2, <x: 3, \"q\\\"b\\\\t\\t\": 4}\n"
-                  "statsd:\n"
-                  "  a_very_long_key_name_that_goes_on_and_on_and_on_and_on_and_on_and_on: 1\n"
-                  "  \"k\\x7f\": 1\n"
-                  "  k123456789012345678901234567890123456789012345678901234567\xc3\xa9\xc3\xa9: 1\n",
-                  "1:10: server: mapping keys must be strings, got a sequence\n"
-                  "1:20: server: mapping keys must be strings, got a mapping\n"
-                  "1:32: server: unknown key \"<x\"\n"
-                  "1:39: server: unknown key \"q\\\"b\\\\t\\x09\"\n"
-                  "3:3: statsd: unknown key "
-                  "\"a_very_long_key_name_that_goes_on_and_on_and_on_and_on_and_...\"\n"
-                  "4:3: statsd: unknown key \"k\\x7f\"\n"
-                  /* 58 bytes, then the whole of the character that crosses 60 bytes */
-                  "5:3: statsd: unknown key "
-                  "\"k123456789012345678901234567890123456789012345678901234567\xc3\xa9...\"\n");
+    expect_errors(
+        "server: {[a]: 1, ? {b: 1} : 2, <x: 3, \"q\\\"b\\\\t\\t\": 4}\n"
+        "statsd:\n"
+        "  a_very_long_key_name_that_goes_on_and_on_and_on_and_on_and_on_and_on: 1\n"
+        "  \"k\\x7f\": 1\n"
+        "  k123456789012345678901234567890123456789012345678901234567\xc3\xa9\xc3\xa9: 1\n",
+        "1:10: server: mapping keys must be strings, got a sequence\n"
+        "1:20: server: mapping keys must be strings, got a mapping\n"
+        "1:32: server: unknown key \"<x\"\n"
+        "1:39: server: unknown key \"q\\\"b\\\\t\\x09\"\n"
+        "3:3: statsd: unknown key "
+        "\"a_very_long_key_name_that_goes_on_and_on_and_on_and_on_and_...\"\n"
+        "4:3: statsd: unknown key \"k\\x7f\"\n"
+        /* 58 bytes, then the whole of the character that crosses 60 bytes */
+        "5:3: statsd: unknown key "
+        "\"k123456789012345678901234567890123456789012345678901234567\xc3\xa9...\"\n");
 }
 
 static void test_strings(void **state) {
@@ -382,8 +383,8 @@ static void test_merges(void **state) {
     size_t o = (size_t)sprintf(buf, "mappings:\n  - {match: r.a0, name: r, labels: &l0 {k0: v}}\n");
     for (int k = 1; k <= 9; k++)
         o += (size_t)sprintf(buf + o,
-                             "  - {match: r.a%d, name: r, labels: &l%d {<<: *l%d, k%d: v}}\n", k,
-                             k, k - 1, k);
+                             "  - {match: r.a%d, name: r, labels: &l%d {<<: *l%d, k%d: v}}\n", k, k,
+                             k - 1, k);
     cfg_errors e = {0};
     assert_null(cfg_load_string("t.yml", buf, o, &e));
     assert_int_equal(e.count, 1);
@@ -596,7 +597,8 @@ static void test_deprecated_keys(void **state) {
     cfg_free(c);
 
     /* A rule's observer_type beats its timer_type. */
-    c = load_ok("mappings: [{match: a.b, name: x, observer_type: histogram, timer_type: summary}]\n");
+    c = load_ok(
+        "mappings: [{match: a.b, name: x, observer_type: histogram, timer_type: summary}]\n");
     assert_int_equal(c->mappings[0].observer_type, CFG_OBS_HISTOGRAM);
     cfg_free(c);
 }
@@ -614,28 +616,29 @@ static void test_units(void **state) {
     assert_string_equal(c->metrics[0].unit, "seconds");
     assert_string_equal(c->metrics[1].unit, "Bytes9");
     cfg_free(c);
-    expect_errors("metrics:\n"
-                  "  - {name: s, type: gauge, unit: seconds}\n"
-                  "  - {name: xseconds, type: gauge, unit: seconds}\n"
-                  "  - {name: a_total, type: counter, unit: total}\n"
-                  "  - {name: b, type: gauge, unit: \"a-b\"}\n"
-                  "  - {name: d, type: gauge, unit: \"\"}\n"
-                  "  - {name: x_total, type: counter, unit: x}\n"
-                  "  - {name: io_bytes, type: gauge, unit: bites}\n"
-                  "  - {name: t_s, type: gauge, unit: \"s~\"}\n",
-                  "2:34: metrics[0].unit: metric name \"s\" must end with \"_seconds\" to have "
-                  "unit \"seconds\"\n"
-                  "3:41: metrics[1].unit: metric name \"xseconds\" must end with \"_seconds\" to "
-                  "have unit \"seconds\"\n"
-                  "4:42: metrics[2].unit: metric name \"a_total\" must end with \"_total\" to have "
-                  "unit \"total\"\n"
-                  "5:34: metrics[3].unit: invalid unit \"a-b\"\n"
-                  "6:34: metrics[4].unit: invalid unit \"\"\n"
-                  "7:42: metrics[5].unit: metric name \"x_total\" must end with \"_x\" to have unit "
-                  "\"x\"\n"
-                  "8:41: metrics[6].unit: metric name \"io_bytes\" must end with \"_bites\" to have "
-                  "unit \"bites\"\n"
-                  "9:36: metrics[7].unit: invalid unit \"s~\"\n");
+    expect_errors(
+        "metrics:\n"
+        "  - {name: s, type: gauge, unit: seconds}\n"
+        "  - {name: xseconds, type: gauge, unit: seconds}\n"
+        "  - {name: a_total, type: counter, unit: total}\n"
+        "  - {name: b, type: gauge, unit: \"a-b\"}\n"
+        "  - {name: d, type: gauge, unit: \"\"}\n"
+        "  - {name: x_total, type: counter, unit: x}\n"
+        "  - {name: io_bytes, type: gauge, unit: bites}\n"
+        "  - {name: t_s, type: gauge, unit: \"s~\"}\n",
+        "2:34: metrics[0].unit: metric name \"s\" must end with \"_seconds\" to have "
+        "unit \"seconds\"\n"
+        "3:41: metrics[1].unit: metric name \"xseconds\" must end with \"_seconds\" to "
+        "have unit \"seconds\"\n"
+        "4:42: metrics[2].unit: metric name \"a_total\" must end with \"_total\" to have "
+        "unit \"total\"\n"
+        "5:34: metrics[3].unit: invalid unit \"a-b\"\n"
+        "6:34: metrics[4].unit: invalid unit \"\"\n"
+        "7:42: metrics[5].unit: metric name \"x_total\" must end with \"_x\" to have unit "
+        "\"x\"\n"
+        "8:41: metrics[6].unit: metric name \"io_bytes\" must end with \"_bites\" to have "
+        "unit \"bites\"\n"
+        "9:36: metrics[7].unit: invalid unit \"s~\"\n");
 }
 
 static void test_name_templates(void **state) {

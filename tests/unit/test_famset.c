@@ -29,10 +29,16 @@ static const char *const l_code[] = {"code"};
 static const double buckets[] = {0.1, 1};
 
 static const reg_family_def defs[] = {
-    {.name = "own_requests_total", .help = "Requests.", .type = REG_COUNTER, .nlabels = 1,
+    {.name = "own_requests_total",
+     .help = "Requests.",
+     .type = REG_COUNTER,
+     .nlabels = 1,
      .labels = l_code},
     {.name = "own_up", .help = "Up.", .type = REG_GAUGE},
-    {.name = "own_seconds", .help = "Durations.", .type = REG_HISTOGRAM, .nbuckets = 2,
+    {.name = "own_seconds",
+     .help = "Durations.",
+     .type = REG_HISTOGRAM,
+     .nbuckets = 2,
      .buckets = buckets},
 };
 #define NDEFS 3
@@ -149,7 +155,7 @@ static void test_relink_after_remove(void **state) {
     reg_begin(fx->t);
     assert_ptr_equal(exp_famset_get(&fx->fs, 0), old);
     assert_string_equal(reg_family_definition(old)->name, defs[0].name); /* still readable */
-    assert_int_equal(refs(old), 1);                                       /* only our hold */
+    assert_int_equal(refs(old), 1);                                      /* only our hold */
     assert_null(reg_family_find(fx->t, defs[0].name));
     assert_int_equal(reg_counter_add(fx->t, old, v, 1), REG_EGONE);
 
@@ -341,8 +347,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_link_all_registers_and_holds, setup, teardown),
         cmocka_unit_test(test_init_caps_n),
         cmocka_unit_test_setup_teardown(test_relink_after_remove, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_relink_live_family_keeps_one_hold, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_relink_live_family_keeps_one_hold, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relink_concurrent_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_link_all_conflict, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relink_conflict_keeps_slot, setup, teardown),

@@ -240,8 +240,17 @@ static void test_count_flags(void **state) {
 /* Malformed counts: exit 2 naming the flag and the value, for both spellings. */
 static void test_count_flags_malformed(void **state) {
     (void)state;
-    static const char *const bad[] = {"", "-1", "+5", "abc", "5x", "1.5", "0x10", "1e3",
-                                      "9223372036854775808", "99999999999999999999", "--"};
+    static const char *const bad[] = {"",
+                                      "-1",
+                                      "+5",
+                                      "abc",
+                                      "5x",
+                                      "1.5",
+                                      "0x10",
+                                      "1e3",
+                                      "9223372036854775808",
+                                      "99999999999999999999",
+                                      "--"};
     for (size_t i = 0; i < N(int_flags); i++) {
         for (size_t v = 0; v < N(bad); v++) {
             char eq[128], name[96];
@@ -269,8 +278,8 @@ static void test_count_with_leading_space_is_refused(void **state) {
     for (size_t v = 0; v < N(bad); v++) {
         parsed p = PARSE("--web.max-connections", bad[v]);
         if (p.rc != 2)
-            fail_msg("--web.max-connections \"%s\" accepted as %lld (want exit code 2)",
-                     bad[v], p.f.max_connections);
+            fail_msg("--web.max-connections \"%s\" accepted as %lld (want exit code 2)", bad[v],
+                     p.f.max_connections);
         parsed_free(&p);
     }
 }
@@ -427,8 +436,8 @@ static void test_log_flags(void **state) {
 static void test_repeated_and_combined(void **state) {
     (void)state;
     parsed p = PARSE("--web.listen-address=:1", "--web.listen-address", "127.0.0.1:2",
-                     "--web.max-connections=3", "--web.enable-lifecycle", "--statsd.readers",
-                     "4", "--no-statsd.parse-signalfx-tags", "--config.file", "x.yml");
+                     "--web.max-connections=3", "--web.enable-lifecycle", "--statsd.readers", "4",
+                     "--no-statsd.parse-signalfx-tags", "--config.file", "x.yml");
     expect_ok(&p);
     assert_string_equal(p.f.listen_address, "127.0.0.1:2");
     assert_int_equal(p.f.max_connections, 3);
@@ -449,10 +458,10 @@ static void test_usage_errors(void **state) {
     } cases[] = {
         {"--bogus", "unknown flag --bogus"},
         {"--bogus=1", "unknown flag --bogus=1"},
-        {"--web.listen", "unknown flag --web.listen"},             /* a prefix is not a flag */
-        {"--web.listen-address-x=1", "unknown flag"},              /* nor a longer name */
-        {"--WEB.LISTEN-ADDRESS=:1", "unknown flag"},               /* case matters */
-        {"-web.listen-address=:1", "unexpected argument"},         /* one dash */
+        {"--web.listen", "unknown flag --web.listen"},     /* a prefix is not a flag */
+        {"--web.listen-address-x=1", "unknown flag"},      /* nor a longer name */
+        {"--WEB.LISTEN-ADDRESS=:1", "unknown flag"},       /* case matters */
+        {"-web.listen-address=:1", "unexpected argument"}, /* one dash */
         {"-v", "unexpected argument -v"},
         {"config.yml", "unexpected argument config.yml"},
         {"---web.enable-lifecycle", "unknown flag"},
@@ -497,8 +506,7 @@ static void test_double_dash_keeps_value_checks(void **state) {
     (void)state;
     parsed p = PARSE("--web.request-timeout=bogus", "--");
     if (p.rc != 2)
-        fail_msg("--web.request-timeout=bogus followed by -- parsed with %d (want 2)",
-                 p.rc);
+        fail_msg("--web.request-timeout=bogus followed by -- parsed with %d (want 2)", p.rc);
     parsed_free(&p);
 
     char *argv[] = {"abacus", "--log.level=debug", "--", NULL};

@@ -276,17 +276,15 @@ static void resp_free(http_resp *r) {
 
 /* One request on its own connection (Connection: close); extra is more header lines, each
  * ending in "\r\n", or "". */
-static http_resp request(const server *s, const char *method, const char *path,
-                         const char *extra) {
+static http_resp request(const server *s, const char *method, const char *path, const char *extra) {
     int fd = http_connect_port(s->port);
     if (fd < 0)
         fail_msg("connect to 127.0.0.1:%u: %s", s->port, strerror(errno));
     char req[2048];
-    int n = snprintf(req, sizeof req,
-                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s%s\r\n", method,
-                     path, extra,
-                     (!strcmp(method, "POST") || !strcmp(method, "PUT")) ? "Content-Length: 0\r\n"
-                                                                          : "");
+    int n = snprintf(
+        req, sizeof req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s%s\r\n",
+        method, path, extra,
+        (!strcmp(method, "POST") || !strcmp(method, "PUT")) ? "Content-Length: 0\r\n" : "");
     assert_true(n > 0 && (size_t)n < sizeof req);
     send_all(fd, req, (size_t)n);
     http_resp r;
@@ -464,8 +462,8 @@ static double series_value(const server *s, const char *family, const char *cons
         int match = 1;
         for (size_t k = 0; k < d->nlabels && match; k++) {
             char buf[256];
-            match = reg_series_label_value(snap[i], k, buf, sizeof buf) >= 0 &&
-                    !strcmp(buf, values[k]);
+            match =
+                reg_series_label_value(snap[i], k, buf, sizeof buf) >= 0 && !strcmp(buf, values[k]);
         }
         if (!match)
             continue;
@@ -536,8 +534,8 @@ static void test_not_found(void **state) {
     (void)state;
     server s;
     server_start(&s, base_yaml, 0);
-    static const char *const paths[] = {"/nope", "/metrics/", "/-/", "/-/reload/x", "/metricsx",
-                                        "//metrics"};
+    static const char *const paths[] = {"/nope",       "/metrics/", "/-/",
+                                        "/-/reload/x", "/metricsx", "//metrics"};
     static const char *const methods[] = {"GET", "POST", "DELETE"};
     for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
         http_resp r = request(&s, methods[i % 3], paths[i], "");
@@ -657,7 +655,9 @@ static void test_head_metrics_keep_alive_no_body(void **state) {
         size_t k = 0;
         for (const char *q = next; *q && strncmp(q, "HTTP/", 5) && k + 3 < sizeof shown; q++)
             k += (size_t)snprintf(shown + k, sizeof shown - k, "%s",
-                                  *q == '\r' ? "\\r" : *q == '\n' ? "\\n" : (char[]){*q, 0});
+                                  *q == '\r'   ? "\\r"
+                                  : *q == '\n' ? "\\n"
+                                               : (char[]){*q, 0});
         fail_msg("after the HEAD /metrics headers the connection carries \"%s\" before "
                  "the next response (want nothing)",
                  shown);
@@ -738,8 +738,8 @@ static void test_reload_with_lifecycle(void **state) {
 
     /* valid: a metric added */
     char yaml[2048];
-    snprintf(yaml, sizeof yaml,
-             "%s  - name: test_added\n    help: Added.\n    type: gauge\n", base_yaml);
+    snprintf(yaml, sizeof yaml, "%s  - name: test_added\n    help: Added.\n    type: gauge\n",
+             base_yaml);
     write_file(s.path, yaml);
     http_resp r = request(&s, "POST", "/-/reload", "");
     assert_int_equal(r.status, 200);
@@ -753,8 +753,8 @@ static void test_reload_with_lifecycle(void **state) {
     free(b);
 
     /* invalid: a bad type on line 16; 400 with the position, old configuration kept */
-    snprintf(yaml, sizeof yaml,
-             "%s  - name: test_broken\n    help: Broken.\n    type: bogus\n", base_yaml);
+    snprintf(yaml, sizeof yaml, "%s  - name: test_broken\n    help: Broken.\n    type: bogus\n",
+             base_yaml);
     write_file(s.path, yaml);
     r = request(&s, "POST", "/-/reload", "");
     assert_int_equal(r.status, 400);
@@ -886,7 +886,8 @@ static void test_metrics_gzip(void **state) {
     assert_int_equal(count_lines_starting(plain, "test_jobs_total{id=\""), 200);
     /* the test family renders identically with and without gzip */
     char *direct = scrape(&s);
-    const char *a = strstr(plain, "# HELP test_jobs_total"), *b = strstr(direct, "# HELP test_jobs_total");
+    const char *a = strstr(plain, "# HELP test_jobs_total"),
+               *b = strstr(direct, "# HELP test_jobs_total");
     assert_non_null(a);
     assert_non_null(b);
     const char *ae = strstr(a, "\n# HELP "), *be = strstr(b, "\n# HELP ");

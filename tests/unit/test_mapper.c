@@ -839,21 +839,21 @@ static void test_escape_utf8_edges(void **state) {
     static const struct {
         const char *in, *out;
     } t[] = {
-        {"a\xc3", "a_"},                 /* 2-byte lead at the end */
-        {"a\xc3Z", "a_Z"},               /* 2-byte lead, no continuation */
-        {"\xe2\x82\xac", "_"},           /* U+20AC */
-        {"\xe2Z\x82", "_Z_"},            /* 3-byte, bad second byte */
-        {"\xe2\x82Z", "__Z"},            /* 3-byte, bad third byte */
-        {"\xe0\x80\x80", "___"},         /* overlong 3-byte */
-        {"\xe0\xa0\x80", "_"},           /* U+0800, the first 3-byte */
-        {"\xed\x9f\xbf", "_"},           /* U+D7FF, the last before the surrogates */
-        {"\xf0\x9f\x98", "___"},         /* 4-byte, truncated */
-        {"\xf0Z\x98\x80", "_Z__"},       /* 4-byte, bad second byte */
-        {"\xf0\x9fZ\x80", "__Z_"},       /* bad third byte */
-        {"\xf0\x9f\x98Z", "___Z"},       /* bad fourth byte */
-        {"\xf0\x80\x80\x80", "____"},    /* overlong 4-byte */
-        {"\xf0\x90\x80\x80", "_"},       /* U+10000, the first 4-byte */
-        {"\xf5\x80\x80\x80", "____"},    /* no such lead byte */
+        {"a\xc3", "a_"},              /* 2-byte lead at the end */
+        {"a\xc3Z", "a_Z"},            /* 2-byte lead, no continuation */
+        {"\xe2\x82\xac", "_"},        /* U+20AC */
+        {"\xe2Z\x82", "_Z_"},         /* 3-byte, bad second byte */
+        {"\xe2\x82Z", "__Z"},         /* 3-byte, bad third byte */
+        {"\xe0\x80\x80", "___"},      /* overlong 3-byte */
+        {"\xe0\xa0\x80", "_"},        /* U+0800, the first 3-byte */
+        {"\xed\x9f\xbf", "_"},        /* U+D7FF, the last before the surrogates */
+        {"\xf0\x9f\x98", "___"},      /* 4-byte, truncated */
+        {"\xf0Z\x98\x80", "_Z__"},    /* 4-byte, bad second byte */
+        {"\xf0\x9fZ\x80", "__Z_"},    /* bad third byte */
+        {"\xf0\x9f\x98Z", "___Z"},    /* bad fourth byte */
+        {"\xf0\x80\x80\x80", "____"}, /* overlong 4-byte */
+        {"\xf0\x90\x80\x80", "_"},    /* U+10000, the first 4-byte */
+        {"\xf5\x80\x80\x80", "____"}, /* no such lead byte */
     };
     char buf[64];
     for (size_t i = 0; i < NRULES(t); i++) {
@@ -874,7 +874,8 @@ static void test_template_edges(void **state) {
     memset(longref, 'n', 260);
     longref[260] = 0;
     snprintf(regex_labels, sizeof regex_labels,
-             "big=$123456789;huge=$1234567890;zero=$0;lead0=$01;dotbrace=${1.;named=${sub};gone=$7;long=$%s",
+             "big=$123456789;huge=$1234567890;zero=$0;lead0=$01;dotbrace=${1.;named=${sub};gone=$7;"
+             "long=$%s",
              longref);
     const rule_spec rs[] = {
         GLOB("g.*", "glob_$1", "far=x$9.y;mixed=${1a}z;bare=$;open=${;whole=$0"),

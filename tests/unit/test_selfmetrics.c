@@ -190,7 +190,7 @@ static void snap_free(snapshot *s) {
         snapshot after_ = snap_take(fx);                                                           \
         char *d_ = snap_diff(&before_, &after_);                                                   \
         if (strcmp(d_, want) != 0)                                                                 \
-            fail_msg("after %s the self series changed as\n%s\nwant\n%s", #action, d_, want);     \
+            fail_msg("after %s the self series changed as\n%s\nwant\n%s", #action, d_, want);      \
         free(d_);                                                                                  \
         snap_free(&before_);                                                                       \
         snap_free(&after_);                                                                        \
@@ -217,8 +217,8 @@ static double now_s(void) {
 /* A user family (not a self-metric) with n series labelled 0..n-1. */
 static reg_family *user_family(fixture *fx, const char *name, size_t max_series, int n) {
     static const char *const l[] = {"k"};
-    reg_family_def d = {.name = name, .type = REG_GAUGE, .nlabels = 1, .labels = l,
-                        .max_series = max_series};
+    reg_family_def d = {
+        .name = name, .type = REG_GAUGE, .nlabels = 1, .labels = l, .max_series = max_series};
     reg_begin(fx->t);
     reg_family *f;
     assert_int_equal(reg_family_add(fx->t, &d, &f), REG_OK);
@@ -302,8 +302,7 @@ static void test_create_registers_every_family(void **state) {
             assert_true(s.items[i].v == 1);
         }
     assert_int_equal(builds, 1);
-    static const char *const reasons[] = {"request_timeout", "write_timeout", "evicted",
-                                          "refused"};
+    static const char *const reasons[] = {"request_timeout", "write_timeout", "evicted", "refused"};
     for (size_t i = 0; i < 4; i++) {
         snprintf(key, sizeof key, "abacus_http_connections_closed_total{reason=\"%s\"}",
                  reasons[i]);
@@ -356,8 +355,8 @@ static void test_refresh_process_metrics(void **state) {
     double start = val(&s, "process_start_time_seconds{}");
     double now = now_s();
     if (!(start <= now + 1 && start > now - 600))
-        fail_msg("process_start_time_seconds %.3f, now %.3f: not within the last 10 minutes",
-                 start, now);
+        fail_msg("process_start_time_seconds %.3f, now %.3f: not within the last 10 minutes", start,
+                 now);
     double cpu0 = val(&s, "process_cpu_seconds_total{}");
     assert_true(cpu0 >= 0);
     snap_free(&s);
@@ -469,8 +468,7 @@ static void test_refresh_series_per_family(void **state) {
 static void test_http_request_moves_one_series(void **state) {
     (void)state;
     fixture fx = fx_new(0);
-    EXPECT_DIFF(&fx,
-                "abacus_http_requests_total{handler=\"/metrics\",code=\"200\"} absent -> 1\n",
+    EXPECT_DIFF(&fx, "abacus_http_requests_total{handler=\"/metrics\",code=\"200\"} absent -> 1\n",
                 exp_self_http_request(fx.s, "/metrics", 200));
     EXPECT_DIFF(&fx, "abacus_http_requests_total{handler=\"/metrics\",code=\"200\"} 1 -> 2\n",
                 exp_self_http_request(fx.s, "/metrics", 200));
@@ -487,9 +485,8 @@ static void test_scrape_duration_moves_its_buckets(void **state) {
     EXPECT_DIFF(&fx,
                 H "#count 0 -> 1\n" H "#le=+Inf 0 -> 1\n" H "#le=0.005 0 -> 1\n" H
                   "#le=0.01 0 -> 1\n" H "#le=0.025 0 -> 1\n" H "#le=0.05 0 -> 1\n" H
-                  "#le=0.1 0 -> 1\n" H "#le=0.25 0 -> 1\n" H "#le=0.5 0 -> 1\n" H
-                  "#le=1 0 -> 1\n" H "#le=2.5 0 -> 1\n" H "#le=5 0 -> 1\n" H
-                  "#sum 0 -> 0.003\n",
+                  "#le=0.1 0 -> 1\n" H "#le=0.25 0 -> 1\n" H "#le=0.5 0 -> 1\n" H "#le=1 0 -> 1\n" H
+                  "#le=2.5 0 -> 1\n" H "#le=5 0 -> 1\n" H "#sum 0 -> 0.003\n",
                 exp_self_scrape_duration(fx.s, 0.003));
     /* a negative duration (a clock step) counts as 0: the first bucket, the sum unchanged */
     snapshot a = snap_take(&fx);
