@@ -17,55 +17,10 @@
 
 #include <cmocka.h>
 
+#include "../support/config_expect.h"
 #include "config.h"
 
 #define SEC 1000000000ULL
-
-/* "line:col: message\n" for each error. */
-static char *render(const cfg_errors *e) {
-    size_t cap = 1, len = 0;
-    for (size_t i = 0; i < e->count; i++)
-        cap += strlen(e->items[i].message) + 32;
-    char *s = malloc(cap);
-    assert_non_null(s);
-    s[0] = 0;
-    for (size_t i = 0; i < e->count; i++)
-        len += (size_t)snprintf(s + len, cap - len, "%u:%u: %s\n", e->items[i].line,
-                                e->items[i].column, e->items[i].message);
-    return s;
-}
-
-static cfg_config *load(const char *yaml, cfg_errors *e) {
-    return cfg_load_string("t.yml", yaml, strlen(yaml), e);
-}
-
-static cfg_config *load_ok(const char *yaml) {
-    cfg_errors e = {0};
-    cfg_config *c = load(yaml, &e);
-    if (!c) {
-        char *s = render(&e);
-        print_error("unexpected errors:\n%s", s);
-        free(s);
-    }
-    assert_non_null(c);
-    assert_int_equal(e.count, 0);
-    cfg_errors_free(&e);
-    return c;
-}
-
-static void expect_errors(const char *yaml, const char *want) {
-    cfg_errors e = {0};
-    cfg_config *c = load(yaml, &e);
-    assert_null(c);
-    char *got = render(&e);
-    for (size_t i = 0; i < e.count; i++)
-        assert_string_equal(e.items[i].file, "t.yml");
-    if (strcmp(got, want) != 0)
-        print_error("got:\n%s", got);
-    assert_string_equal(got, want);
-    free(got);
-    cfg_errors_free(&e);
-}
 
 /* ---- numbers ------------------------------------------------------------------------------ */
 
