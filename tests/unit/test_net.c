@@ -74,25 +74,29 @@ static int bound(int fd, unsigned *port) {
     return ss.ss_family;
 }
 
+/* The loopback address of family fam (AF_INET or AF_INET6) with port, into ss. Returns its
+ * length. */
+static socklen_t loopback_addr(int fam, unsigned port, struct sockaddr_storage *ss) {
+    memset(ss, 0, sizeof *ss);
+    if (fam == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)ss;
+        a->sin_family = AF_INET;
+        a->sin_port = htons((uint16_t)port);
+        a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        return sizeof *a;
+    }
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons((uint16_t)port);
+    a->sin6_addr = in6addr_loopback;
+    return sizeof *a;
+}
+
 /* Reach the socket fd (bound to port) from a loopback address of family fam: for a stream,
  * connect and accept; for a datagram, send one and receive it. Asserts it works. */
 static void use_over_loopback(int fd, int socktype, int fam, unsigned port) {
     struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
-    socklen_t len;
-    if (fam == AF_INET) {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        a->sin_family = AF_INET;
-        a->sin_port = htons((uint16_t)port);
-        a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        len = sizeof *a;
-    } else {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-        a->sin6_family = AF_INET6;
-        a->sin6_port = htons((uint16_t)port);
-        a->sin6_addr = in6addr_loopback;
-        len = sizeof *a;
-    }
+    socklen_t len = loopback_addr(fam, port, &ss);
     int c = socket(fam, socktype | SOCK_CLOEXEC, 0);
     assert_true(c >= 0);
     if (socktype == SOCK_STREAM) {
@@ -412,21 +416,7 @@ static void check_group(const char *addr, int socktype, size_t n, int want_fam) 
     /* 32 clients from their own ports: each lands on one of the group */
     int fam = want_fam == AF_INET6 && strncmp(addr, "[::1]", 5) != 0 ? AF_INET : want_fam;
     struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
-    socklen_t len;
-    if (fam == AF_INET) {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        a->sin_family = AF_INET;
-        a->sin_port = htons((uint16_t)port0);
-        a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        len = sizeof *a;
-    } else {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-        a->sin6_family = AF_INET6;
-        a->sin6_port = htons((uint16_t)port0);
-        a->sin6_addr = in6addr_loopback;
-        len = sizeof *a;
-    }
+    socklen_t len = loopback_addr(fam, port0, &ss);
     int clients[32];
     for (int c = 0; c < 32; c++) {
         int cl = socket(fam, socktype | SOCK_CLOEXEC, 0);
