@@ -97,10 +97,10 @@ enum MHD_Result exp_http_reply_text(struct MHD_Connection *c, req_ctx *ctx, unsi
 
 /* ---- /metrics -------------------------------------------------------------------------------- */
 
+/* One GET of the telemetry path: it holds a scrape slot, given back when it is freed. */
 typedef struct {
     exp_http *h;
-    exp_scrape *sc; /* NULL for HEAD */
-    int slot;       /* holds a scrape slot (GET), given back when the response is freed */
+    exp_scrape *sc; /* NULL only while the scrape is being started */
     struct timespec t0;
 } scrape_job;
 
@@ -114,8 +114,6 @@ static ssize_t scrape_read(void *cls, uint64_t pos, char *buf, size_t max) {
     static exp_log_limit lim;
     (void)pos;
     scrape_job *job = cls;
-    if (!job->sc)
-        return MHD_CONTENT_READER_END_OF_STREAM;
     long n = exp_scrape_read(job->sc, buf, max);
     if (n > 0)
         return (ssize_t)n;
@@ -134,10 +132,8 @@ static void scrape_free(void *cls) {
     if (job->sc)
         exp_scrape_end(job->sc);
     exp_http *h = job->h;
-    int slot = job->slot;
     free(job);
-    if (slot)
-        exp_http_gate_leave(h); /* after the frees, so the trim sees them */
+    exp_http_gate_leave(h); /* after the frees, so the trim sees them */
 }
 
 /* The headers of a /metrics answer, GET or HEAD. Cannot fail (MHD copies them). */
@@ -180,7 +176,6 @@ enum MHD_Result exp_http_serve_metrics(exp_http *h, struct MHD_Connection *c, re
         return exp_http_reply_text(c, ctx, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n", NULL);
     }
     job->h = h;
-    job->slot = 1;
     clock_gettime(CLOCK_MONOTONIC, &job->t0);
     pthread_mutex_lock(&h->mu);
     size_t open = h->nopen;
