@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "../support/fds.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <math.h>
@@ -197,15 +199,7 @@ static void snap_free(snapshot *s) {
     } while (0)
 
 static int count_fds(void) {
-    DIR *d = opendir("/proc/self/fd");
-    assert_non_null(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n; /* with the directory's own descriptor, as selfmetrics counts */
+    return open_fds_now(); /* with the directory's own descriptor, as selfmetrics counts */
 }
 
 static double now_s(void) {
