@@ -136,11 +136,24 @@ typedef struct {
     size_t max_tcp_connections;   /* open TCP connections; more are refused (1024) */
 } cfg_statsd;
 
+/* The Pushgateway-compatible push API on the HTTP listener. */
+typedef struct {
+    uint64_t group_ttl_ns;     /* a group goes this long after its last push; 0 = never (0) */
+    size_t max_body_bytes;     /* largest push body, also after gzip decoding (16 MiB) */
+    size_t max_buffered_bytes; /* bodies being received, together; more: 503 (64 MiB) */
+    int enabled;               /* 1 = the push endpoints exist (1) */
+} cfg_push;
+
+/* The largest byte-size setting (1 TiB): server.max_request_bytes, push.max_body_bytes and
+ * push.max_buffered_bytes, in the file and as flags. */
+#define CFG_MAX_BYTES_SETTING ((uint64_t)1 << 40)
+
 typedef struct cfg_config {
     char *path;    /* file it came from; NULL for built-in defaults */
     uint64_t hash; /* of the file's bytes (config hash metric); 0 for defaults */
     cfg_server server;
     cfg_statsd statsd;
+    cfg_push push;
     cfg_defaults defaults;
     size_t nmetrics;
     cfg_metric *metrics;

@@ -573,6 +573,22 @@ static int field_enum(loader *c, fields *f, int i, const char *const *names, con
     return f->val[i] ? read_enum(c, f->val[i], field_path(p, f, i), names, want, out) : 0;
 }
 
+/* A whole number 1..max (a limit, where 0 would refuse everything). Returns 1 read, 0 not
+ * given, -1 reported (0 too, at its position; *out is then unchanged). */
+static int field_positive(loader *c, fields *f, int i, uint64_t max, size_t *out) {
+    char p[PATH_LEN];
+    uint64_t u;
+    int rc = field_uint(c, f, i, max, &u);
+    if (rc <= 0)
+        return rc;
+    if (u == 0) {
+        cfg_yaml_error(&c->report, f->val[i], field_path(p, f, i), "must be at least 1");
+        return -1;
+    }
+    *out = (size_t)u;
+    return 1;
+}
+
 /* ---- option blocks ------------------------------------------------------------------------ */
 
 enum { HO_BUCKETS, HO_NFACTOR, HO_NMAX, HO_N };
@@ -888,28 +904,13 @@ static void load_server(loader *c, cfg_node *n) {
                            cfg_quote_str(&b, t));
     }
     uint64_t u;
-    if (field_uint(c, &f, SV_MAXCONN, 1000000, &u) > 0) {
-        if (u == 0)
-            cfg_yaml_error(&c->report, f.val[SV_MAXCONN], field_path(p, &f, SV_MAXCONN),
-                           "must be at least 1");
-        s->max_connections = (size_t)u;
-    }
+    field_positive(c, &f, SV_MAXCONN, 1000000, &s->max_connections);
     if (field_uint(c, &f, SV_MAXIP, 1000000, &u) > 0)
         s->max_connections_per_ip = (size_t)u;
     field_duration(c, &f, SV_TIMEOUT, &s->connection_timeout_ns);
-    if (field_uint(c, &f, SV_MAXREQ, (uint64_t)1 << 40, &u) > 0) {
-        if (u == 0)
-            cfg_yaml_error(&c->report, f.val[SV_MAXREQ], field_path(p, &f, SV_MAXREQ),
-                           "must be at least 1");
-        s->max_request_bytes = (size_t)u;
-    }
+    field_positive(c, &f, SV_MAXREQ, CFG_MAX_BYTES_SETTING, &s->max_request_bytes);
     field_duration(c, &f, SV_REQTIMEOUT, &s->request_timeout_ns);
-    if (field_uint(c, &f, SV_MAXSCRAPES, 1024, &u) > 0) {
-        if (u == 0)
-            cfg_yaml_error(&c->report, f.val[SV_MAXSCRAPES], field_path(p, &f, SV_MAXSCRAPES),
-                           "must be at least 1");
-        s->max_concurrent_scrapes = (size_t)u;
-    }
+    field_positive(c, &f, SV_MAXSCRAPES, 1024, &s->max_concurrent_scrapes);
     field_duration(c, &f, SV_QUEUETIMEOUT, &s->scrape_queue_timeout_ns);
     field_duration(c, &f, SV_WRITETIMEOUT, &s->write_timeout_ns);
 }
@@ -978,12 +979,23 @@ static void load_statsd(loader *c, cfg_node *n) {
     if (field_uint(c, &f, SD_MAXS, SIZE_MAX, &u) > 0)
         s->max_series = (size_t)u;
     field_duration(c, &f, SD_TCP_IDLE, &s->tcp_idle_timeout_ns);
-    if (field_uint(c, &f, SD_TCP_MAX, 1000000, &u) > 0) {
-        if (u == 0)
-            cfg_yaml_error(&c->report, f.val[SD_TCP_MAX], field_path(p, &f, SD_TCP_MAX),
-                           "must be at least 1");
-        s->max_tcp_connections = (size_t)u;
-    }
+    field_positive(c, &f, SD_TCP_MAX, 1000000, &s->max_tcp_connections);
+}
+
+enum { PU_TTL, PU_MAXBODY, PU_MAXBUF, PU_ENABLED, PU_N };
+static const char *const pu_keys[PU_N] = {"group_ttl", "max_body_bytes", "max_buffered_bytes",
+                                          "enabled"};
+
+/* `push`; every problem reported. */
+static void load_push(loader *c, cfg_node *n) {
+    cfg_push *s = &c->cfg->push;
+    fields f;
+    if (read_fields(c, n, "push", pu_keys, PU_N, &f) <= 0)
+        return;
+    field_duration(c, &f, PU_TTL, &s->group_ttl_ns);
+    field_positive(c, &f, PU_MAXBODY, CFG_MAX_BYTES_SETTING, &s->max_body_bytes);
+    field_positive(c, &f, PU_MAXBUF, CFG_MAX_BYTES_SETTING, &s->max_buffered_bytes);
+    field_bool(c, &f, PU_ENABLED, &s->enabled);
 }
 
 enum {
@@ -1746,9 +1758,9 @@ static void check_across_sections(loader *c, const metric_nodes *ma, const rule_
 
 /* The top-level mapping: each section in turn, then the checks across them. */
 static void load_root(loader *c, cfg_node *root) {
-    enum { TP_SERVER, TP_STATSD, TP_DEFAULTS, TP_METRICS, TP_MAPPINGS, TP_N };
-    static const char *const tp_keys[TP_N] = {"server", "statsd", "defaults", "metrics",
-                                              "mappings"};
+    enum { TP_SERVER, TP_STATSD, TP_PUSH, TP_DEFAULTS, TP_METRICS, TP_MAPPINGS, TP_N };
+    static const char *const tp_keys[TP_N] = {"server",   "statsd",  "push",
+                                              "defaults", "metrics", "mappings"};
     cfg_config *g = c->cfg;
     fields f;
     if (read_fields(c, root, "", tp_keys, TP_N, &f) <= 0)
@@ -1757,6 +1769,7 @@ static void load_root(loader *c, cfg_node *root) {
     load_defaults(c, f.val[TP_DEFAULTS]);
     load_server(c, f.val[TP_SERVER]);
     load_statsd(c, f.val[TP_STATSD]);
+    load_push(c, f.val[TP_PUSH]);
 
     metric_nodes *ma = NULL;
     rule_nodes *ra = NULL;
@@ -1904,6 +1917,9 @@ cfg_config *cfg_default(void) {
     c->statsd.cache_size = 1000;
     c->statsd.tcp_idle_timeout_ns = 300ULL * 1000000000ULL;
     c->statsd.max_tcp_connections = 1024;
+    c->push.max_body_bytes = 16u << 20;
+    c->push.max_buffered_bytes = 64u << 20;
+    c->push.enabled = 1;
     c->defaults.observer_type = CFG_OBS_SUMMARY; /* statsd_exporter's default */
     c->defaults.match_type = CFG_MATCH_GLOB;
     size_t nb = sizeof def_buckets / sizeof def_buckets[0];

@@ -35,6 +35,8 @@ static const flag_def flags[] = {
      "Path under which to expose metrics."},
     {"web.enable-lifecycle", F_BOOL, OFF(enable_lifecycle), NULL,
      "Enable configuration reload via HTTP (POST/PUT /-/reload)."},
+    {"web.enable-admin-api", F_BOOL, OFF(enable_admin_api), NULL,
+     "Enable the admin API (PUT /api/v1/admin/wipe deletes every pushed group)."},
     {"web.max-connections", F_INT, OFF(max_connections), "512",
      "Maximum number of simultaneous HTTP connections."},
     {"web.max-concurrent-scrapes", F_INT, OFF(max_concurrent_scrapes), "4",
@@ -73,6 +75,14 @@ static const flag_def flags[] = {
      "Close a StatsD TCP connection that sent nothing for this long (duration; 0 = never)."},
     {"statsd.max-tcp-connections", F_INT, OFF(statsd_max_tcp_connections), "1024",
      "Open StatsD TCP connections at most; more are refused and counted."},
+    {"push.enabled", F_BOOL, OFF(push_enabled), NULL,
+     "Serve the Pushgateway-compatible push endpoints (default on; --no-... disables)."},
+    {"push.group-ttl", F_STR, OFF(push_group_ttl), "0",
+     "Remove a pushed group this long after its last successful push (duration; 0 = never)."},
+    {"push.max-body-bytes", F_INT, OFF(push_max_body_bytes), "16777216",
+     "Largest push body accepted, also after gzip decoding."},
+    {"push.max-buffered-bytes", F_INT, OFF(push_max_buffered_bytes), "67108864",
+     "Push bodies being received hold at most this much together; a push beyond gets 503."},
     {"log.level", F_STR, OFF(log_level), "info",
      "Only log messages with the given severity or above: debug, info, warn, error."},
     {"log.format", F_STR, OFF(log_format), "logfmt",
@@ -201,6 +211,9 @@ static int check_values(const exp_flags *f, FILE *err) {
     if (f->statsd_tcp_idle_timeout && cfg_parse_duration(f->statsd_tcp_idle_timeout, &ns) != 0)
         return usage_error(err, "invalid --statsd.tcp-idle-timeout %s (want a duration: 30s, 5m)",
                            f->statsd_tcp_idle_timeout);
+    if (f->push_group_ttl && cfg_parse_duration(f->push_group_ttl, &ns) != 0)
+        return usage_error(err, "invalid --push.group-ttl %s (want a duration: 10m, 1h)",
+                           f->push_group_ttl);
     if (f->log_level && exp_log_set_level(f->log_level) != 0)
         return usage_error(err, "invalid --log.level %s (debug, info, warn, error)", f->log_level);
     if (f->log_format && exp_log_set_format(f->log_format) != 0)
@@ -217,6 +230,8 @@ int exp_flags_parse(exp_flags *f, int argc, char **argv, FILE *err) {
     f->statsd_dogstatsd_tags = f->statsd_influxdb_tags = EXP_UNSET;
     f->statsd_librato_tags = f->statsd_signalfx_tags = EXP_UNSET;
     f->statsd_max_tcp_connections = EXP_UNSET;
+    f->push_max_body_bytes = f->push_max_buffered_bytes = EXP_UNSET;
+    f->push_enabled = EXP_UNSET;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h")) {

@@ -19,6 +19,7 @@ typedef struct {
     const char *log_level;  /* --log.level (debug|info|warn|error); default info */
     const char *log_format; /* --log.format (logfmt|json); default logfmt */
     int enable_lifecycle;   /* --web.enable-lifecycle: POST/PUT /-/reload allowed */
+    int enable_admin_api;   /* --web.enable-admin-api: PUT /api/v1/admin/wipe allowed */
     /* overrides of the file */
     const char *listen_address; /* --web.listen-address */
     const char *telemetry_path; /* --web.telemetry-path */
@@ -32,6 +33,10 @@ typedef struct {
     int statsd_dogstatsd_tags, statsd_influxdb_tags, statsd_librato_tags, statsd_signalfx_tags;
     const char *statsd_tcp_idle_timeout;  /* --statsd.tcp-idle-timeout (a duration) */
     long long statsd_max_tcp_connections; /* --statsd.max-tcp-connections */
+    const char *push_group_ttl;           /* --push.group-ttl (a duration) */
+    long long push_max_body_bytes;        /* --push.max-body-bytes */
+    long long push_max_buffered_bytes;    /* --push.max-buffered-bytes */
+    int push_enabled;                     /* --[no-]push.enabled */
 } exp_flags;
 
 /* Parse argv (GNU long options, `--name=value` or `--name value`; booleans also as

@@ -73,6 +73,14 @@ static int apply_flags(const exp_flags *f, cfg_config *c) {
         c->statsd.tcp_idle_timeout_ns = ns;
     if (f->statsd_max_tcp_connections != EXP_UNSET)
         c->statsd.max_tcp_connections = (size_t)f->statsd_max_tcp_connections;
+    if (f->push_group_ttl && cfg_parse_duration(f->push_group_ttl, &ns) == 0)
+        c->push.group_ttl_ns = ns;
+    if (f->push_max_body_bytes != EXP_UNSET)
+        c->push.max_body_bytes = (size_t)f->push_max_body_bytes;
+    if (f->push_max_buffered_bytes != EXP_UNSET)
+        c->push.max_buffered_bytes = (size_t)f->push_max_buffered_bytes;
+    if (f->push_enabled != EXP_UNSET)
+        c->push.enabled = f->push_enabled;
     return rc ? -1 : 0;
 }
 
@@ -102,6 +110,13 @@ static int reserved_path(const char *p) {
     return !strcmp(p, "/") || !strncmp(p, "/-/", 3);
 }
 
+/* A limit flag (where 0 would refuse everything) gets the loader's bounds for the same key:
+ * 1..max; unset is fine. Cannot fail. */
+static void check_limit(cfg_errors *errs, const char *flag, long long v, long long max) {
+    if (v != EXP_UNSET && (v < 1 || v > max))
+        cfg_errors_add_at(errs, flag, 0, 0, "must be between 1 and %lld", max);
+}
+
 static void check_settings(const exp_flags *f, const cfg_config *c, cfg_errors *errs) {
     check_address(errs, origin(f->listen_address, "--web.listen-address", c),
                   "server.listen_address", c->server.listen_address, 0);
@@ -117,21 +132,19 @@ static void check_settings(const exp_flags *f, const cfg_config *c, cfg_errors *
             errs, where, 0, 0,
             "server.telemetry_path: \"%s\" is reserved (\"/\" and paths under \"/-/\")", tp);
     /* Flag values get the limits the loader applies to the same keys in the file. */
-    if (f->max_connections != EXP_UNSET && (f->max_connections < 1 || f->max_connections > 1000000))
-        cfg_errors_add_at(errs, "--web.max-connections", 0, 0, "must be between 1 and 1000000");
-    if (f->max_concurrent_scrapes != EXP_UNSET &&
-        (f->max_concurrent_scrapes < 1 || f->max_concurrent_scrapes > 1024))
-        cfg_errors_add_at(errs, "--web.max-concurrent-scrapes", 0, 0, "must be between 1 and 1024");
+    check_limit(errs, "--web.max-connections", f->max_connections, 1000000);
+    check_limit(errs, "--web.max-concurrent-scrapes", f->max_concurrent_scrapes, 1024);
     if (f->statsd_read_buffer != EXP_UNSET && f->statsd_read_buffer > INT32_MAX)
         cfg_errors_add_at(errs, "--statsd.read-buffer", 0, 0, "must be at most %d", INT32_MAX);
     if (f->statsd_readers != EXP_UNSET && f->statsd_readers > 256)
         cfg_errors_add_at(errs, "--statsd.readers", 0, 0, "must be at most 256");
     if (f->statsd_cache_size != EXP_UNSET && f->statsd_cache_size > 10000000)
         cfg_errors_add_at(errs, "--statsd.cache-size", 0, 0, "must be at most 10000000");
-    if (f->statsd_max_tcp_connections != EXP_UNSET &&
-        (f->statsd_max_tcp_connections < 1 || f->statsd_max_tcp_connections > 1000000))
-        cfg_errors_add_at(errs, "--statsd.max-tcp-connections", 0, 0,
-                          "must be between 1 and 1000000");
+    check_limit(errs, "--statsd.max-tcp-connections", f->statsd_max_tcp_connections, 1000000);
+    check_limit(errs, "--push.max-body-bytes", f->push_max_body_bytes,
+                (long long)CFG_MAX_BYTES_SETTING);
+    check_limit(errs, "--push.max-buffered-bytes", f->push_max_buffered_bytes,
+                (long long)CFG_MAX_BYTES_SETTING);
     if (c->statsd.listen_unixgram && strlen(c->statsd.listen_unixgram) > 107)
         cfg_errors_add_at(errs, origin(f->statsd_listen_unixgram, "--statsd.listen-unixgram", c), 0,
                           0, "statsd.listen_unixgram: socket path too long (max 107 bytes)");
@@ -378,6 +391,15 @@ int exp_state_reload(exp_state *s, cfg_errors *errs) {
         a->scrape_queue_timeout_ns != b->scrape_queue_timeout_ns ||
         a->write_timeout_ns != b->write_timeout_ns)
         exp_log(EXP_LOG_WARN, "server settings changed; they take effect after a restart", NULL);
+    /* The push endpoints belong to the HTTP listener, which reads its settings once; group_ttl
+     * is read from the current snapshot at each push, so a reload applies it. */
+    const cfg_push *pa = &old->cfg->push, *pb = &next->cfg->push;
+    if (pa->enabled != pb->enabled || pa->max_body_bytes != pb->max_body_bytes ||
+        pa->max_buffered_bytes != pb->max_buffered_bytes)
+        exp_log(EXP_LOG_WARN,
+                "push settings changed (enabled, max_body_bytes or max_buffered_bytes); they take "
+                "effect after a restart",
+                NULL);
     pthread_mutex_lock(&s->cur_lock);
     s->cur = next;
     pthread_mutex_unlock(&s->cur_lock);

@@ -127,6 +127,11 @@ static void test_defaults(void **state) {
     assert_string_equal(c->statsd.listen_unixgram, "");
     assert_true(c->statsd.dogstatsd_tags && c->statsd.influxdb_tags && c->statsd.librato_tags &&
                 c->statsd.signalfx_tags);
+    /* push: on, groups never expire, 16 MiB per body, 64 MiB buffered at once */
+    assert_int_equal(c->push.group_ttl_ns, 0);
+    assert_int_equal(c->push.max_body_bytes, 16u << 20);
+    assert_int_equal(c->push.max_buffered_bytes, 64u << 20);
+    assert_true(c->push.enabled);
     assert_int_equal(c->defaults.observer_type, CFG_OBS_SUMMARY); /* statsd_exporter's */
     assert_int_equal(c->defaults.match_type, CFG_MATCH_GLOB);
     /* client_golang's DefBuckets and statsd_exporter's objectives */
@@ -366,6 +371,11 @@ static void test_values(void **state) {
                             "  parse_signalfx_tags: TRUE\n"
                             "  cache_size: 5000\n"
                             "  max_series: 200000\n"
+                            "push:\n"
+                            "  group_ttl: 1h30m\n"
+                            "  max_body_bytes: 1_048_576\n"
+                            "  max_buffered_bytes: 8388608\n"
+                            "  enabled: false\n"
                             "metrics:\n"
                             "  - name: build_info\n"
                             "    type: gauge\n"
@@ -392,6 +402,10 @@ static void test_values(void **state) {
     assert_true(c->statsd.signalfx_tags);
     assert_int_equal(c->statsd.cache_size, 5000);
     assert_int_equal(c->statsd.max_series, 200000);
+    assert_int_equal(c->push.group_ttl_ns, 5400ULL * 1000000000ULL);
+    assert_int_equal(c->push.max_body_bytes, 1048576);
+    assert_int_equal(c->push.max_buffered_bytes, 8388608);
+    assert_false(c->push.enabled);
     assert_int_equal(c->metrics[0].nconst, 3);
     assert_string_equal(c->metrics[0].const_labels[1].value, "0abc");
     assert_string_equal(c->metrics[0].const_labels[2].value, "");
@@ -707,6 +721,24 @@ static const bad_case bad[] = {
      "9:15: statsd.listen_tcp: invalid address \":99999\" (want host:port, :port, or \"\" to "
      "disable)\n"
      "10:12: statsd.readers: \"99999999999999999999999\" is out of range (max 256)\n"},
+
+    {"push values",
+     "push:\n"
+     "  group_ttl: 5\n"
+     "  max_body_bytes: 0\n"
+     "  max_buffered_bytes: 1099511627777\n"
+     "  enabled: \"yes\"\n"
+     "  max_bodies: 1\n"
+     "  group_ttl: 1m\n",
+     "2:14: push.group_ttl: invalid duration \"5\": missing unit (e.g. 30s)\n"
+     "3:19: push.max_body_bytes: must be at least 1\n"
+     "4:23: push.max_buffered_bytes: \"1099511627777\" is out of range (max 1099511627776)\n"
+     "5:12: push.enabled: expected true or false, got \"yes\"\n"
+     "6:3: push: unknown key \"max_bodies\"\n"
+     "7:3: push: duplicate key \"group_ttl\"\n"},
+
+    {"push is not a mapping", "push: [enabled]\n",
+     "1:7: push: expected a mapping, got a sequence\n"},
 
     {"YAML syntax: unclosed flow sequence",
      "metrics: [\n"

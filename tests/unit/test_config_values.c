@@ -1,8 +1,8 @@
 /* test_config_values.c - the loader's value readers and schema checks key by key: numbers
  * (YAML 1.2 floats, `_` separators, .inf/.nan, overflow), whole numbers, booleans, durations,
- * enums, strings, label maps, YAML tags and nulls, merge keys at their limits, the server and
- * statsd bounds, units, name templates, rules against declared metrics, the error order, and
- * the entry points' NULL arguments and file sizes. Every case checks the loaded value or the
+ * enums, strings, label maps, YAML tags and nulls, merge keys at their limits, the server,
+ * statsd and push bounds, units, name templates, rules against declared metrics, the error order,
+ * and the entry points' NULL arguments and file sizes. Every case checks the loaded value or the
  * exact error with its position. */
 #include <math.h>
 #include <setjmp.h>
@@ -137,6 +137,21 @@ static void test_whole_numbers(void **state) {
 
     expect_errors("server: {max_concurrent_scrapes: 1025}\n",
                   "1:34: server.max_concurrent_scrapes: \"1025\" is out of range (max 1024)\n");
+
+    /* push byte limits: 1 B to 1 TiB; null keeps the default */
+    c = load_ok("push: {max_body_bytes: 1, max_buffered_bytes: 1099511627776}\n");
+    assert_int_equal(c->push.max_body_bytes, 1);
+    assert_true(c->push.max_buffered_bytes == (size_t)1 << 40);
+    cfg_free(c);
+    c = load_ok("push: {max_body_bytes: ~, max_buffered_bytes: +2_048}\n");
+    assert_int_equal(c->push.max_body_bytes, 16u << 20);
+    assert_int_equal(c->push.max_buffered_bytes, 2048);
+    cfg_free(c);
+    expect_errors("push:\n"
+                  "  max_body_bytes: \"5\"\n"
+                  "  max_buffered_bytes: 0\n",
+                  "2:19: push.max_body_bytes: expected a whole number, got \"5\"\n"
+                  "3:23: push.max_buffered_bytes: must be at least 1\n");
 }
 
 static void test_booleans_and_enums(void **state) {
@@ -158,6 +173,12 @@ static void test_booleans_and_enums(void **state) {
     assert_int_equal(c->mappings[0].honor_labels, 1);
     assert_int_equal(c->mappings[0].match_metric_type, CFG_MMT_ANY);
     cfg_free(c);
+    c = load_ok("push: {enabled: Off}\n");
+    assert_false(c->push.enabled);
+    cfg_free(c);
+    c = load_ok("push: {enabled: ~}\n");
+    assert_true(c->push.enabled);
+    cfg_free(c);
 
     expect_errors("defaults:\n"
                   "  glob_disable_ordering: \"true\"\n"
@@ -172,6 +193,8 @@ static void test_booleans_and_enums(void **state) {
                   "summary)\n"
                   "6:23: statsd.parse_librato_tags: expected true or false, got a sequence\n"
                   "7:24: statsd.parse_signalfx_tags: expected true or false, got \"1\"\n");
+    expect_errors("push: {enabled: 1}\n",
+                  "1:17: push.enabled: expected true or false, got \"1\"\n");
 }
 
 static void test_durations(void **state) {
@@ -179,12 +202,14 @@ static void test_durations(void **state) {
     cfg_config *c = load_ok("defaults: {ttl: 10s}\n"
                             "statsd: {tcp_idle_timeout: 0}\n"
                             "server: {write_timeout: 1.5m, scrape_queue_timeout: 0s}\n"
+                            "push: {group_ttl: 1w}\n"
                             "metrics:\n"
                             "  - {name: a, type: gauge, ttl: ~}\n"
                             "  - {name: b, type: gauge, ttl: 0}\n");
     assert_int_equal(c->statsd.tcp_idle_timeout_ns, 0);
     assert_int_equal(c->server.write_timeout_ns, 90 * SEC);
     assert_int_equal(c->server.scrape_queue_timeout_ns, 0);
+    assert_int_equal(c->push.group_ttl_ns, 7 * 86400 * SEC);
     /* null: not set, the default applies; an explicit 0 is set. */
     assert_false(c->metrics[0].has_ttl);
     assert_int_equal(c->metrics[0].ttl_ns, 10 * SEC);
@@ -204,6 +229,9 @@ static void test_durations(void **state) {
                   "4:25: server.scrape_queue_timeout: invalid duration \"1s\\x00\" (e.g. 30s, 5m, "
                   "1h30m, 500ms)\n"
                   "5:23: server.connection_timeout: expected a duration, got a mapping\n");
+    expect_errors("push:\n"
+                  "  group_ttl: -1s\n",
+                  "2:14: push.group_ttl: negative duration \"-1s\"\n");
 }
 
 /* ---- strings, YAML tags and nulls, keys ---------------------------------------------------- */

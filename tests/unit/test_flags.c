@@ -1,8 +1,9 @@
 /* test_flags.c - unit tests of the command line (exporter/flags.c): every flag of README's
  * flags table in both spellings (`--name=value`, `--name value`), `--no-` booleans, counts and
  * durations, usage errors (exit code 2 with a message on the stream given), --help/-h and
- * --version, the --help text naming every flag, and which configuration file a load reads
- * (exp_flags_config_path, in a temporary working directory). */
+ * --version, the --help text naming every flag, which configuration file a load reads
+ * (exp_flags_config_path, in a temporary working directory), and flags over the file's values
+ * (exp_config_load). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +20,7 @@
 
 #include "flags.h"
 #include "log.h"
+#include "state.h"
 
 /* ---- helpers ----------------------------------------------------------------------------- */
 
@@ -107,6 +109,7 @@ static const str_flag str_flags[] = {
     {"statsd.listen-unixgram", offsetof(exp_flags, statsd_listen_unixgram), "/run/abacus.sock"},
     {"statsd.mapping-config", offsetof(exp_flags, mapping_config), "mapping.yml"},
     {"statsd.tcp-idle-timeout", offsetof(exp_flags, statsd_tcp_idle_timeout), "0"},
+    {"push.group-ttl", offsetof(exp_flags, push_group_ttl), "1h"},
     {"log.level", offsetof(exp_flags, log_level), "debug"},
     {"log.format", offsetof(exp_flags, log_format), "json"},
 };
@@ -123,6 +126,8 @@ static const int_flag int_flags[] = {
     {"statsd.cache-size", offsetof(exp_flags, statsd_cache_size)},
     {"statsd.readers", offsetof(exp_flags, statsd_readers)},
     {"statsd.max-tcp-connections", offsetof(exp_flags, statsd_max_tcp_connections)},
+    {"push.max-body-bytes", offsetof(exp_flags, push_max_body_bytes)},
+    {"push.max-buffered-bytes", offsetof(exp_flags, push_max_buffered_bytes)},
 };
 
 typedef struct {
@@ -134,6 +139,8 @@ typedef struct {
 static const bool_flag bool_flags[] = {
     {"check-config", offsetof(exp_flags, check_config), 0},
     {"web.enable-lifecycle", offsetof(exp_flags, enable_lifecycle), 0},
+    {"web.enable-admin-api", offsetof(exp_flags, enable_admin_api), 0},
+    {"push.enabled", offsetof(exp_flags, push_enabled), EXP_UNSET},
     {"statsd.parse-dogstatsd-tags", offsetof(exp_flags, statsd_dogstatsd_tags), EXP_UNSET},
     {"statsd.parse-influxdb-tags", offsetof(exp_flags, statsd_influxdb_tags), EXP_UNSET},
     {"statsd.parse-librato-tags", offsetof(exp_flags, statsd_librato_tags), EXP_UNSET},
@@ -166,6 +173,8 @@ static void test_defaults(void **state) {
     assert_null(f.config_file);
     assert_int_equal(f.max_connections, EXP_UNSET);
     assert_int_equal(f.enable_lifecycle, 0);
+    assert_int_equal(f.enable_admin_api, 0);
+    assert_int_equal(f.push_enabled, EXP_UNSET);
 }
 
 /* Every string flag, as --name=value and --name value, lands in its own field only. */
@@ -365,7 +374,7 @@ static void test_bool_malformed(void **state) {
 static void test_duration_flags(void **state) {
     (void)state;
     static const char *const names[] = {"web.request-timeout", "web.write-timeout",
-                                        "statsd.tcp-idle-timeout"};
+                                        "statsd.tcp-idle-timeout", "push.group-ttl"};
     static const char *const good[] = {"0", "0s", "10s", "1m30s", "500ms", "1h", "2d", "1w"};
     static const char *const bad[] = {"", "10", "-1s", "abc", "1x", "s", "1.5.5s", " 1s"};
     for (size_t i = 0; i < N(names); i++) {
@@ -628,6 +637,75 @@ static void test_config_path(void **state) {
     assert_int_equal(rmdir(dir), 0);
 }
 
+/* ---- flags over the file (state.c) --------------------------------------------------------- */
+
+/* exp_config_load with the flags args (NULL-terminated) after --config.file=path: the snapshot,
+ * or NULL with the errors in *e. */
+static exp_config *load_with_flags(const char *path, const char *const *args, cfg_errors *e) {
+    char cf[PATH_MAX + 16];
+    snprintf(cf, sizeof cf, "--config.file=%s", path);
+    const char *all[MAX_ARGS + 1] = {cf};
+    size_t n = 1;
+    for (; *args; args++) {
+        assert_true(n < MAX_ARGS);
+        all[n++] = *args;
+    }
+    all[n] = NULL;
+    parsed p = parse_v(all);
+    expect_ok(&p);
+    exp_config *c = exp_config_load(&p.f, e);
+    parsed_free(&p);
+    return c;
+}
+
+#define LOAD_WITH(path, e, ...) load_with_flags(path, (const char *const[]){__VA_ARGS__, NULL}, e)
+
+/* The push: settings of the file stay without flags, and each --push.* flag replaces its key;
+ * a byte flag out of the file's bounds (1 B to 1 TiB) is an error naming the flag. */
+static void test_push_flags_override_the_file(void **state) {
+    (void)state;
+    char path[] = "/tmp/abacus-test-flags-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *yaml =
+        "push: {group_ttl: 1h, max_body_bytes: 1000, max_buffered_bytes: 5000, enabled: false}\n";
+    assert_int_equal(write(fd, yaml, strlen(yaml)), (ssize_t)strlen(yaml));
+    close(fd);
+    cfg_errors e = {0};
+
+    exp_config *c = LOAD_WITH(path, &e, "--");
+    assert_non_null(c);
+    assert_int_equal(c->cfg->push.group_ttl_ns, 3600ULL * 1000000000ULL);
+    assert_int_equal(c->cfg->push.max_body_bytes, 1000);
+    assert_int_equal(c->cfg->push.max_buffered_bytes, 5000);
+    assert_false(c->cfg->push.enabled);
+    exp_config_release(c);
+
+    c = LOAD_WITH(path, &e, "--push.group-ttl=0", "--push.max-body-bytes=1",
+                  "--push.max-buffered-bytes", "1099511627776", "--push.enabled");
+    assert_non_null(c);
+    assert_int_equal(c->cfg->push.group_ttl_ns, 0);
+    assert_int_equal(c->cfg->push.max_body_bytes, 1);
+    assert_true(c->cfg->push.max_buffered_bytes == (size_t)1 << 40);
+    assert_true(c->cfg->push.enabled);
+    exp_config_release(c);
+    assert_int_equal(e.count, 0);
+
+    static const char *const bad[] = {"--push.max-body-bytes=0", "--push.max-buffered-bytes=0",
+                                      "--push.max-body-bytes=1099511627777",
+                                      "--push.max-buffered-bytes=1099511627777"};
+    for (size_t i = 0; i < N(bad); i++) {
+        assert_null(LOAD_WITH(path, &e, bad[i]));
+        assert_int_equal(e.count, 1);
+        size_t flag_len = (size_t)(strchr(bad[i], '=') - bad[i]);
+        if (strlen(e.items[0].file) != flag_len || strncmp(e.items[0].file, bad[i], flag_len))
+            fail_msg("%s: the error names \"%s\"", bad[i], e.items[0].file);
+        assert_string_equal(e.items[0].message, "must be between 1 and 1099511627776");
+        cfg_errors_free(&e);
+    }
+    unlink(path);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
@@ -648,6 +726,7 @@ int main(void) {
         cmocka_unit_test(test_config_path),
         cmocka_unit_test(test_count_with_leading_space_is_refused),
         cmocka_unit_test(test_double_dash_keeps_value_checks),
+        cmocka_unit_test(test_push_flags_override_the_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
