@@ -7,7 +7,8 @@
   `server.max_connections_per_ip` (a third connection from one address closed at once,
   another address still served).
 - A reload that changes `server:` logs the restart warning once and the old setting stays in
-  force; a reload that does not change it logs nothing of the kind.
+  force; a reload that does not change it logs nothing of the kind. The same for `push:`
+  (`enabled`, `max_body_bytes`, `max_buffered_bytes`); `push.group_ttl` changes without one.
 - Drop reasons `too_many_labels` (33 labels after merging with a rule's, 32 pass),
   `illegal_negative_counter` after `scale`, and `invalid_value` after `scale` (counter,
   gauge change, observation; a gauge *set* to +Inf is allowed).
@@ -217,6 +218,25 @@ class ServerReload(unittest.TestCase):
             finally:
                 for c in conns:
                     c.close()
+
+    def test_reload_changing_push_warns_except_group_ttl(self):
+        base = "metrics:\n  - {name: g, type: gauge, help: G.}\n"
+        a = Abacus(config="push:\n  group_ttl: 1h\n" + base)
+        with a:
+            # group_ttl is read at each push: a reload applies it, no restart warning
+            a.write_config("push:\n  group_ttl: 2h\n" + base)
+            mark = len(a.lines)
+            a.signal(signal.SIGHUP)
+            a.wait_log("configuration reloaded", start=mark)
+            self.assertNotIn("take effect after a restart", a.log_text())
+            # the settings the HTTP listener reads once warn, once
+            a.write_config("push:\n  group_ttl: 2h\n  max_body_bytes: 1024\n" + base)
+            mark = len(a.lines)
+            a.signal(signal.SIGHUP)
+            a.wait_log("configuration reloaded", start=mark)
+            a.wait_log(r'level=warn msg="push settings changed \(enabled, max_body_bytes or '
+                       r'max_buffered_bytes\); they take effect after a restart"', start=mark)
+            self.assertEqual(a.log_text().count("take effect after a restart"), 1)
 
 
 class DropReasons(unittest.TestCase):
