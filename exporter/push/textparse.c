@@ -711,6 +711,9 @@ static bool same_name(const slabel *a, const slabel *b) {
     return a->namelen == b->namelen && memcmp(a->name, b->name, a->namelen) == 0;
 }
 
+/* Labels per sample compared pairwise for duplicates; beyond, a hash set. */
+#define DIRECT_LABELS 8
+
 /* Puts label i into the duplicate set, which has room. 1 when a label of the same name is
  * in it already, else 0. Cannot fail. */
 static int dup_put(parser *p, size_t i) {
@@ -726,20 +729,23 @@ static int dup_put(parser *p, size_t i) {
     return 0;
 }
 
-/* Puts label i into the duplicate set, first making room (twice the labels so far; on
- * growth the set is refilled with labels 0..i-1, which are distinct). 1 when a label of the
- * same name is in it already, 0 when not, -1 when out of memory. */
+/* Puts label i (the sample's ninth or later) into the duplicate set. The set is filled anew
+ * with labels 0..i-1 (distinct) on the sample's first use (it still holds the previous
+ * sample's) and when it needs room (twice the labels so far). 1 when a label of the same name
+ * is in it already, 0 when not, -1 when out of memory. */
 static int dup_insert(parser *p, size_t i) {
-    if (p->nlabels * 2 > p->dupcap) {
-        size_t cap = p->dupcap ? 2 * p->dupcap : 64;
+    if (i == DIRECT_LABELS || p->nlabels * 2 > p->dupcap) {
+        size_t cap = p->dupcap ? p->dupcap : 64;
         while (cap < p->nlabels * 2)
             cap *= 2;
-        uint32_t *d = realloc(p->dup, cap * sizeof *d);
-        if (!d)
-            return oom(p);
-        p->dup = d;
-        p->dupcap = cap;
-        memset(d, 0, cap * sizeof *d);
+        if (cap != p->dupcap) {
+            uint32_t *d = realloc(p->dup, cap * sizeof *d);
+            if (!d)
+                return oom(p);
+            p->dup = d;
+            p->dupcap = cap;
+        }
+        memset(p->dup, 0, cap * sizeof *p->dup);
         for (size_t j = 0; j < i; j++)
             dup_put(p, j);
     }
@@ -751,7 +757,7 @@ static int dup_insert(parser *p, size_t i) {
 static int check_duplicate(parser *p) {
     size_t i = p->nlabels - 1;
     int dup = 0;
-    if (p->nlabels <= 8) {
+    if (p->nlabels <= DIRECT_LABELS) {
         for (size_t j = 0; j < i && !dup; j++)
             dup = same_name(&p->labels[j], &p->labels[i]);
     } else if ((dup = dup_insert(p, i)) < 0) {
