@@ -11,6 +11,7 @@
  */
 #include "push/textparse.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdalign.h>
 #include <stdarg.h>
@@ -83,7 +84,8 @@ static void *vec_room(block **head, void *v, size_t n, size_t elem) {
 static char *arena_str(block **head, const char *s, size_t n) {
     char *c = arena_alloc(head, n + 1);
     if (c) {
-        memcpy(c, s, n);
+        if (n)
+            memcpy(c, s, n);
         c[n] = 0;
     }
     return c;
@@ -98,8 +100,8 @@ typedef struct {
 
 /* Room for `more` bytes after b->n. 0, or -1 when out of memory. */
 static int sb_room(sbuf *b, size_t more) {
-    if (b->cap - b->n >= more)
-        return 0;
+    if (b->p && b->cap - b->n >= more)
+        return 0; /* (a buffer always exists after a call: ranges into it are never NULL + 0) */
     if (more > SIZE_MAX / 4 - b->n)
         return -1;
     size_t cap = b->cap ? b->cap : 256;
@@ -1092,6 +1094,7 @@ static int build_result(parser *p, exp_text_result *out) {
         const family *f = p->fams[i];
         if (f->nmetrics == 0)
             continue;
+        assert(v != NULL && k < p->nonempty); /* nonempty counts the families with metrics */
         v[k++] = (exp_text_family){.name = f->name,
                                    .help = f->help,
                                    .type = f->type,
