@@ -336,6 +336,7 @@ static int oom(parser *p) {
 
 /* ---- reading bytes, as Go's parser does ------------------------------------------------------ */
 
+/* A blank as Go's parser sees it: space or tab, nothing else. Cannot fail. */
 static bool blank(int c) {
     return c == ' ' || c == '\t';
 }
@@ -709,6 +710,7 @@ static int add_label(parser *p, const char *name, size_t n) {
     return 0;
 }
 
+/* Whether two labels of a sample have the same name. Cannot fail. */
 static bool same_name(const slabel *a, const slabel *b) {
     return a->namelen == b->namelen && memcmp(a->name, b->name, a->namelen) == 0;
 }
