@@ -11,6 +11,7 @@
  */
 #include "push/textparse.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdalign.h>
 #include <stdarg.h>
@@ -83,7 +84,8 @@ static void *vec_room(block **head, void *v, size_t n, size_t elem) {
 static char *arena_str(block **head, const char *s, size_t n) {
     char *c = arena_alloc(head, n + 1);
     if (c) {
-        memcpy(c, s, n);
+        if (n)
+            memcpy(c, s, n);
         c[n] = 0;
     }
     return c;
@@ -98,8 +100,8 @@ typedef struct {
 
 /* Room for `more` bytes after b->n. 0, or -1 when out of memory. */
 static int sb_room(sbuf *b, size_t more) {
-    if (b->cap - b->n >= more)
-        return 0;
+    if (b->p && b->cap - b->n >= more)
+        return 0; /* (a buffer always exists after a call: ranges into it are never NULL + 0) */
     if (more > SIZE_MAX / 4 - b->n)
         return -1;
     size_t cap = b->cap ? b->cap : 256;
@@ -334,6 +336,7 @@ static int oom(parser *p) {
 
 /* ---- reading bytes, as Go's parser does ------------------------------------------------------ */
 
+/* A blank as Go's parser sees it: space or tab, nothing else. Cannot fail. */
 static bool blank(int c) {
     return c == ' ' || c == '\t';
 }
@@ -707,9 +710,13 @@ static int add_label(parser *p, const char *name, size_t n) {
     return 0;
 }
 
+/* Whether two labels of a sample have the same name. Cannot fail. */
 static bool same_name(const slabel *a, const slabel *b) {
     return a->namelen == b->namelen && memcmp(a->name, b->name, a->namelen) == 0;
 }
+
+/* Labels per sample compared pairwise for duplicates; beyond, a hash set. */
+#define DIRECT_LABELS 8
 
 /* Puts label i into the duplicate set, which has room. 1 when a label of the same name is
  * in it already, else 0. Cannot fail. */
@@ -726,20 +733,23 @@ static int dup_put(parser *p, size_t i) {
     return 0;
 }
 
-/* Puts label i into the duplicate set, first making room (twice the labels so far; on
- * growth the set is refilled with labels 0..i-1, which are distinct). 1 when a label of the
- * same name is in it already, 0 when not, -1 when out of memory. */
+/* Puts label i (the sample's ninth or later) into the duplicate set. The set is filled anew
+ * with labels 0..i-1 (distinct) on the sample's first use (it still holds the previous
+ * sample's) and when it needs room (twice the labels so far). 1 when a label of the same name
+ * is in it already, 0 when not, -1 when out of memory. */
 static int dup_insert(parser *p, size_t i) {
-    if (p->nlabels * 2 > p->dupcap) {
-        size_t cap = p->dupcap ? 2 * p->dupcap : 64;
+    if (i == DIRECT_LABELS || p->nlabels * 2 > p->dupcap) {
+        size_t cap = p->dupcap ? p->dupcap : 64;
         while (cap < p->nlabels * 2)
             cap *= 2;
-        uint32_t *d = realloc(p->dup, cap * sizeof *d);
-        if (!d)
-            return oom(p);
-        p->dup = d;
-        p->dupcap = cap;
-        memset(d, 0, cap * sizeof *d);
+        if (cap != p->dupcap) {
+            uint32_t *d = realloc(p->dup, cap * sizeof *d);
+            if (!d)
+                return oom(p);
+            p->dup = d;
+            p->dupcap = cap;
+        }
+        memset(p->dup, 0, cap * sizeof *p->dup);
         for (size_t j = 0; j < i; j++)
             dup_put(p, j);
     }
@@ -751,7 +761,7 @@ static int dup_insert(parser *p, size_t i) {
 static int check_duplicate(parser *p) {
     size_t i = p->nlabels - 1;
     int dup = 0;
-    if (p->nlabels <= 8) {
+    if (p->nlabels <= DIRECT_LABELS) {
         for (size_t j = 0; j < i && !dup; j++)
             dup = same_name(&p->labels[j], &p->labels[i]);
     } else if ((dup = dup_insert(p, i)) < 0) {
@@ -1086,6 +1096,7 @@ static int build_result(parser *p, exp_text_result *out) {
         const family *f = p->fams[i];
         if (f->nmetrics == 0)
             continue;
+        assert(v != NULL && k < p->nonempty); /* nonempty counts the families with metrics */
         v[k++] = (exp_text_family){.name = f->name,
                                    .help = f->help,
                                    .type = f->type,
