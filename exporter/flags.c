@@ -73,6 +73,10 @@ static const flag_def flags[] = {
      "Close a StatsD TCP connection that sent nothing for this long (duration; 0 = never)."},
     {"statsd.max-tcp-connections", F_INT, OFF(statsd_max_tcp_connections), "1024",
      "Open StatsD TCP connections at most; more are refused and counted."},
+    {"persistence.file", F_STR, OFF(persistence_file), "FILE",
+     "Save the registry to this snapshot file and restore it at start. \"\" (default): off."},
+    {"persistence.interval", F_STR, OFF(persistence_interval), "5m",
+     "How often the snapshot is written (duration; 0 = only at shutdown)."},
     {"log.level", F_STR, OFF(log_level), "info",
      "Only log messages with the given severity or above: debug, info, warn, error."},
     {"log.format", F_STR, OFF(log_format), "logfmt",
@@ -201,6 +205,9 @@ static int check_values(const exp_flags *f, FILE *err) {
     if (f->statsd_tcp_idle_timeout && cfg_parse_duration(f->statsd_tcp_idle_timeout, &ns) != 0)
         return usage_error(err, "invalid --statsd.tcp-idle-timeout %s (want a duration: 30s, 5m)",
                            f->statsd_tcp_idle_timeout);
+    if (f->persistence_interval && cfg_parse_duration(f->persistence_interval, &ns) != 0)
+        return usage_error(err, "invalid --persistence.interval %s (want a duration: 30s, 5m)",
+                           f->persistence_interval);
     if (f->log_level && exp_log_set_level(f->log_level) != 0)
         return usage_error(err, "invalid --log.level %s (debug, info, warn, error)", f->log_level);
     if (f->log_format && exp_log_set_format(f->log_format) != 0)

@@ -32,6 +32,9 @@ typedef struct {
     int statsd_dogstatsd_tags, statsd_influxdb_tags, statsd_librato_tags, statsd_signalfx_tags;
     const char *statsd_tcp_idle_timeout;  /* --statsd.tcp-idle-timeout (a duration) */
     long long statsd_max_tcp_connections; /* --statsd.max-tcp-connections */
+    /* persistence (flags only, no file keys) */
+    const char *persistence_file;     /* --persistence.file; NULL or "": off */
+    const char *persistence_interval; /* --persistence.interval (a duration); NULL: 5m */
 } exp_flags;
 
 /* Parse argv (GNU long options, `--name=value` or `--name value`; booleans also as
