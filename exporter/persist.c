@@ -92,14 +92,10 @@ static void metrics_init(exp_persist *p) {
 
 /* ---- lifecycle ------------------------------------------------------------------------------- */
 
+/* path followed by suffix, or NULL when out of memory. */
 static char *with_suffix(const char *path, const char *suffix) {
-    size_t n = strlen(path), k = strlen(suffix);
-    char *s = malloc(n + k + 1);
-    if (s) {
-        memcpy(s, path, n);
-        memcpy(s + n, suffix, k + 1);
-    }
-    return s;
+    char *s;
+    return asprintf(&s, "%s%s", path, suffix) < 0 ? NULL : s;
 }
 
 static void persist_free(exp_persist *p) {

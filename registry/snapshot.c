@@ -416,7 +416,7 @@ static int arena_reset(arena *a, size_t plen) {
 static const char *arena_str(arena *a, reg_snapshot_reader *r) {
     size_t n;
     const char *s = reg_snapshot_get_str(r, &n);
-    if (s == NULL || memchr(s, '\0', n) || a->cap - a->len < n + 1) {
+    if (s == NULL || a->p == NULL || memchr(s, '\0', n) || a->cap - a->len < n + 1) {
         r->bad = 1;
         return NULL;
     }
