@@ -83,6 +83,10 @@ static const flag_def flags[] = {
      "Largest push body accepted, also after gzip decoding."},
     {"push.max-buffered-bytes", F_INT, OFF(push_max_buffered_bytes), "67108864",
      "Push bodies being received hold at most this much together; a push beyond gets 503."},
+    {"persistence.file", F_STR, OFF(persistence_file), "FILE",
+     "Save the registry to this snapshot file and restore it at start. \"\" (default): off."},
+    {"persistence.interval", F_STR, OFF(persistence_interval), "5m",
+     "How often the snapshot is written (duration; 0 = only at shutdown)."},
     {"log.level", F_STR, OFF(log_level), "info",
      "Only log messages with the given severity or above: debug, info, warn, error."},
     {"log.format", F_STR, OFF(log_format), "logfmt",
@@ -214,6 +218,9 @@ static int check_values(const exp_flags *f, FILE *err) {
     if (f->push_group_ttl && cfg_parse_duration(f->push_group_ttl, &ns) != 0)
         return usage_error(err, "invalid --push.group-ttl %s (want a duration: 10m, 1h)",
                            f->push_group_ttl);
+    if (f->persistence_interval && cfg_parse_duration(f->persistence_interval, &ns) != 0)
+        return usage_error(err, "invalid --persistence.interval %s (want a duration: 30s, 5m)",
+                           f->persistence_interval);
     if (f->log_level && exp_log_set_level(f->log_level) != 0)
         return usage_error(err, "invalid --log.level %s (debug, info, warn, error)", f->log_level);
     if (f->log_format && exp_log_set_format(f->log_format) != 0)

@@ -37,6 +37,9 @@ typedef struct {
     long long push_max_body_bytes;        /* --push.max-body-bytes */
     long long push_max_buffered_bytes;    /* --push.max-buffered-bytes */
     int push_enabled;                     /* --[no-]push.enabled */
+    /* persistence (flags only, no file keys) */
+    const char *persistence_file;     /* --persistence.file; NULL or "": off */
+    const char *persistence_interval; /* --persistence.interval (a duration); NULL: 5m */
 } exp_flags;
 
 /* Parse argv (GNU long options, `--name=value` or `--name value`; booleans also as

@@ -11,6 +11,7 @@
 
 #include "flags.h"
 #include "http/http.h"
+#include "persist.h"
 #include "selfmetrics.h"
 #include "state.h"
 #include "version.h"
@@ -29,6 +30,9 @@ typedef struct {
     exp_http *http;
     /* Ingest listeners (StatsD UDP/TCP/Unixgram, HTTP push) get their handles here. */
     exp_statsd_listener *statsd;
+    /* Persistence (--persistence.file): loaded before the server starts, written last. */
+    exp_persist *persist;
+    int started; /* reached ready: only then does the stop write a final snapshot */
 } app;
 
 #ifdef __clang__
@@ -93,12 +97,36 @@ static int check_config(const exp_flags *f) {
     return rc;
 }
 
+/* With --persistence.file: register its self-metrics and load the snapshot, after the
+ * configuration is applied (declared families exist) and before anything updates or scrapes.
+ * Returns 0 (also when the file is missing or refused: logged), or -1 with a reason in err. */
+static int start_persistence(app *a, char *err, size_t errlen) {
+    const char *file = a->flags.persistence_file;
+    if (!file || !*file)
+        return 0;
+    uint64_t ns = EXP_PERSIST_DEFAULT_INTERVAL_NS; /* a given value was checked by the parse */
+    if (a->flags.persistence_interval)
+        cfg_parse_duration(a->flags.persistence_interval, &ns);
+    a->persist = exp_persist_create(a->reg, file, ns, err, errlen);
+    if (!a->persist)
+        return -1;
+    exp_persist_load(a->persist);
+    return 0;
+}
+
+/* The periodic writer, once everything runs. 0, or -1 with a reason in err. */
+static int start_writer(app *a, char *err, size_t errlen) {
+    return a->persist ? exp_persist_start(a->persist, err, errlen) : 0;
+}
+
 static void stop_all(app *a) {
     if (a->state)
         exp_state_set_ready(a->state, 0);
     stop_listeners(a);
     exp_http_stop(a->http, DRAIN_MS);
     a->http = NULL;
+    exp_persist_stop(a->persist, a->started); /* nothing updates the registry any more */
+    a->persist = NULL;
     exp_state_destroy(a->state);
     exp_self_destroy(a->self);
     if (a->reg)
@@ -159,7 +187,7 @@ int main(int argc, char **argv) {
         a.state = exp_state_create(a.reg, &a.flags, a.self, cfg, err, sizeof err);
     else
         exp_config_release(cfg);
-    if (a.state)
+    if (a.state && start_persistence(&a, err, sizeof err) == 0)
         a.http =
             exp_http_start(a.reg, a.state, a.self, cfg, a.flags.enable_lifecycle, err, sizeof err);
     if (!a.http || start_listeners(&a, err, sizeof err) != 0) {
@@ -167,6 +195,12 @@ int main(int argc, char **argv) {
         stop_all(&a);
         return 1;
     }
+    if (start_writer(&a, err, sizeof err) != 0) {
+        exp_log(EXP_LOG_ERROR, "cannot start", "err", err, NULL);
+        stop_all(&a);
+        return 1;
+    }
+    a.started = 1;
     exp_state_set_ready(a.state, 1);
     exp_log(EXP_LOG_INFO, "ready", NULL);
 

@@ -110,7 +110,7 @@ static int objectives_valid(const reg_family_def *d) {
 }
 
 /* 1 when d is a definition reg_family_add accepts. */
-static int def_valid(const reg_family_def *d) {
+int reg_family_def_valid(const reg_family_def *d) {
     if (!valid_cstr_name(d->name, 1) || (unsigned)d->type > REG_UNTYPED || !labels_valid(d))
         return 0;
     if (d->type == REG_HISTOGRAM)
@@ -410,7 +410,7 @@ static void unpublished_free(reg_registry *r, reg_family *f) {
 int reg_family_add(reg_thread *t, const reg_family_def *def, reg_family **out) {
     reg_registry *r = t->reg;
     *out = NULL;
-    if (def == NULL || !def_valid(def))
+    if (def == NULL || !reg_family_def_valid(def))
         return REG_EINVAL;
     reg_family *f = reg_family_find(t, def->name);
     if (f == NULL) {
@@ -441,7 +441,7 @@ int reg_family_add(reg_thread *t, const reg_family_def *def, reg_family **out) {
 int reg_family_replace(reg_thread *t, const reg_family_def *def, reg_family **out) {
     reg_registry *r = t->reg;
     *out = NULL;
-    if (def == NULL || !def_valid(def))
+    if (def == NULL || !reg_family_def_valid(def))
         return REG_EINVAL;
     reg_family *old = reg_family_find(t, def->name);
     if (old && reg_family_matches(old, def)) {

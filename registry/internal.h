@@ -219,4 +219,27 @@ void reg_series_free_now(struct reg_series *s);
  * leave (delete/reset); otherwise skip a busy series (reaper). Returns 1 when removed. */
 int reg_series_kill_locked(reg_registry *r, struct reg_family *f, struct reg_series *s, int wait);
 
+/* ---- snapshots (snapshot.c, with series.c and quantile.c) ---------------------------------- */
+
+/* family.c: 1 when d is a definition reg_family_add accepts. Cannot fail. */
+int reg_family_def_valid(const reg_family_def *d);
+
+/* One series' saved state, to restore. */
+typedef struct {
+    double created;
+    double value;            /* counter, gauge, untyped */
+    const uint64_t *buckets; /* histogram: nbuckets + 1 per-bucket (not cumulative) counts */
+    double sum;              /* histogram, summary */
+    uint64_t count;          /* summary */
+    struct reg_qstream *q;   /* summary: the stream state; taken over (freed on failure) */
+} reg_series_state;
+
+/* series.c: create the series of values if absent (limits apply) and set its state exactly.
+ * Inside a section; at start-up (see reg_snapshot_load). Same results as the updates. */
+int reg_series_restore(reg_thread *t, reg_family *f, const char *const *values,
+                       const reg_series_state *st);
+/* series.c: a summary series' count, sum and stream state, read under its lock. Inside the
+ * section s was collected in. Cannot fail (the writer keeps errors). */
+void reg_series_summary_encode(const reg_series *s, reg_snapshot *w, int64_t wall_offset_ns);
+
 #endif

@@ -280,8 +280,20 @@ static void qs_flush(reg_qstream *q, unsigned skip) {
     q->bsorted = 1;
 }
 
-/* Rotate the age buckets so that now falls in the head's last period; buffered samples,
- * which belong to the period that just ended, are merged first. */
+/* Slide the window by k bucket durations (the caller moves exp): buffered samples, which
+ * belong to the period that just ended, are merged first, then the k oldest streams reset. */
+static void qs_rotate(reg_qstream *q, uint64_t k) {
+    unsigned resets = k >= q->nb ? q->nb : (unsigned)k;
+    qs_flush(q, resets);
+    for (unsigned j = 0; j < resets; j++) {
+        qs_stream *st = &q->s[((uint64_t)q->head + j) % q->nb];
+        st->len = 0;
+        st->n = 0;
+    }
+    q->head = (unsigned)(((uint64_t)q->head + k % q->nb) % q->nb);
+}
+
+/* Rotate the age buckets so that now falls in the head's last period. */
 static void qs_advance(reg_qstream *q, uint64_t now) {
     assert(q->nb >= 1 && q->dur >= 1); /* reg_qstream_create makes them so */
     if (now <= q->exp)
@@ -292,15 +304,7 @@ static void qs_advance(reg_qstream *q, uint64_t now) {
         q->exp = UINT64_MAX;
     else
         q->exp += k * q->dur;
-
-    unsigned resets = k >= q->nb ? q->nb : (unsigned)k;
-    qs_flush(q, resets);
-    for (unsigned j = 0; j < resets; j++) {
-        qs_stream *st = &q->s[((uint64_t)q->head + j) % q->nb];
-        st->len = 0;
-        st->n = 0;
-    }
-    q->head = (unsigned)(((uint64_t)q->head + k % q->nb) % q->nb);
+    qs_rotate(q, k);
 }
 
 /* NULL on allocation failure, or when objectives is NULL while n > 0. */
@@ -426,4 +430,129 @@ void reg_qstream_query(reg_qstream *q, uint64_t now_ns, double *out) {
     qs_flush(q, 0);
     for (size_t i = 0; i < q->nt; i++)
         out[i] = (h->len == 0 || !q->t[i].valid) ? NAN : qs_stream_query(h, q->t[i].q);
+}
+
+/* ---- snapshots -------------------------------------------------------------------------------
+ * A stream's state, in this order: u32 age buckets, u32 head, i64 the head's expiry as
+ * wall-clock ns, u32 buffer sorted (0/1), u32 buffered count and the buffered f64s, then per
+ * age bucket (by index): f64 n, u32 tuples and per tuple f64 value, width, delta. */
+
+/* Cannot fail (the writer keeps errors). */
+void reg_qstream_encode(const reg_qstream *q, reg_snapshot *w, int64_t wall_offset_ns) {
+    reg_snapshot_put_u32(w, q->nb);
+    reg_snapshot_put_u32(w, q->head);
+    /* Both clocks are far below 2^62 ns (146 years); a saturated expiry (never) stays far. */
+    const int64_t lim = (int64_t)1 << 62;
+    int64_t exp = q->exp >= (uint64_t)lim ? lim : (int64_t)q->exp + wall_offset_ns;
+    reg_snapshot_put_u64(w, (uint64_t)(exp < 0 ? 0 : exp > lim ? lim : exp));
+    reg_snapshot_put_u32(w, (uint32_t)q->bsorted);
+    reg_snapshot_put_u32(w, (uint32_t)q->blen);
+    for (size_t i = 0; i < q->blen; i++)
+        reg_snapshot_put_f64(w, q->buf[i]);
+    for (unsigned k = 0; k < q->nb; k++) {
+        const qs_stream *st = &q->s[k];
+        reg_snapshot_put_f64(w, st->n);
+        reg_snapshot_put_u32(w, (uint32_t)st->len);
+        for (size_t i = 0; i < st->len; i++) {
+            reg_snapshot_put_f64(w, st->l[i].value);
+            reg_snapshot_put_f64(w, st->l[i].width);
+            reg_snapshot_put_f64(w, st->l[i].delta);
+        }
+    }
+}
+
+/* 1 when x is a finite, non-negative count-like figure. */
+static int qs_count_ok(double x) {
+    return isfinite(x) && x >= 0;
+}
+
+/* Set the head's expiry from its wall-clock time, sliding the window by the bucket durations
+ * that passed meanwhile (a restart after a long pause drops the old observations). */
+static void qs_restore_expiry(reg_qstream *q, int64_t exp_wall, int64_t wall_offset_ns,
+                              uint64_t now) {
+    int64_t e = exp_wall - wall_offset_ns; /* monotonic; both bounded by 2^62 */
+    if (e >= 0 && (uint64_t)e >= now) {
+        q->exp = (uint64_t)e;
+        return;
+    }
+    uint64_t diff = (uint64_t)((int64_t)now - e);
+    uint64_t k = diff / q->dur + (diff % q->dur != 0);
+    uint64_t left = k * q->dur - diff; /* k * dur < diff + dur: no overflow while diff < 2^63 */
+    q->exp = left > UINT64_MAX - now ? UINT64_MAX : now + left;
+    qs_rotate(q, k);
+}
+
+/* Reads one stream's state (see reg_qstream_encode) for a family defined by d. out NULL:
+ * check only, nothing allocated. Returns 0, or -1 when malformed (r->bad set) or out of
+ * memory (r->bad clear). */
+int reg_qstream_decode(reg_snapshot_reader *r, const reg_family_def *d, int64_t wall_offset_ns,
+                       uint64_t now_ns, reg_qstream **out) {
+    unsigned nb = d->age_buckets ? d->age_buckets : QS_DEF_AGE_BUCKETS;
+    size_t bcap = d->buf_cap ? d->buf_cap : QS_DEF_BUF_CAP;
+    reg_qstream *q = NULL;
+    if (out) {
+        q = reg_qstream_create(d->objectives, d->nobjectives, d->max_age_ns, d->age_buckets,
+                               d->buf_cap, now_ns);
+        if (!q)
+            return -1;
+    }
+    uint32_t fnb = reg_snapshot_get_u32(r), head = reg_snapshot_get_u32(r);
+    int64_t exp_wall = (int64_t)reg_snapshot_get_u64(r);
+    uint32_t sorted = reg_snapshot_get_u32(r), blen = reg_snapshot_get_u32(r);
+    const int64_t lim = (int64_t)1 << 62;
+    if (fnb != nb || head >= nb || exp_wall < 0 || exp_wall > lim || sorted > 1 || blen >= bcap)
+        reg_snapshot_reader_fail(r);
+    double prev = -INFINITY;
+    for (uint32_t i = 0; i < blen && !r->bad; i++) {
+        double v = reg_snapshot_get_f64(r);
+        if (sorted && qs_less(v, prev))
+            reg_snapshot_reader_fail(r);
+        prev = v;
+        if (q)
+            q->buf[i] = v;
+    }
+    for (unsigned k = 0; k < nb && !r->bad; k++) {
+        double n = reg_snapshot_get_f64(r);
+        uint32_t len = reg_snapshot_get_u32(r);
+        /* each tuple takes 24 bytes: a length beyond what is left is malformed */
+        if (!qs_count_ok(n) || len > (r->len - r->pos) / 24)
+            reg_snapshot_reader_fail(r);
+        qs_stream *st = q ? &q->s[k] : NULL;
+        if (st && !r->bad && len > 0) {
+            st->l = malloc(len * sizeof *st->l);
+            if (!st->l) {
+                reg_qstream_destroy(q);
+                return -1;
+            }
+            st->cap = len;
+        }
+        prev = -INFINITY;
+        for (uint32_t i = 0; i < len && !r->bad; i++) {
+            qs_sample c;
+            c.value = reg_snapshot_get_f64(r); /* one statement each: read in order */
+            c.width = reg_snapshot_get_f64(r);
+            c.delta = reg_snapshot_get_f64(r);
+            if (qs_less(c.value, prev) || !qs_count_ok(c.width) || !qs_count_ok(c.delta))
+                reg_snapshot_reader_fail(r);
+            prev = c.value;
+            if (st)
+                st->l[i] = c;
+        }
+        if (st) {
+            st->n = n;
+            st->len = len;
+        }
+    }
+    if (r->bad) {
+        reg_qstream_destroy(q);
+        return -1;
+    }
+    if (q) {
+        q->head = head;
+        q->blen = blen;
+        q->bsorted = (int)sorted;
+        qs_restore_expiry(q, exp_wall, wall_offset_ns, now_ns);
+        *out = q;
+    }
+    return 0;
 }

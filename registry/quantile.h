@@ -23,4 +23,14 @@ void reg_qstream_observe(reg_qstream *q, double v, uint64_t now_ns);
 /* Estimates for each objective, in the order given at creation; NaN when the window is empty. */
 void reg_qstream_query(reg_qstream *q, uint64_t now_ns, double *out);
 
+/* Snapshots (registry/snapshot.c). wall_offset_ns is wall-clock minus monotonic time, in
+ * ns, at the write or the load: the window's position is saved in wall-clock time.
+ * Encode: the whole state, exactly (no rotation, no merge). Cannot fail. */
+void reg_qstream_encode(const reg_qstream *q, reg_snapshot *w, int64_t wall_offset_ns);
+/* Decode a state written for a family defined by d; out NULL checks only. A window whose
+ * head expired meanwhile slides as it would have. Returns 0, or -1 when malformed (r->bad
+ * set) or out of memory (r->bad clear). */
+int reg_qstream_decode(reg_snapshot_reader *r, const reg_family_def *d, int64_t wall_offset_ns,
+                       uint64_t now_ns, reg_qstream **out);
+
 #endif

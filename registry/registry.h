@@ -250,6 +250,86 @@ size_t reg_reap(reg_registry *r);
 size_t reg_series_total(const reg_registry *r);
 size_t reg_family_total(const reg_registry *r);
 
+/* ---- snapshots: the registry's state as bytes (persistence) ------------------------------
+ *
+ * The format is documented in registry/snapshot.c (and README.md, "Persistence"): a header
+ * with magic and version, length-prefixed typed records, a trailer with the record count and
+ * a CRC-32 of everything before it. Families with REG_FAMILY_OWN are not written. */
+
+#define REG_SNAPSHOT_VERSION 1u
+/* Record types (one byte). A type this version does not know makes a file malformed. */
+#define REG_SNAP_FAMILY 1u /* a family definition; the SERIES records after it belong to it */
+#define REG_SNAP_SERIES 2u /* one series: label values, created time, exact value state */
+#define REG_SNAP_GROUP 3u  /* reserved: pushed groups (registry/group.c) */
+
+/* Where reg_snapshot_write puts its bytes, in order, in pieces of at most about 64 KiB.
+ * Called outside any registry section. Returns 0, or non-zero to abort the write. */
+typedef int (*reg_snapshot_sink)(void *arg, const void *buf, size_t len);
+
+typedef struct {
+    size_t families, series; /* written */
+    uint64_t bytes;          /* handed to the sink */
+} reg_snapshot_stats;
+
+/* Write every family (but REG_FAMILY_OWN ones) and its live series to sink. Families are
+ * walked with cursors in bounded sections (at most 64 KiB of output or 1024 series each);
+ * no section is held while the sink runs, so updates and scrapes never wait for it. Each
+ * series is read as a scrape reads it. Must NOT be called inside a section. Returns 0, or -1
+ * with the reason in err (out of memory, or "write failed" when the sink failed: the sink
+ * keeps its own reason). stats may be NULL. */
+int reg_snapshot_write(reg_thread *t, reg_snapshot_sink sink, void *arg, reg_snapshot_stats *stats,
+                       char *err, size_t errlen);
+
+/* What a load did. conflict_names lists the first skipped families, comma-separated. */
+typedef struct {
+    uint64_t written_ns;      /* wall-clock time the snapshot was started, from its header */
+    size_t families;          /* restored: found with an equal definition, or created */
+    size_t series;            /* series restored */
+    size_t series_refused;    /* series refused by a series limit (or invalid label values) */
+    size_t conflicts;         /* families skipped: the live family's definition differs */
+    char conflict_names[256]; /* "a,b,c" (truncated with "..." when longer) */
+} reg_snapshot_report;
+
+/* Check a whole snapshot (magic, version, length, CRC, every record well-formed), and only
+ * then apply it: a family already present with an equal definition gets the saved series,
+ * an absent one is created from the saved definition, one whose definition differs is
+ * skipped and reported. Series are set exactly (values, buckets, summary streams, created
+ * time); series limits apply. For start-up: run it before anything else updates or reads the
+ * registry (restored series are overwritten, not merged). Must NOT be called inside a
+ * section. Returns REG_OK (rep filled); REG_EINVAL when the snapshot is refused, with the
+ * reason in err and nothing applied; REG_ENOMEM (err says so; what was applied stays). */
+int reg_snapshot_load(reg_thread *t, const void *buf, size_t len, reg_snapshot_report *rep,
+                      char *err, size_t errlen);
+
+/* Record building, for writers of further record types (pushed groups). A record is opened,
+ * filled and closed inside one call of the writer; values are little-endian, strings are a
+ * u32 length and the bytes. Errors (out of memory) are kept in the writer and reported by
+ * reg_snapshot_write; these cannot fail. */
+typedef struct reg_snapshot reg_snapshot;
+void reg_snapshot_record_begin(reg_snapshot *w, unsigned type);
+void reg_snapshot_record_end(reg_snapshot *w);
+void reg_snapshot_put_u8(reg_snapshot *w, uint8_t v);
+void reg_snapshot_put_u32(reg_snapshot *w, uint32_t v);
+void reg_snapshot_put_u64(reg_snapshot *w, uint64_t v);
+void reg_snapshot_put_f64(reg_snapshot *w, double v); /* the exact bits */
+void reg_snapshot_put_str(reg_snapshot *w, const char *s, size_t len);
+
+/* Reading one record's payload: every get checks the bounds; past the end (or on a bad
+ * value a caller reports with reg_snapshot_reader_fail) `bad` is set and gets return 0 /
+ * NULL from then on. Cannot fail otherwise. */
+typedef struct {
+    const unsigned char *p;
+    size_t len, pos;
+    int bad;
+} reg_snapshot_reader;
+uint8_t reg_snapshot_get_u8(reg_snapshot_reader *r);
+uint32_t reg_snapshot_get_u32(reg_snapshot_reader *r);
+uint64_t reg_snapshot_get_u64(reg_snapshot_reader *r);
+double reg_snapshot_get_f64(reg_snapshot_reader *r);
+/* The string's bytes (not NUL-terminated) and *len, or NULL. */
+const char *reg_snapshot_get_str(reg_snapshot_reader *r, size_t *len);
+void reg_snapshot_reader_fail(reg_snapshot_reader *r);
+
 /* ---- shared utilities: the one home of rules and tools other modules use too ----------- */
 
 /* A fast 64-bit hash of n bytes (wyhash-style multiply-fold; not cryptographic: seed it

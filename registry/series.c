@@ -794,3 +794,48 @@ void reg_series_summary(const reg_series *s, const reg_family *f, double *q, uin
 double reg_series_created(const reg_series *s) {
     return s->created;
 }
+
+/* ---- snapshots ----------------------------------------------------------------------------- */
+
+/* The state is set with plain relaxed stores inside enter/leave: restoring replaces a value,
+ * it does not merge, which is why loads run at start-up (reg_snapshot_load). */
+int reg_series_restore(reg_thread *t, reg_family *f, const char *const *values,
+                       const reg_series_state *st) {
+    int err = REG_OK;
+    struct reg_series *s = enter_series(t, f, values, &err);
+    if (s == NULL) {
+        reg_qstream_destroy(st->q);
+        return err;
+    }
+    /* Not atomic: nothing reads created before the start-up load ends (no scrape yet). */
+    s->created = st->created;
+    _Atomic uint64_t *v = reg_series_vals(s);
+    if (f->def.type == REG_HISTOGRAM) {
+        for (size_t i = 0; i <= f->def.nbuckets; i++)
+            atomic_store_explicit(&v[i], st->buckets[i], memory_order_relaxed);
+        atomic_store_explicit(&v[f->def.nbuckets + 1], d_to_bits(st->sum), memory_order_relaxed);
+    } else if (f->def.type == REG_SUMMARY) {
+        reg_summary_state *ss =
+            (reg_summary_state *)(uintptr_t)atomic_load_explicit(&v[0], memory_order_relaxed);
+        pthread_mutex_lock(&ss->mu);
+        reg_qstream_destroy(ss->q);
+        ss->q = st->q;
+        ss->count = st->count;
+        ss->sum = st->sum;
+        pthread_mutex_unlock(&ss->mu);
+    } else {
+        atomic_store_explicit(&v[0], d_to_bits(st->value), memory_order_relaxed);
+    }
+    leave(s); /* release: pairs with a later removal's DEAD CAS, as for any update */
+    return REG_OK;
+}
+
+void reg_series_summary_encode(const reg_series *s, reg_snapshot *w, int64_t wall_offset_ns) {
+    reg_summary_state *ss = (reg_summary_state *)(uintptr_t)atomic_load_explicit(
+        reg_series_vals(s), memory_order_relaxed);
+    pthread_mutex_lock(&ss->mu);
+    reg_snapshot_put_u64(w, ss->count);
+    reg_snapshot_put_f64(w, ss->sum);
+    reg_qstream_encode(ss->q, w, wall_offset_ns);
+    pthread_mutex_unlock(&ss->mu);
+}

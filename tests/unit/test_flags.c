@@ -110,6 +110,8 @@ static const str_flag str_flags[] = {
     {"statsd.mapping-config", offsetof(exp_flags, mapping_config), "mapping.yml"},
     {"statsd.tcp-idle-timeout", offsetof(exp_flags, statsd_tcp_idle_timeout), "0"},
     {"push.group-ttl", offsetof(exp_flags, push_group_ttl), "1h"},
+    {"persistence.file", offsetof(exp_flags, persistence_file), "/var/lib/abacus/snapshot"},
+    {"persistence.interval", offsetof(exp_flags, persistence_interval), "30s"},
     {"log.level", offsetof(exp_flags, log_level), "debug"},
     {"log.format", offsetof(exp_flags, log_format), "json"},
 };
@@ -374,7 +376,8 @@ static void test_bool_malformed(void **state) {
 static void test_duration_flags(void **state) {
     (void)state;
     static const char *const names[] = {"web.request-timeout", "web.write-timeout",
-                                        "statsd.tcp-idle-timeout", "push.group-ttl"};
+                                        "statsd.tcp-idle-timeout", "push.group-ttl",
+                                        "persistence.interval"};
     static const char *const good[] = {"0", "0s", "10s", "1m30s", "500ms", "1h", "2d", "1w"};
     static const char *const bad[] = {"", "10", "-1s", "abc", "1x", "s", "1.5.5s", " 1s"};
     for (size_t i = 0; i < N(names); i++) {
