@@ -419,6 +419,11 @@ int reg_family_add(reg_thread *t, const reg_family_def *def, reg_family **out) {
             return REG_ENOMEM;
         pthread_mutex_lock(&r->fam_mu);
         f = reg_family_find(t, def->name);
+        if (f == NULL && reg_groups_fit_locked(r, def) != REG_OK) {
+            pthread_mutex_unlock(&r->fam_mu);
+            reg_family_free_now(nf);
+            return REG_ECONFLICT;
+        }
         if (f == NULL) {
             bool ok = link_locked(r, nf, NULL);
             pthread_mutex_unlock(&r->fam_mu);
@@ -469,6 +474,11 @@ int reg_family_replace(reg_thread *t, const reg_family_def *def, reg_family **ou
         unpublished_free(r, f);
         *out = old;
         return REG_OK;
+    }
+    if (reg_groups_fit_locked(r, def) != REG_OK) {
+        pthread_mutex_unlock(&r->fam_mu);
+        unpublished_free(r, f);
+        return REG_ECONFLICT;
     }
     bool ok = link_locked(r, f, old);
     pthread_mutex_unlock(&r->fam_mu);

@@ -153,6 +153,14 @@ struct reg_registry {
     pthread_cond_t wake_cv;
     int stopping;
     uint64_t seed;
+
+    /* Pushed groups (group.c). Lock order: push_mu, then fam_mu. */
+    pthread_mutex_t push_mu; /* serialises writers of groups */
+    ck_hs_t groups;          /* the current state of each group */
+    /* Pushed name -> its type and how many groups have it. Changed with both push_mu and
+     * fam_mu held, so either lock is enough to read it (reg_family_add reads it under fam_mu). */
+    reg_strmap *push_names;
+    _Atomic size_t ngroups;
 };
 
 static inline uint64_t reg_mum(uint64_t a, uint64_t b) {
@@ -200,6 +208,9 @@ void reg_retire_series(reg_registry *r, struct reg_series *s);
 void reg_writer_enter(reg_registry *r);
 void reg_writer_leave(void);
 void reg_retire_family(reg_registry *r, struct reg_family *f);
+/* Queue an unlinked entry for a deferred free by fn after a grace period. Any thread; cannot
+ * fail. */
+void reg_retire(reg_registry *r, ck_epoch_entry_t *e, ck_epoch_cb_t *fn);
 bool reg_hs_init(reg_registry *r, ck_hs_t *hs, ck_hs_hash_cb_t *hf, ck_hs_compare_cb_t *cmp,
                  unsigned long capacity);
 
@@ -208,6 +219,15 @@ void reg_family_free_now(struct reg_family *f);
 size_t reg_family_reap(reg_registry *r, struct reg_family *f, uint64_t now_ns);
 bool reg_families_init(reg_registry *r);
 void reg_families_destroy(reg_registry *r);
+
+/* group.c */
+bool reg_groups_init(reg_registry *r);
+void reg_groups_destroy(reg_registry *r);
+/* Remove groups whose TTL passed. Not inside a section. Returns how many. */
+size_t reg_groups_reap(reg_registry *r, uint64_t now_ns);
+/* REG_OK when a new registry family def fits every pushed family of its name (its type);
+ * REG_ECONFLICT otherwise. Under fam_mu. */
+int reg_groups_fit_locked(reg_registry *r, const reg_family_def *def);
 
 /* series.c */
 /* Tests only (NULL otherwise): reg_family_collect calls it between its two looks, inside the

@@ -76,7 +76,7 @@ const char *reg_type_name(reg_type t) {
 static _Thread_local reg_registry *tls_writer_reg;
 
 /* Queue an unlinked entry for a deferred free. Any thread; cannot fail. */
-static void retire(reg_registry *r, ck_epoch_entry_t *e, ck_epoch_cb_t *fn) {
+void reg_retire(reg_registry *r, ck_epoch_entry_t *e, ck_epoch_cb_t *fn) {
     e->function = fn;
     pthread_mutex_lock(&r->retire_mu);
     e->stack_entry.next = r->retired;
@@ -105,7 +105,7 @@ static void hs_free(void *p, size_t n, bool defer) {
         free(b);
         return;
     }
-    retire(r, &b->epoch_entry, free_block_cb);
+    reg_retire(r, &b->epoch_entry, free_block_cb);
 }
 
 /* ck_hs does not resize through realloc today; this keeps the allocator's contract should a
@@ -160,12 +160,12 @@ static void free_family_cb(ck_epoch_entry_t *e) {
 /* Called with the series already unlinked (its reap fields are no longer used). Any thread;
  * cannot fail. */
 void reg_retire_series(reg_registry *r, struct reg_series *s) {
-    retire(r, &s->epoch_entry, free_series_cb);
+    reg_retire(r, &s->epoch_entry, free_series_cb);
 }
 
 /* Called once the family is unlinked and its last hold is released. Any thread; cannot fail. */
 void reg_retire_family(reg_registry *r, struct reg_family *f) {
-    retire(r, &f->epoch_entry, free_family_cb);
+    reg_retire(r, &f->epoch_entry, free_family_cb);
 }
 
 /* Move everything retired so far into the reaper's record (ck_epoch_call tags each entry
@@ -244,6 +244,7 @@ size_t reg_reap(reg_registry *r) {
     reg_begin(r->reaper);
     reg_foreach_family(r->reaper, reap_family_cb, args);
     reg_end(r->reaper);
+    n += reg_groups_reap(r, now);
     reclaim(r);
     pthread_mutex_unlock(&r->reap_mu);
     return n;
@@ -298,6 +299,8 @@ reg_registry *reg_create(const reg_options *opt) {
     pthread_condattr_destroy(&ca);
     if (!reg_families_init(r))
         goto fail;
+    if (!reg_groups_init(r))
+        goto fail_families;
     r->reaper = reg_thread_attach(r);
     if (r->reaper == NULL)
         goto fail_families;
@@ -310,6 +313,7 @@ reg_registry *reg_create(const reg_options *opt) {
 fail_reaper:
     free(r->reaper); /* the only record, allocated by reg_thread_attach; r->epoch goes too */
 fail_families:
+    reg_groups_destroy(r);
     reg_families_destroy(r);
 fail:
     free(r);
@@ -329,6 +333,7 @@ void reg_destroy(reg_registry *r) {
     /* No reader is left: run every pending deferred free, then free what is still linked. */
     adopt_retired(r);
     ck_epoch_barrier(&r->reaper->rec);
+    reg_groups_destroy(r);
     reg_families_destroy(r);
     /* Every record, registered or recycled, belongs to this registry; none is in use now. */
     ck_stack_entry_t *cursor, *next;

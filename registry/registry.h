@@ -250,6 +250,98 @@ size_t reg_reap(reg_registry *r);
 size_t reg_series_total(const reg_registry *r);
 size_t reg_family_total(const reg_registry *r);
 
+/* ---- pushed groups (registry/group.c) ------------------------------------------------------
+ *
+ * A group is what one Pushgateway grouping key holds: families of samples that each push
+ * replaces, or adds to, as a whole. Each state of a group is one immutable object published
+ * with one pointer swap in the registry's group set (ck_hs_set) and freed through the epoch;
+ * a scrape holds the states it found when it began (reg_group_snapshot), so it shows every
+ * group wholly before or wholly after each push. Pushes serialise on the registry's push
+ * mutex; their cost grows with the size of the group pushed to, never with other groups.
+ *
+ * Names are one registry: a pushed name has one type across all groups, and a pushed family
+ * whose name is also a registry family (declared, StatsD-fed, self-metric) must fit it: the
+ * same type, the same help when the push gives one, and label names that, without the
+ * grouping key's, are the family's labels and constant labels. reg_family_add and
+ * reg_family_replace refuse (REG_ECONFLICT) a new family that does not fit a pushed name.
+ * Pushed series count towards the registry-wide series limit.
+ */
+
+/* One pushed series: its label text (`a="x",b="y"`, sorted by label name, grouping labels
+ * included, escaped as reg_series_labels renders it) and its values:
+ *   counter, gauge, untyped: vals[0]
+ *   histogram: vals[0] sum, vals[1] count, then (upper bound, cumulative count) pairs by
+ *              increasing bound, the last bound +Inf
+ *   summary:   vals[0] sum, vals[1] count, then (quantile, value) pairs by increasing quantile */
+typedef struct {
+    const char *labels; /* NUL-terminated */
+    uint32_t labels_len;
+    uint32_t nvals;
+    const double *vals;
+} reg_push_series;
+
+typedef struct {
+    const char *name;
+    const char *help; /* NULL when the push gave none */
+    reg_type type;
+    double time; /* wall-clock seconds of the push that last wrote it (set by the registry) */
+    size_t nseries;
+    const reg_push_series *series; /* sorted by label text, none twice */
+} reg_push_family;
+
+typedef enum {
+    REG_PUSH_REPLACE_ALL,      /* PUT: the body is the group's new content */
+    REG_PUSH_REPLACE_FAMILIES, /* POST: families in the body replace those of the same name */
+    REG_PUSH_ADD,      /* counters and histograms add to the stored series of the same labels;
+                        * other types replace as with REG_PUSH_REPLACE_FAMILIES */
+    REG_PUSH_FAILED,   /* a push that was refused: records its time, changes nothing else */
+} reg_push_mode;
+
+/* What a push is. The registry copies what it keeps. */
+typedef struct {
+    const char *key; /* the grouping key's label text, sorted: identifies the group */
+    size_t key_len;
+    size_t nkey_names; /* the grouping key's label names (for the fit check) */
+    const char *const *key_names;
+    reg_push_mode mode;
+    size_t nfamilies; /* names unique; not push_time_seconds or push_failure_time_seconds */
+    const reg_push_family *families;
+    double time;     /* wall-clock seconds */
+    uint64_t ttl_ns; /* the group goes this long after its last successful push; 0 never */
+} reg_push;
+
+typedef struct reg_group reg_group;
+
+#define REG_PUSH_TIME_NAME "push_time_seconds"
+#define REG_PUSH_FAILURE_TIME_NAME "push_failure_time_seconds"
+
+/* Apply a push in one step. REG_OK; REG_ECONFLICT (a family does not fit another group's or a
+ * registry family of its name), REG_EINVAL (REG_PUSH_ADD onto a series of another bucket
+ * layout, a reserved name), REG_ELIMIT (the series limit), REG_ENOMEM: then the group is as it
+ * was, and err says why (names the family). REG_PUSH_FAILED cannot conflict. Inside a
+ * section (the section is not held across anything that waits). */
+int reg_group_push(reg_thread *t, const reg_push *p, char *err, size_t errlen);
+/* Remove a group. REG_OK or REG_ENOTFOUND. Any thread, in or out of a section. */
+int reg_group_delete(reg_registry *r, const char *key, size_t key_len);
+/* Remove every group; returns how many. Any thread, in or out of a section. */
+size_t reg_group_wipe(reg_registry *r);
+
+/* The current states of all groups, each held, in *out (grown with realloc; *cap entries),
+ * sorted by key. Returns the count, or -1 out of memory (nothing held). Inside a section; the
+ * states stay valid after reg_end until reg_group_release_all. */
+long reg_group_snapshot(reg_thread *t, reg_group ***out, size_t *cap);
+/* Release states from reg_group_snapshot. Any thread; cannot fail. */
+void reg_group_release_all(reg_registry *r, reg_group **g, size_t n);
+
+/* Accessors of a held state. Cannot fail. */
+const char *reg_group_key(const reg_group *g, size_t *len);
+double reg_group_push_time(const reg_group *g);    /* 0 when no push succeeded yet */
+double reg_group_failure_time(const reg_group *g); /* 0 when none failed */
+size_t reg_group_family_count(const reg_group *g);
+const reg_push_family *reg_group_families(const reg_group *g); /* sorted by name */
+/* The family of that name in g, NULL when absent. */
+const reg_push_family *reg_group_family(const reg_group *g, const char *name);
+size_t reg_group_total(const reg_registry *r); /* number of groups (relaxed read) */
 /* ---- snapshots: the registry's state as bytes (persistence) ------------------------------
  *
  * The format is documented in registry/snapshot.c (and README.md, "Persistence"): a header
@@ -348,6 +440,12 @@ int reg_valid_label_name(const char *s, size_t len);
  * for Prometheus's own use) always, "le" in a histogram, "quantile" in a summary (the
  * exposition adds them). REG_UNTYPED when the type is not known: only the prefix rule. */
 int reg_reserved_label_name(reg_type t, const char *s, size_t len);
+/* 1 when s[0..n) is well-formed UTF-8 (Prometheus requires it in label values). Cannot
+ * fail. */
+int reg_valid_utf8(const char *s, size_t n);
+/* Write a label value escaped as in the text format (backslash, double quote, newline) to
+ * dst, which has room for 2 * n bytes. Returns the length written. Cannot fail. */
+size_t reg_escape_label_value(const char *src, size_t n, char *dst);
 /* 1 when the name's first len bytes end with suffix (`_total`, `_bucket`, `_count`, `_sum`:
  * the suffixes the exposition formats give meaning to). Cannot fail. */
 int reg_name_has_suffix(const char *name, size_t len, const char *suffix);
@@ -366,6 +464,9 @@ reg_strmap *reg_strmap_create(unsigned flags);
 int reg_strmap_put(reg_strmap *m, const char *key, size_t len, void *val);
 /* The value of key; NULL when absent or m is NULL. Cannot fail. */
 void *reg_strmap_get(const reg_strmap *m, const char *key, size_t len);
+/* Remove key (freeing its copy under REG_STRMAP_COPY). 1 when removed, 0 when absent.
+ * Cannot fail. */
+int reg_strmap_remove(reg_strmap *m, const char *key, size_t len);
 /* Number of keys; 0 for NULL. Cannot fail. */
 size_t reg_strmap_count(const reg_strmap *m);
 /* Iteration in no particular order: start with *pos = 0; each call returns 1 and fills the

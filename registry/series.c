@@ -178,8 +178,24 @@ static long render_key(const reg_family *f, const char *const *values, char *buf
     return (long)n;
 }
 
+/* The text format's label value escaping; render_key inlines the same rule on its hot path.
+ * Cannot fail. */
+size_t reg_escape_label_value(const char *src, size_t n, char *dst) {
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = src[i];
+        if (c == '\\' || c == '"' || c == '\n') {
+            dst[k++] = '\\';
+            c = c == '\n' ? 'n' : c;
+        }
+        dst[k++] = c;
+    }
+    return k;
+}
+
 /* 1 when s holds well-formed UTF-8 (Prometheus requires it in label values). */
-static int valid_utf8(const unsigned char *s, size_t n) {
+int reg_valid_utf8(const char *text, size_t n) {
+    const unsigned char *s = (const unsigned char *)text;
     size_t i = 0;
     while (i < n) {
         unsigned c = s[i];
@@ -337,7 +353,7 @@ static struct reg_series *enter_series(reg_thread *t, reg_family *f, const char 
     s = reg_series_untag(ck_hs_get(&f->hs, (unsigned long)sp.hash, &sp));
     if (s == NULL) {
         for (size_t i = 0; i < f->def.nlabels; i++) {
-            if (!valid_utf8((const unsigned char *)values[i], strlen(values[i]))) {
+            if (!reg_valid_utf8(values[i], strlen(values[i]))) {
                 pthread_mutex_unlock(&f->mu);
                 *err = REG_EINVAL;
                 return NULL;

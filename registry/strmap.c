@@ -127,6 +127,40 @@ void *reg_strmap_get(const reg_strmap *m, const char *key, size_t len) {
     return strmap_probe(m->slots, m->cap, key, len, h)->val;
 }
 
+/* Linear probing without tombstones: after emptying slot i, move back every later entry of
+ * the run that may live at i (its home slot is not cyclically in (i, j]), so no probe run
+ * is cut short. Returns 1 when removed, 0 when absent. Cannot fail. */
+int reg_strmap_remove(reg_strmap *m, const char *key, size_t len) {
+    if (!m || !m->n || (!key && len))
+        return 0;
+    if (!key)
+        key = "";
+    uint64_t h = reg_hash_bytes(key, len, m->seed);
+    strmap_slot *s = strmap_probe(m->slots, m->cap, key, len, h);
+    if (!s->key)
+        return 0;
+    if (m->flags & REG_STRMAP_COPY)
+        free((void *)s->key);
+    size_t mask = m->cap - 1, i = (size_t)(s - m->slots), j = i;
+    for (;;) {
+        m->slots[i].key = NULL;
+        for (;;) {
+            j = (j + 1) & mask;
+            if (!m->slots[j].key) {
+                m->n--;
+                return 1;
+            }
+            size_t home = (size_t)m->slots[j].hash & mask;
+            /* Stays when home lies cyclically in (i, j]. */
+            if (i <= j ? (i < home && home <= j) : (i < home || home <= j))
+                continue;
+            break;
+        }
+        m->slots[i] = m->slots[j];
+        i = j;
+    }
+}
+
 /* Cannot fail. */
 size_t reg_strmap_count(const reg_strmap *m) {
     return m ? m->n : 0;
