@@ -189,7 +189,7 @@ int main(int argc, char **argv) {
         exp_config_release(cfg);
     if (a.state && start_persistence(&a, err, sizeof err) == 0)
         a.http =
-            exp_http_start(a.reg, a.state, a.self, cfg, a.flags.enable_lifecycle, err, sizeof err);
+            exp_http_start(a.reg, a.state, a.self, cfg, (a.flags.enable_lifecycle ? EXP_HTTP_LIFECYCLE : 0u) | (a.flags.enable_admin_api ? EXP_HTTP_ADMIN_API : 0u), err, sizeof err);
     if (!a.http || start_listeners(&a, err, sizeof err) != 0) {
         exp_log(EXP_LOG_ERROR, "cannot start", "err", err, NULL);
         stop_all(&a);

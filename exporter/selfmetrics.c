@@ -34,6 +34,8 @@ enum {
     F_RELOADS,
     F_RELOAD_TS,
     F_CONFIG_HASH,
+    F_PUSH_REFUSED,
+    F_PUSH_GROUPS,
     F_CPU,
     F_OPEN_FDS,
     F_MAX_FDS,
@@ -51,6 +53,10 @@ static const char *const l_reason[] = {"reason"};
 /* Every reason exp_self_http_closed takes, exported from start so rate() sees the first one. */
 static const char *const closed_reasons[] = {"request_timeout", "write_timeout", "evicted",
                                              "refused"};
+/* Every reason exp_self_push_refused takes, exported from start. */
+static const char *const push_reasons[] = {"invalid_path", "invalid_body", "invalid_ttl",
+                                           "conflict",     "series_limit", "too_large",
+                                           "busy",         "method",       "out_of_memory"};
 static const char *const l_outcome[] = {"outcome"};
 /* Both outcomes of a reload, exported from start like the reasons above. */
 static const char *const reload_outcomes[] = {"success", "failure"};
@@ -115,6 +121,18 @@ static const reg_family_def defs[F_COUNT] = {
     [F_CONFIG_HASH] = DEF("abacus_config_hash",
                           "Hash of the loaded configuration files (low 53 bits; 0 for the "
                           "built-in defaults).",
+                          REG_GAUGE),
+    [F_PUSH_REFUSED] = {.name = "abacus_push_refused_total",
+                         .help = "Pushes refused, by reason: invalid_path, invalid_body (not the "
+                                 "text format, timestamps, a histogram without +Inf, a series "
+                                 "twice), invalid_ttl, conflict (a type, help or labels that "
+                                 "differ from the metric of that name), series_limit, too_large "
+                                 "(push.max_body_bytes), busy (push.max_buffered_bytes), method, "
+                                 "out_of_memory.",
+                         .type = REG_COUNTER,
+                         .nlabels = 1,
+                         .labels = l_reason},
+    [F_PUSH_GROUPS] = DEF("abacus_push_groups", "Pushed groups held (one per grouping key).",
                           REG_GAUGE),
     [F_CPU] = DEF("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
                   REG_COUNTER),
@@ -336,6 +354,10 @@ exp_self *exp_self_create(reg_registry *r, char *err, size_t errlen) {
             const char *v[] = {reload_outcomes[i]};
             rc = reg_touch(t, exp_famset_get(&s->fams, F_RELOADS), v);
         }
+        for (size_t i = 0; rc == REG_OK && i < sizeof push_reasons / sizeof *push_reasons; i++) {
+            const char *v[] = {push_reasons[i]};
+            rc = reg_touch(t, exp_famset_get(&s->fams, F_PUSH_REFUSED), v);
+        }
         if (rc != REG_OK)
             snprintf(err, errlen, "initialising self-metrics: %s", reg_strerror(rc));
     }
@@ -425,6 +447,16 @@ void exp_self_http_closed(exp_self *s, const char *reason, double n) {
     if (!t)
         return;
     update(s, t, F_HTTP_CLOSED, reg_counter_add, v, n);
+    event_end(s, t);
+}
+
+/* Cannot fail (an update the registry refuses is dropped). */
+void exp_self_push_refused(exp_self *s, const char *reason) {
+    const char *v[] = {reason};
+    reg_thread *t = event_begin(s);
+    if (!t)
+        return;
+    update(s, t, F_PUSH_REFUSED, reg_counter_add, v, 1);
     event_end(s, t);
 }
 
@@ -583,6 +615,7 @@ void exp_self_refresh(exp_self *s) {
         update(s, t, F_MAX_FDS, reg_gauge_set, none, max_fds);
     if (ok_as)
         update(s, t, F_VSIZE_MAX, reg_gauge_set, none, max_as);
+    update(s, t, F_PUSH_GROUPS, reg_gauge_set, none, (double)reg_group_total(s->reg));
 
     /* Series per family: set the live ones, then drop entries of families that are gone. */
     read_by_family(s, t, F_REFUSED, &s->refused_seen);

@@ -26,6 +26,9 @@ void exp_self_scrape_duration(exp_self *s, double seconds);
  * "evicted" (made room for a newcomer at the connection cap), "refused" (at the cap,
  * nothing to evict). Cannot fail. */
 void exp_self_http_closed(exp_self *s, const char *reason, double n);
+/* Count one refused push; reason is one of those abacus_push_refused_total's help lists.
+ * Cannot fail. */
+void exp_self_push_refused(exp_self *s, const char *reason);
 /* Count one scrape that waited for a free scrape slot. Cannot fail. */
 void exp_self_scrape_queued(exp_self *s);
 /* Set the number of open HTTP connections. Cannot fail. */

@@ -285,17 +285,29 @@ static size_t fmt_created(double c, char *buf) {
 /* ---- scrape state ------------------------------------------------------------------------ */
 
 typedef struct {
-    reg_family *f;    /* held from exp_scrape_begin to exp_scrape_end; NULL once released */
-    const char *name; /* in f's definition */
+    reg_family *f;    /* held from exp_scrape_begin to exp_scrape_end; NULL once released, or
+                       * for a name only pushed groups have */
+    const char *name; /* in f's definition, or in a held group state */
     size_t mlen;      /* length of the metadata name: without _total for OpenMetrics counters */
+    size_t push_first, push_count; /* its pushed families: exp_scrape.pushed[first..+count) */
 } exp_fam;
+
+/* One pushed family of one group, or one of a group's two push-time gauges (family NULL:
+ * meta says which). */
+typedef struct {
+    const char *name;
+    const reg_group *g;
+    const reg_push_family *family;
+    int meta;  /* 0; 1 push_time_seconds; 2 push_failure_time_seconds */
+    size_t gi; /* index of g in exp_scrape.groups */
+} exp_pushed;
 
 typedef struct {
     uint8_t len;
     char s[EXP_TOK_MAX];
 } exp_tok;
 
-enum { PH_FAMILY, PH_HEADER, PH_SERIES, PH_EOF, PH_DONE };
+enum { PH_FAMILY, PH_HEADER, PH_SERIES, PH_PUSHED, PH_EOF, PH_DONE };
 
 /* Sample name slots of the current family. */
 enum { NM_MAIN, NM_BUCKET, NM_SUM, NM_COUNT, NM_CREATED, NM_N };
@@ -311,6 +323,17 @@ struct exp_scrape {
 
     exp_fam *fams;
     size_t nfams, fi;
+
+    /* Pushed groups: the states found at the start, held to the end, and their families in
+     * name order (then group key order). */
+    reg_group **groups;
+    size_t ngroups, groups_cap;
+    exp_pushed *pushed;
+    size_t npushed;
+    size_t pi, ps, pj;        /* rendering position: entry, series, line */
+    reg_family_def push_def;  /* the definition a name only pushed groups have renders with */
+    char *meta_key;           /* labels of the current push-time series */
+    size_t meta_key_cap;
     const char *last_meta; /* metadata name of the last family written (OpenMetrics dedup) */
     size_t last_mlen;
 
@@ -437,7 +460,9 @@ static int add_family_cb(void *arg, reg_family *f) {
     }
     if (reg_family_hold(f) != REG_OK)
         return 0; /* removed meanwhile: not part of this scrape */
-    fam_set(s, &s->fams[s->nfams++], f);
+    exp_fam *e = &s->fams[s->nfams++];
+    memset(e, 0, sizeof *e); /* no pushed families until list_pushed gives some */
+    fam_set(s, e, f);
     return 0;
 }
 
@@ -446,6 +471,73 @@ static void release_families(exp_scrape *s) {
     for (size_t i = 0; i < s->nfams; i++)
         if (s->fams[i].f)
             reg_family_release(s->reg, s->fams[i].f);
+}
+
+static int cmp_pushed(const void *a, const void *b) {
+    const exp_pushed *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    if (c != 0)
+        return c;
+    return x->gi < y->gi ? -1 : x->gi > y->gi; /* group key order */
+}
+
+/* One more family entry (room was made) for a name only pushed groups have, its metadata
+ * name as fam_set computes it. Cannot fail. */
+static void add_pushed_name(exp_scrape *s, size_t first, size_t count) {
+    const exp_pushed *p = &s->pushed[first];
+    exp_fam *e = &s->fams[s->nfams++];
+    reg_type type = p->family ? p->family->type : REG_GAUGE;
+    *e = (exp_fam){NULL, p->name, strlen(p->name), first, count};
+    if (s->om && type == REG_COUNTER && reg_name_has_suffix(e->name, e->mlen, "_total"))
+        e->mlen -= 6;
+}
+
+/* List every held group's families (and its two push-time gauges) by name, and give each
+ * name's run to the registry family of that name, or to a new entry. -1 out of memory. */
+static int list_pushed(exp_scrape *s) {
+    size_t n = 0;
+    for (size_t i = 0; i < s->ngroups; i++)
+        n += reg_group_family_count(s->groups[i]) + 2;
+    if (n == 0)
+        return 0;
+    s->pushed = malloc(n * sizeof *s->pushed);
+    exp_fam *grown = realloc(s->fams, (s->nfams + n) * sizeof *grown); /* a name each at most */
+    if (grown)
+        s->fams = grown;
+    reg_strmap *by_name = reg_strmap_create(0);
+    if (s->pushed == NULL || grown == NULL || by_name == NULL) {
+        reg_strmap_free(by_name);
+        return -1;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < s->ngroups; i++) {
+        const reg_group *g = s->groups[i];
+        const reg_push_family *f = reg_group_families(g);
+        for (size_t j = 0; j < reg_group_family_count(g); j++)
+            s->pushed[k++] = (exp_pushed){f[j].name, g, &f[j], 0, i};
+        s->pushed[k++] = (exp_pushed){REG_PUSH_TIME_NAME, g, NULL, 1, i};
+        s->pushed[k++] = (exp_pushed){REG_PUSH_FAILURE_TIME_NAME, g, NULL, 2, i};
+    }
+    s->npushed = n;
+    qsort(s->pushed, n, sizeof *s->pushed, cmp_pushed);
+    int rc = 0;
+    for (size_t i = 0; i < s->nfams && rc == 0; i++)
+        rc = reg_strmap_put(by_name, s->fams[i].name, strlen(s->fams[i].name),
+                            (void *)(uintptr_t)(i + 1)); /* an index: fams may move */
+    for (size_t i = 0, j; i < n && rc == 0; i = j) {
+        for (j = i + 1; j < n && !strcmp(s->pushed[j].name, s->pushed[i].name); j++)
+            ;
+        uintptr_t at = (uintptr_t)reg_strmap_get(by_name, s->pushed[i].name,
+                                                 strlen(s->pushed[i].name));
+        if (at) {
+            s->fams[at - 1].push_first = i;
+            s->fams[at - 1].push_count = j - i;
+        } else {
+            add_pushed_name(s, i, j - i);
+        }
+    }
+    reg_strmap_free(by_name);
+    return rc;
 }
 
 exp_scrape *exp_scrape_begin(reg_registry *r, exp_format fmt, int gzip) {
@@ -469,9 +561,16 @@ exp_scrape *exp_scrape_begin(reg_registry *r, exp_format fmt, int gzip) {
     reg_begin(s->th);
     fam_list l = {s, 0, 0};
     reg_foreach_family(s->th, add_family_cb, &l);
+    long ng = l.oom ? -1 : reg_group_snapshot(s->th, &s->groups, &s->groups_cap);
     reg_end(s->th);
-    if (l.oom) {
+    if (ng < 0) {
         release_families(s);
+        goto fail;
+    }
+    s->ngroups = (size_t)ng;
+    if (list_pushed(s) != 0) {
+        release_families(s);
+        reg_group_release_all(r, s->groups, s->ngroups);
         goto fail;
     }
     if (s->nfams > 1)
@@ -479,6 +578,8 @@ exp_scrape *exp_scrape_begin(reg_registry *r, exp_format fmt, int gzip) {
     s->phase = PH_FAMILY;
     return s;
 fail:
+    free(s->groups);
+    free(s->pushed);
     if (s->th)
         reg_thread_detach(s->th);
     if (s->z_init)
@@ -495,9 +596,13 @@ void exp_scrape_end(exp_scrape *s) {
     if (s->cur_open)
         reg_cursor_close(s->reg, &s->cur);
     release_families(s);
+    reg_group_release_all(s->reg, s->groups, s->ngroups);
     reg_thread_detach(s->th);
     if (s->z_init)
         deflateEnd(&s->zs);
+    free(s->groups);
+    free(s->pushed);
+    free(s->meta_key);
     free(s->fams);
     free(s->keycopy);
     free(s->prefix);
@@ -885,6 +990,156 @@ static void close_family(exp_scrape *s) {
     s->nser = s->si = 0;
 }
 
+/* ---- pushed groups ---------------------------------------------------------------------- */
+
+static const char push_time_help[] =
+    "Last Unix time when changing this group in the Pushgateway succeeded.";
+static const char push_failure_help[] =
+    "Last Unix time when changing this group in the Pushgateway failed.";
+
+/* The definition a name that only pushed groups have is rendered with: its type, and the help
+ * of the first group (in key order) that gave one. Cannot fail. */
+static const reg_family_def *pushed_def(exp_scrape *s, const exp_fam *e) {
+    const exp_pushed *p = &s->pushed[e->push_first];
+    memset(&s->push_def, 0, sizeof s->push_def);
+    s->push_def.name = e->name;
+    if (p->meta) {
+        s->push_def.type = REG_GAUGE;
+        s->push_def.help = p->meta == 1 ? push_time_help : push_failure_help;
+        return &s->push_def;
+    }
+    s->push_def.type = p->family->type;
+    for (size_t i = 0; i < e->push_count && !s->push_def.help; i++)
+        s->push_def.help = p[i].family->help;
+    return &s->push_def;
+}
+
+/* Labels of a group's push-time gauges: its grouping key, with instance="" when the key has
+ * no instance (as every pushed series has one). NULL when out of memory. */
+static const char *meta_labels(exp_scrape *s, const reg_group *g, size_t *len) {
+    size_t kl;
+    const char *key = reg_group_key(g, &kl);
+    /* Names are sorted: find where instance goes, or that it is there. */
+    size_t at = 0;
+    while (at < kl) {
+        size_t end = at;
+        while (end < kl && key[end] != '=')
+            end++;
+        int c = strncmp(key + at, "instance", end - at);
+        if (c == 0 && end - at == 8) {
+            *len = kl;
+            return key;
+        }
+        if (c > 0 || (c == 0 && end - at > 8))
+            break;
+        end += 2; /* =" */
+        while (end < kl && key[end] != '"')
+            end += key[end] == '\\' ? 2 : 1;
+        at = end + 2; /* ", */
+    }
+    if (at > kl)
+        at = kl;
+    static const char inst[] = "instance=\"\"";
+    if (grow(&s->meta_key, &s->meta_key_cap, kl + sizeof inst + 2) < 0)
+        return NULL;
+    size_t n = 0;
+    memcpy(s->meta_key, key, at);
+    n = at;
+    if (at > 0 && s->meta_key[n - 1] != ',')
+        s->meta_key[n++] = ',';
+    memcpy(s->meta_key + n, inst, sizeof inst - 1);
+    n += sizeof inst - 1;
+    if (at < kl) {
+        s->meta_key[n++] = ',';
+        memcpy(s->meta_key + n, key + at, kl - at);
+        n += kl - at;
+    }
+    *len = n;
+    return s->meta_key;
+}
+
+/* Line j of a pushed series x of type t. 1 written (or nothing to write for j), 0 no room, -1
+ * no memory; *last set when j was its last line. */
+static int render_pushed_line(exp_scrape *s, reg_type t, const reg_push_series *x, size_t j,
+                              int *last) {
+    char num[EXP_NUM_MAX];
+    size_t vl;
+    *last = 0;
+    if (t != REG_HISTOGRAM && t != REG_SUMMARY) {
+        *last = 1;
+        vl = fmt_value(x->vals[0], s->om, num);
+        return put_line(s, NM_MAIN, x->labels, x->labels_len, NULL, num, vl);
+    }
+    size_t np = (x->nvals - 2) / 2;
+    const double *pairs = x->vals + 2;
+    if (j < np) {
+        exp_tok tok;
+        int hist = t == REG_HISTOGRAM;
+        size_t k = hist ? 4 : 10;
+        memcpy(tok.s, hist ? "le=\"" : "quantile=\"", k);
+        k += fmt_go_float(pairs[2 * j], s->om, tok.s + k);
+        tok.s[k++] = '"';
+        tok.len = (uint8_t)k;
+        if (s->om && !hist && pairs[2 * j + 1] < 0)
+            return 1;
+        vl = fmt_value(pairs[2 * j + 1], s->om, num);
+        return put_line(s, hist ? NM_BUCKET : NM_MAIN, x->labels, x->labels_len, &tok, num, vl);
+    }
+    /* OpenMetrics: no negative _sum, none at all beside negative bucket bounds. */
+    int sum_ok = !s->om || (x->vals[0] >= 0 && (t != REG_HISTOGRAM || np == 0 || pairs[0] >= 0));
+    if (j == np) {
+        if (!sum_ok)
+            return 1;
+        vl = fmt_value(x->vals[0], s->om, num);
+        return put_line(s, NM_SUM, x->labels, x->labels_len, NULL, num, vl);
+    }
+    *last = 1;
+    if (!sum_ok && t == REG_HISTOGRAM)
+        return 1;
+    vl = fmt_value(x->vals[1], s->om, num);
+    return put_line(s, NM_COUNT, x->labels, x->labels_len, NULL, num, vl);
+}
+
+/* A push-time gauge of group g. 1 written, 0 no room, -1 no memory. */
+static int render_meta(exp_scrape *s, const exp_pushed *p) {
+    size_t kl;
+    const char *labels = meta_labels(s, p->g, &kl);
+    if (labels == NULL)
+        return -1;
+    double v = p->meta == 1 ? reg_group_push_time(p->g) : reg_group_failure_time(p->g);
+    char num[EXP_NUM_MAX];
+    size_t vl = fmt_value(v, s->om, num);
+    return put_line(s, NM_MAIN, labels, kl, NULL, num, vl);
+}
+
+/* The current family's pushed series, from where the last refill stopped (pi, ps, pj; the
+ * group states are held, so no section is needed). 1 done, 0 no room, -1 no memory. */
+static int render_pushed(exp_scrape *s) {
+    const exp_fam *e = &s->fams[s->fi];
+    for (; s->pi < e->push_first + e->push_count; s->pi++, s->ps = 0) {
+        const exp_pushed *p = &s->pushed[s->pi];
+        if (p->meta) {
+            int rc = render_meta(s, p);
+            if (rc <= 0)
+                return rc;
+            continue;
+        }
+        const reg_push_family *f = p->family;
+        for (; s->ps < f->nseries; s->ps++, s->pj = 0) {
+            for (;;) {
+                int last;
+                int rc = render_pushed_line(s, f->type, &f->series[s->ps], s->pj, &last);
+                if (rc <= 0)
+                    return rc;
+                s->pj++;
+                if (last)
+                    break;
+            }
+        }
+    }
+    return 1;
+}
+
 /* One step of rendering. 1 progress, 0 buffer full, -1 error. */
 static int step(exp_scrape *s) {
     switch (s->phase) {
@@ -899,18 +1154,20 @@ static int step(exp_scrape *s) {
             s->fi++; /* x and x_total counters would both be "x" in OpenMetrics: keep one */
             return 1;
         }
-        int rc = open_family(s, &s->fams[s->fi]);
+        int rc = e->f ? open_family(s, e) : 0;
         if (rc < 0)
             return -1;
         if (rc > 0 && s->nser == 0)
             close_family(s);
-        if (rc == 0 || !s->cur_open) {
+        if (!s->cur_open && e->push_count == 0) {
             s->fi++;
             return 1;
         }
         s->sj = 0;
         s->loaded = s->detached = 0;
-        s->def = reg_family_definition(e->f);
+        s->pi = e->push_first;
+        s->ps = s->pj = 0;
+        s->def = rc > 0 ? reg_family_definition(e->f) : pushed_def(s, e);
         if (family_setup(s, e) < 0)
             return -1;
         s->phase = PH_HEADER;
@@ -926,10 +1183,19 @@ static int step(exp_scrape *s) {
         return 1;
     }
     case PH_SERIES: {
-        int rc = render_series(s);
+        if (s->cur_open) {
+            int rc = render_series(s);
+            if (rc <= 0)
+                return rc;
+            close_family(s);
+        }
+        s->phase = PH_PUSHED;
+        return 1;
+    }
+    case PH_PUSHED: {
+        int rc = render_pushed(s);
         if (rc <= 0)
             return rc;
-        close_family(s);
         s->fi++;
         s->phase = PH_FAMILY;
         return 1;

@@ -10,10 +10,15 @@
 
 typedef struct exp_http exp_http;
 
-/* Start the HTTP server on the snapshot's server settings (listen address, telemetry path,
- * limits; they are read once: changing them needs a restart). NULL with a reason in err. */
+/* What the command line enables (exp_http_start's features). */
+#define EXP_HTTP_LIFECYCLE 1u /* --web.enable-lifecycle: POST/PUT /-/reload */
+#define EXP_HTTP_ADMIN_API 2u /* --web.enable-admin-api: PUT /api/v1/admin/wipe */
+
+/* Start the HTTP server on the snapshot's server and push settings (listen address,
+ * telemetry path, limits; they are read once: changing them needs a restart). NULL with a
+ * reason in err. */
 exp_http *exp_http_start(reg_registry *r, exp_state *st, exp_self *self, const exp_config *c,
-                         int enable_lifecycle, char *err, size_t errlen);
+                         unsigned features, char *err, size_t errlen);
 /* "host:port" actually bound (useful with port 0). */
 const char *exp_http_address(const exp_http *h);
 /* Graceful stop: stop accepting, wait up to drain_ms for in-flight requests, then close

@@ -6,6 +6,7 @@
  *              watchdog thread
  *   gate.c     the bound on concurrent scrapes and its queue
  *   routes.c   the endpoints: /metrics, the landing page, health, readiness, reload
+ *   push.c     the push endpoints (bodies buffered under a budget) and the JSON API
  *   expfmt.c   the exposition formats (expfmt.h), negotiate.c content negotiation
  */
 #ifndef ABACUS_EXPORTER_HTTP_INTERNAL_H
@@ -50,7 +51,18 @@ typedef struct conn_ent {
     uint64_t since; /* monotonic ms: when the phase began */
 } conn_ent;
 
-typedef enum { R_METRICS, R_ROOT, R_HEALTHY, R_READY, R_RELOAD, R_OTHER } route;
+typedef enum {
+    R_METRICS,
+    R_ROOT,
+    R_HEALTHY,
+    R_READY,
+    R_RELOAD,
+    R_PUSH,        /* /metrics/job/..., /metrics/aggregate/job/... */
+    R_API_METRICS, /* /api/v1/metrics */
+    R_API_STATUS,  /* /api/v1/status */
+    R_API_WIPE,    /* /api/v1/admin/wipe */
+    R_OTHER
+} route;
 
 /* A scrape's place at the gate that bounds concurrent scrapes. */
 typedef enum { G_NONE, G_WAITING, G_GRANTED, G_REFUSED } gate_state;
@@ -71,6 +83,11 @@ typedef struct req_ctx {
     size_t raw_len;  /* its strlen then: up to the first NUL byte */
     conn_ent *ent;   /* NULL when the connection is not tracked */
     struct MHD_Connection *c;
+    const char *url; /* decoded path (MHD keeps it for the request) */
+    char *body;      /* push bodies only: what arrived so far */
+    size_t body_len, body_cap;
+    size_t budget;   /* bytes of exp_http.push_buffered this request holds */
+    int busy;        /* refused: the push buffer budget was spent */
     gate_state gate;
     int slot;              /* granted a scrape slot the handler has not taken over yet */
     uint64_t wait_until;   /* monotonic ms: G_WAITING gives up then */
@@ -85,7 +102,14 @@ struct exp_http {
     exp_self *self;
     char *telemetry_path;
     int lifecycle;
+    int admin_api;
     size_t max_body;
+    double start_time; /* wall-clock seconds, for /api/v1/status */
+
+    /* Push, fixed at start (push.max_body_bytes, push.max_buffered_bytes, push.enabled). */
+    int push_enabled;
+    size_t push_max_body, push_max_buffered;
+    _Atomic size_t push_buffered; /* bytes of push bodies held by requests right now */
     char address[INET6_ADDRSTRLEN + 16];
     _Atomic long in_flight; /* requests between first handler call and completion */
 
@@ -149,5 +173,20 @@ enum MHD_Result exp_http_serve_metrics(exp_http *h, struct MHD_Connection *c, re
                                        int head);
 enum MHD_Result exp_http_serve_landing(exp_http *h, struct MHD_Connection *c, req_ctx *ctx);
 enum MHD_Result exp_http_serve_reload(exp_http *h, struct MHD_Connection *c, req_ctx *ctx);
+enum MHD_Result exp_http_reply(struct MHD_Connection *c, req_ctx *ctx, unsigned code,
+                               const char *ctype, const char *body, size_t len, const char *allow);
+
+/* push.c */
+/* Read the push settings of c into h (at start). Cannot fail. */
+void exp_http_push_settings(exp_http *h, const exp_config *c);
+/* Take one piece of a push body: buffered within push_max_body and the shared budget
+ * (too_large / busy set when one is exceeded; the rest is then dropped). Cannot fail. */
+void exp_http_push_body(exp_http *h, req_ctx *ctx, const char *data, size_t n);
+/* Give back what a request's body held. Cannot fail. */
+void exp_http_push_free(exp_http *h, req_ctx *ctx);
+enum MHD_Result exp_http_serve_push(exp_http *h, struct MHD_Connection *c, req_ctx *ctx,
+                                    const char *method);
+enum MHD_Result exp_http_serve_api(exp_http *h, struct MHD_Connection *c, req_ctx *ctx,
+                                   const char *method);
 
 #endif

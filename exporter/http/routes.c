@@ -17,6 +17,7 @@
 #include "http/expfmt.h"
 #include "http/internal.h"
 #include "log.h"
+#include "push/push.h"
 #include "version.h"
 
 /* ---- routing and replies -----------------------------------------------------------------------
@@ -33,6 +34,16 @@ route exp_http_route_of(const exp_http *h, const char *url) {
         return R_READY;
     if (!strcmp(url, "/-/reload"))
         return R_RELOAD;
+    if (h->push_enabled) {
+        if (exp_push_is_path(url))
+            return R_PUSH;
+        if (!strcmp(url, "/api/v1/metrics"))
+            return R_API_METRICS;
+        if (!strcmp(url, "/api/v1/status"))
+            return R_API_STATUS;
+        if (!strcmp(url, "/api/v1/admin/wipe"))
+            return R_API_WIPE;
+    }
     return R_OTHER;
 }
 
@@ -48,6 +59,14 @@ const char *exp_http_route_name(const exp_http *h, route r) {
         return "/-/ready";
     case R_RELOAD:
         return "/-/reload";
+    case R_PUSH:
+        return "/metrics/job";
+    case R_API_METRICS:
+        return "/api/v1/metrics";
+    case R_API_STATUS:
+        return "/api/v1/status";
+    case R_API_WIPE:
+        return "/api/v1/admin/wipe";
     default:
         return "other";
     }
@@ -65,7 +84,7 @@ static enum MHD_Result queue(struct MHD_Connection *c, req_ctx *ctx, unsigned co
 
 /* A small response from a string (copied). allow: value of an Allow header, or NULL.
  * MHD_NO when out of memory. */
-static enum MHD_Result reply(struct MHD_Connection *c, req_ctx *ctx, unsigned code,
+enum MHD_Result exp_http_reply(struct MHD_Connection *c, req_ctx *ctx, unsigned code,
                              const char *ctype, const char *body, size_t len, const char *allow) {
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
@@ -92,7 +111,7 @@ enum MHD_Result exp_http_reply_bad_request(struct MHD_Connection *c, req_ctx *ct
 
 enum MHD_Result exp_http_reply_text(struct MHD_Connection *c, req_ctx *ctx, unsigned code,
                                     const char *text, const char *allow) {
-    return reply(c, ctx, code, "text/plain; charset=utf-8", text, strlen(text), allow);
+    return exp_http_reply(c, ctx, code, "text/plain; charset=utf-8", text, strlen(text), allow);
 }
 
 /* ---- /metrics -------------------------------------------------------------------------------- */
@@ -276,7 +295,7 @@ enum MHD_Result exp_http_serve_landing(exp_http *h, struct MHD_Connection *c, re
     fclose(f);
     enum MHD_Result ret =
         bad ? exp_http_reply_text(c, ctx, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n", NULL)
-            : reply(c, ctx, MHD_HTTP_OK, "text/html; charset=utf-8", page, len, NULL);
+            : exp_http_reply(c, ctx, MHD_HTTP_OK, "text/html; charset=utf-8", page, len, NULL);
     free(page);
     return ret;
 }
@@ -302,7 +321,7 @@ enum MHD_Result exp_http_serve_reload(exp_http *h, struct MHD_Connection *c, req
     if (f) {
         cfg_errors_print(&errs, f);
         fclose(f);
-        ret = reply(c, ctx, MHD_HTTP_BAD_REQUEST, "text/plain; charset=utf-8", text, len, NULL);
+        ret = exp_http_reply(c, ctx, MHD_HTTP_BAD_REQUEST, "text/plain; charset=utf-8", text, len, NULL);
         free(text);
     } else {
         ret = exp_http_reply_text(c, ctx, MHD_HTTP_BAD_REQUEST, "invalid configuration\n", NULL);

@@ -74,10 +74,14 @@ static int bad_target(const req_ctx *ctx, const char *url, const char *version) 
 static enum MHD_Result answer(exp_http *h, struct MHD_Connection *c, req_ctx *ctx,
                               const char *method);
 
+/* The largest body a request to this route may send. Cannot fail. */
+static size_t body_limit(const exp_http *h, const req_ctx *ctx) {
+    return ctx->r == R_PUSH ? h->push_max_body : h->max_body;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_cls) {
-    (void)upload_data;
     exp_http *h = cls;
     req_ctx *ctx = *req_cls;
     if (!ctx)
@@ -90,6 +94,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         ctx->in_flight = 1;
         exp_http_set_phase(h, ctx->ent, CP_BODY);
         ctx->r = exp_http_route_of(h, url);
+        ctx->url = url;
         if (bad_target(ctx, url, version)) {
             ctx->r = R_OTHER;
             return exp_http_reply_bad_request(c, ctx, "invalid request target\n");
@@ -103,7 +108,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             char *end;
             errno = 0;
             unsigned long long n = strtoull(cl, &end, 10);
-            if (errno == ERANGE || (*end == '\0' && n > h->max_body)) {
+            if (errno == ERANGE || (*end == '\0' && n > body_limit(h, ctx))) {
                 ctx->too_large = 1;
                 return exp_http_reply_text(c, ctx, MHD_HTTP_CONTENT_TOO_LARGE,
                                            "request body too large\n", NULL);
@@ -112,7 +117,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     if (*upload_data_size) {
-        /* No endpoint here reads a body: count it against the limit and drop it. */
+        if (ctx->r == R_PUSH) {
+            exp_http_push_body(h, ctx, upload_data, *upload_data_size);
+            *upload_data_size = 0;
+            return MHD_YES;
+        }
+        /* No other endpoint reads a body: count it against the limit and drop it. */
         ctx->body_bytes += *upload_data_size;
         if (ctx->body_bytes > h->max_body)
             ctx->too_large = 1;
@@ -135,6 +145,9 @@ static enum MHD_Result answer(exp_http *h, struct MHD_Connection *c, req_ctx *ct
     if (ctx->too_large)
         return exp_http_reply_text(c, ctx, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large\n",
                                    NULL);
+    if (ctx->busy)
+        return exp_http_reply_text(c, ctx, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                   "too many push bodies in flight, try again\n", NULL);
 
     int get = !strcmp(method, MHD_HTTP_METHOD_GET);
     int head = !strcmp(method, MHD_HTTP_METHOD_HEAD);
@@ -145,6 +158,12 @@ static enum MHD_Result answer(exp_http *h, struct MHD_Connection *c, req_ctx *ct
             return exp_http_reply_text(c, ctx, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n",
                                        "POST, PUT");
         return exp_http_serve_reload(h, c, ctx);
+    case R_PUSH:
+        return exp_http_serve_push(h, c, ctx, method);
+    case R_API_METRICS:
+    case R_API_STATUS:
+    case R_API_WIPE:
+        return exp_http_serve_api(h, c, ctx, method);
     case R_OTHER:
         return exp_http_reply_text(c, ctx, MHD_HTTP_NOT_FOUND, "404 page not found\n", NULL);
     default:
@@ -182,6 +201,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
         return;
     *req_cls = NULL;
     exp_http_gate_forget(h, ctx);
+    exp_http_push_free(h, ctx);
     /* Kept alive, the connection now waits for its next request. */
     exp_http_set_phase(h, ctx->ent, CP_IDLE);
     if (ctx->code)
@@ -222,7 +242,7 @@ static void http_free(exp_http *h) {
 
 /* Returns the running server, or NULL with a reason in err. */
 exp_http *exp_http_start(reg_registry *r, exp_state *st, exp_self *self, const exp_config *c,
-                         int enable_lifecycle, char *err, size_t errlen) {
+                         unsigned features, char *err, size_t errlen) {
     const cfg_server *srv = &c->cfg->server;
     exp_http *h = calloc(1, sizeof *h);
     if (!h ||
@@ -234,8 +254,13 @@ exp_http *exp_http_start(reg_registry *r, exp_state *st, exp_self *self, const e
     h->reg = r;
     h->st = st;
     h->self = self;
-    h->lifecycle = enable_lifecycle;
+    h->lifecycle = (features & EXP_HTTP_LIFECYCLE) != 0;
+    h->admin_api = (features & EXP_HTTP_ADMIN_API) != 0;
     h->max_body = srv->max_request_bytes ? srv->max_request_bytes : DEFAULT_MAX_REQUEST_BYTES;
+    exp_http_push_settings(h, c);
+    struct timespec started;
+    clock_gettime(CLOCK_REALTIME, &started);
+    h->start_time = (double)started.tv_sec + (double)started.tv_nsec / 1e9;
     atomic_init(&h->in_flight, 0);
     pthread_mutex_init(&h->mu, NULL);
     pthread_condattr_t ca;

@@ -246,6 +246,8 @@ static const struct {
     {"abacus_config_reloads_total", REG_COUNTER, "outcome", 2},
     {"abacus_config_last_reload_success_timestamp_seconds", REG_GAUGE, "", 1},
     {"abacus_config_hash", REG_GAUGE, "", 1},
+    {"abacus_push_refused_total", REG_COUNTER, "reason", 9},
+    {"abacus_push_groups", REG_GAUGE, "", 1},
     {"process_cpu_seconds_total", REG_COUNTER, "", 1},
     {"process_resident_memory_bytes", REG_GAUGE, "", 1},
     {"process_virtual_memory_bytes", REG_GAUGE, "", 1},
