@@ -5,7 +5,7 @@
 #   run      build + curl, for the README's quick start (build, run, scrape)
 #   runtime  the shared libraries the abacus binary links (the image's runtime stage)
 #   test     build + what the test suite drives: Prometheus/promtool, Python's
-#            prometheus_client, SPIN, the Pushgateway (benchmark peer), clang with libFuzzer
+#            prometheus_client, SPIN, the Pushgateway (benchmark peer, push reference), clang with libFuzzer
 #            (tests/fuzz; libclang-rt is only a recommendation of clang), wrk (tests/soak),
 #            clang-tidy and cppcheck (tests/lint), gcovr (the coverage build)
 set -eu
