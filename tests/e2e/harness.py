@@ -595,3 +595,91 @@ class Prometheus:
     def cleanup(self):
         self.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+# ---- a real Pushgateway (the reference for abacus's push API) ---------------------------------
+
+class Pushgateway:
+    """Prometheus's Pushgateway on loopback in its own process group, in memory only
+    (--persistence.file= : the Debian default would read and write /var/lib). args: extra
+    flags. Use as a context manager or call start()/stop()."""
+
+    def __init__(self, args=()):
+        self.tmp = tempfile.mkdtemp(prefix="abacus-pgw-")
+        self.args = list(args)
+        self.proc = None
+        self.port = None
+        self.host = "127.0.0.1"
+        self.log_path = os.path.join(self.tmp, "pushgateway.log")
+
+    def start(self):
+        binary = tool("prometheus-pushgateway")
+        for attempt in range(3):  # the free port may be taken again before it binds
+            self.port = free_port()
+            with open(self.log_path, "w") as log:
+                self.proc = subprocess.Popen(
+                    [binary, "--web.listen-address=127.0.0.1:%d" % self.port,
+                     "--persistence.file=", "--log.level=warn"] + self.args,
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    start_new_session=True)
+            try:
+                wait_until(lambda: self.proc.poll() is not None or self._ready(),
+                           "Pushgateway /-/ready", timeout=60)
+            except AssertionError:
+                self.stop()
+                raise
+            if self.proc.poll() is None:
+                return self
+            if "address already in use" not in self.log() or attempt == 2:
+                raise AssertionError("Pushgateway exited (%s):\n%s" % (self.proc.returncode,
+                                                                       self.log()))
+        return self
+
+    def _ready(self):
+        try:
+            return self.get("/-/ready").status == 200
+        except (OSError, http.client.HTTPException):
+            return False
+
+    def log(self):
+        try:
+            with open(self.log_path) as f:
+                return f.read()[-6000:]
+        except OSError:
+            return ""
+
+    def request(self, method, path, headers=None, body=None):
+        return http_request(self.host, self.port, method, path, headers, body)
+
+    def get(self, path, headers=None):
+        return self.request("GET", path, headers)
+
+    @property
+    def url(self):
+        return "http://%s:%d" % (self.host, self.port)
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+            except ProcessLookupError:
+                pass
+        self.proc = None
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self):
+        try:
+            return self.start()
+        except BaseException:
+            self.cleanup()
+            raise
+
+    def __exit__(self, exc_type, exc, tb):
+        self.cleanup()
