@@ -332,7 +332,7 @@ static reg_group *pack(const reg_registry *r, const char *key, size_t key_len, f
         qsort(ser, f->nseries, sizeof *ser, cmp_series);
         for (size_t k = 1; k < f->nseries; k++)
             if (cmp_series(&ser[k - 1], &ser[k]) == 0) {
-                *dup = fams[i].name;
+                *dup = f->name; /* the caller's copy: the block goes now */
                 free(block);
                 return NULL;
             }

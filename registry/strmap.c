@@ -143,7 +143,8 @@ int reg_strmap_remove(reg_strmap *m, const char *key, size_t len) {
         free((void *)s->key);
     size_t mask = m->cap - 1, i = (size_t)(s - m->slots), j = i;
     for (;;) {
-        m->slots[i].key = NULL;
+        /* Emptied whole: reg_strmap_get returns the probed slot's value, NULL when empty. */
+        m->slots[i] = (strmap_slot){0};
         for (;;) {
             j = (j + 1) & mask;
             if (!m->slots[j].key) {
