@@ -245,6 +245,10 @@ static size_t fmt_go_float(double v, int om, char *buf) {
     return n;
 }
 
+size_t exp_format_go_float(double v, char *buf) {
+    return fmt_go_float(v, 0, buf);
+}
+
 /* A sample value: exp_format_double, plus ".0" on integers in OpenMetrics. */
 static size_t fmt_value(double v, int om, char *buf) {
     size_t n = exp_format_double(v, buf);

@@ -29,5 +29,9 @@ void exp_scrape_end(exp_scrape *s);
 /* Shortest text that parses back to exactly v ("+Inf", "-Inf", "NaN" for the specials;
  * integers without exponent up to 1e15). Returns the length; buf needs 32 bytes. */
 size_t exp_format_double(double v, char *buf);
+/* v as Go prints a float64 with %v, strconv.FormatFloat(v, 'g', -1, 64): the shortest
+ * digits, exponent form below 1e-4 and from 1e6 (1.795969680230527e+09), +Inf, -Inf, NaN.
+ * Returns the length; buf needs 32 bytes. */
+size_t exp_format_go_float(double v, char *buf);
 
 #endif

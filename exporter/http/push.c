@@ -84,8 +84,8 @@ enum MHD_Result exp_http_serve_push(exp_http *h, struct MHD_Connection *c, req_c
         .method = method,
         .path = ctx->url,
         .ttl = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "ttl"),
-        .encoding = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                MHD_HTTP_HEADER_CONTENT_ENCODING),
+        .encoding =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING),
         .body = ctx->body ? ctx->body : "",
         .len = ctx->body_len,
         .default_ttl_ns = cfg->cfg->push.group_ttl_ns, /* reloadable: read per push */
@@ -98,8 +98,7 @@ enum MHD_Result exp_http_serve_push(exp_http *h, struct MHD_Connection *c, req_c
     if (ans.refused)
         exp_self_push_refused(h->self, ans.refused);
     return exp_http_reply(c, ctx, ans.status, "text/plain; charset=utf-8", ans.message,
-                          strlen(ans.message),
-                          ans.status == MHD_HTTP_METHOD_NOT_ALLOWED ? "PUT, POST, DELETE" : NULL);
+                          strlen(ans.message), ans.allow);
 }
 
 /* The JSON body of an API answer, or an error text. */
@@ -117,28 +116,28 @@ enum MHD_Result exp_http_serve_api(exp_http *h, struct MHD_Connection *c, req_ct
     size_t len = 0;
     unsigned status = 0;
     if (ctx->r == R_API_WIPE) {
-        if (strcmp(method, "PUT") != 0)
-            return exp_http_reply_text(c, ctx, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n",
-                                       "PUT");
-        if (!h->admin_api)
+        if (!h->admin_api) /* as the Pushgateway: the route does not exist */
             return exp_http_reply_text(c, ctx, MHD_HTTP_NOT_FOUND, "404 page not found\n", NULL);
+        if (strcmp(method, "PUT") != 0)
+            return exp_http_reply_text(c, ctx, MHD_HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed\n",
+                                       "OPTIONS, PUT");
         reg_group_wipe(h->reg);
-        return exp_http_reply(c, ctx, MHD_HTTP_ACCEPTED, "text/plain; charset=utf-8", "", 0,
-                              NULL);
+        return exp_http_reply(c, ctx, MHD_HTTP_ACCEPTED, "text/plain; charset=utf-8", "", 0, NULL);
     }
+    if (!strcmp(method, "OPTIONS"))
+        return exp_http_reply(c, ctx, MHD_HTTP_OK, "text/plain; charset=utf-8", "", 0,
+                              "GET, OPTIONS");
     if (strcmp(method, "GET") != 0)
-        return exp_http_reply_text(c, ctx, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n",
-                                   "GET");
+        return exp_http_reply_text(c, ctx, MHD_HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed\n",
+                                   "GET, OPTIONS");
     if (ctx->r == R_API_METRICS)
         return reply_json(c, ctx, exp_push_api_metrics(h->reg, &len, &status), len, status);
-    char flags[512];
-    snprintf(flags, sizeof flags,
-             "\"web.listen-address\":\"%s\",\"web.telemetry-path\":\"%s\","
-             "\"web.enable-lifecycle\":\"%s\",\"web.enable-admin-api\":\"%s\"",
-             h->address, h->telemetry_path, h->lifecycle ? "true" : "false",
-             h->admin_api ? "true" : "false");
+    const char *flags[] = {"web.listen-address",   h->address,
+                           "web.telemetry-path",   h->telemetry_path,
+                           "web.enable-lifecycle", h->lifecycle ? "true" : "false",
+                           "web.enable-admin-api", h->admin_api ? "true" : "false"};
     return reply_json(c, ctx,
-                      exp_push_api_status(h->start_time, flags, ABACUS_VERSION, ABACUS_REVISION,
-                                          &len, &status),
+                      exp_push_api_status(h->start_time, flags, sizeof flags / sizeof *flags / 2,
+                                          ABACUS_VERSION, ABACUS_REVISION, &len, &status),
                       len, status);
 }

@@ -32,8 +32,15 @@ static long series_labels(const exp_text_family *f, const exp_text_metric *m, co
     size_t n = 0;
     int instance = 0;
     for (size_t i = 0; i < key->n; i++) {
-        out[n++] = (label){key->names[i], key->values[i]};
-        instance |= !strcmp(key->names[i], "instance");
+        const char *name = key->names[i];
+        if (reg_reserved_label_name(f->type, name, strlen(name))) {
+            /* le on a histogram, quantile on a summary: the sample lines would carry it twice */
+            snprintf(err, errlen, "%s: grouping label \"%s\" is reserved for its type", f->name,
+                     name);
+            return -1;
+        }
+        out[n++] = (label){name, key->values[i]};
+        instance |= !strcmp(name, "instance");
     }
     for (size_t i = 0; i < m->nlabels; i++) {
         const exp_text_label *l = &m->labels[i];
@@ -110,8 +117,8 @@ static int cmp_pair(const void *a, const void *b) {
 
 /* Lay out the values of m (type t) in vals. 0, or -1 with err (a histogram without +Inf,
  * a bucket or quantile twice). */
-static int fill_values(const exp_text_family *f, const exp_text_metric *m, double *vals,
-                       char *err, size_t errlen) {
+static int fill_values(const exp_text_family *f, const exp_text_metric *m, double *vals, char *err,
+                       size_t errlen) {
     if (f->type != REG_HISTOGRAM && f->type != REG_SUMMARY) {
         vals[0] = m->value;
         return 0;
@@ -120,7 +127,8 @@ static int fill_values(const exp_text_family *f, const exp_text_metric *m, doubl
     size_t n = hist ? m->nbuckets : m->nquantiles;
     pair *pairs = (pair *)(vals + 2);
     for (size_t i = 0; i < n; i++)
-        pairs[i] = hist ? (pair){m->bounds[i], m->counts[i]} : (pair){m->quantiles[i], m->qvalues[i]};
+        pairs[i] =
+            hist ? (pair){m->bounds[i], m->counts[i]} : (pair){m->quantiles[i], m->qvalues[i]};
     qsort(pairs, n, sizeof *pairs, cmp_pair);
     for (size_t i = 0; i < n; i++)
         if (isnan(pairs[i].key) || (i > 0 && pairs[i].key == pairs[i - 1].key)) {
@@ -132,14 +140,21 @@ static int fill_values(const exp_text_family *f, const exp_text_metric *m, doubl
         snprintf(err, errlen, "%s: histogram without a +Inf bucket", f->name);
         return -1;
     }
+    /* Without a _count line the count is 0, as the Pushgateway shows it. */
     vals[0] = m->has_sum ? m->sum : 0;
-    vals[1] = m->has_count ? m->count : (hist ? pairs[n - 1].value : 0);
+    vals[1] = m->has_count ? m->count : 0;
     return 0;
+}
+
+/* 1 for the push-time gauges a body may carry: the Pushgateway sets them itself and drops
+ * pushed ones. */
+static int is_meta(const exp_text_family *f) {
+    return !strcmp(f->name, REG_PUSH_TIME_NAME) || !strcmp(f->name, REG_PUSH_FAILURE_TIME_NAME);
 }
 
 /* Sizes of everything the families need, for one allocation. */
 typedef struct {
-    size_t series, vals, text;
+    size_t families, series, vals, text;
 } sizes;
 
 /* First pass: check every metric and add up sizes. 0, or -1 with err. */
@@ -147,6 +162,9 @@ static int measure(const exp_text_result *parsed, const push_key *key, sizes *z,
                    char *err, size_t errlen) {
     for (size_t i = 0; i < parsed->nfamilies; i++) {
         const exp_text_family *f = &parsed->families[i];
+        if (is_meta(f))
+            continue;
+        z->families++;
         for (size_t k = 0; k < f->nmetrics; k++) {
             const exp_text_metric *m = &f->metrics[k];
             if (m->has_timestamp) {
@@ -175,11 +193,10 @@ int push_families_build(const exp_text_result *parsed, const push_key *key, push
                         char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     label scratch[MAX_SERIES_LABELS];
-    sizes z = {0, 0, 0};
+    sizes z = {0, 0, 0, 0};
     if (measure(parsed, key, &z, scratch, err, errlen) != 0)
         return -1;
-    size_t nf = parsed->nfamilies;
-    size_t off_ser = nf * sizeof(reg_push_family);
+    size_t off_ser = z.families * sizeof(reg_push_family);
     size_t off_val = off_ser + z.series * sizeof(reg_push_series);
     size_t off_txt = off_val + z.vals * sizeof(double);
     char *mem = malloc(off_txt + z.text + 1);
@@ -189,9 +206,12 @@ int push_families_build(const exp_text_result *parsed, const push_key *key, push
     reg_push_series *ser = (reg_push_series *)(mem + off_ser);
     double *vals = (double *)(mem + off_val);
     char *text = mem + off_txt;
-    for (size_t i = 0; i < nf; i++) {
+    size_t nf = 0;
+    for (size_t i = 0; i < parsed->nfamilies; i++) {
         const exp_text_family *f = &parsed->families[i];
-        fams[i] = (reg_push_family){f->name, f->help, f->type, 0, f->nmetrics, ser};
+        if (is_meta(f))
+            continue;
+        fams[nf++] = (reg_push_family){f->name, f->help, f->type, 0, f->nmetrics, ser};
         for (size_t k = 0; k < f->nmetrics; k++) {
             const exp_text_metric *m = &f->metrics[k];
             size_t nl = (size_t)series_labels(f, m, key, scratch, err, errlen); /* checked */

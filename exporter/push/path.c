@@ -53,11 +53,10 @@ static long b64_decode(const char *s, size_t n, char *out) {
 /* One name/value pair of the path, values decoded, into key (a later pair of the same name
  * replaces an earlier one, job excepted). name and value point into the scratch copy, which
  * is writable. 0, or -1 with err. */
-static int add_pair(push_key *key, char *name, char *value, int first, char *err,
-                    size_t errlen) {
+static int add_pair(push_key *key, char *name, char *value, int first, char *err, size_t errlen) {
     size_t nl = strlen(name);
-    int b64 = nl > strlen(BASE64_SUFFIX) &&
-              !strcmp(name + nl - strlen(BASE64_SUFFIX), BASE64_SUFFIX);
+    int b64 =
+        nl > strlen(BASE64_SUFFIX) && !strcmp(name + nl - strlen(BASE64_SUFFIX), BASE64_SUFFIX);
     if (b64) {
         nl -= strlen(BASE64_SUFFIX);
         name[nl] = '\0';
@@ -91,6 +90,19 @@ static int add_pair(push_key *key, char *name, char *value, int first, char *err
     key->names[key->n] = name;
     key->values[key->n++] = value;
     return 0;
+}
+
+/* An empty instance in the path is the same group as none: every pushed series gets
+ * instance="" when it has no instance, so the two would render the same series twice (the
+ * Pushgateway keeps them apart and then fails every scrape). Cannot fail. */
+static void drop_empty_instance(push_key *key) {
+    for (size_t i = 0; i < key->n; i++)
+        if (!strcmp(key->names[i], "instance") && key->values[i][0] == '\0') {
+            key->names[i] = key->names[key->n - 1];
+            key->values[i] = key->values[key->n - 1];
+            key->n--;
+            return;
+        }
 }
 
 /* Sort the pairs by name (insertion sort: at most PUSH_MAX_KEY_LABELS). Cannot fail. */
@@ -153,15 +165,19 @@ int push_key_parse(const char *path, push_key *key, char *err, size_t errlen) {
         *slash = '\0';
         p = slash + 1;
     }
-    /* A trailing slash ends the path without a component of its own. */
-    if (n > 2 && n % 2 == 1 && parts[n - 1][0] == '\0')
-        n--;
-    if (n < 2 || (strcmp(parts[0], "job") != 0 && strcmp(parts[0], "job" BASE64_SUFFIX) != 0)) {
-        snprintf(err, errlen, "a push path is /metrics/job/<job>{/<label>/<value>}");
-        goto bad;
+    /* A lone slash after the job is no label string at all; any other trailing slash is a
+     * component of its own (an empty value, or one too many). */
+    if (n == 3 && parts[2][0] == '\0')
+        n = 2;
+    if (n < 2 || (strcmp(parts[0], "job") != 0 && strcmp(parts[0], "job" BASE64_SUFFIX) != 0) ||
+        parts[1][0] == '\0') {
+        push_key_free(key);
+        return -3; /* no route: the Pushgateway answers 404 */
     }
     if (n % 2 == 1) {
-        snprintf(err, errlen, "odd number of components in label string \"%s\"", path);
+        /* The labels part as the Pushgateway quotes it: from the slash after the job on. */
+        const char *labels = path + (parts[2] - key->buf) - 1;
+        snprintf(err, errlen, "odd number of components in label string \"%s\"", labels);
         goto bad;
     }
     for (size_t i = 0; i < n; i += 2)
@@ -171,6 +187,7 @@ int push_key_parse(const char *path, push_key *key, char *err, size_t errlen) {
         snprintf(err, errlen, "job name is required");
         goto bad;
     }
+    drop_empty_instance(key);
     sort_pairs(key);
     if (render_text(key) != 0) {
         push_key_free(key);

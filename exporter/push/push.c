@@ -105,40 +105,58 @@ static double wall_now(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Parse, convert and apply a body to the group of key. Fills ans. */
-static void apply_body(reg_registry *r, const exp_push_request *rq, const push_key *key,
-                       reg_push_mode mode, uint64_t ttl_ns, exp_push_answer *ans) {
-    double now = wall_now();
+#define INCONSISTENT "pushed metrics are invalid or inconsistent with existing metrics: "
+
+/* The body in the text format, gzip decoded when so encoded, parsed. 0 with *parsed; else
+ * the answer is filled (a body that cannot be read changes nothing, as with the
+ * Pushgateway: not even the failure time). */
+static int read_body(const exp_push_request *rq, exp_text_result *parsed, exp_push_answer *ans) {
     const char *body = rq->body;
     size_t len = rq->len;
     char *decoded = NULL;
     if (rq->encoding && strcasecmp(rq->encoding, "identity") != 0) {
-        int rc = strcasecmp(rq->encoding, "gzip") ? -1 : gunzip(body, len, rq->max_body, &decoded, &len);
+        int rc =
+            strcasecmp(rq->encoding, "gzip") ? -1 : gunzip(body, len, rq->max_body, &decoded, &len);
         if (rc == -2)
-            return answer(ans, 500, "out_of_memory", "out of memory");
-        if (rc == -3)
-            return answer(ans, 413, "too_large", "request body too large once decoded");
-        if (rc != 0) {
-            record_failure(r, key, now);
-            return answer(ans, 400, "invalid_body", "the body is not valid gzip");
-        }
+            answer(ans, 500, "out_of_memory", "out of memory");
+        else if (rc == -3)
+            answer(ans, 413, "too_large", "request body too large once decoded");
+        else if (rc != 0)
+            answer(ans, 400, "invalid_body", "unexpected EOF: the body is not valid gzip");
+        if (rc != 0)
+            return -1;
         body = decoded;
     }
-    exp_text_result parsed;
     char why[768];
-    int rc = exp_text_parse(body, len, &parse_limits, &parsed, why, sizeof why);
+    int rc = exp_text_parse(body, len, &parse_limits, parsed, why, sizeof why);
     free(decoded);
+    if (rc == -2)
+        answer(ans, 500, "out_of_memory", "out of memory");
+    else if (rc != 0)
+        answer(ans, 400, "invalid_body", why);
+    return rc == 0 ? 0 : -1;
+}
+
+/* Apply a parsed body to the group of key. Fills ans; a refusal records the group's failure
+ * time. */
+static void apply_body(reg_registry *r, const exp_text_result *parsed, const push_key *key,
+                       reg_push_mode mode, uint64_t ttl_ns, exp_push_answer *ans) {
+    double now = wall_now();
+    char why[768];
     push_families fams = {0};
-    if (rc == 0)
-        rc = push_families_build(&parsed, key, &fams, why, sizeof why);
+    int rc = push_families_build(parsed, key, &fams, why, sizeof why);
     if (rc == -2) {
-        exp_text_free(&parsed);
-        return answer(ans, 500, "out_of_memory", "out of memory");
+        answer(ans, 500, "out_of_memory", "out of memory");
+        return;
     }
+    char msg[900];
     if (rc != 0) {
-        exp_text_free(&parsed);
         record_failure(r, key, now);
-        return answer(ans, 400, "invalid_body", why);
+        snprintf(msg, sizeof msg, INCONSISTENT "%s", why);
+        {
+            answer(ans, 400, "invalid_body", msg);
+            return;
+        }
     }
     reg_push p = {.key = key->text,
                   .key_len = key->text_len,
@@ -158,23 +176,21 @@ static void apply_body(reg_registry *r, const exp_push_request *rq, const push_k
         reg_thread_detach(t);
     }
     push_families_free(&fams);
-    exp_text_free(&parsed);
-    switch (reg_rc) {
-    case REG_OK:
-        return answer(ans, 200, NULL, "");
-    case REG_ENOMEM:
-        return answer(ans, 500, "out_of_memory", "out of memory");
-    case REG_ELIMIT:
-        record_failure(r, key, now);
-        return answer(ans, 400, "series_limit", why);
-    default: {
-        record_failure(r, key, now);
-        char msg[900];
-        snprintf(msg, sizeof msg, "pushed metrics are invalid or inconsistent with existing metrics: %s",
-                 why);
-        return answer(ans, 400, reg_rc == REG_ECONFLICT ? "conflict" : "invalid_body", msg);
+    if (reg_rc == REG_OK) {
+        answer(ans, 200, NULL, "");
+        return;
     }
+    if (reg_rc == REG_ENOMEM) {
+        answer(ans, 500, "out_of_memory", "out of memory");
+        return;
     }
+    record_failure(r, key, now);
+    snprintf(msg, sizeof msg, INCONSISTENT "%s", why);
+    answer(ans, 400,
+           reg_rc == REG_ELIMIT      ? "series_limit"
+           : reg_rc == REG_ECONFLICT ? "conflict"
+                                     : "invalid_body",
+           msg);
 }
 
 int exp_push_is_path(const char *path) {
@@ -191,31 +207,52 @@ int exp_push_is_path(const char *path) {
 }
 
 void exp_push_handle(reg_registry *r, const exp_push_request *rq, exp_push_answer *ans) {
-    int aggregate = !strncmp(rq->path, EXP_PUSH_AGGREGATE_PREFIX, strlen(EXP_PUSH_AGGREGATE_PREFIX));
+    int aggregate =
+        !strncmp(rq->path, EXP_PUSH_AGGREGATE_PREFIX, strlen(EXP_PUSH_AGGREGATE_PREFIX));
     const char *rest = rq->path + strlen(aggregate ? EXP_PUSH_AGGREGATE_PREFIX : EXP_PUSH_PREFIX);
+    const char *allow = aggregate ? "OPTIONS, POST" : "DELETE, OPTIONS, POST, PUT";
     int del = !strcmp(rq->method, "DELETE") && !aggregate;
     int mode = push_mode(rq->method, aggregate);
-    if (!del && mode < 0)
-        return answer(ans, 405, "method", "method not allowed");
+    ans->allow = NULL;
+    if (!strcmp(rq->method, "OPTIONS")) {
+        answer(ans, 200, NULL, "");
+        ans->allow = allow;
+        return;
+    }
+    if (!del && mode < 0) {
+        answer(ans, 405, "method", "Method Not Allowed");
+        ans->allow = allow;
+        return;
+    }
     push_key key;
     char why[512];
     int rc = push_key_parse(rest, &key, why, sizeof why);
-    if (rc == -2)
-        return answer(ans, 500, "out_of_memory", "out of memory");
-    if (rc != 0)
-        return answer(ans, 400, "invalid_path", why);
-    if (del) {
-        reg_group_delete(r, key.text, key.text_len);
-        push_key_free(&key);
-        return answer(ans, 202, NULL, "");
+    if (rc == -2) {
+        answer(ans, 500, "out_of_memory", "out of memory");
+        return;
+    }
+    if (rc == -3) {
+        answer(ans, 404, "invalid_path", "404 page not found");
+        return;
+    }
+    if (rc != 0) {
+        answer(ans, 400, "invalid_path", why);
+        return;
     }
     uint64_t ttl_ns = rq->default_ttl_ns;
-    if (rq->ttl && cfg_parse_duration(rq->ttl, &ttl_ns) != 0) {
+    if (del) {
+        reg_group_delete(r, key.text, key.text_len);
+        answer(ans, 202, NULL, "");
+    } else if (rq->ttl && cfg_parse_duration(rq->ttl, &ttl_ns) != 0) {
         snprintf(why, sizeof why, "invalid ttl \"%.100s\": a duration such as 30s, 5m or 1h",
                  rq->ttl);
-        push_key_free(&key);
-        return answer(ans, 400, "invalid_ttl", why);
+        answer(ans, 400, "invalid_ttl", why);
+    } else {
+        exp_text_result parsed;
+        if (read_body(rq, &parsed, ans) == 0) {
+            apply_body(r, &parsed, &key, (reg_push_mode)mode, ttl_ns, ans);
+            exp_text_free(&parsed);
+        }
     }
-    apply_body(r, rq, &key, (reg_push_mode)mode, ttl_ns, ans);
     push_key_free(&key);
 }

@@ -37,6 +37,7 @@ typedef struct {
 typedef struct {
     unsigned status;
     const char *refused;
+    const char *allow; /* an Allow header to send, or NULL */
     char message[1024];
 } exp_push_answer;
 
@@ -45,10 +46,11 @@ typedef struct {
 void exp_push_handle(reg_registry *r, const exp_push_request *rq, exp_push_answer *ans);
 
 /* The JSON API. Each returns a malloc'ed body (its length in *len) and sets *status, or NULL
- * when out of memory. start_time: process start (wall-clock seconds); flags: the command
- * line's flags as JSON object members (`"a":"b",...`, may be ""). */
+ * when out of memory. start_time: process start (wall-clock seconds); flags: nflags pairs
+ * of name and value (flags[2i], flags[2i+1]). Not inside a registry section. */
 char *exp_push_api_metrics(reg_registry *r, size_t *len, unsigned *status);
-char *exp_push_api_status(double start_time, const char *flags, const char *version,
-                          const char *revision, size_t *len, unsigned *status);
+char *exp_push_api_status(double start_time, const char *const *flags, size_t nflags,
+                          const char *version, const char *revision, size_t *len,
+                          unsigned *status);
 
 #endif
