@@ -211,8 +211,8 @@ static int in_list(const char *s, size_t len, const char *const *list, size_t n)
     return 0;
 }
 
-/* 1 when every series of pf, without the grouping key's labels, has exactly the labels and
- * constant labels of the registry family f, and type and help agree. */
+/* 1 when every series of pf, without the grouping key's labels and instance, has exactly the
+ * labels and constant labels of the registry family f, and type and help agree. */
 static int fits_family(const reg_family *f, const reg_push *p, const reg_push_family *pf) {
     const reg_family_def *d = reg_family_definition(f);
     if (d->type != pf->type)
@@ -228,7 +228,9 @@ static int fits_family(const reg_family *f, const reg_push *p, const reg_push_fa
             return 0;
         size_t own = 0;
         for (long k = 0; k < n; k++) {
-            if (in_list(names[k], lens[k], p->key_names, p->nkey_names))
+            /* instance too: every pushed series has one, empty when nobody gave it */
+            if (in_list(names[k], lens[k], p->key_names, p->nkey_names) ||
+                (lens[k] == 8 && !memcmp(names[k], "instance", 8)))
                 continue;
             if (!in_list(names[k], lens[k], d->labels, d->nlabels) &&
                 !in_list(names[k], lens[k], d->const_names, d->nconst))

@@ -130,14 +130,16 @@ enum MHD_Result exp_http_serve_api(exp_http *h, struct MHD_Connection *c, req_ct
     if (strcmp(method, "GET") != 0)
         return exp_http_reply_text(c, ctx, MHD_HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed\n",
                                    "GET, OPTIONS");
-    if (ctx->r == R_API_METRICS)
-        return reply_json(c, ctx, exp_push_api_metrics(h->reg, &len, &status), len, status);
+    char *body;
+    if (ctx->r == R_API_METRICS) {
+        body = exp_push_api_metrics(h->reg, &len, &status);
+        return reply_json(c, ctx, body, len, status); /* len and status set by the call */
+    }
     const char *flags[] = {"web.listen-address",   h->address,
                            "web.telemetry-path",   h->telemetry_path,
                            "web.enable-lifecycle", h->lifecycle ? "true" : "false",
                            "web.enable-admin-api", h->admin_api ? "true" : "false"};
-    return reply_json(c, ctx,
-                      exp_push_api_status(h->start_time, flags, sizeof flags / sizeof *flags / 2,
-                                          ABACUS_VERSION, ABACUS_REVISION, &len, &status),
-                      len, status);
+    body = exp_push_api_status(h->start_time, flags, sizeof flags / sizeof *flags / 2,
+                               ABACUS_VERSION, ABACUS_REVISION, &len, &status);
+    return reply_json(c, ctx, body, len, status);
 }

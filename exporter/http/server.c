@@ -110,6 +110,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             unsigned long long n = strtoull(cl, &end, 10);
             if (errno == ERANGE || (*end == '\0' && n > body_limit(h, ctx))) {
                 ctx->too_large = 1;
+                if (ctx->r == R_PUSH)
+                    exp_self_push_refused(h->self, "too_large");
                 return exp_http_reply_text(c, ctx, MHD_HTTP_CONTENT_TOO_LARGE,
                                            "request body too large\n", NULL);
             }

@@ -177,14 +177,15 @@ static void json_group(FILE *out, const reg_group *g) {
     fputc('}', out);
 }
 
-/* The stream's text, or NULL (freed) when it failed. */
-static char *finish(FILE *out, char *text) {
+/* Close the memory stream writing to *text: its text, or NULL (freed) when it failed.
+ * *text is read only after fclose, which sets it. */
+static char *finish(FILE *out, char **text) {
     int bad = ferror(out);
     if (fclose(out) != 0 || bad) {
-        free(text);
+        free(*text);
         return NULL;
     }
-    return text;
+    return *text;
 }
 
 char *exp_push_api_metrics(reg_registry *r, size_t *len, unsigned *status) {
@@ -207,7 +208,7 @@ char *exp_push_api_metrics(reg_registry *r, size_t *len, unsigned *status) {
             json_group(out, groups[i]);
         }
         fputs("]}", out);
-        text = finish(out, text);
+        text = finish(out, &text);
     }
     if (n > 0)
         reg_group_release_all(r, groups, (size_t)n);
@@ -241,5 +242,5 @@ char *exp_push_api_status(double start_time, const char *const *flags, size_t nf
     json_time(out, start_time);
     fputs("}}", out);
     *status = 200;
-    return finish(out, text);
+    return finish(out, &text);
 }
