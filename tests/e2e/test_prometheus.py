@@ -1,6 +1,7 @@
 """test_prometheus.py - a real Prometheus (/usr/bin/prometheus) scrapes abacus every second;
 the test waits until the target is up, then compares values Prometheus stored with what
-abacus serves, including a metric declared by a configuration reload."""
+abacus serves, including a metric declared by a configuration reload and pushed groups (one
+of them into a declared family)."""
 
 import os
 import sys
@@ -106,6 +107,25 @@ class RealPrometheus(unittest.TestCase):
                            interval=0.25)
                 self.assertEqual(
                     one('abacus_config_last_reload_successful{job="abacus"}')[1], 1)
+                targets = prom.api("targets")["activeTargets"]
+                self.assertEqual(targets[0]["lastError"], "")
+
+                # pushed groups: their own family, and series inside a declared one. Without
+                # honor_labels, the pushed job and instance become exported_job/_instance.
+                pushed = ("# TYPE e2e_pushed_total counter\ne2e_pushed_total 5\n"
+                          "# HELP e2e_jobs_total Jobs, by queue.\n# TYPE e2e_jobs_total counter\n"
+                          'e2e_jobs_total{queue="batch"} 7\n')
+                self.assertEqual(a.request("PUT", "/metrics/job/nightly/instance/b1",
+                                           body=pushed).status, 200)
+                got = wait_until(lambda: one('e2e_pushed_total{exported_job="nightly"}'),
+                                 "the pushed counter in Prometheus", timeout=60, interval=0.25)
+                self.assertEqual(got[1], 5)
+                self.assertEqual(got[0]["exported_instance"], "b1")
+                got = wait_until(lambda: one('e2e_jobs_total{queue="batch"}'),
+                                 "the pushed series of a declared family", timeout=60,
+                                 interval=0.25)
+                self.assertEqual(got[1], 7)
+                self.assertEqual(one('push_time_seconds{exported_job="nightly"}')[1] > 0, True)
                 targets = prom.api("targets")["activeTargets"]
                 self.assertEqual(targets[0]["lastError"], "")
             except AssertionError:
