@@ -352,7 +352,7 @@ size_t reg_group_total(const reg_registry *r); /* number of groups (relaxed read
 /* Record types (one byte). A type this version does not know makes a file malformed. */
 #define REG_SNAP_FAMILY 1u /* a family definition; the SERIES records after it belong to it */
 #define REG_SNAP_SERIES 2u /* one series: label values, created time, exact value state */
-#define REG_SNAP_GROUP 3u  /* reserved: pushed groups (registry/group.c) */
+#define REG_SNAP_GROUP 3u  /* one pushed group (registry/group.c), after every family */
 
 /* Where reg_snapshot_write puts its bytes, in order, in pieces of at most about 64 KiB.
  * Called outside any registry section. Returns 0, or non-zero to abort the write. */
@@ -360,19 +360,22 @@ typedef int (*reg_snapshot_sink)(void *arg, const void *buf, size_t len);
 
 typedef struct {
     size_t families, series; /* written */
+    size_t groups;           /* pushed groups written */
     uint64_t bytes;          /* handed to the sink */
 } reg_snapshot_stats;
 
-/* Write every family (but REG_FAMILY_OWN ones) and its live series to sink. Families are
- * walked with cursors in bounded sections (at most 64 KiB of output or 1024 series each);
- * no section is held while the sink runs, so updates and scrapes never wait for it. Each
- * series is read as a scrape reads it. Must NOT be called inside a section. Returns 0, or -1
- * with the reason in err (out of memory, or "write failed" when the sink failed: the sink
- * keeps its own reason). stats may be NULL. */
+/* Write every family (but REG_FAMILY_OWN ones) and its live series, then every pushed group
+ * (each state as one push left it), to sink. Families are walked with cursors in bounded
+ * sections (at most 64 KiB of output or 1024 series each); no section is held while the sink
+ * runs, so updates and scrapes never wait for it. Each series is read as a scrape reads it.
+ * Must NOT be called inside a section. Returns 0, or -1 with the reason in err (out of
+ * memory, or "write failed" when the sink failed: the sink keeps its own reason). stats may
+ * be NULL. */
 int reg_snapshot_write(reg_thread *t, reg_snapshot_sink sink, void *arg, reg_snapshot_stats *stats,
                        char *err, size_t errlen);
 
-/* What a load did. conflict_names lists the first skipped families, comma-separated. */
+/* What a load did. conflict_names lists the first skipped families, comma-separated;
+ * refused_groups the first refused groups' keys, each in braces. */
 typedef struct {
     uint64_t written_ns;      /* wall-clock time the snapshot was started, from its header */
     size_t families;          /* restored: found with an equal definition, or created */
@@ -380,16 +383,22 @@ typedef struct {
     size_t series_refused;    /* series refused by a series limit (or invalid label values) */
     size_t conflicts;         /* families skipped: the live family's definition differs */
     char conflict_names[256]; /* "a,b,c" (truncated with "..." when longer) */
+    size_t groups;            /* pushed groups restored */
+    size_t groups_refused;    /* pushed groups the registry refused (a conflict, a limit) */
+    char refused_groups[256]; /* `{job="a"},{job="b"}` (truncated with "...") */
 } reg_snapshot_report;
 
 /* Check a whole snapshot (magic, version, length, CRC, every record well-formed), and only
  * then apply it: a family already present with an equal definition gets the saved series,
  * an absent one is created from the saved definition, one whose definition differs is
  * skipped and reported. Series are set exactly (values, buckets, summary streams, created
- * time); series limits apply. For start-up: run it before anything else updates or reads the
- * registry (restored series are overwritten, not merged). Must NOT be called inside a
- * section. Returns REG_OK (rep filled); REG_EINVAL when the snapshot is refused, with the
- * reason in err and nothing applied; REG_ENOMEM (err says so; what was applied stays). */
+ * time); series limits apply. Pushed groups are pushed again (reg_group_push): the same
+ * families, series, values, push and failure times; each family's time becomes the group's
+ * push time and the group has no TTL; a group the registry refuses is skipped and reported.
+ * For start-up: run it before anything else updates or reads the registry (restored series
+ * are overwritten, not merged). Must NOT be called inside a section. Returns REG_OK (rep
+ * filled); REG_EINVAL when the snapshot is refused, with the reason in err and nothing
+ * applied; REG_ENOMEM (err says so; what was applied stays). */
 int reg_snapshot_load(reg_thread *t, const void *buf, size_t len, reg_snapshot_report *rep,
                       char *err, size_t errlen);
 

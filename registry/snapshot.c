@@ -21,13 +21,29 @@
  *               untyped: f64 value; histogram: u32 n (nbuckets + 1) + n u64 per-bucket
  *               counts (not cumulative; the last is +Inf), f64 sum; summary: u64 count,
  *               f64 sum, the quantile stream (registry/quantile.c, reg_qstream_encode)
- *   GROUP (3)   reserved: pushed groups
+ *   GROUP (3)   one pushed group (registry/group.c), after every FAMILY and SERIES: str
+ *               grouping key (its label text `a="x",job="j"`, as reg_group_key gives it), f64
+ *               push time, f64 failure time (wall-clock s; 0: none), u32 n + n families,
+ *               each: str name, u8 help present (0 or 1) and, when 1, str help, u8 type, f64
+ *               time of the push that last wrote it, u32 n + n series, each: str label text
+ *               (grouping labels included), u32 n + n f64 values (the reg_push_series
+ *               layout). Families sorted by name, series by label text, none twice.
+ *
+ * A GROUP is restored with reg_group_push, as the pushes that could have made it: a
+ * REG_PUSH_REPLACE_ALL of its families at its push time (skipped when it only ever failed),
+ * then a REG_PUSH_FAILED at its failure time when it has one. So what the public push API
+ * cannot set is not restored: each family's time becomes the group's push time, and the
+ * group has no TTL (the registry does not expose it; a later push with one sets it again).
+ * A group the registry refuses (a conflicting family, the series limit) is skipped and
+ * reported, as a conflicting family is.
  *
  * A file is refused as a whole, before anything is applied, when its magic, version, flags,
  * length, trailer, CRC or record count is wrong, or any record is malformed: an unknown type,
  * a payload not consumed exactly, a SERIES before any FAMILY, a definition reg_family_add
  * would refuse, a value count that does not fit the family, a stream state that breaks the
- * stream's invariants. So a torn, truncated or foreign file is never loaded half-way.
+ * stream's invariants, a FAMILY or SERIES after a GROUP, a GROUP whose key or label text does
+ * not parse, whose names are invalid, unsorted or repeated, or whose value counts do not fit
+ * the family's type. So a torn, truncated or foreign file is never loaded half-way.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -291,7 +307,67 @@ static int write_family(reg_thread *t, reg_snapshot *w, reg_family *f, reg_snaps
     return w->len >= FLUSH_BYTES ? flush(w) : 0;
 }
 
-/* Header; every family; trailer. Returns 0, or -1 (w->nomem, or the sink failed). */
+/* One pushed group, read through the accessors a scrape uses. Cannot fail (see
+ * reg_snapshot_put_*). */
+static void put_group(reg_snapshot *w, const reg_group *g) {
+    size_t klen;
+    const char *key = reg_group_key(g, &klen);
+    size_t nf = reg_group_family_count(g);
+    const reg_push_family *f = reg_group_families(g);
+    reg_snapshot_record_begin(w, REG_SNAP_GROUP);
+    reg_snapshot_put_str(w, key, klen);
+    reg_snapshot_put_f64(w, reg_group_push_time(g));
+    reg_snapshot_put_f64(w, reg_group_failure_time(g));
+    reg_snapshot_put_u32(w, (uint32_t)nf);
+    for (size_t i = 0; i < nf; i++) {
+        put_cstr(w, f[i].name);
+        reg_snapshot_put_u8(w, f[i].help != NULL);
+        if (f[i].help)
+            put_cstr(w, f[i].help);
+        reg_snapshot_put_u8(w, (uint8_t)f[i].type);
+        reg_snapshot_put_f64(w, f[i].time);
+        reg_snapshot_put_u32(w, (uint32_t)f[i].nseries);
+        for (size_t k = 0; k < f[i].nseries; k++) {
+            const reg_push_series *ps = &f[i].series[k];
+            reg_snapshot_put_str(w, ps->labels, ps->labels_len);
+            reg_snapshot_put_u32(w, ps->nvals);
+            for (uint32_t v = 0; v < ps->nvals; v++)
+                reg_snapshot_put_f64(w, ps->vals[v]);
+        }
+    }
+    reg_snapshot_record_end(w);
+}
+
+/* Every pushed group, one record each. The states are taken in one short section and stay
+ * valid without one (reg_group_snapshot), so no section is held while they are encoded or
+ * while the sink runs. Returns 0, or -1 (w->nomem, or the sink failed). */
+static int write_groups(reg_thread *t, reg_snapshot *w, reg_snapshot_stats *st) {
+    reg_group **g = NULL;
+    size_t cap = 0;
+    reg_begin(t);
+    long n = reg_group_snapshot(t, &g, &cap);
+    reg_end(t);
+    int rc = 0;
+    if (n < 0) {
+        w->nomem = 1;
+        n = 0;
+        rc = -1;
+    }
+    for (long i = 0; i < n && rc == 0; i++) {
+        put_group(w, g[i]);
+        st->groups++;
+        if (w->nomem)
+            rc = -1;
+        else if (w->len >= FLUSH_BYTES)
+            rc = flush(w);
+    }
+    reg_group_release_all(t->reg, g, (size_t)n);
+    free(g);
+    return rc;
+}
+
+/* Header; every family; every pushed group; trailer. Returns 0, or -1 (w->nomem, or the sink
+ * failed). */
 static int write_all(reg_thread *t, reg_snapshot *w, fam_list *l, reg_snapshot_stats *st) {
     put(w, SNAP_MAGIC, 16);
     reg_snapshot_put_u32(w, REG_SNAPSHOT_VERSION);
@@ -306,7 +382,7 @@ static int write_all(reg_thread *t, reg_snapshot *w, fam_list *l, reg_snapshot_s
     }
     for (size_t k = i + 1; k < l->n; k++) /* after a failure: release the rest */
         reg_family_release(t->reg, l->v[k]);
-    if (i < l->n || w->nomem)
+    if (i < l->n || w->nomem || write_groups(t, w, st) != 0)
         return -1;
     put(w, SNAP_END, 8);
     reg_snapshot_put_u64(w, w->records);
@@ -546,6 +622,208 @@ static int series_decode(series_rec *sr, reg_snapshot_reader *r, const reg_famil
     return 0;
 }
 
+/* A GROUP record decoded. The check pass walks it once and only counts; the apply pass
+ * sizes the arrays from the counts and walks it again to fill them. */
+typedef struct {
+    reg_push p;
+    double push_time, failure_time;
+    size_t nfam, nser, nval, nkey; /* counted */
+    reg_push_family *fams;         /* the rest: in mem */
+    reg_push_series *ser;
+    double *vals;
+    const char **key_names;
+    int fill; /* the arrays are sized: fill them */
+    arena a;
+} group_rec;
+
+/* Byte order, then length: how group.c sorts families and series. */
+static int cmp_bytes(const char *a, size_t la, const char *b, size_t lb) {
+    int c = memcmp(a, b, la < lb ? la : lb);
+    return c ? c : (la > lb) - (la < lb);
+}
+
+/* Check label text `a="x",b="y"` as reg_series_labels renders it: valid label names, values
+ * escaped with \\ \" \n only and valid UTF-8. Returns the number of labels, or -1 when
+ * malformed. names: also each name, NUL-terminated in a, into names (sized by a first call). */
+static long label_text(const char *s, size_t n, arena *a, const char **names) {
+    size_t i = 0;
+    long count = 0;
+    while (i < n) {
+        size_t start = i;
+        while (i < n && s[i] != '=')
+            i++;
+        if (!reg_valid_label_name(s + start, i - start) || n - i < 2 || s[i + 1] != '"')
+            return -1;
+        if (names) {
+            if (a->cap - a->len < i - start + 1)
+                return -1;
+            names[count] = a->p + a->len;
+            memcpy(a->p + a->len, s + start, i - start);
+            a->p[a->len + i - start] = '\0';
+            a->len += i - start + 1;
+        }
+        count++;
+        i += 2;
+        size_t vstart = i;
+        while (i < n && s[i] != '"') {
+            if (s[i] == '\\' &&
+                (i + 1 == n || (s[i + 1] != '\\' && s[i + 1] != '"' && s[i + 1] != 'n')))
+                return -1;
+            i += s[i] == '\\' ? 2 : 1;
+        }
+        if (i == n || !reg_valid_utf8(s + vstart, i - vstart))
+            return -1; /* escapes are ASCII: the raw text is UTF-8 when the value is */
+        i++;
+        if (i < n && (s[i] != ',' || ++i == n))
+            return -1;
+    }
+    return count;
+}
+
+/* The next str of a GROUP record, NUL-free: a NUL-terminated copy in gr's arena (filling),
+ * or the bytes in the payload (counting). NULL (r->bad set) when malformed. */
+static const char *group_str(group_rec *gr, reg_snapshot_reader *r, size_t *len) {
+    if (gr->fill) {
+        const char *c = arena_str(&gr->a, r);
+        *len = c ? strlen(c) : 0;
+        return c;
+    }
+    const char *p = reg_snapshot_get_str(r, len);
+    if (p && memchr(p, '\0', *len))
+        r->bad = 1;
+    return r->bad ? NULL : p;
+}
+
+/* One family of a GROUP record, after the one named *prev (NULL: the first; then set to this
+ * one's name: the payload's bytes when counting). Its series and values go to gr's arrays
+ * when filling. Sets r->bad when malformed. */
+static void group_family(group_rec *gr, reg_snapshot_reader *r, reg_push_family *f,
+                         const char **prev, size_t *prev_len) {
+    size_t len;
+    f->name = group_str(gr, r, &len);
+    if (f->name == NULL || !reg_valid_metric_name(f->name, len) ||
+        (*prev && cmp_bytes(*prev, *prev_len, f->name, len) >= 0) ||
+        (len == strlen(REG_PUSH_TIME_NAME) && !memcmp(f->name, REG_PUSH_TIME_NAME, len)) ||
+        (len == strlen(REG_PUSH_FAILURE_TIME_NAME) &&
+         !memcmp(f->name, REG_PUSH_FAILURE_TIME_NAME, len)))
+        r->bad = 1;
+    *prev = f->name;
+    *prev_len = len;
+    uint8_t has_help = reg_snapshot_get_u8(r);
+    size_t hlen;
+    f->help = has_help ? group_str(gr, r, &hlen) : NULL;
+    f->type = (reg_type)reg_snapshot_get_u8(r);
+    f->time = reg_snapshot_get_f64(r);
+    f->nseries = reg_snapshot_get_u32(r);
+    if (has_help > 1 || f->type > REG_UNTYPED || f->nseries > r->len - r->pos)
+        r->bad = 1; /* more series than bytes left: stop before looping over them */
+    f->series = gr->fill ? gr->ser + gr->nser : NULL;
+    int multi = f->type == REG_HISTOGRAM || f->type == REG_SUMMARY;
+    const char *prev_labels = NULL;
+    size_t prev_llen = 0;
+    for (size_t k = 0; k < f->nseries && !r->bad; k++, gr->nser++) {
+        size_t llen;
+        const char *labels = group_str(gr, r, &llen);
+        uint32_t nvals = reg_snapshot_get_u32(r);
+        if (labels == NULL || label_text(labels, llen, NULL, NULL) < 0 ||
+            (prev_labels && cmp_bytes(prev_labels, prev_llen, labels, llen) >= 0) ||
+            nvals > (r->len - r->pos) / 8 || (multi ? nvals < 2 || nvals % 2 : nvals != 1)) {
+            r->bad = 1;
+            break;
+        }
+        prev_labels = labels;
+        prev_llen = llen;
+        if (gr->fill) {
+            gr->ser[gr->nser] =
+                (reg_push_series){labels, (uint32_t)llen, nvals, gr->vals + gr->nval};
+            for (uint32_t v = 0; v < nvals; v++)
+                gr->vals[gr->nval + v] = reg_snapshot_get_f64(r);
+        } else {
+            r->pos += (size_t)nvals * 8;
+        }
+        gr->nval += nvals;
+    }
+}
+
+/* Walk a GROUP payload: counting (gr->fill 0) or filling gr's arrays. Returns 0, or -1
+ * when malformed (r->bad set). */
+static int group_walk(group_rec *gr, reg_snapshot_reader *r) {
+    gr->nfam = gr->nser = gr->nval = 0;
+    size_t klen;
+    const char *key = group_str(gr, r, &klen);
+    long nkey = key ? label_text(key, klen, &gr->a, gr->fill ? gr->key_names : NULL) : -1;
+    if (nkey < 0)
+        r->bad = 1;
+    gr->nkey = nkey < 0 ? 0 : (size_t)nkey;
+    gr->push_time = reg_snapshot_get_f64(r);
+    gr->failure_time = reg_snapshot_get_f64(r);
+    uint32_t nfam = reg_snapshot_get_u32(r);
+    if (nfam > r->len - r->pos)
+        r->bad = 1; /* more families than bytes left: stop before looping over them */
+    const char *prev = NULL;
+    size_t prev_len = 0;
+    for (; gr->nfam < nfam && !r->bad; gr->nfam++) {
+        reg_push_family scratch = {0}, *f = gr->fill ? &gr->fams[gr->nfam] : &scratch;
+        group_family(gr, r, f, &prev, &prev_len);
+    }
+    if (r->bad || r->pos != r->len) {
+        r->bad = 1;
+        return -1;
+    }
+    gr->p = (reg_push){.key = key,
+                       .key_len = klen,
+                       .nkey_names = gr->nkey,
+                       .key_names = gr->key_names,
+                       .mode = REG_PUSH_REPLACE_ALL,
+                       .nfamilies = gr->nfam,
+                       .families = gr->fams,
+                       .time = gr->push_time};
+    return 0;
+}
+
+/* Free what group_decode built (its arena too: groups are few, the arena is not kept for
+ * the next). Cannot fail. */
+static void group_free(group_rec *gr) {
+    free(gr->fams);
+    free(gr->ser);
+    free(gr->vals);
+    free(gr->key_names);
+    free(gr->a.p);
+    gr->a.p = NULL;
+    gr->a.len = gr->a.cap = 0;
+    gr->fams = NULL;
+    gr->ser = NULL;
+    gr->vals = NULL;
+    gr->key_names = NULL;
+    gr->fill = 0;
+}
+
+/* Decode and check a GROUP payload; build: also build gr->p, its arrays sized by a counting
+ * walk. Returns 0, or -1 when malformed (r->bad set) or out of memory (r->bad clear). */
+static int group_decode(group_rec *gr, reg_snapshot_reader *r, int build) {
+    group_free(gr);
+    reg_snapshot_reader again = *r;
+    if (group_walk(gr, r) != 0)
+        return -1;
+    if (!build)
+        return 0;
+    gr->fams = calloc(gr->nfam + 1, sizeof *gr->fams);
+    gr->ser = calloc(gr->nser + 1, sizeof *gr->ser);
+    gr->vals = calloc(gr->nval + 1, sizeof *gr->vals);
+    gr->key_names = calloc(gr->nkey + 1, sizeof *gr->key_names);
+    /* The arena: the payload's strings (see arena_reset), then the key's label names, no
+     * longer than the key. A new one (group_free freed the last): nothing to realloc. */
+    arena a = {0};
+    if (!gr->fams || !gr->ser || !gr->vals || !gr->key_names || arena_reset(&a, 2 * r->len) != 0) {
+        group_free(gr);
+        return -1;
+    }
+    gr->a = a;
+    gr->fill = 1;
+    *r = again;
+    return group_walk(gr, r);
+}
+
 /* ---- loading --------------------------------------------------------------------------------- */
 
 /* One pass over the records: checking every one (apply 0), or applying them (apply 1). */
@@ -558,21 +836,29 @@ typedef struct {
     int have_family; /* a FAMILY record was seen */
     reg_family *cur; /* apply: where its series go; NULL: skipped */
     int in_section;  /* apply: inside the section cur is valid in */
+    int in_groups;   /* a GROUP record was seen: only GROUP records may follow */
+    group_rec gr;
     int nomem;
 } walker;
 
-static void note_conflict(reg_snapshot_report *rep, const char *name) {
-    rep->conflicts++;
-    char *b = rep->conflict_names;
-    size_t cap = sizeof rep->conflict_names, len = strlen(b);
-    if (len >= 3 && strcmp(b + len - 3, "...") == 0)
+/* Append open, name[0..len) and close to the comma-separated list b of cap bytes, or "..."
+ * once the next one does not fit. Cannot fail. */
+static void list_add(char *b, size_t cap, const char *open, const char *name, size_t len,
+                     const char *close) {
+    size_t have = strlen(b);
+    if (have >= 3 && strcmp(b + have - 3, "...") == 0)
         return;
-    size_t need = strlen(name) + (len ? 1 : 0);
-    if (len + need + 4 > cap) { /* room for "..." after it */
-        snprintf(b + len, cap - len, "%s...", len ? "," : "");
+    size_t need = strlen(open) + len + strlen(close) + (have ? 1 : 0);
+    if (have + need + 4 > cap) { /* room for "..." after it */
+        snprintf(b + have, cap - have, "%s...", have ? "," : "");
         return;
     }
-    snprintf(b + len, cap - len, "%s%s", len ? "," : "", name);
+    snprintf(b + have, cap - have, "%s%s%.*s%s", have ? "," : "", open, (int)len, name, close);
+}
+
+static void note_conflict(reg_snapshot_report *rep, const char *name) {
+    rep->conflicts++;
+    list_add(rep->conflict_names, sizeof rep->conflict_names, "", name, strlen(name), "");
 }
 
 /* Apply a decoded FAMILY: the registry's equal family, a new one, or none (conflict).
@@ -614,10 +900,58 @@ static int apply_series(walker *w, series_rec *sr) {
     return 0;
 }
 
+/* Apply a decoded GROUP in a section of its own: the pushes that make its state (see the
+ * top of this file). Returns 0, or -1 when out of memory. */
+static int apply_group(walker *w) {
+    group_rec *gr = &w->gr;
+    if (w->in_section)
+        reg_end(w->t);
+    w->in_section = 0;
+    w->cur = NULL;
+    int rc = REG_OK;
+    reg_begin(w->t);
+    if (gr->push_time != 0 || gr->nfam > 0 || gr->failure_time == 0)
+        rc = reg_group_push(w->t, &gr->p, NULL, 0);
+    if (rc == REG_OK && gr->failure_time != 0) {
+        reg_push failed = gr->p;
+        failed.mode = REG_PUSH_FAILED;
+        failed.time = gr->failure_time;
+        rc = reg_group_push(w->t, &failed, NULL, 0);
+    }
+    reg_end(w->t);
+    if (rc == REG_ENOMEM)
+        return -1;
+    if (rc == REG_OK) {
+        w->rep->groups++;
+    } else { /* REG_ECONFLICT, REG_ELIMIT, REG_EINVAL */
+        w->rep->groups_refused++;
+        list_add(w->rep->refused_groups, sizeof w->rep->refused_groups, "{", gr->p.key,
+                 gr->p.key_len, "}");
+    }
+    return 0;
+}
+
 /* One record. Returns 0; -1 when malformed (with the reason in why) or out of memory
  * (w->nomem). */
 static int one_record(walker *w, unsigned type, reg_snapshot_reader *r, series_rec *sr,
                       const char **why) {
+    if (w->in_groups && type != REG_SNAP_GROUP) {
+        *why = "a family or series after the pushed groups";
+        return -1;
+    }
+    if (type == REG_SNAP_GROUP) {
+        if (group_decode(&w->gr, r, w->apply) != 0) {
+            w->nomem = !r->bad;
+            *why = "malformed pushed group";
+            return -1;
+        }
+        w->in_groups = 1;
+        if (w->apply && apply_group(w) != 0) {
+            w->nomem = 1;
+            return -1;
+        }
+        return 0;
+    }
     if (type == REG_SNAP_FAMILY) {
         if (fam_decode(&w->fr, r) != 0) {
             w->nomem = !r->bad;
@@ -649,8 +983,7 @@ static int one_record(walker *w, unsigned type, reg_snapshot_reader *r, series_r
         }
         return 0;
     }
-    *why = type == REG_SNAP_GROUP ? "pushed groups are not supported by this build"
-                                  : "unknown record type";
+    *why = "unknown record type";
     return -1;
 }
 
@@ -695,6 +1028,7 @@ static int walk(walker *w, const unsigned char *b, size_t len, uint64_t records,
     if (w->in_section)
         reg_end(w->t);
     w->in_section = 0;
+    group_free(&w->gr);
     free(sr->a.p);
     free(sr);
     return rc;

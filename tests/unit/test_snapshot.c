@@ -1,5 +1,6 @@
 /* test_snapshot.c - unit tests of registry snapshots (registry/snapshot.c): a round trip of
- * every type (values, buckets, created times, summary quantiles equal after restore), merging
+ * every type (values, buckets, created times, summary quantiles equal after restore) and of
+ * pushed groups (every field equal, failure-only groups, refused groups reported), merging
  * into declared families, conflicting families skipped and reported, series limits on
  * restore, abacus's own families left out, a failing sink, every kind of corruption refused
  * with nothing applied (truncation at every length, every byte flipped, foreign magic, future
@@ -76,6 +77,12 @@ static void recrc(unsigned char *p, size_t len) {
         p[len - 4 + i] = (unsigned char)(c >> (8 * i));
 }
 
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+static int same_double(double a, double b) {
+    return memcmp(&a, &b, sizeof a) == 0;
+}
+
 static const char *const l_queue[] = {"queue", "outcome"};
 static const char *const l_path[] = {"path"};
 static const char *const cn[] = {"team"};
@@ -121,7 +128,145 @@ static reg_family *add(reg_thread *t, const reg_family_def *d) {
     return f;
 }
 
-/* A registry with every type, odd label values and values that need exact bits. */
+/* ---- pushed groups ------------------------------------------------------------------------ */
+
+#define KEY_BATCH "job=\"batch\""
+#define KEY_ODD "a=\"x\\\"y\\\\z\\nw\",job=\"odd\""
+#define KEY_FAILED "instance=\"h1\",job=\"failonly\""
+#define LAB_BATCH "instance=\"\"," KEY_BATCH
+
+static const char *const kn_job[] = {"job"};
+static const char *const kn_a_job[] = {"a", "job"};
+static const char *const kn_inst_job[] = {"instance", "job"};
+
+static const double v_one[] = {42.5}, v_nan[] = {NAN}, v_neg[] = {-1.0 / 3.0};
+static const double v_hist[] = {12.75, 7, 0.5, 2, 1, 5, INFINITY, 7};
+static const double v_sum[] = {3.25, 9, 0.5, 0.3, 0.99, NAN};
+static const reg_push_series s_batch_one[] = {{LAB_BATCH, sizeof LAB_BATCH - 1, 1, v_one}};
+static const reg_push_series s_batch_nan[] = {{LAB_BATCH, sizeof LAB_BATCH - 1, 1, v_nan}};
+static const reg_push_series s_batch_hist[] = {{LAB_BATCH, sizeof LAB_BATCH - 1, 8, v_hist}};
+static const reg_push_series s_batch_sum[] = {{LAB_BATCH, sizeof LAB_BATCH - 1, 6, v_sum}};
+#define LAB_ODD1 KEY_ODD ",instance=\"\",kind=\"a\""
+#define LAB_ODD2 KEY_ODD ",instance=\"\",kind=\"\xc3\xa9\""
+static const reg_push_series s_odd[] = {{LAB_ODD1, sizeof LAB_ODD1 - 1, 1, v_neg},
+                                        {LAB_ODD2, sizeof LAB_ODD2 - 1, 1, v_one}};
+
+/* Every type, help present and absent. */
+static const reg_push_family f_batch[] = {
+    {.name = "batch_last_success",
+     .help = "Last success.",
+     .type = REG_GAUGE,
+     .nseries = 1,
+     .series = s_batch_one},
+    {.name = "batch_records_total", .type = REG_COUNTER, .nseries = 1, .series = s_batch_one},
+    {.name = "batch_misc", .help = "", .type = REG_UNTYPED, .nseries = 1, .series = s_batch_nan},
+    {.name = "batch_duration_seconds",
+     .help = "Duration.",
+     .type = REG_HISTOGRAM,
+     .nseries = 1,
+     .series = s_batch_hist},
+    {.name = "batch_latency_seconds", .type = REG_SUMMARY, .nseries = 1, .series = s_batch_sum},
+};
+static const reg_push_family f_odd[] = {
+    {.name = "batch_last_success",
+     .help = "Last success.",
+     .type = REG_GAUGE,
+     .nseries = 2,
+     .series = s_odd},
+    {.name = "odd_empty", .help = "No series.", .type = REG_GAUGE},
+};
+
+static int push(reg_registry *r, const char *key, const char *const *names, size_t nnames,
+                reg_push_mode mode, const reg_push_family *f, size_t nf, double time) {
+    reg_push p = {.key = key,
+                  .key_len = strlen(key),
+                  .nkey_names = nnames,
+                  .key_names = names,
+                  .mode = mode,
+                  .nfamilies = nf,
+                  .families = f,
+                  .time = time,
+                  .ttl_ns = 0};
+    reg_thread *t = reg_thread_attach(r);
+    reg_begin(t);
+    char err[256] = "";
+    int rc = reg_group_push(t, &p, err, sizeof err);
+    reg_end(t);
+    reg_thread_detach(t);
+    return rc;
+}
+
+/* Three groups: every family type (one family re-pushed later by a POST, so family times
+ * differ); odd key escapes with a failure after a success; a group that only ever failed. */
+static void push_groups(reg_registry *r) {
+    assert_int_equal(
+        push(r, KEY_BATCH, kn_job, 1, REG_PUSH_REPLACE_ALL, f_batch, N(f_batch), 1700000000.125),
+        REG_OK);
+    assert_int_equal(
+        push(r, KEY_BATCH, kn_job, 1, REG_PUSH_REPLACE_FAMILIES, f_batch, 1, 1700000001.5), REG_OK);
+    assert_int_equal(
+        push(r, KEY_ODD, kn_a_job, 2, REG_PUSH_REPLACE_ALL, f_odd, N(f_odd), 1700000002.0 / 3.0),
+        REG_OK);
+    assert_int_equal(push(r, KEY_ODD, kn_a_job, 2, REG_PUSH_FAILED, NULL, 0, 1700000003.75),
+                     REG_OK);
+    assert_int_equal(push(r, KEY_FAILED, kn_inst_job, 2, REG_PUSH_FAILED, NULL, 0, 1700000004.5),
+                     REG_OK);
+}
+
+static reg_group **groups_of(reg_registry *r, long *n) {
+    reg_thread *t = reg_thread_attach(r);
+    reg_group **g = NULL;
+    size_t cap = 0;
+    reg_begin(t);
+    *n = reg_group_snapshot(t, &g, &cap);
+    reg_end(t);
+    reg_thread_detach(t);
+    assert_true(*n >= 0);
+    return g;
+}
+
+/* The groups of b are those of a, field by field, bit for bit: keys, push and failure times,
+ * families (name, help, type), series (label text, values). A family's time is restored as
+ * its group's push time (snapshot.c). */
+static void expect_groups_equal(reg_registry *ra, reg_registry *rb) {
+    long na, nb;
+    reg_group **ga = groups_of(ra, &na), **gb = groups_of(rb, &nb);
+    assert_int_equal(na, nb);
+    for (long i = 0; i < na; i++) {
+        size_t ka, kb;
+        const char *a = reg_group_key(ga[i], &ka), *b = reg_group_key(gb[i], &kb);
+        assert_int_equal(ka, kb);
+        assert_memory_equal(a, b, ka);
+        assert_true(same_double(reg_group_push_time(ga[i]), reg_group_push_time(gb[i])));
+        assert_true(same_double(reg_group_failure_time(ga[i]), reg_group_failure_time(gb[i])));
+        size_t nf = reg_group_family_count(ga[i]);
+        assert_int_equal(nf, reg_group_family_count(gb[i]));
+        const reg_push_family *fa = reg_group_families(ga[i]), *fb = reg_group_families(gb[i]);
+        for (size_t k = 0; k < nf; k++) {
+            assert_string_equal(fa[k].name, fb[k].name);
+            assert_int_equal(fa[k].help == NULL, fb[k].help == NULL);
+            if (fa[k].help)
+                assert_string_equal(fa[k].help, fb[k].help);
+            assert_int_equal(fa[k].type, fb[k].type);
+            assert_true(same_double(fb[k].time, reg_group_push_time(ga[i])));
+            assert_int_equal(fa[k].nseries, fb[k].nseries);
+            for (size_t j = 0; j < fa[k].nseries; j++) {
+                const reg_push_series *sa = &fa[k].series[j], *sb = &fb[k].series[j];
+                assert_int_equal(sa->labels_len, sb->labels_len);
+                assert_memory_equal(sa->labels, sb->labels, sa->labels_len);
+                assert_int_equal(sa->nvals, sb->nvals);
+                assert_memory_equal(sa->vals, sb->vals, sa->nvals * sizeof sa->vals[0]);
+            }
+        }
+    }
+    reg_group_release_all(ra, ga, (size_t)na);
+    reg_group_release_all(rb, gb, (size_t)nb);
+    free(ga);
+    free(gb);
+}
+
+/* A registry with every type, odd label values and values that need exact bits, and the
+ * pushed groups above. */
 static reg_registry *populated(void) {
     reg_registry *r = new_reg(0);
     reg_thread *t = reg_thread_attach(r);
@@ -149,11 +294,8 @@ static reg_registry *populated(void) {
     assert_int_equal(reg_counter_add(t, o, none, 5), REG_OK);
     reg_end(t);
     reg_thread_detach(t);
+    push_groups(r);
     return r;
-}
-
-static int same_double(double a, double b) {
-    return memcmp(&a, &b, sizeof a) == 0;
 }
 
 /* Every series of family `name` in a equals the one with the same labels in b: created time,
@@ -215,7 +357,6 @@ static void expect_family_equal(reg_registry *ra, reg_registry *rb, const char *
 
 static const char *const all_names[] = {"jobs_total", "temp_celsius", "req_seconds", "lat_seconds",
                                         "misc"};
-#define N(a) (sizeof(a) / sizeof((a)[0]))
 
 /* ---- tests -------------------------------------------------------------------------------- */
 
@@ -232,9 +373,12 @@ static void test_round_trip(void **state) {
     assert_int_equal(rep.series, 3 + 1 + 2 + 2 + 1);
     assert_int_equal(rep.conflicts, 0);
     assert_int_equal(rep.series_refused, 0);
+    assert_int_equal(rep.groups, 3);
+    assert_int_equal(rep.groups_refused, 0);
     assert_true(rep.written_ns > 0);
     for (size_t i = 0; i < N(all_names); i++)
         expect_family_equal(a, b, all_names[i]);
+    expect_groups_equal(a, b);
     reg_thread *t = reg_thread_attach(b);
     reg_begin(t);
     assert_null(reg_family_find(t, "abacus_self_total"));
@@ -246,6 +390,8 @@ static void test_round_trip(void **state) {
     assert_int_equal(load(c, &m2, &rep, err, sizeof err), REG_OK);
     for (size_t i = 0; i < N(all_names); i++)
         expect_family_equal(b, c, all_names[i]);
+    expect_groups_equal(b, c);
+    assert_int_equal(reg_group_total(c), 3);
     reg_destroy(c);
     free(m2.p);
     free(m.p);
@@ -325,7 +471,13 @@ static void test_limits_apply(void **state) {
     assert_int_equal(load(b, &m, &rep, err, sizeof err), REG_OK);
     assert_int_equal(rep.series, 4);
     assert_int_equal(rep.series_refused, 5);
+    /* Groups come after the families: the two with series are refused as a whole, the one
+     * that only failed (no series) is restored. */
+    assert_int_equal(rep.groups, 1);
+    assert_int_equal(rep.groups_refused, 2);
+    assert_non_null(strstr(rep.refused_groups, "{" KEY_BATCH "}"));
     assert_int_equal(reg_series_total(b), 4);
+    assert_int_equal(reg_group_total(b), 1);
     free(m.p);
     reg_destroy(a);
     reg_destroy(b);
@@ -359,6 +511,7 @@ static void expect_refused(const unsigned char *p, size_t len, const char *want)
         fail_msg("reason \"%s\" does not mention \"%s\"", err, want);
     assert_int_equal(reg_family_total(b), 0);
     assert_int_equal(reg_series_total(b), 0);
+    assert_int_equal(reg_group_total(b), 0);
     reg_thread_detach(t);
     reg_destroy(b);
 }
@@ -376,6 +529,9 @@ static void test_truncated_everywhere(void **state) {
     assert_int_equal(reg_observe(t, s, p, 0.3), REG_OK);
     reg_end(t);
     reg_thread_detach(t);
+    assert_int_equal(push(a, KEY_BATCH, kn_job, 1, REG_PUSH_REPLACE_ALL, f_batch + 3, 1, 1.5),
+                     REG_OK);
+    assert_int_equal(push(a, KEY_FAILED, kn_inst_job, 2, REG_PUSH_FAILED, NULL, 0, 2.5), REG_OK);
     membuf m = snapshot_of(a);
     for (size_t len = 0; len < m.len; len++)
         expect_refused(m.p, len, NULL);
@@ -424,6 +580,10 @@ static void test_foreign_and_future(void **state) {
     reg_destroy(a);
 }
 
+static uint32_t rd32(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
 /* Malformed records under a valid CRC: nothing is applied, even where earlier records are
  * fine (the whole file is checked before any record is applied). */
 static void test_malformed_records(void **state) {
@@ -432,31 +592,32 @@ static void test_malformed_records(void **state) {
     membuf m = snapshot_of(a);
     size_t hdr = 32, trl = 20;
     /* find the records: type and length of each */
-    size_t pos = hdr, last_series = 0, nrec = 0;
+    size_t pos = hdr, last_series = 0, last_group = 0, nrec = 0;
     while (pos < m.len - trl) {
         if (m.p[pos] == 2)
             last_series = pos;
-        uint32_t plen = (uint32_t)m.p[pos + 1] | (uint32_t)m.p[pos + 2] << 8 |
-                        (uint32_t)m.p[pos + 3] << 16 | (uint32_t)m.p[pos + 4] << 24;
-        pos += 5 + plen;
+        if (m.p[pos] == 3)
+            last_group = pos;
+        pos += 5 + rd32(m.p + pos + 1);
         nrec++;
     }
     assert_int_equal(pos, m.len - trl);
     assert_true(last_series > hdr);
+    assert_true(last_group > last_series);
     unsigned char *c = malloc(m.len);
     /* the last series' label count off by one */
     memcpy(c, m.p, m.len);
     c[last_series + 5] ^= 1;
     recrc(c, m.len);
     expect_refused(c, m.len, "malformed series");
-    /* an unknown record type, and the reserved group type */
+    /* an unknown record type; a series read as a group */
     memcpy(c, m.p, m.len);
     c[last_series] = 9;
     recrc(c, m.len);
     expect_refused(c, m.len, "unknown record type");
     c[last_series] = 3;
     recrc(c, m.len);
-    expect_refused(c, m.len, "pushed groups");
+    expect_refused(c, m.len, "malformed pushed group");
     /* the record count in the trailer */
     memcpy(c, m.p, m.len);
     c[m.len - 12] ^= 1;
@@ -477,12 +638,63 @@ static void test_malformed_records(void **state) {
     c[hdr + 5 + 4] = '1';
     recrc(c, m.len);
     expect_refused(c, m.len, "malformed family");
+    /* The last group (earlier ones are fine and would apply): its key's first label name made
+     * invalid; a series record after it; its family count one more; its first family's help
+     * flag 2; its first family's name made a reserved one. */
+    size_t g = last_group + 5, klen = rd32(m.p + g), fam = g + 4 + klen + 8 + 8;
+    assert_true(rd32(m.p + fam) > 0);
+    size_t name = fam + 4, nlen = rd32(m.p + name);
+    memcpy(c, m.p, m.len);
+    c[g + 4] = '1';
+    recrc(c, m.len);
+    expect_refused(c, m.len, "malformed pushed group");
+    memcpy(c, m.p, m.len);
+    c[last_group] = 2;
+    recrc(c, m.len);
+    expect_refused(c, m.len, "after the pushed groups");
+    memcpy(c, m.p, m.len);
+    c[fam] += 1;
+    recrc(c, m.len);
+    expect_refused(c, m.len, "malformed pushed group");
+    memcpy(c, m.p, m.len);
+    c[name + 4 + nlen] = 2;
+    recrc(c, m.len);
+    expect_refused(c, m.len, "malformed pushed group");
+    memcpy(c, m.p, m.len);
+    c[name + 4] = 'z'; /* "zatch_..." sorts after the next "batch_...": out of order */
+    recrc(c, m.len);
+    expect_refused(c, m.len, "malformed pushed group");
     free(c);
     free(m.p);
     reg_destroy(a);
 }
 
-/* Writes racing updates (TSan build: no race reported); each snapshot loads. */
+/* A group the registry refuses on load (its family's name is a registry family of another
+ * type) is skipped and reported; the other groups are restored. */
+static void test_group_refused(void **state) {
+    (void)state;
+    reg_registry *a = populated();
+    membuf m = snapshot_of(a);
+    reg_registry *b = new_reg(0);
+    reg_thread *t = reg_thread_attach(b);
+    reg_family_def other = {.name = "batch_records_total", .type = REG_GAUGE};
+    reg_begin(t);
+    add(t, &other);
+    reg_end(t);
+    reg_thread_detach(t);
+    reg_snapshot_report rep;
+    char err[256];
+    assert_int_equal(load(b, &m, &rep, err, sizeof err), REG_OK);
+    assert_int_equal(rep.groups, 2);
+    assert_int_equal(rep.groups_refused, 1);
+    assert_string_equal(rep.refused_groups, "{" KEY_BATCH "}");
+    assert_int_equal(reg_group_total(b), 2);
+    free(m.p);
+    reg_destroy(a);
+    reg_destroy(b);
+}
+
+/* Writes racing updates and pushes (TSan build: no race reported); each snapshot loads. */
 typedef struct {
     reg_registry *r;
     _Atomic int stop;
@@ -501,6 +713,24 @@ static void *updater(void *arg) {
         reg_counter_add(t, c, v, 1);
         reg_observe(t, h, p, i % 7);
         reg_observe(t, s, p, i % 13);
+        if (i % 64 == 0) { /* pushes replace group states while snapshots hold them */
+            char key[32], lab[48];
+            snprintf(key, sizeof key, "job=\"r%u\"", i / 64 % 20);
+            snprintf(lab, sizeof lab, "instance=\"\",%s", key);
+            double v = i;
+            reg_push_series ps = {lab, (uint32_t)strlen(lab), 1, &v};
+            reg_push_family pf = {
+                .name = "race_last", .type = REG_GAUGE, .nseries = 1, .series = &ps};
+            reg_push pu = {.key = key,
+                           .key_len = strlen(key),
+                           .nkey_names = 1,
+                           .key_names = kn_job,
+                           .mode = REG_PUSH_REPLACE_ALL,
+                           .nfamilies = 1,
+                           .families = &pf,
+                           .time = i};
+            reg_group_push(t, &pu, NULL, 0);
+        }
         reg_end(t);
         if (i % 1000 == 0)
             reg_reap(ra->r);
@@ -532,6 +762,7 @@ static void test_write_while_updating(void **state) {
         if (load(b, &m, &rep, err, sizeof err) != REG_OK)
             fail_msg("snapshot %d refused: %s", i, err);
         assert_int_equal(rep.families, 3);
+        assert_int_equal(rep.groups_refused, 0);
         reg_destroy(b);
         free(m.p);
     }
@@ -542,11 +773,12 @@ static void test_write_while_updating(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),        cmocka_unit_test(test_merge_into_declared),
-        cmocka_unit_test(test_conflict_skipped),  cmocka_unit_test(test_limits_apply),
-        cmocka_unit_test(test_sink_failure),      cmocka_unit_test(test_truncated_everywhere),
-        cmocka_unit_test(test_flipped_bytes),     cmocka_unit_test(test_foreign_and_future),
-        cmocka_unit_test(test_malformed_records), cmocka_unit_test(test_write_while_updating),
+        cmocka_unit_test(test_round_trip),           cmocka_unit_test(test_merge_into_declared),
+        cmocka_unit_test(test_conflict_skipped),     cmocka_unit_test(test_limits_apply),
+        cmocka_unit_test(test_sink_failure),         cmocka_unit_test(test_truncated_everywhere),
+        cmocka_unit_test(test_flipped_bytes),        cmocka_unit_test(test_foreign_and_future),
+        cmocka_unit_test(test_malformed_records),    cmocka_unit_test(test_group_refused),
+        cmocka_unit_test(test_write_while_updating),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
