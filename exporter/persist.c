@@ -301,8 +301,9 @@ static void refuse(exp_persist *p, const char *why) {
 
 /* What a successful load did, in log lines. */
 static void log_loaded(const exp_persist *p, const reg_snapshot_report *rep) {
-    char fams[24], series[24], refused[24], age[32];
+    char fams[24], series[24], refused[24], groups[24], age[32];
     snprintf(fams, sizeof fams, "%zu", rep->families);
+    snprintf(groups, sizeof groups, "%zu", rep->groups);
     snprintf(series, sizeof series, "%zu", rep->series);
     snprintf(refused, sizeof refused, "%zu", rep->series_refused);
     struct timespec now;
@@ -310,7 +311,7 @@ static void log_loaded(const exp_persist *p, const reg_snapshot_report *rep) {
     double written = (double)rep->written_ns / 1e9;
     snprintf(age, sizeof age, "%.3f", (double)now.tv_sec + (double)now.tv_nsec / 1e9 - written);
     exp_log(EXP_LOG_INFO, "snapshot loaded", "file", p->path, "families", fams, "series", series,
-            "series_refused", refused, "age_seconds", age, NULL);
+            "series_refused", refused, "groups", groups, "age_seconds", age, NULL);
     if (rep->conflicts) {
         char n[24];
         snprintf(n, sizeof n, "%zu", rep->conflicts);
@@ -320,6 +321,12 @@ static void log_loaded(const exp_persist *p, const reg_snapshot_report *rep) {
     if (rep->series_refused)
         exp_log(EXP_LOG_WARN, "snapshot series refused by a series limit", "file", p->path, "count",
                 refused, NULL);
+    if (rep->groups_refused) {
+        char n[24];
+        snprintf(n, sizeof n, "%zu", rep->groups_refused);
+        exp_log(EXP_LOG_WARN, "snapshot pushed groups refused (a conflict or a series limit)",
+                "file", p->path, "count", n, "groups", rep->refused_groups, NULL);
+    }
 }
 
 /* Returns the series restored. Cannot fail (see persist.h). */

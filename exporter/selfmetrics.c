@@ -123,17 +123,17 @@ static const reg_family_def defs[F_COUNT] = {
                           "built-in defaults).",
                           REG_GAUGE),
     [F_PUSH_REFUSED] = {.name = "abacus_push_refused_total",
-                         .help = "Pushes refused, by reason: invalid_path, invalid_body (not the "
-                                 "text format, timestamps, a histogram without +Inf, a series "
-                                 "twice), invalid_ttl, conflict (a type, help or labels that "
-                                 "differ from the metric of that name), series_limit, too_large "
-                                 "(push.max_body_bytes), busy (push.max_buffered_bytes), method, "
-                                 "out_of_memory.",
-                         .type = REG_COUNTER,
-                         .nlabels = 1,
-                         .labels = l_reason},
-    [F_PUSH_GROUPS] = DEF("abacus_push_groups", "Pushed groups held (one per grouping key).",
-                          REG_GAUGE),
+                        .help = "Pushes refused, by reason: invalid_path, invalid_body (not the "
+                                "text format, timestamps, a histogram without +Inf, a series "
+                                "twice), invalid_ttl, conflict (a type, help or labels that "
+                                "differ from the metric of that name), series_limit, too_large "
+                                "(push.max_body_bytes), busy (push.max_buffered_bytes), method, "
+                                "out_of_memory.",
+                        .type = REG_COUNTER,
+                        .nlabels = 1,
+                        .labels = l_reason},
+    [F_PUSH_GROUPS] =
+        DEF("abacus_push_groups", "Pushed groups held (one per grouping key).", REG_GAUGE),
     [F_CPU] = DEF("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
                   REG_COUNTER),
     [F_OPEN_FDS] = DEF("process_open_fds", "Number of open file descriptors.", REG_GAUGE),

@@ -344,8 +344,7 @@ static reg_group *pack(const reg_registry *r, const char *key, size_t key_len, f
 }
 
 /* The family of that name in a sorted array, or NULL. */
-static const reg_push_family *find_family(const reg_push_family *fams, size_t n,
-                                          const char *name) {
+static const reg_push_family *find_family(const reg_push_family *fams, size_t n, const char *name) {
     size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -411,7 +410,8 @@ static int add_family(fam_src *src, const reg_push_family *old, char *err, size_
         ser[k] = *s;
         if (stored) {
             if (add_series(pushed->type, stored, s, v) != 0) {
-                say(err, errlen, "aggregating push of %s: bucket layout differs from the stored one",
+                say(err, errlen,
+                    "aggregating push of %s: bucket layout differs from the stored one",
                     pushed->name);
                 free(ser);
                 free(vals);
@@ -473,9 +473,9 @@ static int gather_sources(const reg_push *p, const reg_group *old, fam_src **out
         src[n].f = p->families[i];
         src[n].f.time = p->time;
         const reg_push_family *stored =
-            p->mode == REG_PUSH_ADD && old ? find_family(old->families, old->nfamilies,
-                                                         p->families[i].name)
-                                           : NULL;
+            p->mode == REG_PUSH_ADD && old
+                ? find_family(old->families, old->nfamilies, p->families[i].name)
+                : NULL;
         if (stored && stored->type == src[n].f.type &&
             (stored->type == REG_COUNTER || stored->type == REG_HISTOGRAM)) {
             rc = sorted_copy(&src[n]);
@@ -657,16 +657,16 @@ static reg_group *build_state(reg_registry *r, const reg_push *p, const reg_grou
     g->push_time = failed ? (old ? old->push_time : 0) : p->time;
     g->failure_time = failed ? p->time : (old ? old->failure_time : 0);
     g->ttl_ns = failed && old ? old->ttl_ns : p->ttl_ns;
-    g->expires_ns = failed && old ? old->expires_ns
-                                  : (g->ttl_ns ? reg_now_mono_ns() + g->ttl_ns : 0);
+    g->expires_ns =
+        failed && old ? old->expires_ns : (g->ttl_ns ? reg_now_mono_ns() + g->ttl_ns : 0);
     return g;
 }
 
 /* Link g in place of old: series reserved, names counted, published, old's link dropped.
  * Under push_mu. REG_OK; REG_ECONFLICT, REG_ELIMIT or REG_ENOMEM with err (nothing changed,
  * g not linked). */
-static int group_install(reg_thread *t, const reg_push *p, reg_group *old, reg_group *g,
-                         char *err, size_t errlen) {
+static int group_install(reg_thread *t, const reg_push *p, reg_group *old, reg_group *g, char *err,
+                         size_t errlen) {
     reg_registry *r = t->reg;
     pthread_mutex_lock(&r->fam_mu);
     int rc = check_names(t, p, old, g, err, errlen);

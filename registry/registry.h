@@ -292,9 +292,9 @@ typedef struct {
 typedef enum {
     REG_PUSH_REPLACE_ALL,      /* PUT: the body is the group's new content */
     REG_PUSH_REPLACE_FAMILIES, /* POST: families in the body replace those of the same name */
-    REG_PUSH_ADD,      /* counters and histograms add to the stored series of the same labels;
-                        * other types replace as with REG_PUSH_REPLACE_FAMILIES */
-    REG_PUSH_FAILED,   /* a push that was refused: records its time, changes nothing else */
+    REG_PUSH_ADD,    /* counters and histograms add to the stored series of the same labels;
+                      * other types replace as with REG_PUSH_REPLACE_FAMILIES */
+    REG_PUSH_FAILED, /* a push that was refused: records its time, changes nothing else */
 } reg_push_mode;
 
 /* What a push is. The registry copies what it keeps. */

@@ -334,9 +334,9 @@ struct exp_scrape {
     size_t ngroups, groups_cap;
     exp_pushed *pushed;
     size_t npushed;
-    size_t pi, ps, pj;        /* rendering position: entry, series, line */
-    reg_family_def push_def;  /* the definition a name only pushed groups have renders with */
-    char *meta_key;           /* labels of the current push-time series */
+    size_t pi, ps, pj;       /* rendering position: entry, series, line */
+    reg_family_def push_def; /* the definition a name only pushed groups have renders with */
+    char *meta_key;          /* labels of the current push-time series */
     size_t meta_key_cap;
     const char *last_meta; /* metadata name of the last family written (OpenMetrics dedup) */
     size_t last_mlen;
@@ -531,8 +531,8 @@ static int list_pushed(exp_scrape *s) {
     for (size_t i = 0, j; i < n && rc == 0; i = j) {
         for (j = i + 1; j < n && !strcmp(s->pushed[j].name, s->pushed[i].name); j++)
             ;
-        uintptr_t at = (uintptr_t)reg_strmap_get(by_name, s->pushed[i].name,
-                                                 strlen(s->pushed[i].name));
+        uintptr_t at =
+            (uintptr_t)reg_strmap_get(by_name, s->pushed[i].name, strlen(s->pushed[i].name));
         if (at) {
             s->fams[at - 1].push_first = i;
             s->fams[at - 1].push_count = j - i;

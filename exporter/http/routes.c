@@ -85,7 +85,7 @@ static enum MHD_Result queue(struct MHD_Connection *c, req_ctx *ctx, unsigned co
 /* A small response from a string (copied). allow: value of an Allow header, or NULL.
  * MHD_NO when out of memory. */
 enum MHD_Result exp_http_reply(struct MHD_Connection *c, req_ctx *ctx, unsigned code,
-                             const char *ctype, const char *body, size_t len, const char *allow) {
+                               const char *ctype, const char *body, size_t len, const char *allow) {
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
     if (!resp)
@@ -321,7 +321,8 @@ enum MHD_Result exp_http_serve_reload(exp_http *h, struct MHD_Connection *c, req
     if (f) {
         cfg_errors_print(&errs, f);
         fclose(f);
-        ret = exp_http_reply(c, ctx, MHD_HTTP_BAD_REQUEST, "text/plain; charset=utf-8", text, len, NULL);
+        ret = exp_http_reply(c, ctx, MHD_HTTP_BAD_REQUEST, "text/plain; charset=utf-8", text, len,
+                             NULL);
         free(text);
     } else {
         ret = exp_http_reply_text(c, ctx, MHD_HTTP_BAD_REQUEST, "invalid configuration\n", NULL);

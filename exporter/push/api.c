@@ -145,8 +145,7 @@ static void json_family(FILE *out, const reg_push_family *f) {
 }
 
 /* A group's push-time gauge, in the shape of a family. */
-static void json_meta(FILE *out, const reg_group *g, const char *name, const char *help,
-                      double v) {
+static void json_meta(FILE *out, const reg_group *g, const char *name, const char *help, double v) {
     size_t kl;
     const char *key = reg_group_key(g, &kl);
     reg_push_series x = {key, (uint32_t)kl, 1, &v};

@@ -50,7 +50,6 @@ void exp_push_handle(reg_registry *r, const exp_push_request *rq, exp_push_answe
  * of name and value (flags[2i], flags[2i+1]). Not inside a registry section. */
 char *exp_push_api_metrics(reg_registry *r, size_t *len, unsigned *status);
 char *exp_push_api_status(double start_time, const char *const *flags, size_t nflags,
-                          const char *version, const char *revision, size_t *len,
-                          unsigned *status);
+                          const char *version, const char *revision, size_t *len, unsigned *status);
 
 #endif
