@@ -119,9 +119,9 @@ void reg_begin(reg_thread *t);
 void reg_end(reg_thread *t);
 
 /* Families. reg_family_add creates a family, or returns the existing one when the definition
- * is equal (REG_OK); REG_ECONFLICT when a family of that name differs, REG_EINVAL for a bad
- * definition. Safe concurrently with everything; must be called inside a section, and *out is
- * valid until reg_end. */
+ * is equal (REG_OK); REG_ECONFLICT when a family of that name differs or pushed groups have
+ * the name with another type, REG_EINVAL for a bad definition. Safe concurrently with everything;
+ * must be called inside a section, and *out is valid until reg_end. */
 int reg_family_add(reg_thread *t, const reg_family_def *def, reg_family **out);
 /* NULL when absent. Inside a section. */
 reg_family *reg_family_find(reg_thread *t, const char *name);
@@ -130,9 +130,10 @@ reg_family *reg_family_find(reg_thread *t, const char *name);
  * are removed (each reported to the removal hook) and updates on it fail with REG_EGONE from
  * then on. No family of that name: adds it. One equal to def: keeps it (REG_OK, nothing
  * removed). A new family without labels is published with its one series already made, so it
- * is never seen empty. REG_EINVAL for a bad definition, REG_ENOMEM (nothing changed),
- * REG_ELIMIT (replaced, but the label-less series was refused by a limit). Inside a section;
- * *out is valid until reg_end. Waits for in-flight updates on the old series to leave. */
+ * is never seen empty. REG_EINVAL for a bad definition, REG_ECONFLICT (pushed groups have the name
+ * with another type; nothing changed), REG_ENOMEM (nothing changed), REG_ELIMIT (replaced, but the
+ * label-less series was refused by a limit). Inside a section; *out is valid until reg_end. Waits
+ * for in-flight updates on the old series to leave. */
 int reg_family_replace(reg_thread *t, const reg_family_def *def, reg_family **out);
 /* Remove a family and all its series (each reported to the removal hook). REG_ENOTFOUND when
  * absent. Must NOT be called inside a section. Concurrent updates on the family fail with
