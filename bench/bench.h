@@ -3,6 +3,7 @@
 #define ABACUS_BENCH_H
 
 #include <stdio.h>
+#include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -13,16 +14,27 @@ static inline double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Resident bytes of this process, 0 when /proc/self/statm cannot be read. */
-static inline long rss_bytes(void) {
+/* Resident bytes of process pid (0: this process), 0 when its /proc/PID/statm cannot be
+ * read. */
+static inline long rss_bytes_of(pid_t pid) {
+    char path[64];
     long pages = 0, resident = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
+    if (pid > 0)
+        snprintf(path, sizeof path, "/proc/%ld/statm", (long)pid);
+    else
+        snprintf(path, sizeof path, "/proc/self/statm");
+    FILE *f = fopen(path, "r");
     if (f) {
         if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
             resident = 0;
         fclose(f);
     }
     return resident * sysconf(_SC_PAGESIZE);
+}
+
+/* Resident bytes of this process, 0 when /proc/self/statm cannot be read. */
+static inline long rss_bytes(void) {
+    return rss_bytes_of(0);
 }
 
 #endif

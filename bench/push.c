@@ -1,0 +1,632 @@
+/* push.c (bench) - push speed and memory: abacus next to Prometheus's Pushgateway, both run as
+ * real processes in the same run and measured the same way. Prints figures; asserts nothing.
+ *
+ *  - one group PUT repeatedly: pushes and series per second for bodies of 10, 1,000 and
+ *    100,000 gauge series with two labels;
+ *  - 1,000 groups of 100 series (PUT /metrics/job/bench/instance/<i>) one after another:
+ *    series per second over all of them, over the first 100 and over the last 100 groups (the
+ *    Pushgateway's consistency check re-reads every group on each push; abacus's cost should
+ *    not grow with the number of other groups);
+ *  - resident memory per pushed series: the server's RSS 1 s after one PUT of 100,000 series
+ *    minus its RSS before, divided by 100,000.
+ * Each server gets one keep-alive HTTP/1.1 connection and one push at a time; every answer must
+ * be 200 (any other is counted as failed), and the series pushed are counted in /metrics. The
+ * servers listen on 127.0.0.1 only, are started afresh for the memory and repeated pushes and
+ * again for the groups, and are stopped at the end. abacus runs with its StatsD listeners off
+ * and no configuration file; the Pushgateway without persistence.
+ *
+ * Usage: bench_push [--abacus BIN] [--pushgateway BIN] [--step-seconds S] [--groups-seconds S]
+ *   --abacus: default ../exporter/abacus from this program's directory (the same build);
+ *   --pushgateway: default /usr/bin/prometheus-pushgateway; when absent, no peer column;
+ *   --step-seconds: least time of each repeated-push figure (default 2);
+ *   --groups-seconds: most time of a server's 1,000 groups (default 60, 0: no cap; the
+ *     Pushgateway needs about 95 s for all of them on a 2-core VM, so its run stops early and
+ *     its figures cover the groups it got through).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+static void sleep_ms(unsigned ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* A free TCP port on 127.0.0.1 (bound to port 0, read back, released), or -1. */
+static int free_port(void) {
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+/* ---- a minimal blocking HTTP/1.1 client: one keep-alive connection --------------------- */
+
+typedef struct {
+    int port;
+    int fd;   /* -1: not connected */
+    char *in; /* received bytes; those from in_off on are not consumed yet */
+    size_t in_off, in_len, in_cap;
+    char *body; /* the body of the last answer */
+    size_t body_len, body_cap;
+    unsigned connections; /* connections opened: 1 when keep-alive held */
+} http_client;
+
+static int http_connect(http_client *c) {
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)c->port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int one = 1;
+    c->fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (c->fd < 0)
+        return -1;
+    if (connect(c->fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(c->fd);
+        c->fd = -1;
+        return -1;
+    }
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->in_off = c->in_len = 0;
+    c->connections++;
+    return 0;
+}
+
+static void http_close(http_client *c) {
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+}
+
+/* Grow *buf to hold at least need bytes. 0, or -1 when out of memory. */
+static int reserve(char **buf, size_t *cap, size_t need) {
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap : 64 * 1024;
+    while (n < need)
+        n *= 2;
+    char *grown = realloc(*buf, n);
+    if (grown == NULL)
+        return -1;
+    *buf = grown;
+    *cap = n;
+    return 0;
+}
+
+/* Until at least n unconsumed bytes are buffered. 0, or -1 at the end of the stream. */
+static int http_need(http_client *c, size_t n) {
+    while (c->in_len - c->in_off < n) {
+        if (c->in_off > 0) { /* move the unconsumed bytes to the front */
+            memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+            c->in_len -= c->in_off;
+            c->in_off = 0;
+        }
+        if (reserve(&c->in, &c->in_cap, c->in_len + 64 * 1024) != 0)
+            return -1;
+        ssize_t got = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            return -1;
+        c->in_len += (size_t)got;
+    }
+    return 0;
+}
+
+/* Length of the unconsumed bytes up to and including the next "\r\n" (or "\r\n\r\n" when
+ * blank_line), reading as needed; 0 at the end of the stream. */
+static size_t http_until(http_client *c, int blank_line) {
+    const char *end = blank_line ? "\r\n\r\n" : "\r\n";
+    size_t n = strlen(end);
+    for (size_t scanned = 0;;) {
+        size_t have = c->in_len - c->in_off;
+        char *hit = have >= n ? memmem(c->in + c->in_off + scanned, have - scanned, end, n) : NULL;
+        if (hit)
+            return (size_t)(hit - (c->in + c->in_off)) + n;
+        scanned = have >= n ? have - n + 1 : 0;
+        if (http_need(c, have + 1) != 0)
+            return 0;
+    }
+}
+
+/* Move n buffered bytes to the answer's body. */
+static int http_take_body(http_client *c, size_t n) {
+    if (reserve(&c->body, &c->body_cap, c->body_len + n + 1) != 0)
+        return -1;
+    memcpy(c->body + c->body_len, c->in + c->in_off, n);
+    c->body_len += n;
+    c->body[c->body_len] = '\0';
+    c->in_off += n;
+    return 0;
+}
+
+/* A header's value in the header block head (lines ending in "\r\n"), or NULL. */
+static const char *header(const char *head, const char *name) {
+    size_t n = strlen(name);
+    for (const char *line = strstr(head, "\r\n"); line; line = strstr(line + 2, "\r\n"))
+        if (strncasecmp(line + 2, name, n) == 0 && line[2 + n] == ':') {
+            const char *v = line + 3 + n;
+            while (*v == ' ')
+                v++;
+            return v;
+        }
+    return NULL;
+}
+
+/* Read one answer: its status, the body in c->body. -1 when the stream ends or is garbled. */
+static int http_read_answer(http_client *c) {
+    c->body_len = 0;
+    size_t head_len = http_until(c, 1);
+    if (head_len == 0)
+        return -1;
+    char *head = c->in + c->in_off;
+    head[head_len - 1] = '\0'; /* the last '\n': terminates the header block for strstr */
+    int status = 0;
+    if (sscanf(head, "HTTP/1.%*d %d", &status) != 1)
+        return -1;
+    const char *length = header(head, "Content-Length");
+    const char *encoding = header(head, "Transfer-Encoding");
+    const char *connection = header(head, "Connection");
+    int chunked = encoding && strncasecmp(encoding, "chunked", 7) == 0;
+    int closes = connection && strncasecmp(connection, "close", 5) == 0;
+    long content = length ? strtol(length, NULL, 10) : -1;
+    c->in_off += head_len;
+    if (chunked) {
+        for (;;) {
+            size_t line = http_until(c, 0);
+            if (line == 0)
+                return -1;
+            size_t size = strtoul(c->in + c->in_off, NULL, 16);
+            c->in_off += line;
+            if (size == 0)
+                break;
+            if (http_need(c, size + 2) != 0 || http_take_body(c, size) != 0)
+                return -1;
+            c->in_off += 2; /* the chunk's "\r\n" */
+        }
+        size_t line;
+        while ((line = http_until(c, 0)) > 2) /* trailers, then a blank line */
+            c->in_off += line;
+        if (line == 0)
+            return -1;
+        c->in_off += line;
+    } else if (status / 100 == 1 || status == 204 || status == 304) {
+        /* no body */
+    } else if (content >= 0) {
+        if (http_need(c, (size_t)content) != 0 || http_take_body(c, (size_t)content) != 0)
+            return -1;
+    } else {
+        while (http_need(c, 1) == 0) /* no length: the body runs to the end of the stream */
+            http_take_body(c, c->in_len - c->in_off);
+        closes = 1;
+    }
+    if (closes)
+        http_close(c);
+    return status;
+}
+
+static int send_all(int fd, const char *p, size_t n, int more) {
+    while (n > 0) {
+        ssize_t sent = send(fd, p, n, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+        if (sent < 0 && errno == EINTR)
+            continue;
+        if (sent <= 0)
+            return -1;
+        p += sent;
+        n -= (size_t)sent;
+    }
+    return 0;
+}
+
+/* One request on the kept-alive connection (opened, or reopened once when the server closed
+ * it). The status, or -1 when no answer came. */
+static int http_request(http_client *c, const char *method, const char *path, const char *body,
+                        size_t len) {
+    char head[512];
+    int head_len = snprintf(head, sizeof head,
+                            "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                            "Content-Type: text/plain; version=0.0.4\r\n"
+                            "Content-Length: %zu\r\n\r\n",
+                            method, path, c->port, len);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int reused = c->fd >= 0;
+        if (!reused && http_connect(c) != 0)
+            return -1;
+        if (send_all(c->fd, head, (size_t)head_len, len > 0) == 0 &&
+            send_all(c->fd, body, len, 0) == 0) {
+            int status = http_read_answer(c);
+            if (status >= 0)
+                return status;
+        }
+        http_close(c);
+        if (!reused)
+            return -1;
+    }
+    return -1;
+}
+
+/* ---- the servers: real processes ------------------------------------------------------- */
+
+typedef struct {
+    const char *name;
+    pid_t pid; /* also its process group */
+    http_client http;
+} server;
+
+static pid_t started[8];
+static int nstarted;
+
+/* Stops whatever is still running when this program is interrupted. */
+static void on_signal(int sig) {
+    for (int i = 0; i < nstarted; i++)
+        if (started[i] > 0)
+            kill(-started[i], SIGKILL);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* Start argv[0] in a session of its own (stdout and stderr to /dev/null when quiet) and wait
+ * until GET /-/ready answers 200. 0, or -1 (it is stopped). */
+static int server_start(server *s, const char *name, char *const argv[], int port, int quiet) {
+    *s = (server){.name = name, .http = {.port = port, .fd = -1}};
+    s->pid = fork();
+    if (s->pid < 0)
+        return -1;
+    if (s->pid == 0) {
+        setsid();
+        if (quiet) {
+            int null = open("/dev/null", O_WRONLY);
+            dup2(null, STDOUT_FILENO);
+            dup2(null, STDERR_FILENO);
+        }
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    started[nstarted++] = s->pid;
+    for (double deadline = now_s() + 30; now_s() < deadline; sleep_ms(20)) {
+        int status;
+        if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
+            fprintf(stderr, "%s exited while starting (wait status %d)\n", name, status);
+            s->pid = 0;
+            return -1;
+        }
+        if (http_request(&s->http, "GET", "/-/ready", "", 0) == 200)
+            return 0;
+    }
+    fprintf(stderr, "%s: not ready within 30 s\n", name);
+    kill(-s->pid, SIGKILL);
+    waitpid(s->pid, NULL, 0);
+    s->pid = 0;
+    return -1;
+}
+
+/* SIGTERM, then SIGKILL after 30 s. Reports an exit other than 0 after SIGTERM. */
+static void server_stop(server *s) {
+    http_close(&s->http);
+    free(s->http.in);
+    free(s->http.body);
+    if (s->pid <= 0)
+        return;
+    kill(-s->pid, SIGTERM);
+    int status = 0;
+    double deadline = now_s() + 30;
+    while (waitpid(s->pid, &status, WNOHANG) == 0) {
+        if (now_s() > deadline) {
+            fprintf(stderr, "%s did not stop within 30 s of SIGTERM: killed\n", s->name);
+            kill(-s->pid, SIGKILL);
+            waitpid(s->pid, &status, 0);
+            break;
+        }
+        sleep_ms(10);
+    }
+    if (WIFSIGNALED(status) || WEXITSTATUS(status) != 0)
+        fprintf(stderr, "%s ended with %s %d after SIGTERM\n", s->name,
+                WIFSIGNALED(status) ? "signal" : "exit status",
+                WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+    for (int i = 0; i < nstarted; i++)
+        if (started[i] == s->pid)
+            started[i] = 0;
+    s->pid = 0;
+}
+
+typedef struct {
+    const char *abacus, *pushgateway; /* pushgateway NULL: not installed */
+} binaries;
+
+/* abacus and, when installed, the Pushgateway, on free ports. The number started. */
+static int servers_start(const binaries *bin, server out[2]) {
+    char listen[2][64];
+    int port[2] = {free_port(), free_port()};
+    while (port[1] == port[0])
+        port[1] = free_port();
+    for (int i = 0; i < 2; i++)
+        snprintf(listen[i], sizeof listen[i], "--web.listen-address=127.0.0.1:%d", port[i]);
+    char *abacus[] = {(char *)bin->abacus,
+                      listen[0],
+                      "--config.file=/dev/null",
+                      "--statsd.listen-udp=",
+                      "--statsd.listen-tcp=",
+                      "--log.level=warn",
+                      NULL};
+    char *pushgateway[] = {(char *)bin->pushgateway, listen[1],
+                           "--persistence.file=", "--log.level=warn", NULL};
+    if (server_start(&out[0], "abacus", abacus, port[0], 0) != 0)
+        exit(1);
+    if (bin->pushgateway == NULL)
+        return 1;
+    if (server_start(&out[1], "pushgateway", pushgateway, port[1], 1) != 0) {
+        server_stop(&out[0]);
+        exit(1);
+    }
+    return 2;
+}
+
+/* ---- the traffic ----------------------------------------------------------------------- */
+
+/* A text-format body of n gauge series with two labels, endpoints numbered from first. */
+static char *gauge_body(size_t n, size_t first, size_t *len) {
+    size_t cap = 64 + n * 96, used = 0;
+    char *body = malloc(cap);
+    if (body == NULL)
+        exit(1);
+    used += (size_t)snprintf(body, cap, "# TYPE bench_gauge gauge\n");
+    for (size_t i = 0; i < n; i++)
+        used += (size_t)snprintf(body + used, cap - used,
+                                 "bench_gauge{service=\"svc-%zu\",endpoint=\"/api/v1/item/%zu\"} "
+                                 "%zu\n",
+                                 i % 100, first + i, i % 1000);
+    *len = used;
+    return body;
+}
+
+/* Series of the bench family in the server's /metrics (lines "bench_gauge{"), or -1. */
+static long count_series(server *s) {
+    if (http_request(&s->http, "GET", "/metrics", "", 0) != 200)
+        return -1;
+    long n = 0;
+    for (const char *p = s->http.body; (p = strstr(p, "bench_gauge{")) != NULL; p++)
+        n += p == s->http.body || p[-1] == '\n';
+    return n;
+}
+
+/* ---- the phases ------------------------------------------------------------------------ */
+
+typedef struct {
+    double bytes_per_series;
+    long before, after, counted;
+    unsigned failed;
+} memory_result;
+
+/* RSS 1 s after one PUT of n series to a fresh group, minus RSS before (after a one-series
+ * warm-up push, so the push machinery exists). */
+static memory_result measure_memory(server *s, size_t n) {
+    memory_result m = {0};
+    size_t len;
+    char *warm = gauge_body(1, 0, &len);
+    m.failed = http_request(&s->http, "PUT", "/metrics/job/warm", warm, len) != 200;
+    free(warm);
+    sleep_ms(1000);
+    m.before = rss_bytes_of(s->pid);
+    char *body = gauge_body(n, 0, &len);
+    m.failed += http_request(&s->http, "PUT", "/metrics/job/bench", body, len) != 200;
+    free(body);
+    sleep_ms(1000);
+    m.after = rss_bytes_of(s->pid);
+    m.counted = count_series(s);
+    if (m.counted > 0)
+        m.counted--; /* the warm-up series */
+    m.bytes_per_series = (double)(m.after - m.before) / (double)n;
+    return m;
+}
+
+typedef struct {
+    double pushes, seconds;
+    unsigned failed;
+} run_result;
+
+/* PUT body to path until min_seconds and at least 3 pushes have passed, after one warm-up
+ * push (which creates the group). */
+static run_result put_repeated(server *s, const char *path, const char *body, size_t len,
+                               double min_seconds) {
+    run_result r = {0};
+    r.failed = http_request(&s->http, "PUT", path, body, len) != 200;
+    double t0 = now_s();
+    while (r.pushes < 3 || now_s() - t0 < min_seconds) {
+        r.failed += http_request(&s->http, "PUT", path, body, len) != 200;
+        r.pushes++;
+    }
+    r.seconds = now_s() - t0;
+    return r;
+}
+
+#define GROUPS 1000
+#define GROUP_SERIES 100
+#define EDGE 100 /* groups in the "first" and "last" figures */
+
+typedef struct {
+    int groups; /* pushed: GROUPS, or fewer when the time cap was reached */
+    double seconds, first_seconds, last_seconds;
+    unsigned failed;
+    long counted;
+} groups_result;
+
+/* Push the groups one after another, stopping early after max_seconds (0: no cap). */
+static groups_result push_groups(server *s, char *const bodies[], const size_t lens[],
+                                 double max_seconds) {
+    static double done_at[GROUPS + 1]; /* done_at[i]: when i groups had been pushed */
+    groups_result g = {0};
+    char path[128];
+    done_at[0] = now_s();
+    while (g.groups < GROUPS &&
+           (max_seconds <= 0 || now_s() - done_at[0] < max_seconds || g.groups < EDGE)) {
+        snprintf(path, sizeof path, "/metrics/job/bench/instance/%d", g.groups);
+        g.failed += http_request(&s->http, "PUT", path, bodies[g.groups], lens[g.groups]) != 200;
+        done_at[++g.groups] = now_s();
+    }
+    g.seconds = done_at[g.groups] - done_at[0];
+    g.first_seconds = done_at[EDGE] - done_at[0];
+    g.last_seconds = done_at[g.groups] - done_at[g.groups - EDGE];
+    g.counted = count_series(s);
+    return g;
+}
+
+static double ratio(double a, double b) {
+    return b > 0 ? a / b : 0;
+}
+
+#define MEMORY_SERIES 100000
+static const size_t SIZES[] = {10, 1000, 100000}; /* series in the repeated bodies */
+#define NSIZES (sizeof SIZES / sizeof SIZES[0])
+
+/* What the ratios are made of; index 0 is abacus, 1 the Pushgateway. */
+typedef struct {
+    int nservers;
+    memory_result memory[2];
+    double one_group[NSIZES][2], groups[2]; /* series per second */
+    int capped;
+} figures;
+
+/* Memory first, on fresh servers; then the repeated pushes on the same servers (each size
+ * replaces the group of the memory push). */
+static void bench_one_group(const binaries *bin, double step, figures *f) {
+    server servers[2];
+    f->nservers = servers_start(bin, servers);
+    for (int k = 0; k < f->nservers; k++)
+        f->memory[k] = measure_memory(&servers[k], MEMORY_SERIES);
+    printf("one group, PUT repeatedly (after one warm-up push; at least %g s each):\n", step);
+    printf("  %8s  %-12s %8s %9s %11s %13s %7s\n", "series", "server", "pushes", "seconds",
+           "pushes/s", "series/s", "failed");
+    for (size_t i = 0; i < NSIZES; i++) {
+        size_t len;
+        char *body = gauge_body(SIZES[i], 0, &len);
+        for (int k = 0; k < f->nservers; k++) {
+            run_result r = put_repeated(&servers[k], "/metrics/job/bench", body, len, step);
+            f->one_group[i][k] = r.pushes * (double)SIZES[i] / r.seconds;
+            printf("  %8zu  %-12s %8.0f %9.2f %11.1f %13.0f %7u\n", SIZES[i], servers[k].name,
+                   r.pushes, r.seconds, r.pushes / r.seconds, f->one_group[i][k], r.failed);
+            fflush(stdout);
+        }
+        free(body);
+    }
+    for (int k = 0; k < f->nservers; k++)
+        server_stop(&servers[k]);
+}
+
+static void bench_groups(const binaries *bin, double cap, figures *f) {
+    printf("\n%d groups of %d series, PUT /metrics/job/bench/instance/<i> one after another "
+           "(fresh servers):\n",
+           GROUPS, GROUP_SERIES);
+    printf("  %-12s %7s %9s %13s %17s %17s %7s %12s\n", "server", "groups", "seconds", "series/s",
+           "first 100 groups", "last 100 groups", "failed", "in /metrics");
+    char *bodies[GROUPS];
+    size_t lens[GROUPS];
+    for (int i = 0; i < GROUPS; i++)
+        bodies[i] = gauge_body(GROUP_SERIES, (size_t)i * GROUP_SERIES, &lens[i]);
+    server servers[2];
+    f->nservers = servers_start(bin, servers);
+    for (int k = 0; k < f->nservers; k++) {
+        groups_result g = push_groups(&servers[k], bodies, lens, cap);
+        f->groups[k] = g.groups * GROUP_SERIES / g.seconds;
+        printf("  %-12s %7d %9.2f %13.0f %17.0f %17.0f %7u %12ld\n", servers[k].name, g.groups,
+               g.seconds, f->groups[k], EDGE * GROUP_SERIES / g.first_seconds,
+               EDGE * GROUP_SERIES / g.last_seconds, g.failed, g.counted);
+        fflush(stdout);
+        f->capped |= g.groups < GROUPS;
+    }
+    for (int k = 0; k < f->nservers; k++)
+        server_stop(&servers[k]);
+    for (int i = 0; i < GROUPS; i++)
+        free(bodies[i]);
+    printf("  (first/last 100 groups: series per second over those pushes alone)\n");
+    if (f->capped)
+        printf(
+            "  (fewer than %d groups: stopped at the %.0f s cap, --groups-seconds; each further\n"
+            "   push would have taken longer, so that server's series/s is overstated)\n",
+            GROUPS, cap);
+}
+
+static void print_memory(const figures *f) {
+    static const char *const NAMES[] = {"abacus", "pushgateway"};
+    printf("\nmemory: one PUT of %d series to a fresh group; RSS 1 s after it minus RSS before\n",
+           MEMORY_SERIES);
+    printf("  %-12s %12s %12s %15s %7s %12s\n", "server", "before MiB", "after MiB", "bytes/series",
+           "failed", "in /metrics");
+    for (int k = 0; k < f->nservers; k++) {
+        const memory_result *m = &f->memory[k];
+        printf("  %-12s %12.1f %12.1f %15.0f %7u %12ld\n", NAMES[k], m->before / 1048576.0,
+               m->after / 1048576.0, m->bytes_per_series, m->failed, m->counted);
+    }
+}
+
+static void print_ratios(const figures *f) {
+    printf("\nabacus against the Pushgateway (issue targets in brackets; not asserted):\n");
+    for (size_t i = 0; i < NSIZES; i++)
+        printf("  series/s, one group of %zu series: %.1fx [>= 5x]\n", SIZES[i],
+               ratio(f->one_group[i][0], f->one_group[i][1]));
+    printf("  series/s, %d groups of %d: %.1fx [>= 100x]%s\n", GROUPS, GROUP_SERIES,
+           ratio(f->groups[0], f->groups[1]), f->capped ? " (understated: a run was capped)" : "");
+    printf("  bytes per pushed series: abacus %.0f [<= 200], pushgateway %.0f: %.1fx less\n",
+           f->memory[0].bytes_per_series, f->memory[1].bytes_per_series,
+           ratio(f->memory[1].bytes_per_series, f->memory[0].bytes_per_series));
+}
+
+int main(int argc, char **argv) {
+    char self[4096], abacus[4200];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return 1;
+    self[n] = '\0';
+    snprintf(abacus, sizeof abacus, "%s/../exporter/abacus", dirname(self));
+    binaries bin = {abacus, "/usr/bin/prometheus-pushgateway"};
+    double step = 2, groups_cap = 60;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--abacus") && i + 1 < argc)
+            bin.abacus = argv[++i];
+        else if (!strcmp(argv[i], "--pushgateway") && i + 1 < argc)
+            bin.pushgateway = argv[++i];
+        else if (!strcmp(argv[i], "--step-seconds") && i + 1 < argc)
+            step = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--groups-seconds") && i + 1 < argc)
+            groups_cap = atof(argv[++i]);
+        else {
+            fprintf(stderr, "usage: bench_push [--abacus BIN] [--pushgateway BIN] "
+                            "[--step-seconds S] [--groups-seconds S]\n");
+            return 2;
+        }
+    }
+    if (access(bin.pushgateway, X_OK) != 0) {
+        printf("pushgateway: not installed (%s), no peer column\n", bin.pushgateway);
+        bin.pushgateway = NULL;
+    }
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    printf("bench_push: %ld CPUs; one keep-alive HTTP/1.1 connection per server, one push at a "
+           "time;\nbodies: gauges with 2 labels in the text format; failed: answers other than "
+           "200\n\n",
+           sysconf(_SC_NPROCESSORS_ONLN));
+    figures f = {0};
+    bench_one_group(&bin, step, &f);
+    bench_groups(&bin, groups_cap, &f);
+    print_memory(&f);
+    if (f.nservers == 2)
+        print_ratios(&f);
+    return 0;
+}
