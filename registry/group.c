@@ -211,14 +211,17 @@ static int in_list(const char *s, size_t len, const char *const *list, size_t n)
     return 0;
 }
 
-/* 1 when every series of pf, without the grouping key's labels and instance, has exactly the
- * labels and constant labels of the registry family f, and type and help agree. */
+/* 1 when every series of pf, without the grouping key's labels, has exactly the labels and
+ * constant labels of the registry family f, and type and help agree. Every pushed series has
+ * an instance label (empty when nobody gave one): it counts only when f has one too. */
 static int fits_family(const reg_family *f, const reg_push *p, const reg_push_family *pf) {
     const reg_family_def *d = reg_family_definition(f);
     if (d->type != pf->type)
         return 0;
     if (pf->help && (d->help == NULL || strcmp(d->help, pf->help) != 0))
         return 0;
+    int with_instance = in_list("instance", 8, d->labels, d->nlabels) ||
+                        in_list("instance", 8, d->const_names, d->nconst);
     const char *names[REG_MAX_LABELS * 2];
     size_t lens[REG_MAX_LABELS * 2];
     for (size_t i = 0; i < pf->nseries; i++) {
@@ -228,9 +231,8 @@ static int fits_family(const reg_family *f, const reg_push *p, const reg_push_fa
             return 0;
         size_t own = 0;
         for (long k = 0; k < n; k++) {
-            /* instance too: every pushed series has one, empty when nobody gave it */
             if (in_list(names[k], lens[k], p->key_names, p->nkey_names) ||
-                (lens[k] == 8 && !memcmp(names[k], "instance", 8)))
+                (!with_instance && lens[k] == 8 && !memcmp(names[k], "instance", 8)))
                 continue;
             if (!in_list(names[k], lens[k], d->labels, d->nlabels) &&
                 !in_list(names[k], lens[k], d->const_names, d->nconst))
@@ -528,16 +530,21 @@ static int check_body(const reg_push *p, char *err, size_t errlen) {
     return REG_OK;
 }
 
-/* Checks of the new state against other groups and the registry's families. Under push_mu
- * and fam_mu. REG_OK or REG_ECONFLICT with err naming the family. */
+/* Checks of the families the push brings (the body's, already in g) against other groups
+ * and the registry's families. Families kept from the old state were checked when they were
+ * pushed: a registry family made since (it may differ in help or labels, see registry.h) must
+ * not refuse a later push of other families. Under push_mu and fam_mu. REG_OK or
+ * REG_ECONFLICT with err naming the family. */
 static int check_names(reg_thread *t, const reg_push *p, const reg_group *old, const reg_group *g,
                        char *err, size_t errlen) {
-    for (size_t i = 0; i < g->nfamilies; i++) {
-        const reg_push_family *f = &g->families[i];
+    for (size_t i = 0; p->mode != REG_PUSH_FAILED && i < p->nfamilies; i++) {
+        const reg_push_family *f = find_family(g->families, g->nfamilies, p->families[i].name);
+        if (f == NULL)
+            continue; /* cannot happen: the body's families are all in g */
         const push_name *e = reg_strmap_get(t->reg->push_names, f->name, strlen(f->name));
         size_t others = e ? e->groups : 0;
-        if (old && find_family(old->families, old->nfamilies, f->name))
-            others--;
+        if (others > 0 && old && find_family(old->families, old->nfamilies, f->name))
+            others--; /* this group's own earlier push of the name */
         if (others > 0 && e->type != f->type) {
             say(err, errlen, "%s: its type differs from the same metric pushed to another group",
                 f->name);

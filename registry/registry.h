@@ -263,9 +263,11 @@ size_t reg_family_total(const reg_registry *r);
  * Names are one registry: a pushed name has one type across all groups, and a pushed family
  * whose name is also a registry family (declared, StatsD-fed, self-metric) must fit it: the
  * same type, the same help when the push gives one, and label names that, without the
- * grouping key's, are the family's labels and constant labels. reg_family_add and
- * reg_family_replace refuse (REG_ECONFLICT) a new family that does not fit a pushed name.
- * Pushed series count towards the registry-wide series limit.
+ * grouping key's and instance, are the family's labels and constant labels; that is checked
+ * for the families a push brings. The other way, reg_family_add and reg_family_replace refuse
+ * (REG_ECONFLICT) a new family only when pushed groups have its name with another type (help
+ * and labels may differ: what was pushed before stays). Pushed series count towards the
+ * registry-wide series limit.
  */
 
 /* One pushed series: its label text (`a="x",b="y"`, sorted by label name, grouping labels
@@ -319,8 +321,9 @@ typedef struct reg_group reg_group;
 /* Apply a push in one step. REG_OK; REG_ECONFLICT (a family does not fit another group's or a
  * registry family of its name), REG_EINVAL (REG_PUSH_ADD onto a series of another bucket
  * layout, a reserved name), REG_ELIMIT (the series limit), REG_ENOMEM: then the group is as it
- * was, and err says why (names the family). REG_PUSH_FAILED cannot conflict. Inside a
- * section (the section is not held across anything that waits). */
+ * was, and err says why (names the family). REG_PUSH_FAILED conflicts only with a registry family
+ * named push_time_seconds or push_failure_time_seconds that is not a gauge. Inside a section (the
+ * section is not held across anything that waits). */
 int reg_group_push(reg_thread *t, const reg_push *p, char *err, size_t errlen);
 /* Remove a group. REG_OK or REG_ENOTFOUND. Any thread, in or out of a section. */
 int reg_group_delete(reg_registry *r, const char *key, size_t key_len);

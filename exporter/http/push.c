@@ -4,6 +4,7 @@
  * exp_push_handle, and the JSON API routes. The time bound is the server's request_timeout,
  * which covers the body.
  */
+#include <malloc.h>
 #include <microhttpd.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -13,6 +14,8 @@
 #include "http/internal.h"
 #include "push/push.h"
 #include "version.h"
+
+#define PUSH_TRIM_BYTES (1u << 20)
 
 void exp_http_push_settings(exp_http *h, const exp_config *c) {
     const cfg_push *p = &c->cfg->push;
@@ -94,7 +97,12 @@ enum MHD_Result exp_http_serve_push(exp_http *h, struct MHD_Connection *c, req_c
     exp_config_release(cfg);
     exp_push_answer ans;
     exp_push_handle(h->reg, &rq, &ans);
+    size_t received = ctx->body_len;
     exp_http_push_free(h, ctx);
+    /* A large push leaves its body, parse and build memory free in the heap (several times
+     * the group it made): give it back to the system, as the last scrape does. */
+    if (received >= PUSH_TRIM_BYTES)
+        malloc_trim(0);
     if (ans.refused)
         exp_self_push_refused(h->self, ans.refused);
     return exp_http_reply(c, ctx, ans.status, "text/plain; charset=utf-8", ans.message,

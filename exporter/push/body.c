@@ -53,7 +53,7 @@ static long series_labels(const exp_text_family *f, const exp_text_metric *m, co
             snprintf(err, errlen, "%s: label %s: value is not valid UTF-8", f->name, l->name);
             return -1;
         }
-        int overridden = 0;
+        int overridden = key->empty_instance && !strcmp(l->name, "instance");
         for (size_t k = 0; k < key->n && !overridden; k++)
             overridden = !strcmp(key->names[k], l->name);
         if (overridden)

@@ -25,7 +25,8 @@ typedef struct {
     const char *values[PUSH_MAX_KEY_LABELS];
     char *text; /* NUL-terminated */
     size_t text_len;
-    char *buf; /* owns every string above */
+    int empty_instance; /* the path gave instance="": not in the key, yet it overrides the body's */
+    char *buf;          /* owns every string above */
 } push_key;
 
 /* path.c */

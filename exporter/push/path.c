@@ -27,13 +27,17 @@ static int b64_value(unsigned char c) {
     return -1;
 }
 
-/* Decode s[0..n) (trailing '=' ignored) into out, which has room for n bytes. Returns the
- * decoded length, or -1 when s is not URL-safe base64. Cannot fail otherwise. */
+/* Decode s[0..n) (trailing '=' ignored) into out, which has room for n bytes and may be s
+ * itself: nothing is written unless all of s is valid. Returns the decoded length, or -1
+ * when s is not URL-safe base64. Cannot fail otherwise. */
 static long b64_decode(const char *s, size_t n, char *out) {
     while (n > 0 && s[n - 1] == '=')
         n--;
     if (n % 4 == 1)
         return -1;
+    for (size_t i = 0; i < n; i++)
+        if (b64_value((unsigned char)s[i]) < 0)
+            return -1;
     size_t k = 0;
     unsigned acc = 0, bits = 0;
     for (size_t i = 0; i < n; i++) {
@@ -98,6 +102,7 @@ static int add_pair(push_key *key, char *name, char *value, int first, char *err
 static void drop_empty_instance(push_key *key) {
     for (size_t i = 0; i < key->n; i++)
         if (!strcmp(key->names[i], "instance") && key->values[i][0] == '\0') {
+            key->empty_instance = 1;
             key->names[i] = key->names[key->n - 1];
             key->values[i] = key->values[key->n - 1];
             key->n--;

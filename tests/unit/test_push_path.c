@@ -121,7 +121,7 @@ static void test_invalid_base64(void **state) {
 
 /* The message quotes the value as given, also when the bad character comes after good ones
  * (path.c decodes in place: the bytes before it are overwritten by then). */
-static void test_bug_invalid_base64_message_quotes_value_as_given(void **state) {
+static void test_invalid_base64_message_quotes_value_as_given(void **state) {
     (void)state;
     bad_path("job/j/a@base64/Pj4+", "invalid base64 encoding for label a=\"Pj4+\"");
     bad_path("job/j/a@base64/YWJj!", "invalid base64 encoding for label a=\"YWJj!\"");
@@ -407,7 +407,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_label_pairs, teardown),
         cmocka_unit_test_teardown(test_base64_values, teardown),
         cmocka_unit_test_teardown(test_invalid_base64, teardown),
-        cmocka_unit_test_teardown(test_bug_invalid_base64_message_quotes_value_as_given, teardown),
+        cmocka_unit_test_teardown(test_invalid_base64_message_quotes_value_as_given, teardown),
         cmocka_unit_test_teardown(test_odd_components, teardown),
         cmocka_unit_test_teardown(test_not_a_push_path, teardown),
         cmocka_unit_test_teardown(test_improper_label_names, teardown),
