@@ -126,7 +126,9 @@ static void apply_body(reg_registry *r, const exp_push_request *rq, const push_k
     }
     exp_text_result parsed;
     char why[768];
-    int rc = exp_text_parse(body, len, &parse_limits, &parsed, why, sizeof why);
+    int rc = exp_proto_content_type(rq->content_type)
+                 ? exp_proto_parse(body, len, &parse_limits, &parsed, why, sizeof why)
+                 : exp_text_parse(body, len, &parse_limits, &parsed, why, sizeof why);
     free(decoded);
     push_families fams = {0};
     if (rc == 0)
