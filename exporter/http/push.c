@@ -89,6 +89,8 @@ enum MHD_Result exp_http_serve_push(exp_http *h, struct MHD_Connection *c, req_c
         .ttl = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "ttl"),
         .encoding =
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING),
+        .content_type =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
         .body = ctx->body ? ctx->body : "",
         .len = ctx->body_len,
         .default_ttl_ns = cfg->cfg->push.group_ttl_ns, /* reloadable: read per push */

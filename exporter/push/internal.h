@@ -5,12 +5,15 @@
  *   body.c       a parsed text-format body into the registry's pushed families
  *   api.c        the JSON API: /api/v1/metrics, /api/v1/status
  *   textparse.c  the Prometheus text format (textparse.h)
+ *   protoparse.c the delimited protobuf format (protoparse.h), chosen by Content-Type
+ *   arena.c      the arena both parsers build their results in (arena.h)
  */
 #ifndef ABACUS_EXPORTER_PUSH_INTERNAL_H
 #define ABACUS_EXPORTER_PUSH_INTERNAL_H
 
 #include <stddef.h>
 
+#include "push/protoparse.h"
 #include "push/push.h"
 #include "push/textparse.h"
 #include "registry.h"

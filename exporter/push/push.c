@@ -128,7 +128,9 @@ static int read_body(const exp_push_request *rq, exp_text_result *parsed, exp_pu
         body = decoded;
     }
     char why[768];
-    int rc = exp_text_parse(body, len, &parse_limits, parsed, why, sizeof why);
+    int rc = exp_proto_content_type(rq->content_type)
+                 ? exp_proto_parse(body, len, &parse_limits, parsed, why, sizeof why)
+                 : exp_text_parse(body, len, &parse_limits, parsed, why, sizeof why);
     free(decoded);
     if (rc == -2)
         answer(ans, 500, "out_of_memory", "out of memory");

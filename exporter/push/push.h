@@ -26,6 +26,8 @@ typedef struct {
     const char *path;     /* decoded, starting with EXP_PUSH_PREFIX */
     const char *ttl;      /* the ttl query parameter (a duration), or NULL */
     const char *encoding; /* Content-Encoding, or NULL */
+    /* Content-Type, or NULL: exp_proto_content_type picks the body parser */
+    const char *content_type;
     const char *body;
     size_t len;
     uint64_t default_ttl_ns; /* push.group_ttl */

@@ -13,7 +13,6 @@
 
 #include <assert.h>
 #include <math.h>
-#include <stdalign.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -21,75 +20,7 @@
 #include <string.h>
 
 #include "gostrconv.h"
-
-/* ---- the arena ------------------------------------------------------------------------------ */
-
-typedef struct block {
-    struct block *next;
-    size_t cap, used;
-} block;
-
-#define ALIGN alignof(max_align_t)
-#define HDR ((sizeof(block) + ALIGN - 1) / ALIGN * ALIGN)
-#define BLOCK_BYTES (64 * 1024)
-
-/* n bytes, aligned for any type, from the arena whose newest block is *head. NULL when out of
- * memory (or n absurdly large). */
-static void *arena_alloc(block **head, size_t n) {
-    n = (n + ALIGN - 1) / ALIGN * ALIGN;
-    block *b = *head;
-    if (!b || b->cap - b->used < n) {
-        if (n > SIZE_MAX / 2)
-            return NULL;
-        size_t cap = n > BLOCK_BYTES - HDR ? n : BLOCK_BYTES - HDR;
-        b = malloc(HDR + cap);
-        if (!b)
-            return NULL;
-        b->cap = cap;
-        b->used = 0;
-        b->next = *head;
-        *head = b;
-    }
-    void *p = (char *)b + HDR + b->used;
-    b->used += n;
-    return p;
-}
-
-/* Frees every block. Cannot fail. */
-static void arena_free(block *b) {
-    while (b) {
-        block *next = b->next;
-        free(b);
-        b = next;
-    }
-}
-
-/* Room for one more element in an arena array v of n elements of elem bytes, whose capacity
- * follows from n (4, 8, 16, ...: full when n is 0 or a power of two from 4 on). Returns v, or
- * a bigger copy; NULL when out of memory. The old copy stays in the arena: all the copies of
- * one array together are at most twice its final size. */
-static void *vec_room(block **head, void *v, size_t n, size_t elem) {
-    if (n != 0 && (n < 4 || (n & (n - 1)) != 0))
-        return v;
-    size_t cap = n == 0 ? 4 : 2 * n;
-    if (cap > SIZE_MAX / elem)
-        return NULL;
-    void *nv = arena_alloc(head, cap * elem);
-    if (nv && n)
-        memcpy(nv, v, n * elem);
-    return nv;
-}
-
-/* A NUL-terminated arena copy of s[0..n). NULL when out of memory. */
-static char *arena_str(block **head, const char *s, size_t n) {
-    char *c = arena_alloc(head, n + 1);
-    if (c) {
-        if (n)
-            memcpy(c, s, n);
-        c[n] = 0;
-    }
-    return c;
-}
+#include "push/arena.h"
 
 /* ---- scratch buffers (malloc, reused from sample to sample) ---------------------------------- */
 
@@ -281,7 +212,7 @@ typedef struct {
     size_t max_labels, max_families, max_metrics;
     int status; /* 0, -1 (parse error), -2 (out of memory) */
     msg err;
-    block *arena;
+    push_arena_block *arena;
     family **fams; /* arena array, in order of creation */
     size_t nfams, nonempty, nmetrics;
     reg_strmap *byname; /* family name -> family */
@@ -538,9 +469,9 @@ static int family_for(parser *p, const char *name, size_t n) {
         }
     }
     if (!f) {
-        f = arena_alloc(&p->arena, sizeof *f);
-        family **v = vec_room(&p->arena, p->fams, p->nfams, sizeof *v);
-        char *copy = arena_str(&p->arena, name, n);
+        f = push_arena_alloc(&p->arena, sizeof *f);
+        family **v = push_arena_vec_room(&p->arena, p->fams, p->nfams, sizeof *v);
+        char *copy = push_arena_str(&p->arena, name, n);
         if (!f || !v || !copy)
             return oom(p);
         *f = (family){.name = copy, .namelen = n, .type = REG_UNTYPED, .index = p->nfams};
@@ -608,7 +539,7 @@ static int read_help(parser *p) {
     }
     if (token_until_newline(p, true) < 0)
         return -1;
-    f->help = arena_str(&p->arena, p->tok.p, p->tok.n);
+    f->help = push_arena_str(&p->arena, p->tok.p, p->tok.n);
     return f->help ? 0 : oom(p);
 }
 
@@ -907,14 +838,14 @@ static exp_text_metric *new_metric(parser *p) {
         return fail_with(p, "too many metric families (max_families %zu)", p->max_families), NULL;
     if (p->max_metrics && p->nmetrics >= p->max_metrics)
         return fail_with(p, "too many metrics (max_metrics %zu)", p->max_metrics), NULL;
-    exp_text_metric *v = vec_room(&p->arena, f->metrics, f->nmetrics, sizeof *v);
-    exp_text_label *ls = p->nlabels ? arena_alloc(&p->arena, p->nlabels * sizeof *ls) : NULL;
+    exp_text_metric *v = push_arena_vec_room(&p->arena, f->metrics, f->nmetrics, sizeof *v);
+    exp_text_label *ls = p->nlabels ? push_arena_alloc(&p->arena, p->nlabels * sizeof *ls) : NULL;
     if (!v || (p->nlabels && !ls))
         return oom(p), NULL;
     for (size_t i = 0; i < p->nlabels; i++) {
         const slabel *l = &p->labels[i];
-        ls[i].name = arena_str(&p->arena, l->name, l->namelen);
-        ls[i].value = arena_str(&p->arena, p->vals.p + l->val, l->vallen);
+        ls[i].name = push_arena_str(&p->arena, l->name, l->namelen);
+        ls[i].value = push_arena_str(&p->arena, p->vals.p + l->val, l->vallen);
         if (!ls[i].name || !ls[i].value)
             return oom(p), NULL;
     }
@@ -939,7 +870,7 @@ static exp_text_metric *sample_metric(parser *p) {
     size_t *at = reg_strmap_get(p->series, p->key.p, p->key.n);
     if (at)
         return &f->metrics[*at];
-    at = arena_alloc(&p->arena, sizeof *at);
+    at = push_arena_alloc(&p->arena, sizeof *at);
     if (!at)
         return oom(p), NULL;
     *at = f->nmetrics;
@@ -951,8 +882,8 @@ static exp_text_metric *sample_metric(parser *p) {
 
 /* Appends (a, b) to the arena arrays *av, *bv of n pairs. 0 or -1. */
 static int add_pair(parser *p, double **av, double **bv, size_t *n, double a, double b) {
-    double *x = vec_room(&p->arena, *av, *n, sizeof *x);
-    double *y = vec_room(&p->arena, *bv, *n, sizeof *y);
+    double *x = push_arena_vec_room(&p->arena, *av, *n, sizeof *x);
+    double *y = push_arena_vec_room(&p->arena, *bv, *n, sizeof *y);
     if (!x || !y)
         return oom(p);
     x[*n] = a;
@@ -1087,7 +1018,7 @@ static int parse_lines(parser *p) {
 static int build_result(parser *p, exp_text_result *out) {
     exp_text_family *v = NULL;
     if (p->nonempty) {
-        v = arena_alloc(&p->arena, p->nonempty * sizeof *v);
+        v = push_arena_alloc(&p->arena, p->nonempty * sizeof *v);
         if (!v)
             return oom(p);
     }
@@ -1112,7 +1043,7 @@ static int build_result(parser *p, exp_text_result *out) {
 
 /* Frees the parser's own memory (not the arena once handed out). Cannot fail. */
 static void parser_done(parser *p) {
-    arena_free(p->arena);
+    push_arena_free(p->arena);
     reg_strmap_free(p->byname);
     reg_strmap_free(p->series);
     free(p->labels);
@@ -1152,6 +1083,6 @@ int exp_text_parse(const char *buf, size_t len, const exp_text_limits *lim, exp_
 void exp_text_free(exp_text_result *r) {
     if (!r)
         return;
-    arena_free(r->arena);
+    push_arena_free(r->arena);
     memset(r, 0, sizeof *r);
 }

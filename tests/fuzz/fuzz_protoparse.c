@@ -1,0 +1,179 @@
+/* fuzz_protoparse.c - libFuzzer target: the pushed-body delimited protobuf parser
+ * (exporter/push/protoparse.h) and the Content-Type check.
+ *
+ * Input: the body, as is. Each input is parsed twice, with and without small limits, and
+ * checked: the return is 0, -1 or -2; an error leaves the result zeroed and a message that
+ * starts "protobuf format parsing error in metric family N at byte B: " (B within the input)
+ * or is "out of memory"; a success has only families with metrics, distinct valid metric
+ * names, valid distinct label names, UTF-8 label values, matching bucket/quantile arrays,
+ * a +Inf bucket in every histogram, lines (message numbers) within the input; a second parse
+ * gives the same answer; a parse with limits either gives the same result or names the limit
+ * it hit. The first 200 bytes also go to exp_proto_content_type (any answer, no crash).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gostrconv.h"
+#include "push/protoparse.h"
+#include "registry.h"
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "fuzz_protoparse: check failed at line %d: %s\n", __LINE__, #cond);    \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+static const char PREFIX[] = "protobuf format parsing error in metric family ";
+
+/* The message of a failed parse names a family message and a byte of the input. */
+static void check_error(int rc, const char *err, const exp_text_result *r, size_t size) {
+    CHECK(r->families == NULL && r->nfamilies == 0 && r->arena == NULL);
+    if (rc == -2) {
+        CHECK(strcmp(err, "out of memory") == 0);
+        return;
+    }
+    CHECK(strncmp(err, PREFIX, sizeof PREFIX - 1) == 0);
+    char *end;
+    unsigned long long fam = strtoull(err + sizeof PREFIX - 1, &end, 10);
+    CHECK(fam >= 1 && fam <= size + 1);
+    CHECK(strncmp(end, " at byte ", 9) == 0);
+    unsigned long long at = strtoull(end + 9, &end, 10);
+    CHECK(at <= size);
+    CHECK(end[0] == ':' && end[1] == ' ' && end[2] != 0);
+}
+
+static void check_metric(const exp_text_family *f, const exp_text_metric *m, size_t size) {
+    CHECK(m->line >= 1 && m->line <= size);
+    CHECK(m->nlabels == 0 || m->labels != NULL);
+    for (size_t k = 0; k < m->nlabels; k++) {
+        const char *n = m->labels[k].name, *v = m->labels[k].value;
+        CHECK(reg_valid_label_name(n, strlen(n)));
+        CHECK(!reg_reserved_label_name(f->type, n, strlen(n)));
+        CHECK(exp_go_utf8_valid((const unsigned char *)v, strlen(v)));
+        for (size_t j = 0; j < k; j++)
+            CHECK(strcmp(m->labels[j].name, n) != 0);
+    }
+    CHECK((m->nbuckets == 0) == (m->bounds == NULL) && (m->nbuckets == 0) == (m->counts == NULL));
+    CHECK((m->nquantiles == 0) == (m->quantiles == NULL) &&
+          (m->nquantiles == 0) == (m->qvalues == NULL));
+    int inf = 0;
+    for (size_t k = 0; k < m->nbuckets; k++)
+        inf |= isinf(m->bounds[k]) && m->bounds[k] > 0;
+    CHECK(f->type != REG_HISTOGRAM || inf);
+    if (f->type != REG_HISTOGRAM)
+        CHECK(m->nbuckets == 0);
+    if (f->type != REG_SUMMARY)
+        CHECK(m->nquantiles == 0);
+    int hs = f->type == REG_HISTOGRAM || f->type == REG_SUMMARY;
+    CHECK(m->has_sum == hs && m->has_count == hs);
+    CHECK(m->has_timestamp == 0 || m->has_timestamp == 1);
+}
+
+/* Returns the number of metrics. */
+static size_t check_result(const exp_text_result *r, size_t size) {
+    size_t total = 0;
+    CHECK((r->nfamilies == 0) == (r->families == NULL));
+    for (size_t i = 0; i < r->nfamilies; i++) {
+        const exp_text_family *f = &r->families[i];
+        CHECK(reg_valid_metric_name(f->name, strlen(f->name)));
+        CHECK(f->help == NULL || f->help[0] != 0);
+        CHECK(f->type <= REG_UNTYPED);
+        CHECK(f->nmetrics >= 1 && f->metrics != NULL);
+        for (size_t j = 0; j < i; j++)
+            CHECK(strcmp(r->families[j].name, f->name) != 0);
+        for (size_t j = 0; j < f->nmetrics; j++)
+            check_metric(f, &f->metrics[j], size);
+        total += f->nmetrics;
+    }
+    return total;
+}
+
+static int same_double(double a, double b) {
+    return memcmp(&a, &b, sizeof a) == 0;
+}
+
+/* Two results hold the same families and metrics. */
+static void check_same(const exp_text_result *a, const exp_text_result *b) {
+    CHECK(a->nfamilies == b->nfamilies);
+    for (size_t i = 0; i < a->nfamilies; i++) {
+        const exp_text_family *f = &a->families[i], *g = &b->families[i];
+        CHECK(strcmp(f->name, g->name) == 0 && f->type == g->type && f->nmetrics == g->nmetrics);
+        CHECK((f->help == NULL) == (g->help == NULL) && (!f->help || !strcmp(f->help, g->help)));
+        for (size_t j = 0; j < f->nmetrics; j++) {
+            const exp_text_metric *m = &f->metrics[j], *n = &g->metrics[j];
+            CHECK(m->nlabels == n->nlabels && m->nbuckets == n->nbuckets);
+            CHECK(m->nquantiles == n->nquantiles && m->line == n->line);
+            CHECK(same_double(m->value, n->value) && same_double(m->sum, n->sum));
+            CHECK(same_double(m->count, n->count) && m->has_sum == n->has_sum);
+            CHECK(m->has_count == n->has_count && m->has_timestamp == n->has_timestamp);
+            CHECK(m->timestamp_ms == n->timestamp_ms);
+            for (size_t k = 0; k < m->nlabels; k++)
+                CHECK(!strcmp(m->labels[k].name, n->labels[k].name) &&
+                      !strcmp(m->labels[k].value, n->labels[k].value));
+            for (size_t k = 0; k < m->nbuckets; k++)
+                CHECK(same_double(m->bounds[k], n->bounds[k]) &&
+                      same_double(m->counts[k], n->counts[k]));
+            for (size_t k = 0; k < m->nquantiles; k++)
+                CHECK(same_double(m->quantiles[k], n->quantiles[k]) &&
+                      same_double(m->qvalues[k], n->qvalues[k]));
+        }
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    /* A heap copy of exactly size bytes, so reading past the end is caught. */
+    char *buf = malloc(size ? size : 1);
+    CHECK(buf);
+    if (size)
+        memcpy(buf, data, size);
+
+    char ct[201];
+    size_t ctn = size < 200 ? size : 200;
+    memcpy(ct, buf, ctn);
+    ct[ctn] = 0;
+    int yes = exp_proto_content_type(ct);
+    CHECK(yes == 0 || yes == 1);
+
+    exp_text_result a, b, c;
+    char ea[512], eb[512], ec[512];
+    int ra = exp_proto_parse(buf, size, NULL, &a, ea, sizeof ea);
+    int rb = exp_proto_parse(buf, size, NULL, &b, eb, sizeof eb);
+    CHECK(ra == 0 || ra == -1 || ra == -2);
+    CHECK(ra == rb);
+    size_t metrics = 0;
+    if (ra) {
+        check_error(ra, ea, &a, size);
+        CHECK(strcmp(ea, eb) == 0);
+    } else {
+        CHECK(ea[0] == 0);
+        metrics = check_result(&a, size);
+        check_same(&a, &b);
+    }
+
+    /* Small limits: the same result when within them, else an error naming one. */
+    exp_text_limits lim = {.max_labels = 3, .max_families = 3, .max_metrics = 5};
+    int rc = exp_proto_parse(buf, size, &lim, &c, ec, sizeof ec);
+    if (rc == 0) {
+        CHECK(ra == 0);
+        CHECK(c.nfamilies <= 3 && check_result(&c, size) <= 5);
+        check_same(&a, &c);
+    } else if (rc == -1) {
+        check_error(rc, ec, &c, size);
+        CHECK(ra != 0 || strstr(ec, "(max_labels 3)") || strstr(ec, "(max_families 3)") ||
+              strstr(ec, "(max_metrics 5)"));
+        if (ra == 0)
+            CHECK(a.nfamilies > 3 || metrics > 5 || strstr(ec, "max_labels"));
+    }
+    exp_text_free(&a);
+    exp_text_free(&b);
+    exp_text_free(&c);
+    free(buf);
+    return 0;
+}
