@@ -12,7 +12,7 @@ set -eu
 build="ca-certificates build-essential cmake pkg-config libck-dev libmicrohttpd-dev libyaml-dev
 zlib1g-dev libpcre2-dev libcmocka-dev"
 runtime="libck0 libmicrohttpd12 libyaml-0-2 zlib1g libpcre2-8-0"
-test="$build python3 python3-prometheus-client python3-yaml prometheus prometheus-pushgateway spin procps iproute2
+test="$build python3 python3-prometheus-client python3-protobuf python3-yaml prometheus prometheus-pushgateway spin procps iproute2
 clang libclang-rt-14-dev wrk clang-tidy cppcheck gcovr"
 case "${1:-}" in
 build) want=$build ;;

@@ -96,6 +96,7 @@ typedef struct {
 /* Records an error at byte `at` of the body. Always returns -1, for `return fail_at(...)`. */
 static int fail_at(parser *p, size_t at, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+static int inconsistent(parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail_at(parser *p, size_t at, const char *fmt, ...) {
     p->status = -1;
     if (p->errlen == 0)
@@ -358,14 +359,13 @@ static int add_label(parser *p, const field *f) {
         return -1;
     if (!reg_valid_label_name(p->lname, p->lnamelen)) {
         if (printable(p->lname, p->lnamelen) && p->lnamelen <= 200)
-            return fail_at(p, f->at, "invalid label name \"%.*s\"", (int)p->lnamelen, p->lname);
-        return fail_at(p, f->at, "invalid label name");
+            return inconsistent(p, "invalid label name \"%.*s\"", (int)p->lnamelen, p->lname);
+        return inconsistent(p, "invalid label name");
     }
     if (memchr(p->lvalue, 0, p->lvaluelen))
         return fail_at(p, f->at, "label %.*s: NUL byte in its value", (int)p->lnamelen, p->lname);
     if (!reg_valid_utf8(p->lvalue, p->lvaluelen))
-        return fail_at(p, f->at, "label %.*s: value is not valid UTF-8", (int)p->lnamelen,
-                       p->lname);
+        return inconsistent(p, "label %.*s: value is not valid UTF-8", (int)p->lnamelen, p->lname);
     exp_text_label *v = push_arena_vec_room(&p->arena, m->labels, m->nlabels, sizeof *v);
     if (!v)
         return oom(p);
@@ -476,17 +476,31 @@ static int check_labels(parser *p, reg_type t, const pmetric *m, size_t i) {
         const char *n = m->labels[k].name;
         if (reg_reserved_label_name(t, n, strlen(n)) ||
             ((m->has & HAS_SUMMARY) && strcmp(n, "quantile") == 0))
-            return fail_at(p, p->fam_at, "metric %zu of %.*s: label name \"%s\" is reserved", i + 1,
-                           flen, fname, n);
+            return inconsistent(p, "metric %zu of %.*s: label name \"%s\" is reserved", i + 1, flen,
+                                fname, n);
         p->order[k] = &m->labels[k];
     }
     if (m->nlabels > 1)
         qsort((void *)p->order, m->nlabels, sizeof *p->order, by_name);
     for (size_t k = 1; k < m->nlabels; k++)
         if (strcmp(p->order[k]->name, p->order[k - 1]->name) == 0)
-            return fail_at(p, p->fam_at, "metric %zu of %.*s: duplicate label name \"%s\"", i + 1,
-                           flen, fname, p->order[k]->name);
+            return inconsistent(p, "metric %zu of %.*s: duplicate label name \"%s\"", i + 1, flen,
+                                fname, p->order[k]->name);
     return 0;
+}
+
+/* A body that decodes but that the Pushgateway's consistency check refuses (a metric of the
+ * wrong type, a label name invalid, reserved or twice, a value not UTF-8): status -3, so the
+ * push records its failure time, as the Pushgateway's does. Returns -1. */
+static int inconsistent(parser *p, const char *fmt, ...) {
+    p->status = -3;
+    if (p->errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(p->err, p->errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
 }
 
 /* The +Inf bucket Go's text writer shows when none was sent: count, the sample count. 0 or
@@ -503,8 +517,8 @@ static int add_inf_bucket(parser *p, pmetric *m, double count) {
 static int build_metric(parser *p, size_t ti, pmetric *m, size_t i, exp_text_metric *out) {
     reg_type t = types[ti];
     if (!(m->has & type_needs[ti]))
-        return fail_at(p, p->fam_at, "collected metric %zu of \"%.*s\" is not a %s", i + 1,
-                       (int)p->fam.namelen, p->fam.name, type_names[ti]);
+        return inconsistent(p, "collected metric %zu of \"%.*s\" is not a %s", i + 1,
+                            (int)p->fam.namelen, p->fam.name, type_names[ti]);
     if (check_labels(p, t, m, i) < 0)
         return -1;
     *out = (exp_text_metric){.nlabels = m->nlabels,
@@ -638,8 +652,7 @@ static int parse_body(parser *p) {
     /* The limits bound the result, so they are checked once every replacement is known (the
      * memory used is bounded by the body's size anyway). */
     if (p->max_families && p->nonempty > p->max_families)
-        return fail_at(p, p->len, "too many metric families (max_families %zu)",
-                       p->max_families);
+        return fail_at(p, p->len, "too many metric families (max_families %zu)", p->max_families);
     if (p->max_metrics && p->nmetrics > p->max_metrics)
         return fail_at(p, p->len, "too many metrics (max_metrics %zu)", p->max_metrics);
     return 0;

@@ -53,8 +53,10 @@
 
 /* Parse buf[0..len) (any bytes). lim may be NULL (no limits); err may be NULL or errlen 0.
  * Returns 0 and fills *out (free with exp_text_free); -1 with the message in err ("protobuf
- * format parsing error in metric family N at byte B: ...") and *out empty; -2 when out of
- * memory (err "out of memory", *out empty). */
+ * format parsing error in metric family N at byte B: ...") and *out empty; -3 with a message
+ * and *out empty when the body decodes but the Pushgateway's consistency check would refuse
+ * it (the push then records its failure time); -2 when out of memory (err "out of memory",
+ * *out empty). */
 int exp_proto_parse(const char *buf, size_t len, const exp_text_limits *lim, exp_text_result *out,
                     char *err, size_t errlen);
 

@@ -107,10 +107,12 @@ static double wall_now(void) {
 
 #define INCONSISTENT "pushed metrics are invalid or inconsistent with existing metrics: "
 
-/* The body in the text format, gzip decoded when so encoded, parsed. 0 with *parsed; else
- * the answer is filled (a body that cannot be read changes nothing, as with the
- * Pushgateway: not even the failure time). */
-static int read_body(const exp_push_request *rq, exp_text_result *parsed, exp_push_answer *ans) {
+/* The body in the text or the protobuf format, gzip decoded when so encoded, parsed. 0 with
+ * *parsed; else the answer is filled: a body that cannot be read changes nothing, as with
+ * the Pushgateway, not even the failure time; one that decodes but the Pushgateway's
+ * consistency check would refuse records it. */
+static int read_body(reg_registry *r, const exp_push_request *rq, const push_key *key,
+                     exp_text_result *parsed, exp_push_answer *ans) {
     const char *body = rq->body;
     size_t len = rq->len;
     char *decoded = NULL;
@@ -132,10 +134,16 @@ static int read_body(const exp_push_request *rq, exp_text_result *parsed, exp_pu
                  ? exp_proto_parse(body, len, &parse_limits, parsed, why, sizeof why)
                  : exp_text_parse(body, len, &parse_limits, parsed, why, sizeof why);
     free(decoded);
-    if (rc == -2)
+    if (rc == -2) {
         answer(ans, 500, "out_of_memory", "out of memory");
-    else if (rc != 0)
+    } else if (rc == -3) {
+        record_failure(r, key, wall_now());
+        char msg[900];
+        snprintf(msg, sizeof msg, INCONSISTENT "%s", why);
+        answer(ans, 400, "invalid_body", msg);
+    } else if (rc != 0) {
         answer(ans, 400, "invalid_body", why);
+    }
     return rc == 0 ? 0 : -1;
 }
 
@@ -251,7 +259,7 @@ void exp_push_handle(reg_registry *r, const exp_push_request *rq, exp_push_answe
         answer(ans, 400, "invalid_ttl", why);
     } else {
         exp_text_result parsed;
-        if (read_body(rq, &parsed, ans) == 0) {
+        if (read_body(r, rq, &key, &parsed, ans) == 0) {
             apply_body(r, &parsed, &key, (reg_push_mode)mode, ttl_ns, ans);
             exp_text_free(&parsed);
         }
