@@ -308,6 +308,7 @@ static reg_group *pack(const reg_registry *r, const char *key, size_t key_len, f
     memset(g, 0, sizeof *g);
     reg_push_family *fams = (reg_push_family *)(block + off_fam);
     reg_push_series *ser = (reg_push_series *)(block + off_ser);
+    // cppcheck-suppress invalidPointerCast ; one block: the doubles start 8-byte aligned there
     double *vals = (double *)(block + off_val);
     char *strings = block + off_str;
 
@@ -397,8 +398,8 @@ static int add_family(fam_src *src, const reg_push_family *old, char *err, size_
         nvals += old->series[i].nvals;
     for (size_t i = 0; i < pushed->nseries; i++)
         nvals += pushed->series[i].nvals;
-    reg_push_series *ser = malloc(n * sizeof *ser);
-    double *vals = malloc(nvals * sizeof *vals);
+    reg_push_series *ser = malloc((n ? n : 1) * sizeof *ser);
+    double *vals = malloc((nvals ? nvals : 1) * sizeof *vals);
     if (ser == NULL || vals == NULL) {
         free(ser);
         free(vals);

@@ -283,6 +283,8 @@ static void qs_flush(reg_qstream *q, unsigned skip) {
 /* Slide the window by k bucket durations (the caller moves exp): buffered samples, which
  * belong to the period that just ended, are merged first, then the k oldest streams reset. */
 static void qs_rotate(reg_qstream *q, uint64_t k) {
+    if (q->nb == 0)
+        return; /* cannot happen: a stream has 1..REG_MAX_AGE_BUCKETS buckets */
     unsigned resets = k >= q->nb ? q->nb : (unsigned)k;
     qs_flush(q, resets);
     for (unsigned j = 0; j < resets; j++) {

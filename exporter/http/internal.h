@@ -86,8 +86,9 @@ typedef struct req_ctx {
     const char *url; /* decoded path (MHD keeps it for the request) */
     char *body;      /* push bodies only: what arrived so far */
     size_t body_len, body_cap;
-    size_t budget; /* bytes of exp_http.push_buffered this request holds */
-    int busy;      /* refused: the push buffer budget was spent */
+    size_t body_expect; /* Content-Length when given (at most the route's limit), else 0 */
+    size_t budget;      /* bytes of exp_http.push_buffered this request holds */
+    int busy;           /* refused: the push buffer budget was spent */
     gate_state gate;
     int slot;              /* granted a scrape slot the handler has not taken over yet */
     uint64_t wait_until;   /* monotonic ms: G_WAITING gives up then */

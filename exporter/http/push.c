@@ -47,7 +47,10 @@ void exp_http_push_body(exp_http *h, req_ctx *ctx, const char *data, size_t n) {
         return;
     }
     if (ctx->body_len + n > ctx->body_cap) {
+        /* The announced length at once (no copies while it arrives), else doubling. */
         size_t cap = ctx->body_cap ? ctx->body_cap : 4096;
+        if (cap < ctx->body_expect)
+            cap = ctx->body_expect;
         while (cap < ctx->body_len + n)
             cap *= 2;
         if (cap > h->push_max_body)

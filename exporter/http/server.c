@@ -115,6 +115,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 return exp_http_reply_text(c, ctx, MHD_HTTP_CONTENT_TOO_LARGE,
                                            "request body too large\n", NULL);
             }
+            if (*end == '\0')
+                ctx->body_expect = (size_t)n; /* within the limit: checked above */
         }
         return MHD_YES;
     }

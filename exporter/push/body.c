@@ -21,44 +21,25 @@ typedef struct {
     const char *name, *value;
 } label;
 
-static int cmp_label(const void *a, const void *b) {
-    return strcmp(((const label *)a)->name, ((const label *)b)->name);
-}
-
 /* The labels of metric m pushed to key, sorted: key's override m's; instance="" added when
- * neither has one. Returns their count, or -1 with err. */
+ * neither has one (measure checked them). Insertion sort: a handful of labels, usually
+ * sorted already. Returns their count, or -1 with err when there are too many. */
 static long series_labels(const exp_text_family *f, const exp_text_metric *m, const push_key *key,
                           label *out, char *err, size_t errlen) {
     size_t n = 0;
     int instance = 0;
     for (size_t i = 0; i < key->n; i++) {
-        const char *name = key->names[i];
-        if (reg_reserved_label_name(f->type, name, strlen(name))) {
-            /* le on a histogram, quantile on a summary: the sample lines would carry it twice */
-            snprintf(err, errlen, "%s: grouping label \"%s\" is reserved for its type", f->name,
-                     name);
-            return -1;
-        }
-        out[n++] = (label){name, key->values[i]};
-        instance |= !strcmp(name, "instance");
+        out[n++] = (label){key->names[i], key->values[i]};
+        instance |= !strcmp(key->names[i], "instance");
     }
     for (size_t i = 0; i < m->nlabels; i++) {
         const exp_text_label *l = &m->labels[i];
-        size_t nl = strlen(l->name);
-        if (reg_reserved_label_name(f->type, l->name, nl)) {
-            snprintf(err, errlen, "%s: label name \"%s\" is reserved", f->name, l->name);
-            return -1;
-        }
-        if (!reg_valid_utf8(l->value, strlen(l->value))) {
-            snprintf(err, errlen, "%s: label %s: value is not valid UTF-8", f->name, l->name);
-            return -1;
-        }
         int overridden = key->empty_instance && !strcmp(l->name, "instance");
         for (size_t k = 0; k < key->n && !overridden; k++)
             overridden = !strcmp(key->names[k], l->name);
         if (overridden)
             continue;
-        if (n == MAX_SERIES_LABELS) {
+        if (n == MAX_SERIES_LABELS - 1) {
             snprintf(err, errlen, "%s: too many labels", f->name);
             return -1;
         }
@@ -67,15 +48,44 @@ static long series_labels(const exp_text_family *f, const exp_text_metric *m, co
     }
     if (!instance)
         out[n++] = (label){"instance", ""};
-    qsort(out, n, sizeof *out, cmp_label);
+    for (size_t i = 1; i < n; i++) {
+        label x = out[i];
+        size_t j = i;
+        for (; j > 0 && strcmp(out[j - 1].name, x.name) > 0; j--)
+            out[j] = out[j - 1];
+        out[j] = x;
+    }
     return (long)n;
 }
 
-/* Bytes the rendered text of these labels may take (escaping doubles a value at most). */
-static size_t labels_room(const label *l, size_t n) {
-    size_t need = 1;
-    for (size_t i = 0; i < n; i++)
-        need += strlen(l[i].name) + 2 * strlen(l[i].value) + 4;
+/* Refuse what the Pushgateway's consistency check refuses in the labels: a reserved name in
+ * the body, or in the grouping key for the family's type (le on a histogram, quantile on a
+ * summary: the sample lines would carry it twice). The parsers checked names and UTF-8.
+ * 0, or -1 with err. */
+static int check_labels(const exp_text_family *f, const exp_text_metric *m, const push_key *key,
+                        char *err, size_t errlen) {
+    for (size_t i = 0; m == NULL && i < key->n; i++)
+        if (reg_reserved_label_name(f->type, key->names[i], strlen(key->names[i]))) {
+            snprintf(err, errlen, "%s: grouping label \"%s\" is reserved for its type", f->name,
+                     key->names[i]);
+            return -1;
+        }
+    for (size_t i = 0; m && i < m->nlabels; i++)
+        if (reg_reserved_label_name(f->type, m->labels[i].name, strlen(m->labels[i].name))) {
+            snprintf(err, errlen, "%s: label name \"%s\" is reserved", f->name, m->labels[i].name);
+            return -1;
+        }
+    return 0;
+}
+
+/* Bytes the rendered text of m's labels may take at most, with key's and instance (escaping
+ * doubles a value at most; an overridden label is counted too). */
+static size_t labels_room(const exp_text_metric *m, const push_key *key) {
+    size_t need = 1 + sizeof "instance=\"\"," - 1;
+    for (size_t i = 0; i < key->n; i++)
+        need += strlen(key->names[i]) + 2 * strlen(key->values[i]) + 4;
+    for (size_t i = 0; i < m->nlabels; i++)
+        need += strlen(m->labels[i].name) + 2 * strlen(m->labels[i].value) + 4;
     return need;
 }
 
@@ -158,12 +168,14 @@ typedef struct {
 } sizes;
 
 /* First pass: check every metric and add up sizes. 0, or -1 with err. */
-static int measure(const exp_text_result *parsed, const push_key *key, sizes *z, label *scratch,
-                   char *err, size_t errlen) {
+static int measure(const exp_text_result *parsed, const push_key *key, sizes *z, char *err,
+                   size_t errlen) {
     for (size_t i = 0; i < parsed->nfamilies; i++) {
         const exp_text_family *f = &parsed->families[i];
         if (is_meta(f))
             continue;
+        if (check_labels(f, NULL, key, err, errlen) != 0)
+            return -1;
         z->families++;
         for (size_t k = 0; k < f->nmetrics; k++) {
             const exp_text_metric *m = &f->metrics[k];
@@ -172,18 +184,11 @@ static int measure(const exp_text_result *parsed, const push_key *key, sizes *z,
                          f->name, m->line);
                 return -1;
             }
-            long nl = series_labels(f, m, key, scratch, err, errlen);
-            if (nl < 0)
+            if (check_labels(f, m, key, err, errlen) != 0)
                 return -1;
-            size_t room = labels_room(scratch, (size_t)nl);
-            if (room > REG_MAX_KEY) {
-                snprintf(err, errlen, "%s: labels longer than %d bytes (line %u)", f->name,
-                         REG_MAX_KEY, m->line);
-                return -1;
-            }
             z->series++;
             z->vals += value_count(f->type, m);
-            z->text += room;
+            z->text += labels_room(m, key);
         }
     }
     return 0;
@@ -194,7 +199,7 @@ int push_families_build(const exp_text_result *parsed, const push_key *key, push
     memset(out, 0, sizeof *out);
     label scratch[MAX_SERIES_LABELS];
     sizes z = {0, 0, 0, 0};
-    if (measure(parsed, key, &z, scratch, err, errlen) != 0)
+    if (measure(parsed, key, &z, err, errlen) != 0)
         return -1;
     size_t off_ser = z.families * sizeof(reg_push_family);
     size_t off_val = off_ser + z.series * sizeof(reg_push_series);
@@ -204,6 +209,7 @@ int push_families_build(const exp_text_result *parsed, const push_key *key, push
         return -2;
     reg_push_family *fams = (reg_push_family *)mem;
     reg_push_series *ser = (reg_push_series *)(mem + off_ser);
+    // cppcheck-suppress invalidPointerCast ; one block: the doubles start 8-byte aligned there
     double *vals = (double *)(mem + off_val);
     char *text = mem + off_txt;
     size_t nf = 0;
@@ -214,8 +220,18 @@ int push_families_build(const exp_text_result *parsed, const push_key *key, push
         fams[nf++] = (reg_push_family){f->name, f->help, f->type, 0, f->nmetrics, ser};
         for (size_t k = 0; k < f->nmetrics; k++) {
             const exp_text_metric *m = &f->metrics[k];
-            size_t nl = (size_t)series_labels(f, m, key, scratch, err, errlen); /* checked */
-            size_t len = render_labels(scratch, nl, text);
+            long nl = series_labels(f, m, key, scratch, err, errlen);
+            if (nl < 0) {
+                free(mem);
+                return -1;
+            }
+            size_t len = render_labels(scratch, (size_t)nl, text);
+            if (len > REG_MAX_KEY) {
+                snprintf(err, errlen, "%s: labels longer than %d bytes (line %u)", f->name,
+                         REG_MAX_KEY, m->line);
+                free(mem);
+                return -1;
+            }
             size_t nv = value_count(f->type, m);
             if (fill_values(f, m, vals, err, errlen) != 0) {
                 free(mem);

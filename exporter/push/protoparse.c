@@ -160,7 +160,7 @@ static const char *const wire_names[8] = {"varint",      "fixed64",    "length-d
 
 /* The whole field at *pos, before end, into *f; *pos after it. 0, or -1 (error recorded). */
 static int next_field(parser *p, size_t *pos, size_t end, field *f) {
-    uint64_t tag;
+    uint64_t tag = 0;
     f->at = *pos;
     if (read_varint(p, pos, end, 10, &tag) < 0)
         return -1;
@@ -183,7 +183,7 @@ static int next_field(parser *p, size_t *pos, size_t end, field *f) {
     if (f->wt != WT_LEN)
         return fail_at(p, f->at, "field %u: unsupported wire type %u (%s)", f->num, f->wt,
                        wire_names[f->wt]);
-    uint64_t n;
+    uint64_t n = 0;
     if (read_varint(p, pos, end, 10, &n) < 0)
         return -1;
     if (n > end - *pos)
@@ -408,7 +408,7 @@ static int metric_field(parser *p, const field *f) {
         m->has |= f->num == 4 ? HAS_SUMMARY : HAS_HISTOGRAM;
         return decode(p, f->s, f->n, f->num == 4 ? summary_field : histogram_field);
     case 6: {
-        uint64_t ts;
+        uint64_t ts = 0;
         if (get_varint(p, f, "Metric.timestamp_ms", &ts) < 0)
             return -1;
         m->has |= HAS_TIMESTAMP;
@@ -635,7 +635,7 @@ static int finish_family(parser *p) {
 static int parse_body(parser *p) {
     size_t pos = 0;
     while (pos < p->len) {
-        uint64_t n;
+        uint64_t n = 0; /* set by read_varint: gcc -O2 cannot tell */
         size_t at = pos;
         p->index++;
         if (read_varint(p, &pos, p->len, 5, &n) < 0)
