@@ -41,6 +41,7 @@
 #include <zlib.h>
 
 #include "http/expfmt.h"
+#include "push/push.h"
 
 #define EXP_BUF_SIZE (128 * 1024)
 #define EXP_NUM_MAX 32 /* bytes for any formatted number (with OpenMetrics ".0") */
@@ -1018,47 +1019,13 @@ static const reg_family_def *pushed_def(exp_scrape *s, const exp_fam *e) {
     return &s->push_def;
 }
 
-/* Labels of a group's push-time gauges: its grouping key, with instance="" when the key has
- * no instance (as every pushed series has one). NULL when out of memory. */
+/* Labels of a group's push-time gauges (exp_push_meta_labels). NULL when out of memory. */
 static const char *meta_labels(exp_scrape *s, const reg_group *g, size_t *len) {
     size_t kl;
     const char *key = reg_group_key(g, &kl);
-    /* Names are sorted: find where instance goes, or that it is there. */
-    size_t at = 0;
-    while (at < kl) {
-        size_t end = at;
-        while (end < kl && key[end] != '=')
-            end++;
-        int c = strncmp(key + at, "instance", end - at);
-        if (c == 0 && end - at == 8) {
-            *len = kl;
-            return key;
-        }
-        if (c > 0 || (c == 0 && end - at > 8))
-            break;
-        end += 2; /* =" */
-        while (end < kl && key[end] != '"')
-            end += key[end] == '\\' ? 2 : 1;
-        at = end + 2; /* ", */
-    }
-    if (at > kl)
-        at = kl;
-    static const char inst[] = "instance=\"\"";
-    if (grow(&s->meta_key, &s->meta_key_cap, kl + sizeof inst + 2) < 0)
+    if (grow(&s->meta_key, &s->meta_key_cap, kl + EXP_PUSH_META_EXTRA) < 0)
         return NULL;
-    size_t n = 0;
-    memcpy(s->meta_key, key, at);
-    n = at;
-    if (at > 0 && s->meta_key[n - 1] != ',')
-        s->meta_key[n++] = ',';
-    memcpy(s->meta_key + n, inst, sizeof inst - 1);
-    n += sizeof inst - 1;
-    if (at < kl) {
-        s->meta_key[n++] = ',';
-        memcpy(s->meta_key + n, key + at, kl - at);
-        n += kl - at;
-    }
-    *len = n;
+    *len = exp_push_meta_labels(key, kl, s->meta_key);
     return s->meta_key;
 }
 

@@ -12,24 +12,13 @@
 #include "http/expfmt.h"
 #include "push/internal.h"
 
+static void json_byte(FILE *out, unsigned char c);
+
 /* s[0..n) as a JSON string, quotes included. Cannot fail (a stream error shows at fclose). */
 static void json_string(FILE *out, const char *s, size_t n) {
     fputc('"', out);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\')
-            fprintf(out, "\\%c", c);
-        else if (c == '\n')
-            fputs("\\n", out);
-        else if (c == '\t')
-            fputs("\\t", out);
-        else if (c == '\r')
-            fputs("\\r", out);
-        else if (c < 0x20)
-            fprintf(out, "\\u%04x", c);
-        else
-            fputc(c, out);
-    }
+    for (size_t i = 0; i < n; i++)
+        json_byte(out, (unsigned char)s[i]);
     fputc('"', out);
 }
 
@@ -65,33 +54,46 @@ static void json_time(FILE *out, double t) {
     json_string(out, buf, n);
 }
 
-/* Label text `a="x",b="y"` (text-format escapes) as a JSON object of unescaped values. */
+/* One byte of a JSON string's contents, escaped. Cannot fail (stream errors show at fclose). */
+static void json_byte(FILE *out, unsigned char c) {
+    if (c == '"' || c == '\\')
+        fprintf(out, "\\%c", c);
+    else if (c == '\n')
+        fputs("\\n", out);
+    else if (c == '\t')
+        fputs("\\t", out);
+    else if (c == '\r')
+        fputs("\\r", out);
+    else if (c < 0x20)
+        fprintf(out, "\\u%04x", c);
+    else
+        fputc(c, out);
+}
+
+/* Label text `a="x",b="y"` (text-format escapes) as a JSON object of unescaped values, each
+ * value unescaped and escaped again byte by byte (no buffer: nothing to run out of). */
 static void json_labels(FILE *out, const char *text, size_t len) {
     fputc('{', out);
     size_t i = 0;
-    char *value = malloc(len + 1);
-    while (value && i < len) {
+    while (i < len) {
         size_t start = i;
         while (i < len && text[i] != '=')
             i++;
         if (start > 0)
             fputc(',', out);
         json_string(out, text + start, i - start);
-        fputc(':', out);
-        i += 2; /* =" */
-        size_t n = 0;
-        for (; i < len && text[i] != '"'; i++) {
+        fputs(":\"", out);
+        for (i += 2; i < len && text[i] != '"'; i++) { /* after =" */
             if (text[i] == '\\' && i + 1 < len) {
                 i++;
-                value[n++] = text[i] == 'n' ? '\n' : text[i];
+                json_byte(out, (unsigned char)(text[i] == 'n' ? '\n' : text[i]));
             } else {
-                value[n++] = text[i];
+                json_byte(out, (unsigned char)text[i]);
             }
         }
-        json_string(out, value, n);
+        fputc('"', out);
         i += 2; /* ", */
     }
-    free(value);
     fputc('}', out);
 }
 
@@ -144,13 +146,18 @@ static void json_family(FILE *out, const reg_push_family *f) {
     fputs("]}", out);
 }
 
-/* A group's push-time gauge, in the shape of a family. */
+/* A group's push-time gauge, in the shape of a family: its labels are the key's with
+ * instance (exp_push_meta_labels). */
 static void json_meta(FILE *out, const reg_group *g, const char *name, const char *help, double v) {
     size_t kl;
     const char *key = reg_group_key(g, &kl);
-    reg_push_series x = {key, (uint32_t)kl, 1, &v};
+    char *labels = malloc(kl + EXP_PUSH_META_EXTRA);
+    /* Out of memory: the key's labels alone, still valid JSON. */
+    size_t n = labels ? exp_push_meta_labels(key, kl, labels) : kl;
+    reg_push_series x = {labels ? labels : key, (uint32_t)n, 1, &v};
     reg_push_family f = {name, help, REG_GAUGE, reg_group_push_time(g), 1, &x};
     json_family(out, &f);
+    free(labels);
 }
 
 static void json_group(FILE *out, const reg_group *g) {

@@ -209,3 +209,41 @@ void push_key_free(push_key *key) {
     free(key->text);
     memset(key, 0, sizeof *key);
 }
+
+size_t exp_push_meta_labels(const char *key, size_t kl, char *out) {
+    /* Names are sorted: find where instance goes, or that it is there. */
+    size_t at = 0;
+    while (at < kl) {
+        size_t end = at;
+        while (end < kl && key[end] != '=')
+            end++;
+        int c = strncmp(key + at, "instance", end - at);
+        if (c == 0 && end - at == 8) {
+            memcpy(out, key, kl);
+            out[kl] = '\0';
+            return kl;
+        }
+        if (c > 0 || (c == 0 && end - at > 8))
+            break;
+        end += 2; /* =" */
+        while (end < kl && key[end] != '"')
+            end += key[end] == '\\' ? 2 : 1;
+        at = end + 2; /* ", */
+    }
+    if (at > kl)
+        at = kl;
+    static const char inst[] = "instance=\"\"";
+    size_t n = at;
+    memcpy(out, key, at);
+    if (at > 0 && out[n - 1] != ',')
+        out[n++] = ',';
+    memcpy(out + n, inst, sizeof inst - 1);
+    n += sizeof inst - 1;
+    if (at < kl) {
+        out[n++] = ',';
+        memcpy(out + n, key + at, kl - at);
+        n += kl - at;
+    }
+    out[n] = '\0';
+    return n;
+}

@@ -202,7 +202,7 @@ typedef int (*field_fn)(parser *p, const field *f);
 /* Every field of the message s[0..n) (a range of the body), handed to fn. 0, or -1. */
 static int decode(parser *p, const char *s, size_t n, field_fn fn) {
     size_t pos = (size_t)(s - p->buf), end = pos + n;
-    field f;
+    field f = {0};
     while (pos < end)
         if (next_field(p, &pos, end, &f) < 0 || fn(p, &f) < 0)
             return -1;
@@ -667,7 +667,7 @@ static int build_result(parser *p, exp_text_result *out) {
             return oom(p);
     }
     size_t k = 0;
-    for (size_t i = 0; i < p->nout; i++)
+    for (size_t i = 0; v && i < p->nout; i++) /* v is NULL only when no family has metrics */
         if (p->out[i].nmetrics)
             v[k++] = p->out[i];
     out->families = v;
@@ -959,7 +959,12 @@ int exp_proto_content_type(const char *content_type) {
         return 0;
     mparam *ps = malloc((n / 2 + 1) * sizeof *ps);
     char *strs = malloc(2 * n + 1); /* the parameters' strings, then a joined value */
-    long np = ps && strs ? parse_params(content_type, base, n, ps, strs) : -1;
+    if (ps == NULL || strs == NULL) {
+        free(ps);
+        free(strs);
+        return -1;
+    }
+    long np = parse_params(content_type, base, n, ps, strs);
     int yes = np >= 0 &&
               param_is(ps, (size_t)np, "proto", "io.prometheus.client.MetricFamily", strs + n) &&
               param_is(ps, (size_t)np, "encoding", "delimited", strs + n);

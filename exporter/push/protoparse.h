@@ -65,8 +65,7 @@ int exp_proto_parse(const char *buf, size_t len, const exp_text_limits *lim, exp
  * blanks trimmed, case-folded) is application/vnd.google.protobuf, the parameters parse
  * (tokens or quoted strings, names case-folded, RFC 2231 continuations joined, a name given
  * twice with different values is an error) and proto=io.prometheus.client.MetricFamily and
- * encoding=delimited (values exact). 0 otherwise, for NULL, and when out of memory (the
- * body is then read as text). */
+ * encoding=delimited (values exact). 0 otherwise and for NULL; -1 when out of memory. */
 int exp_proto_content_type(const char *content_type);
 
 #endif

@@ -130,9 +130,10 @@ static int read_body(reg_registry *r, const exp_push_request *rq, const push_key
         body = decoded;
     }
     char why[768];
-    int rc = exp_proto_content_type(rq->content_type)
-                 ? exp_proto_parse(body, len, &parse_limits, parsed, why, sizeof why)
-                 : exp_text_parse(body, len, &parse_limits, parsed, why, sizeof why);
+    int proto = exp_proto_content_type(rq->content_type);
+    int rc = proto < 0   ? -2
+             : proto > 0 ? exp_proto_parse(body, len, &parse_limits, parsed, why, sizeof why)
+                         : exp_text_parse(body, len, &parse_limits, parsed, why, sizeof why);
     free(decoded);
     if (rc == -2) {
         answer(ans, 500, "out_of_memory", "out of memory");

@@ -47,6 +47,13 @@ typedef struct {
  * inside a registry section. */
 void exp_push_handle(reg_registry *r, const exp_push_request *rq, exp_push_answer *ans);
 
+/* The labels of a group's push_time_seconds and push_failure_time_seconds: its key's label
+ * text with instance="" put in its sorted place when the key has no instance (as every
+ * pushed series has one). out has room for key_len + EXP_PUSH_META_EXTRA bytes; returns the
+ * length written (and a NUL after it). Cannot fail. */
+#define EXP_PUSH_META_EXTRA 16
+size_t exp_push_meta_labels(const char *key, size_t key_len, char *out);
+
 /* The JSON API. Each returns a malloc'ed body (its length in *len) and sets *status, or NULL
  * when out of memory. start_time: process start (wall-clock seconds); flags: nflags pairs
  * of name and value (flags[2i], flags[2i+1]). Not inside a registry section. */

@@ -12,6 +12,7 @@ check the harness itself: then every case, deviations included, must agree.
 """
 
 import gzip
+import json
 import os
 import sys
 import unittest
@@ -253,7 +254,56 @@ CASES = [
 ]
 
 
+API_BODIES = [
+    ("/metrics/job/api/instance/i1",
+     "# HELP g a gauge\n# TYPE g gauge\ng{x=\"1\"} 1.5\ng{x=\"2\"} NaN\n"
+     "# TYPE c counter\nc 3\nu 1e3\n"
+     "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 3.5\nh_count 2\n"
+     "# TYPE s summary\ns{quantile=\"0.5\"} 1\ns_sum 10\ns_count 5\n"),
+    ("/metrics/job@base64/L2E", "# TYPE g gauge\ng{x=\"3\"} 1e-7\n"),
+    ("/metrics/job@base64/L2E", "g 1 1000\n"),  # refused: last_push_successful false
+]
+
+
+def api_shape(doc):
+    """The API answer without what differs by nature: times, push time values."""
+    groups = []
+    for g in doc["data"]:
+        out = {"labels": g["labels"], "last_push_successful": g["last_push_successful"]}
+        for name, fam in g.items():
+            if name in ("labels", "last_push_successful"):
+                continue
+            fam = dict(fam)
+            fam.pop("time_stamp")
+            if name in ("push_time_seconds", "push_failure_time_seconds"):
+                fam["metrics"] = [dict(m, value=m["value"] != "0") for m in fam["metrics"]]
+            out[name] = fam
+        groups.append(out)
+    return sorted(groups, key=lambda g: sorted(g["labels"].items()))
+
+
 class PushDiff(unittest.TestCase):
+    def test_api_agrees_with_the_pushgateway(self):
+        """GET /api/v1/metrics after the same pushes: the same groups, families, types, help,
+        series and values; /api/v1/status: the same shape."""
+        with harness.Pushgateway() as pg, harness.Abacus() as a:
+            for path, body in API_BODIES:
+                self.assertEqual(pg.request("PUT", path, body=body.encode()).status,
+                                 a.request("PUT", path, body=body.encode()).status, path)
+            r_pg, r_a = pg.get("/api/v1/metrics"), a.get("/api/v1/metrics")
+            self.assertEqual((r_pg.status, r_a.status), (200, 200))
+            self.assertEqual(r_a.header("Content-Type"), "application/json")
+            self.maxDiff = None
+            shape = api_shape(json.loads(r_a.body))
+            self.assertEqual(len(shape), 2)
+            self.assertEqual(shape, api_shape(json.loads(r_pg.body)))
+            s_pg, s_a = (json.loads(x.get("/api/v1/status").body) for x in (pg, a))
+            self.assertEqual(s_a["status"], s_pg["status"])
+            self.assertEqual(set(s_a["data"]), set(s_pg["data"]))
+            self.assertEqual(set(s_a["data"]["build_information"]),
+                             set(s_pg["data"]["build_information"]))
+
+
     def test_cases_agree_with_the_pushgateway(self):
         peer = os.environ.get("ABACUS_PUSHDIFF_PEER", "abacus")
         with harness.Pushgateway() as pg:
