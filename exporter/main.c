@@ -4,6 +4,7 @@
  * Signals are blocked in every thread (the mask is set before any thread starts) and taken
  * synchronously with sigwait() here, so no code runs in signal-handler context.
  */
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -133,7 +134,18 @@ static void stop_all(app *a) {
         reg_destroy(a->reg);
 }
 
+/* Blocks of 128 KiB and more (push bodies, their parse and build memory, group states, scrape
+ * buffers, hash set arrays) are mapped on their own and unmapped when freed. glibc would
+ * otherwise raise this threshold after the first large free, serve later large blocks from a
+ * thread's arena, and keep them resident: one 100,000-series push left 11 MB behind.
+ * Setting it explicitly turns that adjustment off. Cannot fail (a refusal keeps glibc's
+ * default). */
+static void memory_policy(void) {
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+}
+
 int main(int argc, char **argv) {
+    memory_policy();
     app a = {0};
     int rc = exp_flags_parse(&a.flags, argc, argv, stderr);
     if (rc != 0)
