@@ -287,6 +287,11 @@ enum MHD_Result exp_http_serve_landing(exp_http *h, struct MHD_Connection *c, re
     row(f, "StatsD TCP", cfg->cfg->statsd.listen_tcp);
     row(f, "StatsD Unixgram", cfg->cfg->statsd.listen_unixgram);
     row(f, "lifecycle API", h->lifecycle ? "enabled" : "disabled");
+    row(f, "push API",
+        h->push_enabled ? "enabled (/metrics/job/..., /api/v1/metrics)" : "disabled");
+    snprintf(num, sizeof num, "%zu", reg_group_total(h->reg));
+    row(f, "pushed groups", num);
+    row(f, "admin API", h->admin_api ? "enabled" : "disabled");
     snprintf(num, sizeof num, "%016llx", (unsigned long long)cfg->hash);
     row(f, "config hash", num);
     fputs("</table>\n</body></html>\n", f);
