@@ -68,3 +68,17 @@ void push_arena_free(push_arena_block *b) {
         b = next;
     }
 }
+
+int push_arena_add_pair(push_arena_block **head, double **av, double **bv, size_t *n, double a,
+                        double b) {
+    double *x = push_arena_vec_room(head, *av, *n, sizeof *x);
+    double *y = x ? push_arena_vec_room(head, *bv, *n, sizeof *y) : NULL;
+    if (!x || !y)
+        return -1;
+    x[*n] = a;
+    y[*n] = b;
+    *av = x;
+    *bv = y;
+    (*n)++;
+    return 0;
+}

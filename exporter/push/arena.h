@@ -21,6 +21,11 @@ void *push_arena_alloc(push_arena_block **head, size_t n);
  * one array together are at most twice its final size. */
 void *push_arena_vec_room(push_arena_block **head, void *v, size_t n, size_t elem);
 
+/* Append the pair (a, b) to the parallel arena arrays *av and *bv of *n elements (histogram
+ * bounds and counts, summary quantiles and values), growing both as push_arena_vec_room does.
+ * 0, or -1 when out of memory (the arrays unchanged). */
+int push_arena_add_pair(push_arena_block **head, double **av, double **bv, size_t *n, double a,
+                        double b);
 /* A NUL-terminated arena copy of s[0..n). NULL when out of memory. */
 char *push_arena_str(push_arena_block **head, const char *s, size_t n);
 

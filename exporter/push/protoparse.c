@@ -247,16 +247,7 @@ static int get_bytes(parser *p, const field *f, const char *what, const char **s
 
 /* Appends (a, b) to the arena arrays *av, *bv of n pairs. 0 or -1 (out of memory). */
 static int add_pair(parser *p, double **av, double **bv, size_t *n, double a, double b) {
-    double *x = push_arena_vec_room(&p->arena, *av, *n, sizeof *x);
-    double *y = push_arena_vec_room(&p->arena, *bv, *n, sizeof *y);
-    if (!x || !y)
-        return oom(p);
-    x[*n] = a;
-    y[*n] = b;
-    *av = x;
-    *bv = y;
-    (*n)++;
-    return 0;
+    return push_arena_add_pair(&p->arena, av, bv, n, a, b) == 0 ? 0 : oom(p);
 }
 
 /* Gauge, Counter, Untyped: field 1, the value (Counter's exemplar and created timestamp are

@@ -880,18 +880,9 @@ static exp_text_metric *sample_metric(parser *p) {
     return m;
 }
 
-/* Appends (a, b) to the arena arrays *av, *bv of n pairs. 0 or -1. */
+/* Appends (a, b) to the arena arrays *av, *bv of n pairs. 0 or -1 (out of memory). */
 static int add_pair(parser *p, double **av, double **bv, size_t *n, double a, double b) {
-    double *x = push_arena_vec_room(&p->arena, *av, *n, sizeof *x);
-    double *y = push_arena_vec_room(&p->arena, *bv, *n, sizeof *y);
-    if (!x || !y)
-        return oom(p);
-    x[*n] = a;
-    y[*n] = b;
-    *av = x;
-    *bv = y;
-    (*n)++;
-    return 0;
+    return push_arena_add_pair(&p->arena, av, bv, n, a, b) == 0 ? 0 : oom(p);
 }
 
 /* Records sample value v in metric m by the family's type and the sample's kind. 0 or -1. */
