@@ -518,130 +518,44 @@ def json_lines(text):
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-# ---- a real Prometheus server ---------------------------------------------------------------
+# ---- real peers: Prometheus, the Pushgateway ---------------------------------------------------
 
-class Prometheus:
-    """A Prometheus server on loopback in its own process group with a throwaway TSDB.
-    config: the prometheus.yml text; default: one job "abacus" scraping target every 1s."""
+class PeerServer:
+    """A server of the Prometheus family on loopback, in its own process group, logging to a
+    file in a throwaway directory; ready when GET /-/ready answers 200. Subclasses give its
+    binary, name and command line. Use as a context manager or call start()/stop()."""
 
-    def __init__(self, target, config=None):
-        self.tmp = tempfile.mkdtemp(prefix="abacus-prom-")
-        self.cfg = os.path.join(self.tmp, "prometheus.yml")
-        with open(self.cfg, "w") as f:
-            f.write(config or (
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
-                "scrape_configs:\n  - job_name: abacus\n    static_configs:\n"
-                "      - targets: ['%s']\n" % target))
-        self.proc = None
-        self.port = None
-        self.log_path = os.path.join(self.tmp, "prometheus.log")
+    binary = name = None
 
-    def start(self):
-        binary = tool("prometheus")
-        for attempt in range(3):  # the free port may be taken again before Prometheus binds
-            self.port = free_port()
-            with open(self.log_path, "w") as log:
-                self.proc = subprocess.Popen(
-                    [binary, "--config.file=" + self.cfg,
-                     "--web.listen-address=127.0.0.1:%d" % self.port,
-                     "--storage.tsdb.path=" + os.path.join(self.tmp, "data")],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    start_new_session=True)
-            try:
-                wait_until(lambda: self.proc.poll() is not None or self._ready(),
-                           "Prometheus /-/ready", timeout=60)
-            except AssertionError:
-                self.stop()
-                raise
-            if self.proc.poll() is None:
-                return self
-            if "address already in use" not in self.log() or attempt == 2:
-                raise AssertionError("Prometheus exited (%s):\n%s" % (self.proc.returncode,
-                                                                      self.log()))
-        return self
-
-    def _ready(self):
-        try:
-            with urllib.request.urlopen("http://127.0.0.1:%d/-/ready" % self.port,
-                                        timeout=5) as r:
-                return r.status == 200
-        except OSError:
-            return False
-
-    def log(self):
-        try:
-            with open(self.log_path) as f:
-                return f.read()[-6000:]
-        except OSError:
-            return ""
-
-    def api(self, path, **params):
-        """GET /api/v1/<path>; the "data" of a successful answer. A 4xx (an expression that
-        does not evaluate) fails with Prometheus's message."""
-        url = "http://127.0.0.1:%d/api/v1/%s" % (self.port, path)
-        if params:
-            url += "?" + urllib.parse.urlencode(params)
-        try:
-            with urllib.request.urlopen(url, timeout=10) as r:
-                doc = json.load(r)
-        except urllib.error.HTTPError as e:
-            raise AssertionError("%s: %s" % (url, e.read().decode(errors="replace")))
-        assert doc["status"] == "success", doc
-        return doc["data"]
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-            except ProcessLookupError:
-                pass
-        self.proc = None
-
-    def cleanup(self):
-        self.stop()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-# ---- a real Pushgateway (the reference for abacus's push API) ---------------------------------
-
-class Pushgateway:
-    """Prometheus's Pushgateway on loopback in its own process group, in memory only
-    (--persistence.file= : the Debian default would read and write /var/lib). args: extra
-    flags. Use as a context manager or call start()/stop()."""
-
-    def __init__(self, args=()):
-        self.tmp = tempfile.mkdtemp(prefix="abacus-pgw-")
-        self.args = list(args)
+    def __init__(self, prefix):
+        self.tmp = tempfile.mkdtemp(prefix=prefix)
         self.proc = None
         self.port = None
         self.host = "127.0.0.1"
-        self.log_path = os.path.join(self.tmp, "pushgateway.log")
+        self.log_path = os.path.join(self.tmp, self.name.lower() + ".log")
+
+    def command(self, binary):
+        raise NotImplementedError
 
     def start(self):
-        binary = tool("prometheus-pushgateway")
+        binary = tool(self.binary)
         for attempt in range(3):  # the free port may be taken again before it binds
             self.port = free_port()
             with open(self.log_path, "w") as log:
                 self.proc = subprocess.Popen(
-                    [binary, "--web.listen-address=127.0.0.1:%d" % self.port,
-                     "--persistence.file=", "--log.level=warn"] + self.args,
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    start_new_session=True)
+                    self.command(binary), stdin=subprocess.DEVNULL, stdout=log,
+                    stderr=subprocess.STDOUT, start_new_session=True)
             try:
                 wait_until(lambda: self.proc.poll() is not None or self._ready(),
-                           "Pushgateway /-/ready", timeout=60)
+                           "%s /-/ready" % self.name, timeout=60)
             except AssertionError:
                 self.stop()
                 raise
             if self.proc.poll() is None:
                 return self
             if "address already in use" not in self.log() or attempt == 2:
-                raise AssertionError("Pushgateway exited (%s):\n%s" % (self.proc.returncode,
-                                                                       self.log()))
+                raise AssertionError("%s exited (%s):\n%s" % (self.name, self.proc.returncode,
+                                                              self.log()))
         return self
 
     def _ready(self):
@@ -692,3 +606,54 @@ class Pushgateway:
 
     def __exit__(self, exc_type, exc, tb):
         self.cleanup()
+
+
+class Prometheus(PeerServer):
+    """A Prometheus server with a throwaway TSDB. config: the prometheus.yml text; default:
+    one job "abacus" scraping target every 1s."""
+
+    binary, name = "prometheus", "Prometheus"
+
+    def __init__(self, target, config=None):
+        super().__init__("abacus-prom-")
+        self.cfg = os.path.join(self.tmp, "prometheus.yml")
+        with open(self.cfg, "w") as f:
+            f.write(config or (
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+                "scrape_configs:\n  - job_name: abacus\n    static_configs:\n"
+                "      - targets: ['%s']\n" % target))
+
+    def command(self, binary):
+        return [binary, "--config.file=" + self.cfg,
+                "--web.listen-address=127.0.0.1:%d" % self.port,
+                "--storage.tsdb.path=" + os.path.join(self.tmp, "data")]
+
+    def api(self, path, **params):
+        """GET /api/v1/<path>; the "data" of a successful answer. A 4xx (an expression that
+        does not evaluate) fails with Prometheus's message."""
+        url = "http://127.0.0.1:%d/api/v1/%s" % (self.port, path)
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        try:
+            with urllib.request.urlopen(url, timeout=10) as r:
+                doc = json.load(r)
+        except urllib.error.HTTPError as e:
+            raise AssertionError("%s: %s" % (url, e.read().decode(errors="replace")))
+        assert doc["status"] == "success", doc
+        return doc["data"]
+
+
+class Pushgateway(PeerServer):
+    """Prometheus's Pushgateway (the reference for abacus's push API), in memory only
+    (--persistence.file= : the Debian default would read and write /var/lib). args: extra
+    flags."""
+
+    binary, name = "prometheus-pushgateway", "Pushgateway"
+
+    def __init__(self, args=()):
+        super().__init__("abacus-pgw-")
+        self.args = list(args)
+
+    def command(self, binary):
+        return [binary, "--web.listen-address=127.0.0.1:%d" % self.port, "--persistence.file=",
+                "--log.level=warn"] + self.args
