@@ -28,10 +28,30 @@ static int apply_one(reg_thread *t, const cfg_metric *m) {
     return rc;
 }
 
-/* Returns REG_OK or the first registry error; keeps going after an error so that as much of
- * c as possible is in place. Must not be called inside a section. */
+/* Returns REG_OK or the first registry error. A conflict with pushed groups is found before
+ * anything changes; after any other error it keeps going so that as much of c as possible
+ * is in place. Must not be called inside a section. */
+/* REG_OK when no declared metric of c conflicts with what pushed groups hold (a type, a
+ * job label, a name a pushed family renders), else REG_ECONFLICT: checked before anything
+ * changes, so a reload refused for it leaves the registry as it was. */
+static int check_pushed(reg_registry *r, const cfg_config *c) {
+    reg_thread *t = reg_thread_attach(r);
+    if (!t)
+        return REG_ENOMEM;
+    int rc = REG_OK;
+    for (size_t i = 0; c && i < c->nmetrics && rc == REG_OK; i++) {
+        reg_family_def def;
+        cfg_metric_family_def(&c->metrics[i], &def);
+        rc = reg_family_fits_pushed(t, &def);
+    }
+    reg_thread_detach(t);
+    return rc;
+}
+
 int cfg_apply(reg_registry *r, const cfg_config *old, const cfg_config *c) {
-    int first = REG_OK;
+    int first = check_pushed(r, c);
+    if (first != REG_OK)
+        return first; /* nothing changed */
     if (old && old->nmetrics) {
         const char **names = NULL;
         size_t n = c ? c->nmetrics : 0;

@@ -179,8 +179,10 @@ void cfg_metric_family_def(const cfg_metric *m, reg_family_def *out);
 /* Make the registry's declared families match c: add new ones, replace changed ones (their
  * series are dropped), remove those declared by `old` but not by c, keep unchanged ones and
  * their series. Label-less declared metrics get their series (value 0) at once. Must not be
- * called inside a registry section. Returns REG_OK or the first registry error (the registry
- * may then hold a mix; the caller logs it). */
+ * called inside a registry section. Returns REG_OK; REG_ECONFLICT when a declared metric
+ * conflicts with pushed groups (found before anything changed, the registry as it was; only a
+ * push racing with the apply can make it happen later); or the first other registry error
+ * (the registry may then hold a mix; the caller logs it). */
 int cfg_apply(reg_registry *r, const cfg_config *old, const cfg_config *c);
 
 /* ---- mapping ----------------------------------------------------------------------------- */

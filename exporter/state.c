@@ -275,6 +275,15 @@ static void log_loaded(const char *msg, const exp_config *c) {
 }
 
 /* Returns the state, or NULL with a reason in err (apply failed, out of memory). */
+/* Why cfg_apply failed, for a log line or an error list. Cannot fail. */
+static const char *apply_error(int rc) {
+    if (rc == REG_ECONFLICT)
+        return "a declared metric conflicts with pushed metrics (its type, a job or instance "
+               "label, or a name one of them renders; push_time_seconds and "
+               "push_failure_time_seconds only as label-less gauges)";
+    return reg_strerror(rc);
+}
+
 exp_state *exp_state_create(reg_registry *r, const exp_flags *f, exp_self *self,
                             exp_config *initial, char *err, size_t errlen) {
     exp_state *s = calloc(1, sizeof *s);
@@ -285,7 +294,7 @@ exp_state *exp_state_create(reg_registry *r, const exp_flags *f, exp_self *self,
     }
     int rc = cfg_apply(r, NULL, initial->cfg);
     if (rc != REG_OK) {
-        snprintf(err, errlen, "applying the configuration to the registry: %s", reg_strerror(rc));
+        snprintf(err, errlen, "applying the configuration to the registry: %s", apply_error(rc));
         free(s);
         exp_config_release(initial);
         return NULL;
@@ -365,10 +374,11 @@ int exp_state_reload(exp_state *s, cfg_errors *errs) {
     int rc = cfg_apply(s->reg, old->cfg, next->cfg);
     if (rc != REG_OK) {
         cfg_errors_add_at(errs, next->cfg->path ? next->cfg->path : "<defaults>", 0, 0,
-                          "applying the configuration to the registry failed: %s",
-                          reg_strerror(rc));
+                          "applying the configuration to the registry failed: %s", apply_error(rc));
         log_errors(errs, before, "configuration rejected, keeping the old one");
-        int rb = cfg_apply(s->reg, next->cfg, old->cfg);
+        /* A conflict with pushed groups is found before anything changes: nothing to undo
+         * (undoing would empty the old families it re-creates). */
+        int rb = rc == REG_ECONFLICT ? REG_OK : cfg_apply(s->reg, next->cfg, old->cfg);
         pthread_rwlock_unlock(&s->view_lock);
         if (rb != REG_OK)
             exp_log(EXP_LOG_ERROR, "restoring the old configuration's metrics failed", "err",

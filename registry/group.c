@@ -26,7 +26,8 @@ struct reg_group {
     ck_epoch_entry_t epoch_entry;
     double push_time, failure_time;
     uint64_t ttl_ns, expires_ns; /* monotonic deadline; 0: never */
-    size_t nseries;              /* counted in the registry's series total */
+    size_t nseries; /* counted in the registry's series total: its series and the two push-time
+                     * gauges, so groups made by empty or refused pushes are bounded too */
     size_t nfamilies;
     reg_push_family *families; /* in the block, sorted by name */
     /* then: families, series, values, strings */
@@ -154,9 +155,116 @@ static int name_count(reg_registry *r, const char *name, int t) {
     return REG_OK;
 }
 
+/* ---- sample names ------------------------------------------------------------------------
+ *
+ * A family renders samples under names of its own besides its name: a histogram h as h_bucket,
+ * h_count, h_sum, a summary as s_count, s_sum, a counter c_total under the metadata name c in
+ * OpenMetrics. Two families of which one renders
+ * a name the other has would give two TYPE lines for one name: Prometheus rejects the scrape.
+ * The Pushgateway refuses such a push ("collides with previously collected histogram"); so
+ * does abacus, between pushed names and against the registry's families.
+ */
+
+/* Where names are looked up: a type, or -1 when nobody has the name. */
+typedef int (*type_of_fn)(void *arg, const char *name, size_t len);
+
+/* The names a family (name, t) renders besides its own, into out (each NUL-terminated, room
+ * for REG_MAX_NAME + 16 bytes each, 3 at most). Returns their count. Cannot fail. _created is
+ * not among them: client libraries push x_created gauges beside counters, histograms and
+ * summaries (prometheus_client does), which the text format shows as families of their own
+ * and the Pushgateway accepts. */
+static size_t rendered_names(const char *name, size_t len, reg_type t,
+                             char out[3][REG_MAX_NAME + 16]) {
+    static const char *const hist[] = {"_bucket", "_count", "_sum"};
+    static const char *const summ[] = {"_count", "_sum"};
+    size_t n = 0;
+    if (t == REG_HISTOGRAM || t == REG_SUMMARY) {
+        const char *const *sfx = t == REG_HISTOGRAM ? hist : summ;
+        for (size_t i = 0; i < (t == REG_HISTOGRAM ? 3u : 2u); i++)
+            snprintf(out[n++], REG_MAX_NAME + 16, "%.*s%s", (int)len, name, sfx[i]);
+    } else if (t == REG_COUNTER && reg_name_has_suffix(name, len, "_total")) {
+        snprintf(out[n++], REG_MAX_NAME + 16, "%.*s", (int)len - 6, name);
+    }
+    return n;
+}
+
+/* 1 when a family (name, t) and another that type_of knows clash: the one renders a name the
+ * other has; with then holds the other's name (room for REG_MAX_NAME + 16 bytes). */
+static int clashes(const char *name, reg_type t, type_of_fn type_of, void *arg, char *with) {
+    size_t len = strlen(name);
+    char names[3][REG_MAX_NAME + 16];
+    /* Names this family renders that another family has. */
+    size_t n = rendered_names(name, len, t, names);
+    for (size_t i = 0; i < n; i++)
+        if (type_of(arg, names[i], strlen(names[i])) >= 0) {
+            memcpy(with, names[i], strlen(names[i]) + 1);
+            return 1;
+        }
+    /* Families that would render this name: a base of a suffix, or x_total for x. */
+    static const char *const sfx[] = {"_bucket", "_count", "_sum", "_total"};
+    for (size_t i = 0; i <= sizeof sfx / sizeof *sfx; i++) {
+        size_t k = i < sizeof sfx / sizeof *sfx ? strlen(sfx[i]) : 0;
+        if (i < sizeof sfx / sizeof *sfx) {
+            if (!reg_name_has_suffix(name, len, sfx[i]))
+                continue;
+            snprintf(with, REG_MAX_NAME + 16, "%.*s", (int)(len - k), name); /* the base */
+        } else {
+            snprintf(with, REG_MAX_NAME + 16, "%s_total", name); /* x_total renders x */
+        }
+        size_t wl = strlen(with);
+        int other = type_of(arg, with, wl);
+        if (other < 0)
+            continue;
+        n = rendered_names(with, wl, (reg_type)other, names);
+        for (size_t j = 0; j < n; j++)
+            if (!strcmp(names[j], name))
+                return 1;
+    }
+    return 0;
+}
+
+/* type_of over the push name index alone. */
+static int pushed_type_of(void *arg, const char *name, size_t len) {
+    const push_name *e = reg_strmap_get(((reg_registry *)arg)->push_names, name, len);
+    return e ? (int)e->type : -1;
+}
+
+static int is_meta_name(const char *name) {
+    return !strcmp(name, REG_PUSH_TIME_NAME) || !strcmp(name, REG_PUSH_FAILURE_TIME_NAME);
+}
+
+static int has_label(const reg_family_def *d, const char *name) {
+    for (size_t i = 0; i < d->nlabels; i++)
+        if (!strcmp(d->labels[i], name))
+            return 1;
+    for (size_t i = 0; i < d->nconst; i++)
+        if (!strcmp(d->const_names[i], name))
+            return 1;
+    return 0;
+}
+
 int reg_groups_fit_locked(reg_registry *r, const reg_family_def *def) {
+    /* The push-time gauges' names: only a label-less gauge may share them. */
+    if (is_meta_name(def->name))
+        return def->type == REG_GAUGE && def->nlabels == 0 && def->nconst == 0 ? REG_OK
+                                                                               : REG_ECONFLICT;
     const push_name *e = reg_strmap_get(r->push_names, def->name, strlen(def->name));
-    return e == NULL || e->type == def->type ? REG_OK : REG_ECONFLICT;
+    if (e && e->type != def->type)
+        return REG_ECONFLICT;
+    /* Pushed series carry job (and instance): a family of that name with a job label could
+     * render the same series twice. */
+    if (e && (has_label(def, "job") || has_label(def, "instance")))
+        return REG_ECONFLICT;
+    char with[REG_MAX_NAME + 16];
+    return clashes(def->name, def->type, pushed_type_of, r, with) ? REG_ECONFLICT : REG_OK;
+}
+
+int reg_family_fits_pushed(reg_thread *t, const reg_family_def *def) {
+    reg_registry *r = t->reg;
+    pthread_mutex_lock(&r->fam_mu);
+    int rc = reg_groups_fit_locked(r, def);
+    pthread_mutex_unlock(&r->fam_mu);
+    return rc;
 }
 
 /* ---- checks on what is pushed ------------------------------------------------------------ */
@@ -216,7 +324,7 @@ static int in_list(const char *s, size_t len, const char *const *list, size_t n)
  * an instance label (empty when nobody gave one): it counts only when f has one too. */
 static int fits_family(const reg_family *f, const reg_push *p, const reg_push_family *pf) {
     const reg_family_def *d = reg_family_definition(f);
-    if (d->type != pf->type)
+    if (d->type != pf->type || d->nconst > 0) /* const labels: the series would carry them twice */
         return 0;
     if (pf->help && (d->help == NULL || strcmp(d->help, pf->help) != 0))
         return 0;
@@ -318,7 +426,7 @@ static reg_group *pack(const reg_registry *r, const char *key, size_t key_len, f
     strings += key_len + 1;
     g->families = fams;
     g->nfamilies = n;
-    g->nseries = nseries;
+    g->nseries = nseries + 2; /* push_time_seconds, push_failure_time_seconds */
     for (size_t i = 0; i < n; i++) {
         const reg_push_family *f = &src[i].f;
         fams[i] = *f;
@@ -461,6 +569,21 @@ static int sorted_copy(fam_src *src) {
     return REG_OK;
 }
 
+/* 1 when what an aggregating push adds keeps counters counters: counter values and
+ * histogram counts finite and not negative (other types replace, and are not checked). */
+static int increments_valid(const reg_push_family *f) {
+    for (size_t i = 0; i < f->nseries; i++) {
+        const reg_push_series *x = &f->series[i];
+        if (f->type == REG_COUNTER && !(x->vals[0] >= 0 && isfinite(x->vals[0])))
+            return 0;
+        for (uint32_t k = 1; f->type == REG_HISTOGRAM && k < x->nvals;
+             k += 2) /* _count, then each bucket count */
+            if (!(x->vals[k] >= 0 && isfinite(x->vals[k])))
+                return 0;
+    }
+    return 1;
+}
+
 static int gather_sources(const reg_push *p, const reg_group *old, fam_src **out, size_t *nout,
                           char *err, size_t errlen) {
     size_t nold = old && p->mode != REG_PUSH_REPLACE_ALL ? old->nfamilies : 0;
@@ -475,6 +598,12 @@ static int gather_sources(const reg_push *p, const reg_group *old, fam_src **out
     for (size_t i = 0; i < nbody && rc == REG_OK; i++) {
         src[n].f = p->families[i];
         src[n].f.time = p->time;
+        if (p->mode == REG_PUSH_ADD && !increments_valid(&p->families[i])) {
+            say(err, errlen, "aggregating push of %s: counts must be finite and not negative",
+                p->families[i].name);
+            rc = REG_EINVAL;
+            break;
+        }
         const reg_push_family *stored =
             p->mode == REG_PUSH_ADD && old
                 ? find_family(old->families, old->nfamilies, p->families[i].name)
@@ -531,6 +660,27 @@ static int check_body(const reg_push *p, char *err, size_t errlen) {
     return REG_OK;
 }
 
+/* Names a push is checked against: the new state's own families, other groups' (the index
+ * without this group's old families), and the registry's. */
+typedef struct {
+    reg_thread *t;
+    const reg_group *old, *g;
+} lookup;
+
+/* type_of for a push (see clashes). Under push_mu and fam_mu. */
+static int any_type_of(void *arg, const char *name, size_t len) {
+    const lookup *c = arg;
+    (void)len; /* name is NUL-terminated */
+    const reg_push_family *own = find_family(c->g->families, c->g->nfamilies, name);
+    if (own)
+        return (int)own->type;
+    const push_name *e = reg_strmap_get(c->t->reg->push_names, name, strlen(name));
+    if (e && e->groups > (c->old && find_family(c->old->families, c->old->nfamilies, name)))
+        return (int)e->type;
+    const reg_family *rf = reg_family_find(c->t, name);
+    return rf ? (int)reg_family_definition(rf)->type : -1;
+}
+
 /* Checks of the families the push brings (the body's, already in g) against other groups
  * and the registry's families. Families kept from the old state were checked when they were
  * pushed: a registry family made since (it may differ in help or labels, see registry.h) must
@@ -554,17 +704,20 @@ static int check_names(reg_thread *t, const reg_push *p, const reg_group *old, c
         const reg_family *rf = reg_family_find(t, f->name);
         if (rf && !fits_family(rf, p, f)) {
             say(err, errlen,
-                "%s: conflicts with the metric of that name abacus already has (its type, help "
-                "or label names differ)",
+                "%s: conflicts with the metric of that name abacus already has (its type, help, "
+                "label names or constant labels differ)",
                 f->name);
             return REG_ECONFLICT;
         }
-    }
-    static const char *const meta[2] = {REG_PUSH_TIME_NAME, REG_PUSH_FAILURE_TIME_NAME};
-    for (size_t i = 0; i < 2; i++) {
-        const reg_family *rf = reg_family_find(t, meta[i]);
-        if (rf && reg_family_definition(rf)->type != REG_GAUGE) {
-            say(err, errlen, "%s: abacus has a metric of that name that is not a gauge", meta[i]);
+        lookup ctx = {t, old, g};
+        char with[REG_MAX_NAME + 16];
+        if (clashes(f->name, f->type, any_type_of, &ctx, with)) {
+            char msg[2 * REG_MAX_NAME + 64];
+            snprintf(msg, sizeof msg,
+                     "%s: collides with the metric named %s (one renders the "
+                     "other's name)",
+                     f->name, with);
+            say(err, errlen, "%s", msg);
             return REG_ECONFLICT;
         }
     }

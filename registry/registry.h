@@ -267,7 +267,7 @@ size_t reg_family_total(const reg_registry *r);
  * for the families a push brings. The other way, reg_family_add and reg_family_replace refuse
  * (REG_ECONFLICT) a new family only when pushed groups have its name with another type (help
  * and labels may differ: what was pushed before stays). Pushed series count towards the
- * registry-wide series limit.
+ * registry-wide series limit, and so do each group's two push-time gauges.
  */
 
 /* One pushed series: its label text (`a="x",b="y"`, sorted by label name, grouping labels
@@ -325,6 +325,10 @@ typedef struct reg_group reg_group;
  * named push_time_seconds or push_failure_time_seconds that is not a gauge. Inside a section (the
  * section is not held across anything that waits). */
 int reg_group_push(reg_thread *t, const reg_push *p, char *err, size_t errlen);
+/* REG_OK when a family of def could be added (or put in place of its name) as far as pushed
+ * groups go, REG_ECONFLICT when reg_family_add/replace would refuse it for them (see above).
+ * A check only: a push may change the answer right after. Any thread, in or out of a section. */
+int reg_family_fits_pushed(reg_thread *t, const reg_family_def *def);
 /* Remove a group. REG_OK or REG_ENOTFOUND. Any thread, in or out of a section. */
 int reg_group_delete(reg_registry *r, const char *key, size_t key_len);
 /* Remove every group; returns how many. Any thread, in or out of a section. */

@@ -1125,6 +1125,13 @@ static int step(exp_scrape *s) {
             s->fi++; /* x and x_total counters would both be "x" in OpenMetrics: keep one */
             return 1;
         }
+        if (s->om && e->f == NULL && reg_name_has_suffix(e->name, strlen(e->name), "_created")) {
+            /* A pushed x_created gauge (prometheus_client pushes one beside each counter,
+             * histogram and summary) would clash with x's own _created in OpenMetrics, which
+             * reserves the name: it is shown in the text format only. */
+            s->fi++;
+            return 1;
+        }
         int rc = e->f ? open_family(s, e) : 0;
         if (rc < 0)
             return -1;

@@ -35,7 +35,7 @@ typedef struct {
 /* path.c */
 /* Parse the part of a push path after "/metrics/" ("job/<job>{/<label>/<value>}", with
  * "@base64" suffixes) into key. 0; -1 with a message in err (a 400); -2 out of memory; -3
- * not a push path at all (an empty job segment: a 404). */
+ * not a push path at all (an empty job segment, a "." or ".." segment: a 404). */
 int push_key_parse(const char *path, push_key *key, char *err, size_t errlen);
 /* Frees what push_key_parse made. Cannot fail; a zeroed key is fine. */
 void push_key_free(push_key *key);

@@ -75,6 +75,11 @@ static int add_pair(push_key *key, char *name, char *value, int first, char *err
             snprintf(err, errlen, "invalid base64 encoding for label %s=\"%s\"", name, value);
             return -1;
         }
+        if (memchr(value, '\0', (size_t)vl)) {
+            /* Values are C strings here: "x\0" would be the group of "x". */
+            snprintf(err, errlen, "label %s: a NUL byte in its value", name);
+            return -1;
+        }
         value[vl] = '\0';
     }
     if (!reg_valid_utf8(value, strlen(value))) {
@@ -174,7 +179,11 @@ int push_key_parse(const char *path, push_key *key, char *err, size_t errlen) {
      * component of its own (an empty value, or one too many). */
     if (n == 3 && parts[2][0] == '\0')
         n = 2;
-    if (n < 2 || (strcmp(parts[0], "job") != 0 && strcmp(parts[0], "job" BASE64_SUFFIX) != 0) ||
+    int dots = 0; /* "." and "..": the Pushgateway's router redirects to the cleaned path */
+    for (size_t i = 0; i < n; i++)
+        dots |= !strcmp(parts[i], ".") || !strcmp(parts[i], "..");
+    if (dots || n < 2 ||
+        (strcmp(parts[0], "job") != 0 && strcmp(parts[0], "job" BASE64_SUFFIX) != 0) ||
         parts[1][0] == '\0') {
         push_key_free(key);
         return -3; /* no route: the Pushgateway answers 404 */

@@ -83,13 +83,14 @@ static int push_mode(const char *method, int aggregate) {
 
 /* Record a refused push as the group's failure time. Cannot fail (out of memory: not
  * recorded). */
-static void record_failure(reg_registry *r, const push_key *key, double now) {
+static void record_failure(reg_registry *r, const push_key *key, double now, uint64_t ttl_ns) {
     reg_push p = {.key = key->text,
                   .key_len = key->text_len,
                   .nkey_names = key->n,
                   .key_names = key->names,
                   .mode = REG_PUSH_FAILED,
-                  .time = now};
+                  .time = now,
+                  .ttl_ns = ttl_ns}; /* a group it creates expires like any other */
     reg_thread *t = reg_thread_attach(r);
     if (t == NULL)
         return;
@@ -138,7 +139,7 @@ static int read_body(reg_registry *r, const exp_push_request *rq, const push_key
     if (rc == -2) {
         answer(ans, 500, "out_of_memory", "out of memory");
     } else if (rc == -3) {
-        record_failure(r, key, wall_now());
+        record_failure(r, key, wall_now(), rq->default_ttl_ns);
         char msg[900];
         snprintf(msg, sizeof msg, INCONSISTENT "%s", why);
         answer(ans, 400, "invalid_body", msg);
@@ -162,7 +163,7 @@ static void apply_body(reg_registry *r, const exp_text_result *parsed, const pus
     }
     char msg[900];
     if (rc != 0) {
-        record_failure(r, key, now);
+        record_failure(r, key, now, ttl_ns);
         snprintf(msg, sizeof msg, INCONSISTENT "%s", why);
         {
             answer(ans, 400, "invalid_body", msg);
@@ -195,7 +196,7 @@ static void apply_body(reg_registry *r, const exp_text_result *parsed, const pus
         answer(ans, 500, "out_of_memory", "out of memory");
         return;
     }
-    record_failure(r, key, now);
+    record_failure(r, key, now, ttl_ns);
     snprintf(msg, sizeof msg, INCONSISTENT "%s", why);
     answer(ans, 400,
            reg_rc == REG_ELIMIT      ? "series_limit"

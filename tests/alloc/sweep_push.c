@@ -275,6 +275,7 @@ static groups_state check_registry(reg_thread *t, reg_registry *r, reg_group **b
         }
     }
     st.groups = (size_t)n;
+    st.series += 2 * (size_t)n; /* each group's push-time gauges count too */
     reg_group_release_all(r, g, (size_t)n);
     CHECK(reg_series_total(r) == st.series, "reg_series_total %zu, the groups hold %zu series",
           reg_series_total(r), st.series);

@@ -471,13 +471,13 @@ static void test_limits_apply(void **state) {
     assert_int_equal(load(b, &m, &rep, err, sizeof err), REG_OK);
     assert_int_equal(rep.series, 4);
     assert_int_equal(rep.series_refused, 5);
-    /* Groups come after the families: the two with series are refused as a whole, the one
-     * that only failed (no series) is restored. */
-    assert_int_equal(rep.groups, 1);
-    assert_int_equal(rep.groups_refused, 2);
+    /* Groups come after the families and each needs room for its series and its two
+     * push-time gauges: with the limit full, all three are refused as a whole. */
+    assert_int_equal(rep.groups, 0);
+    assert_int_equal(rep.groups_refused, 3);
     assert_non_null(strstr(rep.refused_groups, "{" KEY_BATCH "}"));
     assert_int_equal(reg_series_total(b), 4);
-    assert_int_equal(reg_group_total(b), 1);
+    assert_int_equal(reg_group_total(b), 0);
     free(m.p);
     reg_destroy(a);
     reg_destroy(b);
