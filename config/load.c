@@ -706,12 +706,32 @@ enum {
     SV_MAXSCRAPES,
     SV_QUEUETIMEOUT,
     SV_WRITETIMEOUT,
+    SV_WEBCONFIG,
     SV_N
 };
 static const char *const sv_keys[SV_N] = {
     "listen_address",       "telemetry_path",    "max_connections", "max_connections_per_ip",
     "connection_timeout",   "max_request_bytes", "request_timeout", "max_concurrent_scrapes",
-    "scrape_queue_timeout", "write_timeout"};
+    "scrape_queue_timeout", "write_timeout",     "web_config_file"};
+
+/* A relative, non-empty *path made relative to the directory of the file being loaded instead
+ * (kept when that is the current one). Cannot fail (out of memory is reported). */
+static void resolve_against_file(loader *c, char **path) {
+    const char *file = c->cfg->path, *slash = file ? strrchr(file, '/') : NULL;
+    if (!**path || **path == '/' || !slash)
+        return;
+    size_t dl = (size_t)(slash - file), n = strlen(*path);
+    char *r = malloc(dl + 1 + n + 1);
+    if (!r) {
+        cfg_yaml_oom(&c->report);
+        return;
+    }
+    memcpy(r, file, dl);
+    r[dl] = '/';
+    memcpy(r + dl + 1, *path, n + 1);
+    free(*path);
+    *path = r;
+}
 
 /* `server`; every problem reported. */
 static void load_server(loader *c, cfg_node *n) {
@@ -747,6 +767,8 @@ static void load_server(loader *c, cfg_node *n) {
     field_positive(c, &f, SV_MAXSCRAPES, 1024, &s->max_concurrent_scrapes);
     field_duration(c, &f, SV_QUEUETIMEOUT, &s->scrape_queue_timeout_ns);
     field_duration(c, &f, SV_WRITETIMEOUT, &s->write_timeout_ns);
+    if (cfg_field_string(&f, SV_WEBCONFIG, &s->web_config_file) > 0)
+        resolve_against_file(c, &s->web_config_file);
 }
 
 enum {
@@ -1676,6 +1698,7 @@ void cfg_free(cfg_config *c) {
     free(c->path);
     free(c->server.listen_address);
     free(c->server.telemetry_path);
+    free(c->server.web_config_file);
     free(c->statsd.listen_udp);
     free(c->statsd.listen_tcp);
     free(c->statsd.listen_unixgram);
