@@ -19,10 +19,9 @@
 
 #include "config.h"
 #include "internal.h"
+#include "walk.h"
 #include "yaml_tree.h"
 
-#define LOAD_MAX_FILE (16u << 20) /* bytes; a ConfigMap holds at most 1 MiB */
-#define PATH_LEN 256              /* bytes of a path in messages (`mappings[2].labels`) */
 /* A Unix socket path, NUL excluded (sun_path holds 108 bytes on Linux). */
 #define MAX_UNIX_PATH (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 
@@ -37,135 +36,19 @@ typedef struct {
     int def_obs_explicit; /* defaults gave observer_type or timer_type */
 } loader;
 
-/* ---- paths (they only label messages, so building one truncates silently) ----------------- */
-
-static size_t path_append(char *out, size_t o, const char *s) {
-    size_t n = strlen(s);
-    if (n > PATH_LEN - 1 - o)
-        n = PATH_LEN - 1 - o;
-    memcpy(out + o, s, n);
-    out[o + n] = 0;
-    return o + n;
-}
-
-/* base.key into out; returns out. Cannot fail. */
-static const char *path_key(char *out, const char *base, const char *key) {
-    size_t o = path_append(out, 0, base);
-    if (o)
-        o = path_append(out, o, ".");
-    path_append(out, o, key);
-    return out;
-}
-
-/* base[i] into out; returns out. Cannot fail. */
-static const char *path_index(char *out, const char *base, size_t i) {
-    char num[32];
-    snprintf(num, sizeof num, "[%zu]", i);
-    path_append(out, path_append(out, 0, base), num);
-    return out;
-}
-
-/* A NUL-terminated copy of s[0..n). NULL when out of memory (reported). */
-static char *copy_text(loader *c, const char *s, size_t n) {
-    char *r = malloc(n + 1);
-    if (!r) {
-        cfg_yaml_oom(&c->report);
-        return NULL;
-    }
-    memcpy(r, s, n);
-    r[n] = 0;
-    return r;
-}
-
-/* ---- schema mappings: the value node of each known key -------------------------------------- */
-
-#define MAX_FIELDS 16
-typedef struct {
-    loader *c;
-    const char *path;
-    const char *const *names;
-    size_t n;
-    cfg_node *key[MAX_FIELDS], *val[MAX_FIELDS];
-} fields;
-
-/* The pair callback of read_fields: a known key's nodes go to their slot; an unknown or
- * duplicate key is reported (a duplicate from a merge is YAML's "explicit key wins"). */
-static void fields_pair(void *arg, cfg_node *k, cfg_node *v, int merged) {
-    fields *f = arg;
-    loader *c = f->c;
-    cfg_quoted b;
-    for (size_t i = 0; i < f->n; i++) {
-        if (strlen(f->names[i]) == k->len && memcmp(f->names[i], k->s, k->len) == 0) {
-            if (f->val[i]) {
-                if (!merged)
-                    cfg_yaml_error(&c->report, k, f->path, "duplicate key %s",
-                                   cfg_quote(&b, k->s, k->len));
-                return;
-            }
-            f->key[i] = k;
-            f->val[i] = v;
-            return;
-        }
-    }
-    cfg_yaml_error(&c->report, k, f->path, "unknown key %s", cfg_quote(&b, k->s, k->len));
-}
-
-/* 1: n is a mapping, f filled; 0: n absent or null; -1: not a mapping (reported). */
-static int read_fields(loader *c, cfg_node *n, const char *path, const char *const *names,
-                       size_t nn, fields *f) {
-    memset(f, 0, sizeof *f);
-    f->c = c;
-    f->path = path;
-    f->names = names;
-    f->n = nn;
-    if (cfg_yaml_is_null(n))
-        return 0;
-    assert(n); /* cfg_yaml_is_null(NULL) is 1 (yaml.c) */
-    if (n->kind != CFG_NODE_MAP) {
-        cfg_quoted b;
-        cfg_yaml_error(&c->report, n, path, "expected a mapping, got %s", cfg_yaml_describe(n, &b));
-        return -1;
-    }
-    cfg_yaml_walk_map(&c->report, n, path, fields_pair, f);
-    return 1;
-}
+/* ---- schema mappings (cfg_read_fields, paths and the plain reads are in walk.c) ---------- */
 
 /* A list item that must be a mapping (a null one is an error too). 1 with f filled, or 0
  * (reported). */
 static int read_item_fields(loader *c, cfg_node *n, const char *path, const char *const *names,
-                            size_t nn, fields *f) {
-    int r = read_fields(c, n, path, names, nn, f);
+                            size_t nn, cfg_fields *f) {
+    int r = cfg_read_fields(&c->report, n, path, names, nn, f);
     if (r == 0)
         cfg_yaml_error(&c->report, n, path, "expected a mapping, got null");
     return r > 0;
 }
 
-/* The path of field i; returns out. Cannot fail. */
-static const char *field_path(char *out, const fields *f, int i) {
-    return path_key(out, f->path, f->names[i]);
-}
-
 /* ---- typed values: 1 = set, 0 = absent or null, -1 = invalid (reported) ------------------ */
-
-static int read_string(loader *c, cfg_node *n, const char *path, char **out) {
-    cfg_quoted b;
-    if (cfg_yaml_is_null(n))
-        return 0;
-    if (n->kind != CFG_NODE_SCALAR) {
-        cfg_yaml_error(&c->report, n, path, "expected a string, got %s", cfg_yaml_describe(n, &b));
-        return -1;
-    }
-    if (memchr(n->s, 0, n->len)) {
-        cfg_yaml_error(&c->report, n, path, "string contains a NUL character");
-        return -1;
-    }
-    char *s = copy_text(c, n->s, n->len);
-    if (!s)
-        return -1;
-    free(*out);
-    *out = s;
-    return 1;
-}
 
 /* s[0..len) without YAML's digit-separating underscores, into buf[cap]. 0, or -1 when it does
  * not fit (no number is that long). */
@@ -300,30 +183,6 @@ static int read_uint(loader *c, cfg_node *n, const char *path, uint64_t max, uin
     return 1;
 }
 
-static int read_bool(loader *c, cfg_node *n, const char *path, int *out) {
-    static const char *const yes[] = {"true", "True", "TRUE", "yes", "Yes", "YES",
-                                      "on",   "On",   "ON",   "y",   "Y"};
-    static const char *const no[] = {"false", "False", "FALSE", "no", "No", "NO",
-                                     "off",   "Off",   "OFF",   "n",  "N"};
-    cfg_quoted b;
-    if (cfg_yaml_is_null(n))
-        return 0;
-    if (n->kind == CFG_NODE_SCALAR && !n->quoted) {
-        for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
-            if (!strcmp(n->s, yes[i])) {
-                *out = 1;
-                return 1;
-            }
-            if (!strcmp(n->s, no[i])) {
-                *out = 0;
-                return 1;
-            }
-        }
-    }
-    cfg_yaml_error(&c->report, n, path, "expected true or false, got %s", cfg_yaml_describe(n, &b));
-    return -1;
-}
-
 static int read_duration(loader *c, cfg_node *n, const char *path, uint64_t *out) {
     cfg_quoted b;
     if (cfg_yaml_is_null(n))
@@ -370,37 +229,21 @@ static int read_enum(loader *c, cfg_node *n, const char *path, const char *const
 }
 
 /* A required, non-empty string: reports a missing key at `parent`. */
-static int read_required_string(loader *c, fields *f, int i, const cfg_node *parent, char **out) {
-    char p[PATH_LEN];
+static int read_required_string(loader *c, cfg_fields *f, int i, const cfg_node *parent,
+                                char **out) {
+    char p[CFG_PATH_LEN];
     cfg_quoted b;
     if (!f->val[i]) {
         cfg_yaml_error(&c->report, parent, f->path, "missing required key %s",
                        cfg_quote_str(&b, f->names[i]));
         return -1;
     }
-    int r = read_string(c, f->val[i], field_path(p, f, i), out);
+    int r = cfg_read_string(&c->report, f->val[i], cfg_field_path(p, f, i), out);
     if (r == 0 || (r > 0 && !**out)) {
         cfg_yaml_error(&c->report, f->val[i], p, "must not be empty");
         return -1;
     }
     return r;
-}
-
-static int read_sequence(loader *c, cfg_node *n, const char *path, cfg_node ***items,
-                         size_t *count) {
-    cfg_quoted b;
-    *items = NULL;
-    *count = 0;
-    if (cfg_yaml_is_null(n))
-        return 0;
-    if (n->kind != CFG_NODE_SEQ) {
-        cfg_yaml_error(&c->report, n, path, "expected a sequence, got %s",
-                       cfg_yaml_describe(n, &b));
-        return -1;
-    }
-    *items = n->kids;
-    *count = n->n;
-    return 1;
 }
 
 /* A sequence of at most max items (`what` names them in the error), with a zeroed array of
@@ -410,7 +253,7 @@ static int read_sequence_alloc(loader *c, cfg_node *n, const char *path, size_t 
                                const char *what, size_t size, cfg_node ***items, size_t *count,
                                void **mem) {
     *mem = NULL;
-    int r = read_sequence(c, n, path, items, count);
+    int r = cfg_read_sequence(&c->report, n, path, items, count);
     if (r <= 0)
         return r;
     if (*count > max) {
@@ -438,12 +281,12 @@ static int read_buckets(loader *c, cfg_node *n, const char *path, double **out, 
     double *v = mem;
     int bad = 0;
     for (size_t i = 0; i < cnt; i++) {
-        char p[PATH_LEN];
+        char p[CFG_PATH_LEN];
         if (!cfg_yaml_visit(&c->report)) {
             bad = 1;
             break;
         }
-        path_index(p, path, i);
+        cfg_path_index(p, path, i);
         int rr = read_number(c, it[i], p, &v[i]);
         if (rr == 0)
             cfg_yaml_error(&c->report, it[i], p, "expected a number, got null");
@@ -491,14 +334,14 @@ static int read_objectives(loader *c, cfg_node *n, const char *path, reg_objecti
     reg_objective *o = mem;
     int bad = 0;
     for (size_t i = 0; i < cnt; i++) {
-        char ip[PATH_LEN], p[PATH_LEN];
+        char ip[CFG_PATH_LEN], p[CFG_PATH_LEN];
         cfg_quoted b;
         if (!cfg_yaml_visit(&c->report)) {
             bad = 1;
             break;
         }
-        path_index(ip, path, i);
-        fields f;
+        cfg_path_index(ip, path, i);
+        cfg_fields f;
         if (!read_item_fields(c, it[i], ip, qo_keys, QO_N, &f)) {
             bad = 1;
             continue;
@@ -514,7 +357,7 @@ static int read_objectives(loader *c, cfg_node *n, const char *path, reg_objecti
                 continue;
             }
             double x = NAN;
-            int rr = read_number(c, f.val[k], field_path(p, &f, k), &x);
+            int rr = read_number(c, f.val[k], cfg_field_path(p, &f, k), &x);
             if (rr == 0)
                 cfg_yaml_error(&c->report, f.val[k], p, "expected a number, got null");
             if (rr <= 0) {
@@ -528,7 +371,7 @@ static int read_objectives(loader *c, cfg_node *n, const char *path, reg_objecti
         }
         for (size_t j = 0; j < i && !isnan(v[QO_QUANTILE]); j++) {
             if (o[j].quantile == v[QO_QUANTILE]) {
-                cfg_yaml_error(&c->report, f.val[QO_QUANTILE], field_path(p, &f, QO_QUANTILE),
+                cfg_yaml_error(&c->report, f.val[QO_QUANTILE], cfg_field_path(p, &f, QO_QUANTILE),
                                "duplicate quantile %g", v[QO_QUANTILE]);
                 bad = 1;
                 break;
@@ -547,42 +390,32 @@ static int read_objectives(loader *c, cfg_node *n, const char *path, reg_objecti
 }
 
 /* Wrappers reading field i of f. */
-static int field_string(loader *c, fields *f, int i, char **out) {
-    char p[PATH_LEN];
-    return f->val[i] ? read_string(c, f->val[i], field_path(p, f, i), out) : 0;
+static int field_uint(loader *c, cfg_fields *f, int i, uint64_t max, uint64_t *out) {
+    char p[CFG_PATH_LEN];
+    return f->val[i] ? read_uint(c, f->val[i], cfg_field_path(p, f, i), max, out) : 0;
 }
 
-static int field_uint(loader *c, fields *f, int i, uint64_t max, uint64_t *out) {
-    char p[PATH_LEN];
-    return f->val[i] ? read_uint(c, f->val[i], field_path(p, f, i), max, out) : 0;
+static int field_duration(loader *c, cfg_fields *f, int i, uint64_t *out) {
+    char p[CFG_PATH_LEN];
+    return f->val[i] ? read_duration(c, f->val[i], cfg_field_path(p, f, i), out) : 0;
 }
 
-static int field_bool(loader *c, fields *f, int i, int *out) {
-    char p[PATH_LEN];
-    return f->val[i] ? read_bool(c, f->val[i], field_path(p, f, i), out) : 0;
-}
-
-static int field_duration(loader *c, fields *f, int i, uint64_t *out) {
-    char p[PATH_LEN];
-    return f->val[i] ? read_duration(c, f->val[i], field_path(p, f, i), out) : 0;
-}
-
-static int field_enum(loader *c, fields *f, int i, const char *const *names, const char *want,
+static int field_enum(loader *c, cfg_fields *f, int i, const char *const *names, const char *want,
                       int *out) {
-    char p[PATH_LEN];
-    return f->val[i] ? read_enum(c, f->val[i], field_path(p, f, i), names, want, out) : 0;
+    char p[CFG_PATH_LEN];
+    return f->val[i] ? read_enum(c, f->val[i], cfg_field_path(p, f, i), names, want, out) : 0;
 }
 
 /* A whole number 1..max (a limit, where 0 would refuse everything). Returns 1 read, 0 not
  * given, -1 reported (0 too, at its position; *out is then unchanged). */
-static int field_positive(loader *c, fields *f, int i, uint64_t max, size_t *out) {
-    char p[PATH_LEN];
+static int field_positive(loader *c, cfg_fields *f, int i, uint64_t max, size_t *out) {
+    char p[CFG_PATH_LEN];
     uint64_t u;
     int rc = field_uint(c, f, i, max, &u);
     if (rc <= 0)
         return rc;
     if (u == 0) {
-        cfg_yaml_error(&c->report, f->val[i], field_path(p, f, i), "must be at least 1");
+        cfg_yaml_error(&c->report, f->val[i], cfg_field_path(p, f, i), "must be at least 1");
         return -1;
     }
     *out = (size_t)u;
@@ -599,14 +432,15 @@ static const char *const ho_keys[HO_N] = {"buckets", "native_histogram_bucket_fa
  * abacus exposes classic buckets only. */
 static int load_histogram_options(loader *c, cfg_node *n, const char *path,
                                   cfg_histogram_options *h) {
-    fields f;
-    char p[PATH_LEN];
-    int r = read_fields(c, n, path, ho_keys, HO_N, &f);
+    cfg_fields f;
+    char p[CFG_PATH_LEN];
+    int r = cfg_read_fields(&c->report, n, path, ho_keys, HO_N, &f);
     if (r <= 0)
         return r;
-    read_buckets(c, f.val[HO_BUCKETS], field_path(p, &f, HO_BUCKETS), &h->buckets, &h->nbuckets);
+    read_buckets(c, f.val[HO_BUCKETS], cfg_field_path(p, &f, HO_BUCKETS), &h->buckets,
+                 &h->nbuckets);
     double x;
-    if (read_number(c, f.val[HO_NFACTOR], field_path(p, &f, HO_NFACTOR), &x) > 0 &&
+    if (read_number(c, f.val[HO_NFACTOR], cfg_field_path(p, &f, HO_NFACTOR), &x) > 0 &&
         !(x >= 0 && isfinite(x)))
         cfg_yaml_error(&c->report, f.val[HO_NFACTOR], p, "must be a finite number >= 0, got %g", x);
     uint64_t u;
@@ -621,14 +455,14 @@ static const char *const so_keys[SO_N] = {"quantiles", "max_age", "age_buckets",
  * "no quantiles" (count and sum only) in a declared metric (empty_is_none). */
 static int load_summary_options(loader *c, cfg_node *n, const char *path, cfg_summary_options *s,
                                 int empty_is_none) {
-    fields f;
-    char p[PATH_LEN];
-    int r = read_fields(c, n, path, so_keys, SO_N, &f);
+    cfg_fields f;
+    char p[CFG_PATH_LEN];
+    int r = cfg_read_fields(&c->report, n, path, so_keys, SO_N, &f);
     if (r <= 0)
         return r;
     reg_objective *o;
     size_t no;
-    if (read_objectives(c, f.val[SO_QUANTILES], field_path(p, &f, SO_QUANTILES), &o, &no) > 0) {
+    if (read_objectives(c, f.val[SO_QUANTILES], cfg_field_path(p, &f, SO_QUANTILES), &o, &no) > 0) {
         if (no || empty_is_none) {
             s->objectives = o;
             s->nobjectives = no;
@@ -800,15 +634,15 @@ static void label_map_pair(void *arg, cfg_node *k, cfg_node *v, int merged) {
         m->full = 1;
         return;
     }
-    char p[PATH_LEN];
+    char p[CFG_PATH_LEN];
     snprintf(p, sizeof p, "%s.%.*s", m->path, (int)(k->len > 40 ? 40 : k->len), k->s);
     char *val = NULL;
-    int r = read_string(c, v, p, &val);
+    int r = cfg_read_string(&c->report, v, p, &val);
     if (r < 0)
         return;
-    if (r == 0 && !(val = copy_text(c, "", 0)))
+    if (r == 0 && !(val = cfg_copy_text(&c->report, "", 0)))
         return;
-    char *name = copy_text(c, k->s, k->len);
+    char *name = cfg_copy_text(&c->report, k->s, k->len);
     if (!name) {
         free(val);
         return;
@@ -872,34 +706,54 @@ enum {
     SV_MAXSCRAPES,
     SV_QUEUETIMEOUT,
     SV_WRITETIMEOUT,
+    SV_WEBCONFIG,
     SV_N
 };
 static const char *const sv_keys[SV_N] = {
     "listen_address",       "telemetry_path",    "max_connections", "max_connections_per_ip",
     "connection_timeout",   "max_request_bytes", "request_timeout", "max_concurrent_scrapes",
-    "scrape_queue_timeout", "write_timeout"};
+    "scrape_queue_timeout", "write_timeout",     "web_config_file"};
+
+/* A relative, non-empty *path made relative to the directory of the file being loaded instead
+ * (kept when that is the current one). Cannot fail (out of memory is reported). */
+static void resolve_against_file(loader *c, char **path) {
+    const char *file = c->cfg->path, *slash = file ? strrchr(file, '/') : NULL;
+    if (!**path || **path == '/' || !slash)
+        return;
+    size_t dl = (size_t)(slash - file), n = strlen(*path);
+    char *r = malloc(dl + 1 + n + 1);
+    if (!r) {
+        cfg_yaml_oom(&c->report);
+        return;
+    }
+    memcpy(r, file, dl);
+    r[dl] = '/';
+    memcpy(r + dl + 1, *path, n + 1);
+    free(*path);
+    *path = r;
+}
 
 /* `server`; every problem reported. */
 static void load_server(loader *c, cfg_node *n) {
     cfg_server *s = &c->cfg->server;
-    fields f;
-    char p[PATH_LEN];
+    cfg_fields f;
+    char p[CFG_PATH_LEN];
     cfg_quoted b;
-    if (read_fields(c, n, "server", sv_keys, SV_N, &f) <= 0)
+    if (cfg_read_fields(&c->report, n, "server", sv_keys, SV_N, &f) <= 0)
         return;
-    if (field_string(c, &f, SV_LISTEN, &s->listen_address) > 0) {
+    if (cfg_field_string(&f, SV_LISTEN, &s->listen_address) > 0) {
         if (!*s->listen_address)
-            cfg_yaml_error(&c->report, f.val[SV_LISTEN], field_path(p, &f, SV_LISTEN),
+            cfg_yaml_error(&c->report, f.val[SV_LISTEN], cfg_field_path(p, &f, SV_LISTEN),
                            "must not be empty");
         else if (cfg_parse_address(s->listen_address, NULL, 0, NULL, NULL, 0) != 0)
-            cfg_yaml_error(&c->report, f.val[SV_LISTEN], field_path(p, &f, SV_LISTEN),
+            cfg_yaml_error(&c->report, f.val[SV_LISTEN], cfg_field_path(p, &f, SV_LISTEN),
                            "invalid address %s (want host:port or :port)",
                            cfg_quote_str(&b, s->listen_address));
     }
-    if (field_string(c, &f, SV_PATH, &s->telemetry_path) > 0) {
+    if (cfg_field_string(&f, SV_PATH, &s->telemetry_path) > 0) {
         const char *t = s->telemetry_path;
         if (t[0] != '/' || !strcmp(t, "/") || !strncmp(t, "/-/", 3) || strpbrk(t, " \t?#"))
-            cfg_yaml_error(&c->report, f.val[SV_PATH], field_path(p, &f, SV_PATH),
+            cfg_yaml_error(&c->report, f.val[SV_PATH], cfg_field_path(p, &f, SV_PATH),
                            "invalid path %s (want /something, not \"/\" nor under \"/-/\")",
                            cfg_quote_str(&b, t));
     }
@@ -913,6 +767,8 @@ static void load_server(loader *c, cfg_node *n) {
     field_positive(c, &f, SV_MAXSCRAPES, 1024, &s->max_concurrent_scrapes);
     field_duration(c, &f, SV_QUEUETIMEOUT, &s->scrape_queue_timeout_ns);
     field_duration(c, &f, SV_WRITETIMEOUT, &s->write_timeout_ns);
+    if (cfg_field_string(&f, SV_WEBCONFIG, &s->web_config_file) > 0)
+        resolve_against_file(c, &s->web_config_file);
 }
 
 enum {
@@ -948,32 +804,32 @@ static const char *const sd_keys[SD_N] = {"listen_udp",
 /* `statsd`; every problem reported. */
 static void load_statsd(loader *c, cfg_node *n) {
     cfg_statsd *s = &c->cfg->statsd;
-    fields f;
-    char p[PATH_LEN];
+    cfg_fields f;
+    char p[CFG_PATH_LEN];
     cfg_quoted b;
-    if (read_fields(c, n, "statsd", sd_keys, SD_N, &f) <= 0)
+    if (cfg_read_fields(&c->report, n, "statsd", sd_keys, SD_N, &f) <= 0)
         return;
     char **addrs[2] = {&s->listen_udp, &s->listen_tcp};
     for (int i = 0; i < 2; i++) {
-        if (field_string(c, &f, SD_UDP + i, addrs[i]) > 0 && **addrs[i] &&
+        if (cfg_field_string(&f, SD_UDP + i, addrs[i]) > 0 && **addrs[i] &&
             cfg_parse_address(*addrs[i], NULL, 0, NULL, NULL, 0) != 0)
-            cfg_yaml_error(&c->report, f.val[SD_UDP + i], field_path(p, &f, SD_UDP + i),
+            cfg_yaml_error(&c->report, f.val[SD_UDP + i], cfg_field_path(p, &f, SD_UDP + i),
                            "invalid address %s (want host:port, :port, or \"\" to disable)",
                            cfg_quote_str(&b, *addrs[i]));
     }
-    if (field_string(c, &f, SD_UNIX, &s->listen_unixgram) > 0 &&
+    if (cfg_field_string(&f, SD_UNIX, &s->listen_unixgram) > 0 &&
         strlen(s->listen_unixgram) > MAX_UNIX_PATH)
-        cfg_yaml_error(&c->report, f.val[SD_UNIX], field_path(p, &f, SD_UNIX),
+        cfg_yaml_error(&c->report, f.val[SD_UNIX], cfg_field_path(p, &f, SD_UNIX),
                        "socket path too long (max %zu bytes)", MAX_UNIX_PATH);
     uint64_t u;
     if (field_uint(c, &f, SD_RBUF, INT32_MAX, &u) > 0)
         s->read_buffer = (size_t)u;
     if (field_uint(c, &f, SD_READERS, 256, &u) > 0)
         s->readers = (unsigned)u;
-    field_bool(c, &f, SD_DOG, &s->dogstatsd_tags);
-    field_bool(c, &f, SD_INFLUX, &s->influxdb_tags);
-    field_bool(c, &f, SD_LIBRATO, &s->librato_tags);
-    field_bool(c, &f, SD_SIGNALFX, &s->signalfx_tags);
+    cfg_field_bool(&f, SD_DOG, &s->dogstatsd_tags);
+    cfg_field_bool(&f, SD_INFLUX, &s->influxdb_tags);
+    cfg_field_bool(&f, SD_LIBRATO, &s->librato_tags);
+    cfg_field_bool(&f, SD_SIGNALFX, &s->signalfx_tags);
     if (field_uint(c, &f, SD_CACHE, 10000000, &u) > 0)
         s->cache_size = (size_t)u;
     if (field_uint(c, &f, SD_MAXS, SIZE_MAX, &u) > 0)
@@ -989,13 +845,13 @@ static const char *const pu_keys[PU_N] = {"group_ttl", "max_body_bytes", "max_bu
 /* `push`; every problem reported. */
 static void load_push(loader *c, cfg_node *n) {
     cfg_push *s = &c->cfg->push;
-    fields f;
-    if (read_fields(c, n, "push", pu_keys, PU_N, &f) <= 0)
+    cfg_fields f;
+    if (cfg_read_fields(&c->report, n, "push", pu_keys, PU_N, &f) <= 0)
         return;
     field_duration(c, &f, PU_TTL, &s->group_ttl_ns);
     field_positive(c, &f, PU_MAXBODY, CFG_MAX_BYTES_SETTING, &s->max_body_bytes);
     field_positive(c, &f, PU_MAXBUF, CFG_MAX_BYTES_SETTING, &s->max_buffered_bytes);
-    field_bool(c, &f, PU_ENABLED, &s->enabled);
+    cfg_field_bool(&f, PU_ENABLED, &s->enabled);
 }
 
 enum {
@@ -1035,24 +891,24 @@ typedef struct {
 } observer_options;
 
 /* Each reads one key of an observer block into o (invalid values reported). */
-static void read_observer_histogram(loader *c, fields *f, int i, observer_options *o) {
-    char p[PATH_LEN];
-    o->hist_given = load_histogram_options(c, f->val[i], field_path(p, f, i), &o->hist) > 0;
+static void read_observer_histogram(loader *c, cfg_fields *f, int i, observer_options *o) {
+    char p[CFG_PATH_LEN];
+    o->hist_given = load_histogram_options(c, f->val[i], cfg_field_path(p, f, i), &o->hist) > 0;
 }
 
-static void read_observer_summary(loader *c, fields *f, int i, observer_options *o) {
-    char p[PATH_LEN];
-    o->summ_given = load_summary_options(c, f->val[i], field_path(p, f, i), &o->summ, 0) > 0;
+static void read_observer_summary(loader *c, cfg_fields *f, int i, observer_options *o) {
+    char p[CFG_PATH_LEN];
+    o->summ_given = load_summary_options(c, f->val[i], cfg_field_path(p, f, i), &o->summ, 0) > 0;
 }
 
-static void read_observer_buckets(loader *c, fields *f, int i, observer_options *o) {
-    char p[PATH_LEN];
-    read_buckets(c, f->val[i], field_path(p, f, i), &o->buckets, &o->nbuckets);
+static void read_observer_buckets(loader *c, cfg_fields *f, int i, observer_options *o) {
+    char p[CFG_PATH_LEN];
+    read_buckets(c, f->val[i], cfg_field_path(p, f, i), &o->buckets, &o->nbuckets);
 }
 
-static void read_observer_quantiles(loader *c, fields *f, int i, observer_options *o) {
-    char p[PATH_LEN];
-    read_objectives(c, f->val[i], field_path(p, f, i), &o->quantiles, &o->nquantiles);
+static void read_observer_quantiles(loader *c, cfg_fields *f, int i, observer_options *o) {
+    char p[CFG_PATH_LEN];
+    read_objectives(c, f->val[i], cfg_field_path(p, f, i), &o->quantiles, &o->nquantiles);
 }
 
 /* statsd_exporter's rule for the deprecated keys: each is used only when its modern
@@ -1079,8 +935,8 @@ static void fold_deprecated_options(observer_options *o) {
  * way it does: each is used only when its modern counterpart is not given. */
 static void load_defaults(loader *c, cfg_node *n) {
     cfg_defaults *d = &c->cfg->defaults;
-    fields f;
-    if (read_fields(c, n, "defaults", df_keys, DF_N, &f) <= 0)
+    cfg_fields f;
+    if (cfg_read_fields(&c->report, n, "defaults", df_keys, DF_N, &f) <= 0)
         return;
     field_duration(c, &f, DF_TTL, &d->ttl_ns);
     uint64_t u;
@@ -1118,7 +974,7 @@ static void load_defaults(loader *c, cfg_node *n) {
     int e;
     if (field_enum(c, &f, DF_MATCH, match_names, "glob or regex", &e) > 0)
         d->match_type = e == 0 ? CFG_MATCH_GLOB : CFG_MATCH_REGEX;
-    field_bool(c, &f, DF_GLOBORD, &d->glob_disable_ordering);
+    cfg_field_bool(&f, DF_GLOBORD, &d->glob_disable_ordering);
 }
 
 /* Nodes of a declared metric kept for the checks across sections. */
@@ -1171,17 +1027,17 @@ static cfg_label *const_block(loader *c, const label_map *m) {
 }
 
 /* `name`: required, a valid metric name (m->name stays NULL otherwise; reported). */
-static void load_metric_name(loader *c, fields *f, cfg_node *n, cfg_metric *m) {
-    char p[PATH_LEN];
+static void load_metric_name(loader *c, cfg_fields *f, cfg_node *n, cfg_metric *m) {
+    char p[CFG_PATH_LEN];
     cfg_quoted b;
     if (read_required_string(c, f, MT_NAME, n, &m->name) <= 0)
         return;
     size_t len = strlen(m->name);
     if (len > REG_MAX_NAME)
-        cfg_yaml_error(&c->report, f->val[MT_NAME], field_path(p, f, MT_NAME),
+        cfg_yaml_error(&c->report, f->val[MT_NAME], cfg_field_path(p, f, MT_NAME),
                        "name too long: %zu bytes (max %d)", len, REG_MAX_NAME);
     else if (!reg_valid_metric_name(m->name, len))
-        cfg_yaml_error(&c->report, f->val[MT_NAME], field_path(p, f, MT_NAME),
+        cfg_yaml_error(&c->report, f->val[MT_NAME], cfg_field_path(p, f, MT_NAME),
                        "invalid metric name %s", cfg_quote_str(&b, m->name));
     else
         return;
@@ -1190,7 +1046,7 @@ static void load_metric_name(loader *c, fields *f, cfg_node *n, cfg_metric *m) {
 }
 
 /* `type`: required. Returns the reg_type, or -1 when missing or invalid (reported). */
-static int load_metric_type(loader *c, fields *f, cfg_node *n, const char *path) {
+static int load_metric_type(loader *c, cfg_fields *f, cfg_node *n, const char *path) {
     int e;
     if (!f->val[MT_TYPE])
         cfg_yaml_error(&c->report, n, path, "missing required key \"type\"");
@@ -1208,20 +1064,20 @@ static int name_has_unit(const char *name, int type, const char *unit) {
 }
 
 /* `unit`: word characters, and the metric name must carry it (both reported). */
-static void load_metric_unit(loader *c, fields *f, cfg_metric *m, int type) {
-    char p[PATH_LEN];
+static void load_metric_unit(loader *c, cfg_fields *f, cfg_metric *m, int type) {
+    char p[CFG_PATH_LEN];
     cfg_quoted b, b2;
-    if (field_string(c, f, MT_UNIT, &m->unit) <= 0)
+    if (cfg_field_string(f, MT_UNIT, &m->unit) <= 0)
         return;
     size_t ul = strlen(m->unit);
     int ok = ul > 0;
     for (size_t i = 0; i < ul; i++)
         ok &= is_word(m->unit[i]);
     if (!ok)
-        cfg_yaml_error(&c->report, f->val[MT_UNIT], field_path(p, f, MT_UNIT), "invalid unit %s",
-                       cfg_quote_str(&b, m->unit));
+        cfg_yaml_error(&c->report, f->val[MT_UNIT], cfg_field_path(p, f, MT_UNIT),
+                       "invalid unit %s", cfg_quote_str(&b, m->unit));
     else if (m->name && !name_has_unit(m->name, type, m->unit))
-        cfg_yaml_error(&c->report, f->val[MT_UNIT], field_path(p, f, MT_UNIT),
+        cfg_yaml_error(&c->report, f->val[MT_UNIT], cfg_field_path(p, f, MT_UNIT),
                        "metric name %s must end with \"_%s\" to have unit %s",
                        cfg_quote_str(&b, m->name), m->unit, cfg_quote_str(&b2, m->unit));
 }
@@ -1236,7 +1092,7 @@ static char *load_metric_label(loader *c, cfg_node *item, const char *path, cons
         cfg_yaml_error(&c->report, item, path, "expected a label name, got null");
         return NULL;
     }
-    if (read_string(c, item, path, &s) <= 0)
+    if (cfg_read_string(&c->report, item, path, &s) <= 0)
         return NULL;
     int ok = check_label_name(c, item, path, s, item->len, type);
     for (size_t j = 0; ok && j < m->nlabels; j++) {
@@ -1253,29 +1109,29 @@ static char *load_metric_label(loader *c, cfg_node *item, const char *path, cons
 }
 
 /* `labels`: a sequence of label names, in order (bad ones reported and left out). */
-static void load_metric_labels(loader *c, fields *f, cfg_metric *m, int type) {
-    char p[PATH_LEN];
+static void load_metric_labels(loader *c, cfg_fields *f, cfg_metric *m, int type) {
+    char p[CFG_PATH_LEN];
     cfg_node **it;
     size_t cnt;
     void *mem;
-    if (read_sequence_alloc(c, f->val[MT_LABELS], field_path(p, f, MT_LABELS), REG_MAX_LABELS,
+    if (read_sequence_alloc(c, f->val[MT_LABELS], cfg_field_path(p, f, MT_LABELS), REG_MAX_LABELS,
                             "labels", sizeof *m->labels, &it, &cnt, &mem) <= 0)
         return;
     m->labels = mem;
     for (size_t i = 0; i < cnt && cfg_yaml_visit(&c->report); i++) {
-        char ip[PATH_LEN];
-        char *s = load_metric_label(c, it[i], path_index(ip, p, i), m, type);
+        char ip[CFG_PATH_LEN];
+        char *s = load_metric_label(c, it[i], cfg_path_index(ip, p, i), m, type);
         if (s)
             m->labels[m->nlabels++] = s;
     }
 }
 
 /* `const_labels`: a map of valid label names not among `labels`, within the label limit. */
-static void load_metric_const_labels(loader *c, fields *f, cfg_metric *m, int type) {
-    char p[PATH_LEN];
+static void load_metric_const_labels(loader *c, cfg_fields *f, cfg_metric *m, int type) {
+    char p[CFG_PATH_LEN];
     cfg_quoted b;
     label_map lm;
-    if (read_label_map(c, f->val[MT_CONST], field_path(p, f, MT_CONST), &lm) <= 0)
+    if (read_label_map(c, f->val[MT_CONST], cfg_field_path(p, f, MT_CONST), &lm) <= 0)
         return;
     for (size_t i = 0; i < lm.n; i++) {
         const char *name = lm.items[i].name;
@@ -1300,22 +1156,24 @@ static void load_metric_const_labels(loader *c, fields *f, cfg_metric *m, int ty
 
 /* histogram_options / summary_options (only with the matching type), ttl and max_series,
  * then what is unset from the defaults. */
-static void load_metric_options(loader *c, fields *f, const char *path, cfg_metric *m, int type) {
+static void load_metric_options(loader *c, cfg_fields *f, const char *path, cfg_metric *m,
+                                int type) {
     const cfg_defaults *d = &c->cfg->defaults;
-    char p[PATH_LEN];
+    char p[CFG_PATH_LEN];
     if (!cfg_yaml_is_null(f->val[MT_HIST])) {
         if (type >= 0 && type != REG_HISTOGRAM)
             cfg_yaml_error(&c->report, f->key[MT_HIST], path,
                            "histogram_options is only valid with type histogram");
         else
-            load_histogram_options(c, f->val[MT_HIST], field_path(p, f, MT_HIST), &m->histogram);
+            load_histogram_options(c, f->val[MT_HIST], cfg_field_path(p, f, MT_HIST),
+                                   &m->histogram);
     }
     if (!cfg_yaml_is_null(f->val[MT_SUM])) {
         if (type >= 0 && type != REG_SUMMARY)
             cfg_yaml_error(&c->report, f->key[MT_SUM], path,
                            "summary_options is only valid with type summary");
         else
-            load_summary_options(c, f->val[MT_SUM], field_path(p, f, MT_SUM), &m->summary, 1);
+            load_summary_options(c, f->val[MT_SUM], cfg_field_path(p, f, MT_SUM), &m->summary, 1);
     }
     m->has_ttl = field_duration(c, f, MT_TTL, &m->ttl_ns) > 0;
     if (!m->has_ttl)
@@ -1334,7 +1192,7 @@ static void load_metric_options(loader *c, fields *f, const char *path, cfg_metr
 /* One declared metric (`metrics[i]`); every problem reported. */
 static void load_metric(loader *c, cfg_node *n, const char *path, cfg_metric *m,
                         metric_nodes *where) {
-    fields f;
+    cfg_fields f;
     where->node = n;
     m->line = n->line;
     m->column = n->col;
@@ -1345,7 +1203,7 @@ static void load_metric(loader *c, cfg_node *n, const char *path, cfg_metric *m,
     int type = load_metric_type(c, &f, n, path);
     where->type_ok = type >= 0;
     m->type = type >= 0 ? (reg_type)type : REG_UNTYPED;
-    field_string(c, &f, MT_HELP, &m->help);
+    cfg_field_string(&f, MT_HELP, &m->help);
     load_metric_unit(c, &f, m, type);
     load_metric_labels(c, &f, m, type);
     load_metric_const_labels(c, &f, m, type);
@@ -1389,8 +1247,8 @@ static const char *const mp_keys[MP_N] = {"match",
                                           "scale"};
 
 /* `action`, `match_type` and `match`: a required glob or regex that must be valid. */
-static void load_mapping_match(loader *c, fields *f, cfg_node *n, cfg_mapping *r) {
-    char p[PATH_LEN];
+static void load_mapping_match(loader *c, cfg_fields *f, cfg_node *n, cfg_mapping *r) {
+    char p[CFG_PATH_LEN];
     cfg_quoted b;
     int e;
     if (field_enum(c, f, MP_ACTION, action_names, "map or drop", &e) > 0)
@@ -1399,7 +1257,7 @@ static void load_mapping_match(loader *c, fields *f, cfg_node *n, cfg_mapping *r
         r->match_type = e == 0 ? CFG_MATCH_GLOB : CFG_MATCH_REGEX;
     if (read_required_string(c, f, MP_MATCH, n, &r->match) <= 0)
         return;
-    field_path(p, f, MP_MATCH);
+    cfg_field_path(p, f, MP_MATCH);
     if (r->match_type != CFG_MATCH_GLOB)
         check_regex(c, f->val[MP_MATCH], p);
     else if (!cfg_valid_glob(r->match, strlen(r->match)))
@@ -1410,15 +1268,15 @@ static void load_mapping_match(loader *c, fields *f, cfg_node *n, cfg_mapping *r
 }
 
 /* `name`: required unless the action is drop; metric-name characters and captures. */
-static void load_mapping_name(loader *c, fields *f, cfg_node *n, cfg_mapping *r,
+static void load_mapping_name(loader *c, cfg_fields *f, cfg_node *n, cfg_mapping *r,
                               rule_nodes *where) {
-    char p[PATH_LEN];
+    char p[CFG_PATH_LEN];
     cfg_quoted b;
     where->name = f->val[MP_NAME];
     int has_name = 0;
     if (r->action == CFG_ACTION_MAP)
         has_name = read_required_string(c, f, MP_NAME, n, &r->name) > 0;
-    else if (field_string(c, f, MP_NAME, &r->name) > 0 && *r->name)
+    else if (cfg_field_string(f, MP_NAME, &r->name) > 0 && *r->name)
         has_name = 1;
     if (r->name && !*r->name) {
         free(r->name);
@@ -1428,10 +1286,10 @@ static void load_mapping_name(loader *c, fields *f, cfg_node *n, cfg_mapping *r,
         return;
     int caps;
     if (where->name->len > REG_MAX_NAME)
-        cfg_yaml_error(&c->report, where->name, field_path(p, f, MP_NAME),
+        cfg_yaml_error(&c->report, where->name, cfg_field_path(p, f, MP_NAME),
                        "name too long: %zu bytes (max %d)", where->name->len, REG_MAX_NAME);
     else if (!valid_name_template(r->name, where->name->len, &caps))
-        cfg_yaml_error(&c->report, where->name, field_path(p, f, MP_NAME),
+        cfg_yaml_error(&c->report, where->name, cfg_field_path(p, f, MP_NAME),
                        "invalid metric name %s (letters, digits, \"_\", \":\" and $1 or ${1} "
                        "captures; not starting with a digit)",
                        cfg_quote_str(&b, r->name));
@@ -1441,7 +1299,7 @@ static void load_mapping_name(loader *c, fields *f, cfg_node *n, cfg_mapping *r,
 
 /* The rule's observer_type, else its deprecated timer_type: 0 histogram, 1 summary, -1 when
  * neither is given (or valid). */
-static int read_mapping_observer_type(loader *c, fields *f, rule_nodes *where) {
+static int read_mapping_observer_type(loader *c, cfg_fields *f, rule_nodes *where) {
     int eo = 0, et = 0;
     int ro = field_enum(c, f, MP_OBS, obs_names, "histogram or summary", &eo);
     int rt = field_enum(c, f, MP_TIMER, obs_names, "histogram or summary", &et);
@@ -1452,7 +1310,7 @@ static int read_mapping_observer_type(loader *c, fields *f, rule_nodes *where) {
 /* The observer type: the rule's (obs), else an explicit default, else a summary as
  * statsd_exporter does (its exporter treats the unset observer type as summary, whatever
  * options are given). Options for the other type are reported. */
-static void choose_mapping_observer_type(loader *c, fields *f, const char *path, cfg_mapping *r,
+static void choose_mapping_observer_type(loader *c, cfg_fields *f, const char *path, cfg_mapping *r,
                                          rule_nodes *where, int obs, const observer_options *o) {
     if (obs < 0 && !c->def_obs_explicit) {
         r->observer_type = CFG_OBS_SUMMARY;
@@ -1471,7 +1329,7 @@ static void choose_mapping_observer_type(loader *c, fields *f, const char *path,
 }
 
 /* The rule's observer type, buckets and objectives, resolved against the defaults. */
-static void load_mapping_observer(loader *c, fields *f, const char *path, cfg_mapping *r,
+static void load_mapping_observer(loader *c, cfg_fields *f, const char *path, cfg_mapping *r,
                                   rule_nodes *where) {
     const cfg_defaults *d = &c->cfg->defaults;
     int obs = read_mapping_observer_type(c, f, where);
@@ -1497,11 +1355,11 @@ static void load_mapping_observer(loader *c, fields *f, const char *path, cfg_ma
 }
 
 /* `labels`: valid label names (reserved ones depend on the type an observer rule makes). */
-static void load_mapping_labels(loader *c, fields *f, cfg_mapping *r, rule_nodes *where) {
-    char p[PATH_LEN];
+static void load_mapping_labels(loader *c, cfg_fields *f, cfg_mapping *r, rule_nodes *where) {
+    char p[CFG_PATH_LEN];
     label_map lm;
     where->labels = f->val[MP_LABELS];
-    if (read_label_map(c, f->val[MP_LABELS], field_path(p, f, MP_LABELS), &lm) <= 0)
+    if (read_label_map(c, f->val[MP_LABELS], cfg_field_path(p, f, MP_LABELS), &lm) <= 0)
         return;
     int type = -1;
     if (r->match_metric_type == CFG_MMT_OBSERVER)
@@ -1514,15 +1372,16 @@ static void load_mapping_labels(loader *c, fields *f, cfg_mapping *r, rule_nodes
 }
 
 /* `ttl` (else the default), `help`, `honor_labels` and a finite `scale`. */
-static void load_mapping_rest(loader *c, fields *f, cfg_mapping *r) {
-    char p[PATH_LEN];
+static void load_mapping_rest(loader *c, cfg_fields *f, cfg_mapping *r) {
+    char p[CFG_PATH_LEN];
     r->has_ttl = field_duration(c, f, MP_TTL, &r->ttl_ns) > 0;
     if (!r->has_ttl)
         r->ttl_ns = c->cfg->defaults.ttl_ns;
-    field_string(c, f, MP_HELP, &r->help);
-    field_bool(c, f, MP_HONOR, &r->honor_labels);
+    cfg_field_string(f, MP_HELP, &r->help);
+    cfg_field_bool(f, MP_HONOR, &r->honor_labels);
     double x;
-    if (f->val[MP_SCALE] && read_number(c, f->val[MP_SCALE], field_path(p, f, MP_SCALE), &x) > 0) {
+    if (f->val[MP_SCALE] &&
+        read_number(c, f->val[MP_SCALE], cfg_field_path(p, f, MP_SCALE), &x) > 0) {
         if (!isfinite(x))
             cfg_yaml_error(&c->report, f->val[MP_SCALE], p, "must be finite, got %g", x);
         r->scale = x;
@@ -1536,7 +1395,7 @@ static void load_mapping_rest(loader *c, fields *f, cfg_mapping *r) {
 static void load_mapping(loader *c, cfg_node *n, const char *path, cfg_mapping *r,
                          rule_nodes *where) {
     const cfg_defaults *d = &c->cfg->defaults;
-    fields f;
+    cfg_fields f;
     where->node = n;
     r->line = n->line;
     r->column = n->col;
@@ -1578,9 +1437,9 @@ static int rule_type(const cfg_mapping *r) {
 /* A rule whose name is a declared metric must feed it: same label names, compatible type. */
 static void check_rule_vs_metric(loader *c, size_t k, const cfg_mapping *r, const rule_nodes *where,
                                  size_t mi, const cfg_metric *m, const metric_nodes *mx) {
-    char path[PATH_LEN], p[PATH_LEN];
+    char path[CFG_PATH_LEN], p[CFG_PATH_LEN];
     cfg_quoted b, b2;
-    path_index(path, "mappings", k);
+    cfg_path_index(path, "mappings", k);
     if (mx->type_ok) {
         int mt = m->type;
         const char *mmt = r->match_metric_type == CFG_MMT_COUNTER ? "counter"
@@ -1593,19 +1452,19 @@ static void check_rule_vs_metric(loader *c, size_t k, const cfg_mapping *r, cons
                   (mt == REG_HISTOGRAM || mt == REG_SUMMARY));
         if (!ok)
             cfg_yaml_error(
-                &c->report, where->mmt, path_key(p, path, "match_metric_type"),
+                &c->report, where->mmt, cfg_path_key(p, path, "match_metric_type"),
                 "%s events cannot update %s metric %s (declared by metrics[%zu] at %u:%u)", mmt,
                 type_name(m->type), cfg_quote_str(&b, m->name), mi, mx->name->line, mx->name->col);
         if (where->obs && (mt == REG_HISTOGRAM || mt == REG_SUMMARY)) {
             int ot = r->observer_type == CFG_OBS_SUMMARY ? REG_SUMMARY : REG_HISTOGRAM;
             if (ot != mt)
-                cfg_yaml_error(&c->report, where->obs, path_key(p, path, "observer_type"),
+                cfg_yaml_error(&c->report, where->obs, cfg_path_key(p, path, "observer_type"),
                                "%s conflicts with %s metric %s (declared by metrics[%zu] at %u:%u)",
                                type_name((reg_type)ot), type_name(m->type),
                                cfg_quote_str(&b, m->name), mi, mx->name->line, mx->name->col);
         }
     }
-    path_key(p, path, "labels");
+    cfg_path_key(p, path, "labels");
     for (size_t i = 0; i < m->nlabels; i++) {
         size_t j = 0;
         while (j < r->nlabels && strcmp(r->labels[j].name, m->labels[i]))
@@ -1640,7 +1499,7 @@ static int index_put(reg_strmap *m, const char *name, size_t len, size_t i) {
  * duplicates. 0, or -1 when out of memory (reported). */
 static int check_duplicate_metrics(loader *c, const metric_nodes *ma, reg_strmap *names) {
     const cfg_config *g = c->cfg;
-    char path[PATH_LEN], p[PATH_LEN];
+    char path[CFG_PATH_LEN], p[CFG_PATH_LEN];
     cfg_quoted b;
     for (size_t i = 0; i < g->nmetrics; i++) {
         const cfg_metric *m = &g->metrics[i];
@@ -1649,7 +1508,7 @@ static int check_duplicate_metrics(loader *c, const metric_nodes *ma, reg_strmap
         size_t j = index_get(names, m->name, strlen(m->name));
         if (j) {
             cfg_yaml_error(
-                &c->report, ma[i].name, path_key(p, path_index(path, "metrics", i), "name"),
+                &c->report, ma[i].name, cfg_path_key(p, cfg_path_index(path, "metrics", i), "name"),
                 "duplicate metric %s (first declared by metrics[%zu] at %u:%u)",
                 cfg_quote_str(&b, m->name), j - 1, ma[j - 1].name->line, ma[j - 1].name->col);
         } else if (index_put(names, m->name, strlen(m->name), i) != REG_OK) {
@@ -1665,7 +1524,7 @@ static int check_duplicate_metrics(loader *c, const metric_nodes *ma, reg_strmap
 static void check_series_collisions(loader *c, const metric_nodes *ma, const reg_strmap *names) {
     static const char *const sfx[] = {"_count", "_sum", "_bucket"};
     const cfg_config *g = c->cfg;
-    char path[PATH_LEN], p[PATH_LEN];
+    char path[CFG_PATH_LEN], p[CFG_PATH_LEN];
     cfg_quoted b, b2;
     for (size_t i = 0; i < g->nmetrics; i++) {
         const cfg_metric *m = &g->metrics[i];
@@ -1681,7 +1540,7 @@ static void check_series_collisions(loader *c, const metric_nodes *ma, const reg
             size_t j = index_get(names, nm, (size_t)len);
             if (j)
                 cfg_yaml_error(&c->report, ma[j - 1].name,
-                               path_key(p, path_index(path, "metrics", j - 1), "name"),
+                               cfg_path_key(p, cfg_path_index(path, "metrics", j - 1), "name"),
                                "metric %s collides with the series of %s %s (declared by "
                                "metrics[%zu] at %u:%u)",
                                cfg_quote_str(&b, nm), type_name(m->type),
@@ -1696,7 +1555,7 @@ static void check_series_collisions(loader *c, const metric_nodes *ma, const reg
 static int check_rule_names(loader *c, const metric_nodes *ma, const rule_nodes *ra,
                             const reg_strmap *names) {
     const cfg_config *g = c->cfg;
-    char path[PATH_LEN], p[PATH_LEN];
+    char path[CFG_PATH_LEN], p[CFG_PATH_LEN];
     cfg_quoted b;
     reg_strmap *rules = reg_strmap_create(0); /* name -> first rule making it */
     if (!rules) {
@@ -1728,7 +1587,7 @@ static int check_rule_names(loader *c, const metric_nodes *ma, const rule_nodes 
         } else if (rule_type(&g->mappings[first - 1]) != t) {
             const cfg_node *fn = ra[first - 1].name;
             cfg_yaml_error(&c->report, ra[k].name,
-                           path_key(p, path_index(path, "mappings", k), "name"),
+                           cfg_path_key(p, cfg_path_index(path, "mappings", k), "name"),
                            "conflicting types for %s: %s here, %s by mappings[%zu] at %u:%u",
                            cfg_quote_str(&b, r->name), type_name((reg_type)t),
                            type_name((reg_type)rule_type(&g->mappings[first - 1])), first - 1,
@@ -1762,8 +1621,8 @@ static void load_root(loader *c, cfg_node *root) {
     static const char *const tp_keys[TP_N] = {"server",   "statsd",  "push",
                                               "defaults", "metrics", "mappings"};
     cfg_config *g = c->cfg;
-    fields f;
-    if (read_fields(c, root, "", tp_keys, TP_N, &f) <= 0)
+    cfg_fields f;
+    if (cfg_read_fields(&c->report, root, "", tp_keys, TP_N, &f) <= 0)
         return;
     /* Defaults first: metrics and mappings resolve against them. */
     load_defaults(c, f.val[TP_DEFAULTS]);
@@ -1775,7 +1634,7 @@ static void load_root(loader *c, cfg_node *root) {
     rule_nodes *ra = NULL;
     cfg_node **it;
     size_t cnt;
-    if (read_sequence(c, f.val[TP_METRICS], "metrics", &it, &cnt) > 0 && cnt) {
+    if (cfg_read_sequence(&c->report, f.val[TP_METRICS], "metrics", &it, &cnt) > 0 && cnt) {
         g->metrics = calloc(cnt, sizeof *g->metrics);
         ma = calloc(cnt, sizeof *ma);
         if (!g->metrics || !ma) {
@@ -1783,12 +1642,12 @@ static void load_root(loader *c, cfg_node *root) {
             goto out;
         }
         for (size_t i = 0; i < cnt && cfg_yaml_visit(&c->report); i++) {
-            char p[PATH_LEN];
+            char p[CFG_PATH_LEN];
             g->nmetrics = i + 1;
-            load_metric(c, it[i], path_index(p, "metrics", i), &g->metrics[i], &ma[i]);
+            load_metric(c, it[i], cfg_path_index(p, "metrics", i), &g->metrics[i], &ma[i]);
         }
     }
-    if (read_sequence(c, f.val[TP_MAPPINGS], "mappings", &it, &cnt) > 0 && cnt) {
+    if (cfg_read_sequence(&c->report, f.val[TP_MAPPINGS], "mappings", &it, &cnt) > 0 && cnt) {
         g->mappings = calloc(cnt, sizeof *g->mappings);
         ra = calloc(cnt, sizeof *ra);
         if (!g->mappings || !ra) {
@@ -1796,9 +1655,9 @@ static void load_root(loader *c, cfg_node *root) {
             goto out;
         }
         for (size_t i = 0; i < cnt && cfg_yaml_visit(&c->report); i++) {
-            char p[PATH_LEN];
+            char p[CFG_PATH_LEN];
             g->nmappings = i + 1;
-            load_mapping(c, it[i], path_index(p, "mappings", i), &g->mappings[i], &ra[i]);
+            load_mapping(c, it[i], cfg_path_index(p, "mappings", i), &g->mappings[i], &ra[i]);
         }
     }
     if (!c->report.oom)
@@ -1808,24 +1667,6 @@ out:
         free(ra[i].lkeys);
     free(ra);
     free(ma);
-}
-
-/* Stable sort of the errors from index `from` by position; those without one go last. */
-static void sort_errors(cfg_errors *e, size_t from) {
-    for (size_t i = from + 1; i < e->count; i++) {
-        cfg_error x = e->items[i];
-        uint64_t kx = x.line ? ((uint64_t)x.line << 32 | x.column) : UINT64_MAX;
-        size_t j = i;
-        while (j > from) {
-            const cfg_error *y = &e->items[j - 1];
-            uint64_t ky = y->line ? ((uint64_t)y->line << 32 | y->column) : UINT64_MAX;
-            if (ky <= kx)
-                break;
-            e->items[j] = *y;
-            j--;
-        }
-        e->items[j] = x;
-    }
 }
 
 /* ---- public ------------------------------------------------------------------------------- */
@@ -1857,6 +1698,7 @@ void cfg_free(cfg_config *c) {
     free(c->path);
     free(c->server.listen_address);
     free(c->server.telemetry_path);
+    free(c->server.web_config_file);
     free(c->statsd.listen_udp);
     free(c->statsd.listen_tcp);
     free(c->statsd.listen_unixgram);
@@ -1957,8 +1799,8 @@ cfg_config *cfg_load_string(const char *name, const char *yaml, size_t len, cfg_
     }
     c.cfg = g;
     g->hash = file_hash(yaml, len);
-    if (len > LOAD_MAX_FILE) {
-        cfg_yaml_error_at(r, 0, 0, NULL, "file too large: %zu bytes (max %u)", len, LOAD_MAX_FILE);
+    if (len > CFG_MAX_FILE) {
+        cfg_yaml_error_at(r, 0, 0, NULL, "file too large: %zu bytes (max %u)", len, CFG_MAX_FILE);
     } else {
         cfg_yaml_tree t = {0};
         cfg_node *root;
@@ -1973,7 +1815,7 @@ cfg_config *cfg_load_string(const char *name, const char *yaml, size_t len, cfg_
         }
         cfg_yaml_tree_free(&t);
     }
-    sort_errors(r->errs, start);
+    cfg_sort_errors(r->errs, start);
     cfg_errors_free(&local);
     if (r->nerr || r->oom) {
         cfg_free(g);
@@ -1985,47 +1827,10 @@ cfg_config *cfg_load_string(const char *name, const char *yaml, size_t len, cfg_
 /* Reads and parses path. A missing or unreadable file is one error naming it. */
 cfg_config *cfg_load(const char *path, cfg_errors *errs) {
     cfg_errors local = {0};
-    cfg_errors *e = errs ? errs : &local;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        cfg_errors_add_at(e, path, 0, 0, "cannot open: %s", strerror(errno));
-        cfg_errors_free(&local);
-        return NULL;
-    }
-    size_t cap = 64 * 1024, len = 0;
-    char *buf = malloc(cap);
-    int err = 0;
-    while (buf) {
-        if (len == cap) {
-            if (cap > LOAD_MAX_FILE)
-                break;
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        // cppcheck-suppress nullPointerArithmeticRedundantCheck ; buf is set inside the loop
-        size_t n = fread(buf + len, 1, cap - len, f);
-        len += n;
-        if (n == 0) {
-            if (ferror(f))
-                err = errno ? errno : EIO;
-            break;
-        }
-    }
-    fclose(f);
+    char *buf;
+    size_t len;
     cfg_config *c = NULL;
-    if (!buf)
-        cfg_errors_add_at(e, path, 0, 0, "cannot read: out of memory");
-    else if (err)
-        cfg_errors_add_at(e, path, 0, 0, "cannot read: %s", strerror(err));
-    else if (len > LOAD_MAX_FILE)
-        cfg_errors_add_at(e, path, 0, 0, "file too large (max %u bytes)", LOAD_MAX_FILE);
-    else
+    if (cfg_read_file(path, errs ? errs : &local, &buf, &len) == 0)
         c = cfg_load_string(path, buf, len, errs);
     free(buf);
     cfg_errors_free(&local);

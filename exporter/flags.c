@@ -46,6 +46,9 @@ static const flag_def flags[] = {
      "(duration; 0 = none)."},
     {"web.write-timeout", F_STR, OFF(write_timeout), "60s",
      "Cut a response (and free its scrape slot) not sent within this (duration; 0 = none)."},
+    {"web.config.file", F_STR, OFF(web_config_file), "FILE",
+     "Web config file of the Prometheus exporter toolkit (TLS, basic auth, headers); overrides "
+     "server.web_config_file. \"\": none."},
     {"config.file", F_STR, OFF(config_file), "\"abacus.yml\"",
      "Configuration file. Without the flag: ./abacus.yml if present, else built-in defaults."},
     {"check-config", F_BOOL, OFF(check_config), NULL,

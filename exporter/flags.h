@@ -28,6 +28,7 @@ typedef struct {
     long long max_concurrent_scrapes;
     const char *request_timeout; /* --web.request-timeout (a duration) */
     const char *write_timeout;   /* --web.write-timeout (a duration) */
+    const char *web_config_file; /* --web.config.file; NULL: server.web_config_file; "": none */
     const char *statsd_listen_udp, *statsd_listen_tcp, *statsd_listen_unixgram;
     long long statsd_read_buffer, statsd_cache_size, statsd_readers;
     int statsd_dogstatsd_tags, statsd_influxdb_tags, statsd_librato_tags, statsd_signalfx_tags;

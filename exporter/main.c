@@ -87,7 +87,7 @@ static int check_config(const exp_flags *f) {
         snprintf(nmap, sizeof nmap, "%zu", c->rules->nmappings);
         exp_log(EXP_LOG_INFO, "configuration is valid", "file",
                 c->cfg->path ? c->cfg->path : "<built-in defaults>", "metrics", nm, "mappings",
-                nmap, NULL);
+                nmap, "web_config", c->web ? c->web->path : "none", NULL);
     } else {
         fprintf(stderr, "%s: %s\n", c->cfg->path ? c->cfg->path : "<built-in defaults>", err);
     }
@@ -200,8 +200,10 @@ int main(int argc, char **argv) {
     else
         exp_config_release(cfg);
     if (a.state && start_persistence(&a, err, sizeof err) == 0)
-        a.http =
-            exp_http_start(a.reg, a.state, a.self, cfg, (a.flags.enable_lifecycle ? EXP_HTTP_LIFECYCLE : 0u) | (a.flags.enable_admin_api ? EXP_HTTP_ADMIN_API : 0u), err, sizeof err);
+        a.http = exp_http_start(a.reg, a.state, a.self, cfg,
+                                (a.flags.enable_lifecycle ? EXP_HTTP_LIFECYCLE : 0u) |
+                                    (a.flags.enable_admin_api ? EXP_HTTP_ADMIN_API : 0u),
+                                err, sizeof err);
     if (!a.http || start_listeners(&a, err, sizeof err) != 0) {
         exp_log(EXP_LOG_ERROR, "cannot start", "err", err, NULL);
         stop_all(&a);

@@ -38,6 +38,8 @@ static int apply_flags(const exp_flags *f, cfg_config *c) {
     int rc = 0;
     if (f->listen_address)
         rc |= set_str(&c->server.listen_address, f->listen_address);
+    if (f->web_config_file)
+        rc |= set_str(&c->server.web_config_file, f->web_config_file);
     if (f->telemetry_path)
         rc |= set_str(&c->server.telemetry_path, f->telemetry_path);
     if (f->max_connections != EXP_UNSET)
@@ -170,6 +172,7 @@ void exp_config_release(exp_config *c) {
         return;
     if (c->mapper)
         cfg_mapper_free(c->mapper);
+    cfg_web_free(c->web);
     cfg_free(c->mapping_file);
     cfg_free(c->cfg);
     free(c);
@@ -204,10 +207,18 @@ exp_config *exp_config_load(const exp_flags *f, cfg_errors *errs) {
                 i, m->name);
     }
     exp_config *c = NULL;
+    cfg_web *web = NULL;
     if (cfg) {
         if (apply_flags(f, cfg) != 0)
             cfg_errors_add_at(errs, "<flags>", 0, 0, "out of memory applying flags");
         check_settings(f, cfg, errs);
+        const char *wpath = cfg->server.web_config_file;
+        if (wpath && *wpath) {
+            size_t b = errs->count;
+            web = cfg_web_load(wpath, errs);
+            if (!web && errs->count == b)
+                cfg_errors_add_at(errs, wpath, 0, 0, "cannot load: out of memory");
+        }
     }
     if (!cfg || errs->count > before) /* no cfg and no error: the error itself found no memory */
         goto fail;
@@ -218,6 +229,7 @@ exp_config *exp_config_load(const exp_flags *f, cfg_errors *errs) {
     }
     c->cfg = cfg;
     c->mapping_file = mf;
+    c->web = web;
     c->rules = mf ? mf : cfg;
     c->hash = cfg->hash;
     if (mf)
@@ -227,11 +239,13 @@ exp_config *exp_config_load(const exp_flags *f, cfg_errors *errs) {
     if (!c->mapper) {
         if (errs->count == before)
             cfg_errors_add_at(errs, c->rules->path, 0, 0, "cannot compile the mapping rules");
+        c->web = NULL;
         free(c);
         goto fail;
     }
     return c;
 fail:
+    cfg_web_free(web);
     cfg_free(mf);
     cfg_free(cfg);
     return NULL;

@@ -21,12 +21,14 @@ typedef struct exp_config {
     cfg_config *mapping_file; /* --statsd.mapping-config, or NULL */
     const cfg_config *rules;  /* where StatsD mapping rules/defaults come from (one of both) */
     cfg_mapper *mapper;       /* compiled from rules */
+    cfg_web *web;             /* the web config file (--web.config.file), or NULL: none */
     uint64_t hash;            /* of the files' bytes; 0 for built-in defaults */
     _Atomic unsigned refs;
 } exp_config;
 
 /* Load everything the flags name: the config file, the mapping file, flags applied, mapping
- * rules compiled, listen addresses checked. Returns a snapshot holding one reference, or
+ * rules compiled, listen addresses checked, the web config file (--web.config.file or
+ * server.web_config_file) loaded and checked. Returns a snapshot holding one reference, or
  * NULL with every problem appended to errs. */
 exp_config *exp_config_load(const exp_flags *f, cfg_errors *errs);
 /* Take / drop a reference. exp_config_release(NULL) is a no-op. Cannot fail. */
