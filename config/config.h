@@ -183,6 +183,50 @@ void cfg_metric_family_def(const cfg_metric *m, reg_family_def *out);
  * may then hold a mix; the caller logs it). */
 int cfg_apply(reg_registry *r, const cfg_config *old, const cfg_config *c);
 
+/* ---- the web config file (--web.config.file, the Prometheus exporter toolkit's format) ---- */
+
+/* tls_server_config.client_auth_type, the toolkit's five values (Go's tls.ClientAuthType). */
+typedef enum {
+    CFG_CLIENT_AUTH_NONE = 0,          /* NoClientCert (default) */
+    CFG_CLIENT_AUTH_REQUEST,           /* RequestClientCert */
+    CFG_CLIENT_AUTH_REQUIRE_ANY,       /* RequireAnyClientCert */
+    CFG_CLIENT_AUTH_VERIFY_IF_GIVEN,   /* VerifyClientCertIfGiven */
+    CFG_CLIENT_AUTH_REQUIRE_AND_VERIFY /* RequireAndVerifyClientCert */
+} cfg_client_auth;
+
+/* TLS protocol versions as on the wire: 0x0301 TLS10 ... 0x0304 TLS13. */
+#define CFG_TLS10 0x0301u
+#define CFG_TLS11 0x0302u
+#define CFG_TLS12 0x0303u
+#define CFG_TLS13 0x0304u
+
+/* A loaded web config file. Immutable once loaded. Paths are resolved against the file's
+ * directory, as the toolkit does. */
+typedef struct {
+    char *path; /* the file */
+    int tls;    /* tls_server_config with cert_file and key_file: serve HTTPS */
+    char *cert_file, *key_file, *client_ca_file; /* NULL when not given */
+    cfg_client_auth client_auth;
+    size_t nallowed_sans;
+    char **allowed_sans;          /* client_allowed_sans */
+    unsigned min_version;         /* CFG_TLS1x; the toolkit's default TLS12 */
+    unsigned max_version;         /* 0: no maximum */
+    size_t ncipher_suites;
+    char **cipher_suites;         /* Go names, as written (e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256) */
+    size_t ncurves;
+    char **curves;                /* Go names: CurveP256, CurveP384, CurveP521, X25519 */
+    int prefer_server_cipher_suites;
+    size_t nusers;
+    char **users, **hashes;       /* basic_auth_users: name -> bcrypt hash */
+    size_t nheaders;
+    char **header_names, **header_values; /* http_server_config.headers */
+} cfg_web;
+
+/* Load and check a web config file completely: every error with its position
+ * ("file:line:column: path: message"), as cfg_load reports. NULL on any error. */
+cfg_web *cfg_web_load(const char *path, cfg_errors *errs);
+void cfg_web_free(cfg_web *w);
+
 /* ---- mapping ----------------------------------------------------------------------------- */
 
 typedef struct cfg_mapper cfg_mapper;
