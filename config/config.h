@@ -187,8 +187,6 @@ void cfg_metric_family_def(const cfg_metric *m, reg_family_def *out);
  * (the registry may then hold a mix; the caller logs it). */
 int cfg_apply(reg_registry *r, const cfg_config *old, const cfg_config *c);
 
-/* The cfg_web section below is the text shared with the TLS side, kept as agreed. */
-// clang-format off
 /* ---- the web config file (--web.config.file, the Prometheus exporter toolkit's format) ---- */
 
 /* tls_server_config.client_auth_type, the toolkit's five values (Go's tls.ClientAuthType). */
@@ -214,16 +212,16 @@ typedef struct {
     char *cert_file, *key_file, *client_ca_file; /* NULL when not given */
     cfg_client_auth client_auth;
     size_t nallowed_sans;
-    char **allowed_sans;          /* client_allowed_sans */
-    unsigned min_version;         /* CFG_TLS1x; the toolkit's default TLS12 */
-    unsigned max_version;         /* 0: no maximum */
+    char **allowed_sans;  /* client_allowed_sans */
+    unsigned min_version; /* CFG_TLS1x; the toolkit's default TLS12 */
+    unsigned max_version; /* 0: no maximum */
     size_t ncipher_suites;
-    char **cipher_suites;         /* Go names, as written (e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256) */
+    char **cipher_suites; /* Go names, as written (e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256) */
     size_t ncurves;
-    char **curves;                /* Go names: CurveP256, CurveP384, CurveP521, X25519 */
+    char **curves; /* Go names: CurveP256, CurveP384, CurveP521, X25519 */
     int prefer_server_cipher_suites;
     size_t nusers;
-    char **users, **hashes;       /* basic_auth_users: name -> bcrypt hash */
+    char **users, **hashes; /* basic_auth_users: name -> bcrypt hash */
     size_t nheaders;
     char **header_names, **header_values; /* http_server_config.headers */
 } cfg_web;
@@ -232,7 +230,6 @@ typedef struct {
  * ("file:line:column: path: message"), as cfg_load reports. NULL on any error. */
 cfg_web *cfg_web_load(const char *path, cfg_errors *errs);
 void cfg_web_free(cfg_web *w);
-// clang-format on
 
 /* ---- mapping ----------------------------------------------------------------------------- */
 

@@ -36,6 +36,10 @@ enum {
     F_CONFIG_HASH,
     F_PUSH_REFUSED,
     F_PUSH_GROUPS,
+    F_AUTH_FAILURES,
+    F_TLS_ENABLED,
+    F_AUTH_ENABLED,
+    F_TLS_RELOADS,
     F_CPU,
     F_OPEN_FDS,
     F_MAX_FDS,
@@ -60,6 +64,9 @@ static const char *const push_reasons[] = {"invalid_path", "invalid_body", "inva
 static const char *const l_outcome[] = {"outcome"};
 /* Both outcomes of a reload, exported from start like the reasons above. */
 static const char *const reload_outcomes[] = {"success", "failure"};
+/* Every reason exp_self_auth_failure takes (exp_auth_reason), exported from start. */
+static const char *const auth_reasons[] = {"missing",        "malformed", "unknown_user",
+                                           "wrong_password", "busy",      "error"};
 static const double scrape_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                         0.1,   0.25,   0.5,   1,    2.5,   5};
 
@@ -134,6 +141,23 @@ static const reg_family_def defs[F_COUNT] = {
                         .labels = l_reason},
     [F_PUSH_GROUPS] =
         DEF("abacus_push_groups", "Pushed groups held (one per grouping key).", REG_GAUGE),
+    [F_AUTH_FAILURES] = {.name = "abacus_http_auth_failures_total",
+                         .help = "HTTP requests refused by basic auth (web config file), by "
+                                 "reason: missing, malformed, unknown_user, wrong_password (all "
+                                 "answered 401), busy (no bcrypt run free in time: 503), error.",
+                         .type = REG_COUNTER,
+                         .nlabels = 1,
+                         .labels = l_reason},
+    [F_TLS_ENABLED] = DEF("abacus_tls_enabled",
+                          "Whether the HTTP server serves HTTPS (web config file).", REG_GAUGE),
+    [F_AUTH_ENABLED] =
+        DEF("abacus_auth_enabled", "Whether HTTP basic auth is on (web config file).", REG_GAUGE),
+    [F_TLS_RELOADS] = {.name = "abacus_tls_certificate_reloads_total",
+                       .help = "Reads of changed TLS certificate, key or CA files, by outcome; a "
+                               "failure keeps the old certificate serving.",
+                       .type = REG_COUNTER,
+                       .nlabels = 1,
+                       .labels = l_outcome},
     [F_CPU] = DEF("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
                   REG_COUNTER),
     [F_OPEN_FDS] = DEF("process_open_fds", "Number of open file descriptors.", REG_GAUGE),
@@ -309,6 +333,18 @@ static double rlimit_value(int resource, int *ok) {
 /* ---- lifecycle ------------------------------------------------------------------------------- */
 
 /* Returns the self-metrics, or NULL with a reason in err. */
+#define NELEMS(a) (sizeof(a) / sizeof *(a))
+
+/* Export one series per value of a one-label family. REG_OK or the first registry error. */
+static int touch_all(exp_self *s, reg_thread *t, int fam, const char *const *values, size_t n) {
+    int rc = REG_OK;
+    for (size_t i = 0; rc == REG_OK && i < n; i++) {
+        const char *v[] = {values[i]};
+        rc = reg_touch(t, exp_famset_get(&s->fams, fam), v);
+    }
+    return rc;
+}
+
 exp_self *exp_self_create(reg_registry *r, char *err, size_t errlen) {
     exp_self *s = calloc(1, sizeof *s);
     if (!s) {
@@ -344,20 +380,18 @@ exp_self *exp_self_create(reg_registry *r, char *err, size_t errlen) {
         for (int i = 0; rc == REG_OK && i < F_COUNT; i++)
             if (defs[i].nlabels == 0)
                 rc = reg_touch(t, exp_famset_get(&s->fams, i), none);
-        for (size_t i = 0; rc == REG_OK && i < sizeof closed_reasons / sizeof *closed_reasons;
-             i++) {
-            const char *v[] = {closed_reasons[i]};
-            rc = reg_touch(t, exp_famset_get(&s->fams, F_HTTP_CLOSED), v);
-        }
-        for (size_t i = 0; rc == REG_OK && i < sizeof reload_outcomes / sizeof *reload_outcomes;
-             i++) {
-            const char *v[] = {reload_outcomes[i]};
-            rc = reg_touch(t, exp_famset_get(&s->fams, F_RELOADS), v);
-        }
-        for (size_t i = 0; rc == REG_OK && i < sizeof push_reasons / sizeof *push_reasons; i++) {
-            const char *v[] = {push_reasons[i]};
-            rc = reg_touch(t, exp_famset_get(&s->fams, F_PUSH_REFUSED), v);
-        }
+        /* Every label value of the labelled counters, so rate() sees the first event. */
+        const struct {
+            int fam;
+            const char *const *values;
+            size_t n;
+        } all[] = {{F_HTTP_CLOSED, closed_reasons, NELEMS(closed_reasons)},
+                   {F_RELOADS, reload_outcomes, NELEMS(reload_outcomes)},
+                   {F_TLS_RELOADS, reload_outcomes, NELEMS(reload_outcomes)},
+                   {F_PUSH_REFUSED, push_reasons, NELEMS(push_reasons)},
+                   {F_AUTH_FAILURES, auth_reasons, NELEMS(auth_reasons)}};
+        for (size_t i = 0; rc == REG_OK && i < NELEMS(all); i++)
+            rc = touch_all(s, t, all[i].fam, all[i].values, all[i].n);
         if (rc != REG_OK)
             snprintf(err, errlen, "initialising self-metrics: %s", reg_strerror(rc));
     }
@@ -477,6 +511,37 @@ void exp_self_http_connections(exp_self *s, double open) {
     if (!t)
         return;
     update(s, t, F_HTTP_CONNS, reg_gauge_set, none, open);
+    event_end(s, t);
+}
+
+/* Cannot fail (an update the registry refuses is dropped). */
+void exp_self_auth_failure(exp_self *s, const char *reason) {
+    const char *v[] = {reason};
+    reg_thread *t = event_begin(s);
+    if (!t)
+        return;
+    update(s, t, F_AUTH_FAILURES, reg_counter_add, v, 1);
+    event_end(s, t);
+}
+
+/* Cannot fail (an update the registry refuses is dropped). */
+void exp_self_web_enabled(exp_self *s, int tls, int auth) {
+    const char *none[] = {NULL};
+    reg_thread *t = event_begin(s);
+    if (!t)
+        return;
+    update(s, t, F_TLS_ENABLED, reg_gauge_set, none, tls ? 1 : 0);
+    update(s, t, F_AUTH_ENABLED, reg_gauge_set, none, auth ? 1 : 0);
+    event_end(s, t);
+}
+
+/* Cannot fail (an update the registry refuses is dropped). */
+void exp_self_tls_reload(exp_self *s, int ok) {
+    const char *v[] = {ok ? "success" : "failure"};
+    reg_thread *t = event_begin(s);
+    if (!t)
+        return;
+    update(s, t, F_TLS_RELOADS, reg_counter_add, v, 1);
     event_end(s, t);
 }
 

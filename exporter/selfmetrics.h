@@ -33,6 +33,13 @@ void exp_self_push_refused(exp_self *s, const char *reason);
 void exp_self_scrape_queued(exp_self *s);
 /* Set the number of open HTTP connections. Cannot fail. */
 void exp_self_http_connections(exp_self *s, double open);
+/* Count one request refused by basic auth; reason is one of those
+ * abacus_http_auth_failures_total's help lists. Cannot fail. */
+void exp_self_auth_failure(exp_self *s, const char *reason);
+/* Set abacus_tls_enabled and abacus_auth_enabled. Cannot fail. */
+void exp_self_web_enabled(exp_self *s, int tls, int auth);
+/* Count one read of changed TLS files (ok: the new certificate serves). Cannot fail. */
+void exp_self_tls_reload(exp_self *s, int ok);
 /* Record a configuration (re)load outcome; hash is the loaded config's (ok only). Every call
  * after the first successful one (the load at start) counts in abacus_config_reloads_total.
  * Cannot fail. */

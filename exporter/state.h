@@ -21,7 +21,7 @@ typedef struct exp_config {
     cfg_config *mapping_file; /* --statsd.mapping-config, or NULL */
     const cfg_config *rules;  /* where StatsD mapping rules/defaults come from (one of both) */
     cfg_mapper *mapper;       /* compiled from rules */
-    cfg_web *web;             /* the web config file (--web.config.file), or NULL: none */
+    cfg_web *web;             /* --web.config.file, or NULL: plain HTTP, no auth */
     uint64_t hash;            /* of the files' bytes; 0 for built-in defaults */
     _Atomic unsigned refs;
 } exp_config;

@@ -113,6 +113,7 @@ void exp_http_on_connection(void *cls, struct MHD_Connection *c, void **socket_c
         if (!e->cut)
             h->nopen--;
         pthread_mutex_unlock(&h->mu);
+        exp_tls_on_closed(e);
         free(e);
         return;
     }
@@ -127,6 +128,8 @@ void exp_http_on_connection(void *cls, struct MHD_Connection *c, void **socket_c
         return;
     }
     e->fd = ci->connect_fd;
+    if (h->tls)
+        exp_tls_on_started(h->tls, c, e);
     e->phase = CP_HEADERS;
     e->since = now_ms();
     const char *why = NULL;

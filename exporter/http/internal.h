@@ -8,6 +8,8 @@
  *   routes.c   the endpoints: /metrics, the landing page, health, readiness, reload
  *   push.c     the push endpoints (bodies buffered under a budget) and the JSON API
  *   expfmt.c   the exposition formats (expfmt.h), negotiate.c content negotiation
+ *   tls.c      HTTPS per the web config file: certificates (rotated), client certificates
+ *   auth.c     basic auth per the web config file: bcrypt, its cache and its bound
  */
 #ifndef ABACUS_EXPORTER_HTTP_INTERNAL_H
 #define ABACUS_EXPORTER_HTTP_INTERNAL_H
@@ -18,6 +20,8 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
 #include <time.h>
 
 #include "http/http.h"
@@ -41,14 +45,21 @@ typedef enum {
     CP_IDLE     /* kept alive between requests: MHD's idle timeout, then ours */
 } conn_phase;
 
+typedef struct exp_tls exp_tls;
+typedef struct exp_auth exp_auth;
+struct tls_keys;
+
 /* One open connection, from MHD's STARTED notification to its CLOSED one (its socket
- * context). Every field but fd changes only under exp_http.mu. */
+ * context). Every field but fd, tls and keys changes only under exp_http.mu; those belong to
+ * the connection's worker thread. */
 typedef struct conn_ent {
     struct conn_ent *prev, *next; /* exp_http.conns */
     int fd;                       /* valid until CLOSED: MHD closes it after that callback */
     conn_phase phase;
-    int cut;        /* shut down by us and no longer counted in nopen; MHD closes it soon */
-    uint64_t since; /* monotonic ms: when the phase began */
+    int cut;               /* shut down by us and no longer counted in nopen; MHD closes it soon */
+    uint64_t since;        /* monotonic ms: when the phase began */
+    exp_tls *tls;          /* HTTPS: the server's TLS state, else NULL */
+    struct tls_keys *keys; /* the key material its handshake used (a reference), or NULL */
 } conn_ent;
 
 typedef enum {
@@ -93,6 +104,7 @@ typedef struct req_ctx {
     int slot;              /* granted a scrape slot the handler has not taken over yet */
     uint64_t wait_until;   /* monotonic ms: G_WAITING gives up then */
     struct req_ctx *wnext; /* exp_http's FIFO of waiting scrapes */
+    exp_config *cfg;       /* the snapshot the request is judged by (a reference), or NULL */
 } req_ctx;
 
 struct exp_http {
@@ -106,6 +118,8 @@ struct exp_http {
     int admin_api;
     size_t max_body;
     double start_time; /* wall-clock seconds, for /api/v1/status */
+    exp_tls *tls;      /* HTTPS (fixed at start), or NULL */
+    exp_auth *auth;    /* the basic auth cache and bound (always there) */
 
     /* Push, fixed at start (push.max_body_bytes, push.max_buffered_bytes, push.enabled). */
     int push_enabled;
@@ -176,6 +190,52 @@ enum MHD_Result exp_http_serve_landing(exp_http *h, struct MHD_Connection *c, re
 enum MHD_Result exp_http_serve_reload(exp_http *h, struct MHD_Connection *c, req_ctx *ctx);
 enum MHD_Result exp_http_reply(struct MHD_Connection *c, req_ctx *ctx, unsigned code,
                                const char *ctype, const char *body, size_t len, const char *allow);
+enum MHD_Result exp_http_reply_unauthorized(struct MHD_Connection *c, req_ctx *ctx);
+
+/* tls.c */
+/* Load the certificate, key and CA of w and build its priority string. NULL with a reason in
+ * err. */
+exp_tls *exp_tls_create(const cfg_web *w, exp_state *st, exp_self *self, char *err, size_t errlen);
+void exp_tls_destroy(exp_tls *t);
+const char *exp_tls_priority_string(const exp_tls *t);
+char *exp_tls_priorities(const cfg_web *w, char *err, size_t errlen);
+int exp_tls_cert_callback(gnutls_session_t s, const gnutls_datum_t *req_ca_dn, int nreqs,
+                          const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
+                          gnutls_pcert_st **pcert, unsigned *pcert_length, gnutls_privkey_t *key);
+/* A connection started / closed (from exp_http_on_connection, its worker thread). */
+void exp_tls_on_started(exp_tls *t, struct MHD_Connection *c, conn_ent *e);
+void exp_tls_on_closed(conn_ent *e);
+void exp_tls_keys_release(struct tls_keys *k);
+const char *exp_tls_client_auth_name(cfg_client_auth a);
+
+/* auth.c */
+typedef enum {
+    AUTH_OK,
+    AUTH_MISSING,      /* no Authorization header */
+    AUTH_MALFORMED,    /* not Basic, not base64, no ':' */
+    AUTH_UNKNOWN_USER, /* (answered exactly like a wrong password) */
+    AUTH_WRONG_PASSWORD,
+    AUTH_BUSY, /* no bcrypt run became free in time: 503 */
+    AUTH_NOMEM
+} exp_auth_result;
+/* User and password of a Basic Authorization header: both point into buf (owned). */
+typedef struct {
+    unsigned char *buf;
+    const char *user, *pass;
+    size_t user_len, pass_len;
+} exp_auth_creds;
+/* 1 when both byte strings are equal, in a time that depends on the lengths only. */
+int exp_auth_equal(const void *a, size_t alen, const void *b, size_t blen);
+int exp_auth_parse_basic(const char *header, exp_auth_creds *out);
+void exp_auth_creds_free(exp_auth_creds *c);
+/* At most max_verifying bcrypt runs at once (0: half the cores, at least 1); a request waits
+ * up to wait_ms (0: 2 s) for one. Any thread may check concurrently. */
+exp_auth *exp_auth_create(unsigned max_verifying, unsigned wait_ms);
+void exp_auth_destroy(exp_auth *a);
+exp_auth_result exp_auth_check(exp_auth *a, const cfg_web *w, const char *authorization);
+void exp_auth_cache_stats(exp_auth *a, uint64_t *hits, uint64_t *misses);
+/* The reason label of abacus_http_auth_failures_total. */
+const char *exp_auth_reason(exp_auth_result r);
 
 /* push.c */
 /* Read the push settings of c into h (at start). Cannot fail. */

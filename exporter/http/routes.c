@@ -72,10 +72,18 @@ const char *exp_http_route_name(const exp_http *h, route r) {
     }
 }
 
+/* Queue a response with the web config file's http_server_config.headers added (every
+ * response gets them, as in the toolkit). MHD_NO when out of memory. */
 static enum MHD_Result queue(struct MHD_Connection *c, req_ctx *ctx, unsigned code,
                              struct MHD_Response *resp) {
     if (!resp)
         return MHD_NO;
+    const cfg_web *w = ctx->cfg ? ctx->cfg->web : NULL;
+    for (size_t i = 0; w && i < w->nheaders; i++)
+        if (MHD_add_response_header(resp, w->header_names[i], w->header_values[i]) != MHD_YES) {
+            MHD_destroy_response(resp);
+            return MHD_NO;
+        }
     ctx->code = code;
     enum MHD_Result ret = MHD_queue_response(c, code, resp);
     MHD_destroy_response(resp);
@@ -109,6 +117,19 @@ enum MHD_Result exp_http_reply_bad_request(struct MHD_Connection *c, req_ctx *ct
     return queue(c, ctx, MHD_HTTP_BAD_REQUEST, resp);
 }
 
+/* 401 for basic auth, as the toolkit answers it. MHD_NO when out of memory. */
+enum MHD_Result exp_http_reply_unauthorized(struct MHD_Connection *c, req_ctx *ctx) {
+    static const char text[] = "Unauthorized\n";
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(sizeof text - 1, (void *)text, MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic");
+    return queue(c, ctx, MHD_HTTP_UNAUTHORIZED, resp);
+}
+
+/* MHD_NO when out of memory. */
 enum MHD_Result exp_http_reply_text(struct MHD_Connection *c, req_ctx *ctx, unsigned code,
                                     const char *text, const char *allow) {
     return exp_http_reply(c, ctx, code, "text/plain; charset=utf-8", text, strlen(text), allow);
@@ -255,6 +276,17 @@ static void row(FILE *f, const char *k, const char *v) {
     fputs("</td></tr>\n", f);
 }
 
+/* What the web config file turns on (never a secret: no hash, no key, no user name). */
+static void web_rows(FILE *f, const exp_http *h, const cfg_web *w) {
+    char text[128];
+    if (h->tls)
+        snprintf(text, sizeof text, "on (client certificates: %s)",
+                 exp_tls_client_auth_name(w ? w->client_auth : CFG_CLIENT_AUTH_NONE));
+    row(f, "web config file", w ? w->path : NULL);
+    row(f, "TLS", h->tls ? text : "off");
+    row(f, "basic auth", w && w->nusers ? "on" : "off");
+}
+
 enum MHD_Result exp_http_serve_landing(exp_http *h, struct MHD_Connection *c, req_ctx *ctx) {
     char *page = NULL;
     size_t len = 0;
@@ -292,6 +324,7 @@ enum MHD_Result exp_http_serve_landing(exp_http *h, struct MHD_Connection *c, re
     snprintf(num, sizeof num, "%zu", reg_group_total(h->reg));
     row(f, "pushed groups", num);
     row(f, "admin API", h->admin_api ? "enabled" : "disabled");
+    web_rows(f, h, cfg->web);
     snprintf(num, sizeof num, "%016llx", (unsigned long long)cfg->hash);
     row(f, "config hash", num);
     fputs("</table>\n</body></html>\n", f);

@@ -74,6 +74,31 @@ static int bad_target(const req_ctx *ctx, const char *url, const char *version) 
 static enum MHD_Result answer(exp_http *h, struct MHD_Connection *c, req_ctx *ctx,
                               const char *method);
 
+/* Basic auth, when the web config file has users, on every endpoint as in the toolkit: 401
+ * with WWW-Authenticate for missing, malformed or wrong credentials, 503 when no bcrypt run
+ * became free in time. MHD_YES with nothing queued (ctx->code 0) when the request may go on;
+ * MHD_NO when out of memory. */
+static enum MHD_Result check_auth(exp_http *h, struct MHD_Connection *c, req_ctx *ctx) {
+    const cfg_web *w = ctx->cfg->web;
+    if (!w || !w->nusers)
+        return MHD_YES;
+    const char *hdr =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    exp_auth_result res = exp_auth_check(h->auth, w, hdr);
+    if (res == AUTH_OK)
+        return MHD_YES;
+    exp_self_auth_failure(h->self, exp_auth_reason(res));
+    switch (res) {
+    case AUTH_BUSY:
+        return exp_http_reply_text(c, ctx, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                   "too many authentication attempts, try again\n", NULL);
+    case AUTH_NOMEM:
+        return exp_http_reply_text(c, ctx, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n", NULL);
+    default:
+        return exp_http_reply_unauthorized(c, ctx);
+    }
+}
+
 /* The largest body a request to this route may send. Cannot fail. */
 static size_t body_limit(const exp_http *h, const req_ctx *ctx) {
     return ctx->r == R_PUSH ? h->push_max_body : h->max_body;
@@ -101,6 +126,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         }
         if (ambiguous_framing(c))
             return exp_http_reply_bad_request(c, ctx, "ambiguous request body length\n");
+        ctx->cfg = exp_state_acquire(h->st);
+        enum MHD_Result ret = check_auth(h, c, ctx);
+        if (ctx->code || ret != MHD_YES)
+            return ret;
         /* Refuse an announced oversized body before it is sent (no 100 Continue). */
         const char *cl =
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -206,6 +235,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     *req_cls = NULL;
     exp_http_gate_forget(h, ctx);
     exp_http_push_free(h, ctx);
+    exp_config_release(ctx->cfg);
     /* Kept alive, the connection now waits for its next request. */
     exp_http_set_phase(h, ctx->ent, CP_IDLE);
     if (ctx->code)
@@ -238,6 +268,8 @@ static uint64_t ns_to_ms_ceil(uint64_t ns) {
 
 /* Frees h and what it owns before the daemon started. Cannot fail. */
 static void http_free(exp_http *h) {
+    exp_tls_destroy(h->tls);
+    exp_auth_destroy(h->auth);
     pthread_mutex_destroy(&h->mu);
     pthread_cond_destroy(&h->wd_cv);
     free(h->telemetry_path);
@@ -262,6 +294,12 @@ exp_http *exp_http_start(reg_registry *r, exp_state *st, exp_self *self, const e
     h->admin_api = (features & EXP_HTTP_ADMIN_API) != 0;
     h->max_body = srv->max_request_bytes ? srv->max_request_bytes : DEFAULT_MAX_REQUEST_BYTES;
     exp_http_push_settings(h, c);
+    if (!(h->auth = exp_auth_create(0, 0))) {
+        free(h->telemetry_path);
+        free(h);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
     struct timespec started;
     clock_gettime(CLOCK_REALTIME, &started);
     h->start_time = (double)started.tv_sec + (double)started.tv_nsec / 1e9;
@@ -274,6 +312,18 @@ exp_http *exp_http_start(reg_registry *r, exp_state *st, exp_self *self, const e
     pthread_condattr_destroy(&ca);
     h->conns.prev = h->conns.next = &h->conns;
     h->wait_tail = &h->wait_head;
+
+    /* TLS is fixed at start (the daemon's mode); its files rotate (tls.c). */
+    if (c->web && c->web->tls && !(h->tls = exp_tls_create(c->web, st, self, err, errlen))) {
+        http_free(h);
+        return NULL;
+    }
+    struct MHD_OptionItem tls_opts[] = {
+        {h->tls ? MHD_OPTION_HTTPS_CERT_CALLBACK : MHD_OPTION_END, 0,
+         h->tls ? (void *)exp_tls_cert_callback : NULL},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, h->tls ? (void *)exp_tls_priority_string(h->tls) : NULL},
+        {MHD_OPTION_END, 0, NULL}};
+    unsigned tls_flag = h->tls ? MHD_USE_TLS : 0;
 
     const char *addr = srv->listen_address ? srv->listen_address : ":9102";
     char why[256];
@@ -302,13 +352,15 @@ exp_http *exp_http_start(reg_registry *r, exp_state *st, exp_self *self, const e
         srv->max_concurrent_scrapes ? (unsigned)srv->max_concurrent_scrapes : DEFAULT_MAX_SCRAPES;
 
     h->d = MHD_start_daemon(
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+            tls_flag,
         0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, /* first */
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)h->listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned)POOL_THREADS, MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_CONNECTION_LIMIT,
         maxconn + EVICT_SLACK, MHD_OPTION_PER_IP_CONNECTION_LIMIT, perip,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION,
-        exp_http_on_connection, h, MHD_OPTION_URI_LOG_CALLBACK, exp_http_on_uri, h, MHD_OPTION_END);
+        exp_http_on_connection, h, MHD_OPTION_URI_LOG_CALLBACK, exp_http_on_uri, h,
+        MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
     if (!h->d) {
         snprintf(err, errlen, "cannot start the HTTP server on %s", h->address);
         close(h->listen_fd);
@@ -323,6 +375,8 @@ exp_http *exp_http_start(reg_registry *r, exp_state *st, exp_self *self, const e
         return NULL;
     }
     h->wd_running = 1;
+    int auth = c->web && c->web->nusers;
+    exp_self_web_enabled(self, h->tls != NULL, auth);
     char tbuf[16], cbuf[16], pbuf[16], rbuf[24], wbuf[24], sbuf[16];
     snprintf(tbuf, sizeof tbuf, "%us", timeout);
     snprintf(cbuf, sizeof cbuf, "%u", maxconn);
@@ -333,7 +387,7 @@ exp_http *exp_http_start(reg_registry *r, exp_state *st, exp_self *self, const e
     exp_log(EXP_LOG_INFO, "listening", "address", h->address, "telemetry_path", h->telemetry_path,
             "connection_timeout", tbuf, "request_timeout", rbuf, "write_timeout", wbuf,
             "max_connections", cbuf, "max_connections_per_ip", pbuf, "max_concurrent_scrapes", sbuf,
-            NULL);
+            "tls", h->tls ? "on" : "off", "basic_auth", auth ? "on" : "off", NULL);
     return h;
 }
 
