@@ -592,7 +592,7 @@ void exp_tls_destroy(exp_tls *t) {
     exp_tls_keys_release(t->cur);
     for (int i = 0; i < NFILES; i++)
         free(t->paths[i]);
-    for (size_t i = 0; i < t->nsans; i++)
+    for (size_t i = 0; t->sans && i < t->nsans; i++) /* nsans counts what sans holds */
         free(t->sans[i]);
     free(t->sans);
     free(t->priorities);
