@@ -1,4 +1,4 @@
-/* bench.h - clock and memory readings shared by the benchmark programs. */
+/* bench.h - clock, sleep and memory readings shared by the benchmark programs. */
 #ifndef ABACUS_BENCH_H
 #define ABACUS_BENCH_H
 
@@ -12,6 +12,12 @@ static inline double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Sleep ms milliseconds (less when a signal interrupts it). Cannot fail. */
+static inline void sleep_ms(unsigned ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
 }
 
 /* Resident bytes of process pid (0: this process), 0 when its /proc/PID/statm cannot be
