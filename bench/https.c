@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "peer.h"
 #include "http_client.h"
 
 #define SERIES 10000
@@ -58,8 +59,6 @@ typedef struct {
     pid_t pid; /* also its process group */
 } server;
 
-static pid_t started[4];
-static int nstarted;
 static char tmpdir[64];
 
 static void remove_tmpdir(void) {
@@ -76,68 +75,21 @@ static void remove_tmpdir(void) {
 
 /* Stops whatever is still running when this program is interrupted. */
 static void on_signal(int sig) {
-    for (int i = 0; i < nstarted; i++)
-        if (started[i] > 0)
-            kill(-started[i], SIGKILL);
+    peer_kill_all();
     remove_tmpdir();
     signal(sig, SIG_DFL);
     raise(sig);
 }
 
-/* Start argv[0] in a session of its own and wait until GET /-/ready answers 200 through
- * probe. 0, or -1 (it is stopped). */
+/* Start argv[0] and wait until it is ready through probe (peer_start). 0, or -1. */
 static int server_start(server *s, const char *name, char *const argv[], http_client *probe) {
     *s = (server){.name = name};
-    s->pid = fork();
-    if (s->pid < 0)
-        return -1;
-    if (s->pid == 0) {
-        setsid();
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    started[nstarted++] = s->pid;
-    for (double deadline = now_s() + 30; now_s() < deadline; sleep_ms(20)) {
-        int status;
-        if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
-            fprintf(stderr, "%s exited while starting (wait status %d)\n", name, status);
-            s->pid = 0;
-            return -1;
-        }
-        if (http_request(probe, "GET", "/-/ready", "", 0) == 200)
-            return 0;
-    }
-    fprintf(stderr, "%s: not ready within 30 s\n", name);
-    kill(-s->pid, SIGKILL);
-    waitpid(s->pid, NULL, 0);
-    s->pid = 0;
-    return -1;
+    return peer_start(&s->pid, name, argv, 0, probe);
 }
 
-/* SIGTERM, then SIGKILL after 30 s. Reports an exit other than 0 after SIGTERM. */
+/* Stop it (peer_stop). Cannot fail. */
 static void server_stop(server *s) {
-    if (s->pid <= 0)
-        return;
-    kill(-s->pid, SIGTERM);
-    int status = 0;
-    double deadline = now_s() + 30;
-    while (waitpid(s->pid, &status, WNOHANG) == 0) {
-        if (now_s() > deadline) {
-            fprintf(stderr, "%s did not stop within 30 s of SIGTERM: killed\n", s->name);
-            kill(-s->pid, SIGKILL);
-            waitpid(s->pid, &status, 0);
-            break;
-        }
-        sleep_ms(10);
-    }
-    if (WIFSIGNALED(status) || WEXITSTATUS(status) != 0)
-        fprintf(stderr, "%s ended with %s %d after SIGTERM\n", s->name,
-                WIFSIGNALED(status) ? "signal" : "exit status",
-                WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-    for (int i = 0; i < nstarted; i++)
-        if (started[i] == s->pid)
-            started[i] = 0;
-    s->pid = 0;
+    peer_stop(&s->pid, s->name);
 }
 
 /* ---- the key material ------------------------------------------------------------------ */
@@ -205,22 +157,6 @@ static int make_web_config(const char *key, int rounds, double *bcrypt_s) {
 
 /* ---- the traffic ----------------------------------------------------------------------- */
 
-/* A text-format body of n gauge series with two labels. */
-static char *gauge_body(size_t n, size_t *len) {
-    size_t cap = 64 + n * 96, used = 0;
-    char *body = malloc(cap);
-    if (body == NULL)
-        exit(1);
-    used += (size_t)snprintf(body, cap, "# TYPE bench_gauge gauge\n");
-    for (size_t i = 0; i < n; i++)
-        used += (size_t)snprintf(body + used, cap - used,
-                                 "bench_gauge{service=\"svc-%zu\",endpoint=\"/api/v1/item/%zu\"} "
-                                 "%zu\n",
-                                 i % 100, i, i % 1000);
-    *len = used;
-    return body;
-}
-
 /* Series of the bench family in the last answer's body (lines "bench_gauge{"). */
 static long count_series(const http_client *c) {
     long n = 0;
@@ -258,12 +194,9 @@ static double quantile(double *v, int n, double p) {
 /* ---- main ------------------------------------------------------------------------------ */
 
 int main(int argc, char **argv) {
-    char self[4096], abacus[4200];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0)
+    char abacus[4200];
+    if (peer_build_abacus(abacus, sizeof abacus) != 0)
         return 1;
-    self[n] = '\0';
-    snprintf(abacus, sizeof abacus, "%s/../exporter/abacus", dirname(self));
     const char *bin = abacus, *key = "ec";
     int scrapes = 500, rounds = 5;
     for (int i = 1; i < argc; i++) {
@@ -351,7 +284,7 @@ int main(int argc, char **argv) {
 
     /* the series: one PUT of SERIES gauges to each */
     size_t len;
-    char *body = gauge_body(SERIES, &len);
+    char *body = peer_gauge_body(SERIES, 0, &len);
     int put[2] = {http_request(&plain, "PUT", "/metrics/job/bench", body, len),
                   http_request(&https, "PUT", "/metrics/job/bench", body, len)};
     free(body);

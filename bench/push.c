@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "peer.h"
 #include "http_client.h"
 
 /* ---- the servers: real processes ------------------------------------------------------- */
@@ -44,78 +45,23 @@ typedef struct {
     http_client http;
 } server;
 
-static pid_t started[8];
-static int nstarted;
-
 /* Stops whatever is still running when this program is interrupted. */
 static void on_signal(int sig) {
-    for (int i = 0; i < nstarted; i++)
-        if (started[i] > 0)
-            kill(-started[i], SIGKILL);
+    peer_kill_all();
     signal(sig, SIG_DFL);
     raise(sig);
 }
 
-/* Start argv[0] in a session of its own (stdout and stderr to /dev/null when quiet) and wait
- * until GET /-/ready answers 200. 0, or -1 (it is stopped). */
+/* Start argv[0] and wait until it is ready (peer_start). 0, or -1. */
 static int server_start(server *s, const char *name, char *const argv[], int port, int quiet) {
     *s = (server){.name = name, .http = {.port = port, .fd = -1}};
-    s->pid = fork();
-    if (s->pid < 0)
-        return -1;
-    if (s->pid == 0) {
-        setsid();
-        if (quiet) {
-            int null = open("/dev/null", O_WRONLY);
-            dup2(null, STDOUT_FILENO);
-            dup2(null, STDERR_FILENO);
-        }
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    started[nstarted++] = s->pid;
-    for (double deadline = now_s() + 30; now_s() < deadline; sleep_ms(20)) {
-        int status;
-        if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
-            fprintf(stderr, "%s exited while starting (wait status %d)\n", name, status);
-            s->pid = 0;
-            return -1;
-        }
-        if (http_request(&s->http, "GET", "/-/ready", "", 0) == 200)
-            return 0;
-    }
-    fprintf(stderr, "%s: not ready within 30 s\n", name);
-    kill(-s->pid, SIGKILL);
-    waitpid(s->pid, NULL, 0);
-    s->pid = 0;
-    return -1;
+    return peer_start(&s->pid, name, argv, quiet, &s->http);
 }
 
-/* SIGTERM, then SIGKILL after 30 s. Reports an exit other than 0 after SIGTERM. */
+/* Stop it (peer_stop) and free its client. Cannot fail. */
 static void server_stop(server *s) {
     http_free(&s->http);
-    if (s->pid <= 0)
-        return;
-    kill(-s->pid, SIGTERM);
-    int status = 0;
-    double deadline = now_s() + 30;
-    while (waitpid(s->pid, &status, WNOHANG) == 0) {
-        if (now_s() > deadline) {
-            fprintf(stderr, "%s did not stop within 30 s of SIGTERM: killed\n", s->name);
-            kill(-s->pid, SIGKILL);
-            waitpid(s->pid, &status, 0);
-            break;
-        }
-        sleep_ms(10);
-    }
-    if (WIFSIGNALED(status) || WEXITSTATUS(status) != 0)
-        fprintf(stderr, "%s ended with %s %d after SIGTERM\n", s->name,
-                WIFSIGNALED(status) ? "signal" : "exit status",
-                WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-    for (int i = 0; i < nstarted; i++)
-        if (started[i] == s->pid)
-            started[i] = 0;
-    s->pid = 0;
+    peer_stop(&s->pid, s->name);
 }
 
 typedef struct {
@@ -152,22 +98,6 @@ static int servers_start(const binaries *bin, server out[2]) {
 
 /* ---- the traffic ----------------------------------------------------------------------- */
 
-/* A text-format body of n gauge series with two labels, endpoints numbered from first. */
-static char *gauge_body(size_t n, size_t first, size_t *len) {
-    size_t cap = 64 + n * 96, used = 0;
-    char *body = malloc(cap);
-    if (body == NULL)
-        exit(1);
-    used += (size_t)snprintf(body, cap, "# TYPE bench_gauge gauge\n");
-    for (size_t i = 0; i < n; i++)
-        used += (size_t)snprintf(body + used, cap - used,
-                                 "bench_gauge{service=\"svc-%zu\",endpoint=\"/api/v1/item/%zu\"} "
-                                 "%zu\n",
-                                 i % 100, first + i, i % 1000);
-    *len = used;
-    return body;
-}
-
 /* Series of the bench family in the server's /metrics (lines "bench_gauge{"), or -1. */
 static long count_series(server *s) {
     if (http_request(&s->http, "GET", "/metrics", "", 0) != 200)
@@ -191,12 +121,12 @@ typedef struct {
 static memory_result measure_memory(server *s, size_t n) {
     memory_result m = {0};
     size_t len;
-    char *warm = gauge_body(1, 0, &len);
+    char *warm = peer_gauge_body(1, 0, &len);
     m.failed = http_request(&s->http, "PUT", "/metrics/job/warm", warm, len) != 200;
     free(warm);
     sleep_ms(1000);
     m.before = rss_bytes_of(s->pid);
-    char *body = gauge_body(n, 0, &len);
+    char *body = peer_gauge_body(n, 0, &len);
     m.failed += http_request(&s->http, "PUT", "/metrics/job/bench", body, len) != 200;
     free(body);
     sleep_ms(1000);
@@ -287,7 +217,7 @@ static void bench_one_group(const binaries *bin, double step, figures *f) {
            "pushes/s", "series/s", "failed");
     for (size_t i = 0; i < NSIZES; i++) {
         size_t len;
-        char *body = gauge_body(SIZES[i], 0, &len);
+        char *body = peer_gauge_body(SIZES[i], 0, &len);
         for (int k = 0; k < f->nservers; k++) {
             run_result r = put_repeated(&servers[k], "/metrics/job/bench", body, len, step);
             f->one_group[i][k] = r.pushes * (double)SIZES[i] / r.seconds;
@@ -310,7 +240,7 @@ static void bench_groups(const binaries *bin, double cap, figures *f) {
     char *bodies[GROUPS];
     size_t lens[GROUPS];
     for (int i = 0; i < GROUPS; i++)
-        bodies[i] = gauge_body(GROUP_SERIES, (size_t)i * GROUP_SERIES, &lens[i]);
+        bodies[i] = peer_gauge_body(GROUP_SERIES, (size_t)i * GROUP_SERIES, &lens[i]);
     server servers[2];
     f->nservers = servers_start(bin, servers);
     for (int k = 0; k < f->nservers; k++) {
@@ -360,12 +290,9 @@ static void print_ratios(const figures *f) {
 }
 
 int main(int argc, char **argv) {
-    char self[4096], abacus[4200];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0)
+    char abacus[4200];
+    if (peer_build_abacus(abacus, sizeof abacus) != 0)
         return 1;
-    self[n] = '\0';
-    snprintf(abacus, sizeof abacus, "%s/../exporter/abacus", dirname(self));
     binaries bin = {abacus, "/usr/bin/prometheus-pushgateway"};
     double step = 2, groups_cap = 60;
     for (int i = 1; i < argc; i++) {
