@@ -19,7 +19,7 @@ set RLIMIT_NPROC to the hard limit itself, only below it, nor raise RLIMIT_NOFIL
 
 Needs root, podman, runc, debootstrap, openssl (docker/install-deps.sh test) and the Debian
 mirror. Takes about 90 s: debootstrap ~30 s, import ~4 s, build ~45 s (see
-docs-image-notes.md at the repository root on branch `image`).
+the notes on branch `image`, docs-image-notes.md).
 """
 
 import os
