@@ -53,6 +53,9 @@ static const flag_def flags[] = {
      "Configuration file. Without the flag: ./abacus.yml if present, else built-in defaults."},
     {"check-config", F_BOOL, OFF(check_config), NULL,
      "Validate the configuration, print every error as file:line:column: path: message, exit."},
+    {"health-check", F_STR, OFF(health_check), "ADDRESS",
+     "Probe the abacus listening on ADDRESS (\"127.0.0.1:9102\") for /-/healthy over HTTP or "
+     "HTTPS, exit 0 if healthy: the image's HEALTHCHECK."},
     {"statsd.listen-udp", F_STR, OFF(statsd_listen_udp), "\":9125\"",
      "UDP address to receive StatsD lines on. \"\" disables it."},
     {"statsd.listen-tcp", F_STR, OFF(statsd_listen_tcp), "\":9125\"",

@@ -15,6 +15,7 @@ typedef struct {
     const char *config_file;    /* --config.file; NULL: ./abacus.yml if present, else defaults */
     const char *mapping_config; /* --statsd.mapping-config; NULL: rules from config_file */
     int check_config;           /* --check-config: validate, print errors, exit */
+    const char *health_check;   /* --health-check=ADDRESS: probe a running abacus, exit */
     int show_version, show_help;
     const char *log_level;  /* --log.level (debug|info|warn|error); default info */
     const char *log_format; /* --log.format (logfmt|json); default logfmt */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "flags.h"
+#include "health.h"
 #include "http/http.h"
 #include "persist.h"
 #include "selfmetrics.h"
@@ -20,6 +21,8 @@
 #include "statsd/statsd.h"
 
 #define DRAIN_MS 10000 /* how long SIGTERM waits for in-flight HTTP requests */
+/* --health-check's whole time: within the image's HEALTHCHECK --timeout=3s. */
+#define HEALTH_CHECK_MS 2500
 
 /* Everything the process runs. Start order: registry, self-metrics, configuration, HTTP
  * server, ingest listeners, ready. Stop order is the reverse. */
@@ -161,6 +164,8 @@ int main(int argc, char **argv) {
     }
     if (a.flags.check_config)
         return check_config(&a.flags);
+    if (a.flags.health_check)
+        return exp_health_check(a.flags.health_check, HEALTH_CHECK_MS, stdout);
 
     /* Before any thread exists, so every thread inherits the mask. */
     sigset_t sigs;
