@@ -71,11 +71,11 @@ for kind in $builds; do
     cc="" target="" labels="" exclude="" cov=OFF rc=0
     case $kind in
     normal) san="" ;;
-    thread) san=thread exclude="model|soak|lint" ;;
-    address) san=address exclude="model|lint" ;;
+    thread) san=thread exclude="model|soak|lint|image" ;;
+    address) san=address exclude="model|lint|image" ;;
     fuzz) san="" cc=clang target=fuzz_all labels=fuzz ;;
     # Timing-bound tests (soak) and tool runs (model, lint) add nothing to coverage.
-    coverage) san="" cov=ON labels="unit|stress|alloc|e2e" ;;
+    coverage) san="" cov=ON labels="unit|stress|alloc|e2e" exclude="image" ;;
     *) echo "unknown build $kind" >&2; exit 2 ;;
     esac
     step "$kind: configure $dir"
