@@ -239,6 +239,9 @@ static void *ttl_pusher(void *arg) {
             key, strlen(key), 1,   JOB, i % 5 == 4 ? REG_PUSH_FAILED : REG_PUSH_REPLACE_ALL,
             1,   &fam,        gen, 1 /* ns */};
         char err[256];
+        /* Read before the push: the reaper may take this 1 ns group before the push returns,
+         * and a count read after that would wait for a removal that already happened. */
+        unsigned long r0 = atomic_load(&reaped);
         reg_begin(t);
         int rc = reg_group_push(t, &p, err, sizeof err);
         reg_end(t);
@@ -246,7 +249,6 @@ static void *ttl_pusher(void *arg) {
             fprintf(stderr, "ttl push: %s (%s)\n", reg_strerror(rc), err);
         CHECK(rc == REG_OK);
         if (k == TTL_KEYS - 1) {
-            unsigned long r0 = atomic_load(&reaped);
             uint64_t deadline = mono_ns() + 30ULL * 1000000000ULL;
             while (atomic_load(&reaped) == r0) {
                 CHECK(mono_ns() < deadline);
