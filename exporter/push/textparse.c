@@ -243,6 +243,15 @@ static msg *fail(parser *p) {
     return &p->err;
 }
 
+/* Records what was expected and the byte found instead, quoted as Go quotes a rune. Always
+ * returns -1. */
+static int fail_found(parser *p, const char *expected) {
+    msg *m = fail(p);
+    msg_bytes(m, expected, strlen(expected));
+    msg_quote_byte(m, p->cur);
+    return -1;
+}
+
 /* Records a whole error message. Always returns -1, for `return fail_with(...)`. */
 static int fail_with(parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail_with(parser *p, const char *fmt, ...) {
@@ -764,22 +773,14 @@ static int one_label(parser *p) {
         return -1;
     if (skip_blanks_if_blank(p) < 0)
         return -1;
-    if (p->cur != '=') {
-        msg *m = fail(p);
-        msg_bytes(m, "expected '=' after label name, found ", 37);
-        msg_quote_byte(m, p->cur);
-        return -1;
-    }
+    if (p->cur != '=')
+        return fail_found(p, "expected '=' after label name, found ");
     if (!special && check_duplicate(p) < 0)
         return -1;
     if (skip_blanks(p) < 0)
         return -1;
-    if (p->cur != '"') {
-        msg *m = fail(p);
-        msg_bytes(m, "expected '\"' at start of label value, found ", 44);
-        msg_quote_byte(m, p->cur);
-        return -1;
-    }
+    if (p->cur != '"')
+        return fail_found(p, "expected '\"' at start of label value, found ");
     if (token_label_value(p) < 0 || label_value(p, special) < 0)
         return -1;
     if (skip_blanks(p) < 0)
