@@ -72,17 +72,20 @@ static int check_config(const exp_flags *f) {
         return 1;
     }
     int rc = 1;
-    char err[256] = "out of memory";
+    char err[512] = "out of memory";
+    const char *file = c->cfg->path ? c->cfg->path : "<built-in defaults>"; /* what err is about */
     reg_options opt = {0};
     reg_registry *r = reg_create(&opt);
     exp_self *self = r ? exp_self_create(r, err, sizeof err) : NULL;
     if (self) {
         int arc = cfg_apply(r, NULL, c->cfg);
-        if (arc == REG_OK)
-            rc = 0;
-        else
+        if (arc != REG_OK)
             snprintf(err, sizeof err, "declared metrics cannot be registered: %s",
                      reg_strerror(arc));
+        else if (exp_http_check_tls(c, err, sizeof err) == 0)
+            rc = 0;
+        else
+            file = c->web->path; /* the web config's TLS files do not load */
     }
     if (rc == 0) {
         char nm[24], nmap[24];
@@ -92,7 +95,7 @@ static int check_config(const exp_flags *f) {
                 c->cfg->path ? c->cfg->path : "<built-in defaults>", "metrics", nm, "mappings",
                 nmap, "web_config", c->web ? c->web->path : "none", NULL);
     } else {
-        fprintf(stderr, "%s: %s\n", c->cfg->path ? c->cfg->path : "<built-in defaults>", err);
+        fprintf(stderr, "%s: %s\n", file, err);
     }
     exp_self_destroy(self);
     if (r)

@@ -19,6 +19,11 @@ typedef struct exp_http exp_http;
  * reason in err. */
 exp_http *exp_http_start(reg_registry *r, exp_state *st, exp_self *self, const exp_config *c,
                          unsigned features, char *err, size_t errlen);
+/* What exp_http_start would do with the web config's TLS settings, without serving: the
+ * priority string built, the certificate, key and CA files loaded and the key matched to the
+ * certificate (for --check-config; promtool check web-config loads the pair too). 0 when they
+ * would serve or TLS is off, or -1 with a reason in err. */
+int exp_http_check_tls(const exp_config *c, char *err, size_t errlen);
 /* "host:port" actually bound (useful with port 0). */
 const char *exp_http_address(const exp_http *h);
 /* Graceful stop: stop accepting, wait up to drain_ms for in-flight requests, then close

@@ -573,6 +573,15 @@ exp_tls *exp_tls_create(const cfg_web *w, exp_state *st, exp_self *self, char *e
     return t;
 }
 
+/* See http.h. */
+int exp_http_check_tls(const exp_config *c, char *err, size_t errlen) {
+    if (!c->web || !c->web->tls)
+        return 0;
+    exp_tls *t = exp_tls_create(c->web, NULL, NULL, err, errlen);
+    exp_tls_destroy(t);
+    return t ? 0 : -1;
+}
+
 /* Cannot fail. */
 const char *exp_tls_priority_string(const exp_tls *t) {
     return t->priorities;

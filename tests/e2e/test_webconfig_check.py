@@ -5,10 +5,8 @@ also names each problem's position (file:line:column). A certificate and key are
 openssl at test time; the bcrypt hash in the table was made with crypt(3).
 
 Not in the table, on purpose (README "Web config file" lists them): files promtool 2.42
-refuses only because its toolkit is older (client_allowed_sans), files whose certificate or
-key is readable PEM but does not parse or match (promtool parses them; abacus's
---check-config leaves that to the TLS side), and min_version above max_version (promtool
-accepts it, abacus refuses it: no TLS version is left)."""
+refuses only because its toolkit is older (client_allowed_sans), and min_version above
+max_version (promtool accepts it, abacus refuses it: no TLS version is left)."""
 
 import os
 import shutil
@@ -64,6 +62,10 @@ TABLE = [
      False),
     ("cert and key swapped", "tls_server_config:\n  cert_file: key.pem\n  key_file: cert.pem\n",
      False),
+    ("key of another certificate",
+     "tls_server_config:\n  cert_file: cert.pem\n  key_file: other-key.pem\n", False),
+    ("certificate PEM that does not parse",
+     "tls_server_config:\n  cert_file: garbled.pem\n  key_file: key.pem\n", False),
     ("not a mapping", "- tls_server_config\n", False),
     ("inline certificate (newer toolkits)", "tls_server_config:\n  cert: x\n  key: y\n", False),
 ]
@@ -78,6 +80,12 @@ class WebConfigCheck(unittest.TestCase):
                         "1", "-keyout", os.path.join(cls.dir, "key.pem"), "-out",
                         os.path.join(cls.dir, "cert.pem")],
                        check=True, capture_output=True)
+        subprocess.run([harness.tool("openssl"), "genpkey", "-algorithm", "EC", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-out", os.path.join(cls.dir, "other-key.pem")],
+                       check=True, capture_output=True)
+        with open(os.path.join(cls.dir, "garbled.pem"), "w") as f:
+            f.write("-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n"
+                    "-----END CERTIFICATE-----\n")
         cls.config = os.path.join(cls.dir, "abacus.yml")
         with open(cls.config, "w") as f:
             f.write("server: {listen_address: \"127.0.0.1:0\"}\n")
