@@ -139,7 +139,7 @@ static long reader_recv(reader *r, char *buf, size_t cap) {
  * stream. Cannot fail: a timeout is PROBE_FAILED; a close, a reset or bytes that are no status
  * line are PROBE_NOT_HTTP (what a TLS listener answers to HTTP). */
 static probe_result read_status(reader *r, int *status) {
-    char buf[64];
+    char buf[64] = {0};
     size_t len = 0;
     while (len < sizeof buf && !memchr(buf, '\n', len)) {
         long n = reader_recv(r, buf + len, sizeof buf - len);

@@ -105,6 +105,7 @@ static const str_flag str_flags[] = {
     {"web.request-timeout", offsetof(exp_flags, request_timeout), "1m30s"},
     {"web.write-timeout", offsetof(exp_flags, write_timeout), "500ms"},
     {"web.config.file", offsetof(exp_flags, web_config_file), "web.yml"},
+    {"health-check", offsetof(exp_flags, health_check), "127.0.0.1:9102"},
     {"statsd.listen-udp", offsetof(exp_flags, statsd_listen_udp), "[::1]:9125"},
     {"statsd.listen-tcp", offsetof(exp_flags, statsd_listen_tcp), ":9125"},
     {"statsd.listen-unixgram", offsetof(exp_flags, statsd_listen_unixgram), "/run/abacus.sock"},
