@@ -84,7 +84,7 @@ static char *compress_pieces(const char *in, size_t n, const size_t *in_sizes, s
         int last = piece_end == n && !(end_apart && pos < n);
         size_t room = out_sizes[ko++ % n_out], used = 0, made = 0;
         if (len + room > cap) {
-            cap = len + room;
+            cap = 2 * (len + room);
             gz = realloc(gz, cap);
             assert_non_null(gz);
         }
