@@ -179,11 +179,6 @@ static double scrape(http_client *c) {
     return dt;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* The p-quantile by nearest rank of v[0..n) (sorts v). */
 static double quantile(double *v, int n, double p) {
     qsort(v, (size_t)n, sizeof *v, cmp_double);

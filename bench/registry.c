@@ -102,31 +102,6 @@ static double run(void *(*fn)(void *), job *tmpl, int n, size_t per_thread_ops) 
     return ns / n;
 }
 
-/* The machine's memory latency: one dependent random read over 128 MiB. A lookup among a
- * million series needs two such reads (slot array, series), which bounds what it can cost. */
-static double memory_latency_ns(void) {
-    size_t n = (128u << 20) / sizeof(size_t);
-    size_t *a = malloc(n * sizeof *a);
-    if (a == NULL)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        a[i] = i;
-    unsigned x = 1;
-    for (size_t i = n - 1; i > 0; i--) { /* one random cycle (Sattolo) */
-        x = x * 1664525u + 1013904223u;
-        size_t j = ((size_t)x << 16 ^ (size_t)(x >> 3)) % i, t = a[i];
-        a[i] = a[j];
-        a[j] = t;
-    }
-    size_t p = 0, reads = 4000000;
-    double t0 = now_s();
-    for (size_t i = 0; i < reads; i++)
-        p = a[p];
-    double ns = (now_s() - t0) * 1e9 / (double)reads;
-    free(a);
-    return p == n ? 0 : ns; /* p is used so the chase is not optimised away */
-}
-
 static void fresh_registry(void) {
     if (reg)
         reg_destroy(reg);
@@ -147,8 +122,8 @@ static void fresh_registry(void) {
 
 int main(int argc, char **argv) {
     size_t big = argc > 1 ? strtoul(argv[1], NULL, 10) : 1000000;
-    printf("abacus registry benchmark (%ld CPUs)\n", sysconf(_SC_NPROCESSORS_ONLN));
-    printf("memory latency (dependent random read, 128 MiB)  %.1f ns\n", memory_latency_ns());
+    printf("abacus registry benchmark\n");
+    print_machine();
 
     size_t sizes[] = {1000, big};
     for (int si = 0; si < 2; si++) {

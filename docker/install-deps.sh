@@ -12,8 +12,8 @@
 #            podman, runc and debootstrap (tests/e2e/test_image.py builds and runs the image)
 set -eu
 build="ca-certificates build-essential cmake pkg-config libck-dev libmicrohttpd-dev libyaml-dev
-zlib1g-dev libpcre2-dev libcmocka-dev libgnutls28-dev libcrypt-dev"
-runtime="libck0 libmicrohttpd12 libyaml-0-2 zlib1g libpcre2-8-0 libgnutls30 libcrypt1"
+zlib1g-dev libisal-dev libpcre2-dev libcmocka-dev libgnutls28-dev libcrypt-dev"
+runtime="libck0 libmicrohttpd12 libyaml-0-2 zlib1g libisal2 libpcre2-8-0 libgnutls30 libcrypt1"
 test="$build python3 python3-prometheus-client python3-protobuf python3-yaml openssl prometheus prometheus-pushgateway spin procps iproute2
 clang libclang-rt-14-dev wrk clang-tidy cppcheck gcovr podman runc debootstrap"
 case "${1:-}" in

@@ -38,9 +38,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <zlib.h>
 
 #include "http/expfmt.h"
+#include "http/gzip.h"
 #include "push/push.h"
 
 #define EXP_BUF_SIZE (128 * 1024)
@@ -322,7 +322,6 @@ struct exp_scrape {
     reg_thread *th;
     exp_format fmt;
     int om;
-    int gzip;
     int err;
     int phase;
 
@@ -372,8 +371,7 @@ struct exp_scrape {
     char *buf;
     size_t cap, blen, bpos;
 
-    z_stream zs;
-    int z_init, z_end;
+    exp_gzip *gz; /* when gzip was asked */
 };
 
 /* Make room for need more bytes. 1: room; 0: the buffer holds text already, hand it out
@@ -552,17 +550,13 @@ exp_scrape *exp_scrape_begin(reg_registry *r, exp_format fmt, int gzip) {
     s->reg = r;
     s->fmt = fmt;
     s->om = fmt == EXP_FMT_OPENMETRICS;
-    s->gzip = gzip != 0;
     s->buf = malloc(EXP_BUF_SIZE);
     s->cap = EXP_BUF_SIZE;
     s->th = reg_thread_attach(r);
     if (s->buf == NULL || s->th == NULL)
         goto fail;
-    if (s->gzip) {
-        if (deflateInit2(&s->zs, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-            goto fail;
-        s->z_init = 1;
-    }
+    if (gzip && (s->gz = exp_gzip_new()) == NULL)
+        goto fail;
     reg_begin(s->th);
     fam_list l = {s, 0, 0};
     reg_foreach_family(s->th, add_family_cb, &l);
@@ -587,8 +581,7 @@ fail:
     free(s->pushed);
     if (s->th)
         reg_thread_detach(s->th);
-    if (s->z_init)
-        deflateEnd(&s->zs);
+    exp_gzip_free(s->gz);
     free(s->buf);
     free(s->fams);
     free(s);
@@ -603,8 +596,7 @@ void exp_scrape_end(exp_scrape *s) {
     release_families(s);
     reg_group_release_all(s->reg, s->groups, s->ngroups);
     reg_thread_detach(s->th);
-    if (s->z_init)
-        deflateEnd(&s->zs);
+    exp_gzip_free(s->gz);
     free(s->groups);
     free(s->pushed);
     free(s->meta_key);
@@ -1216,7 +1208,7 @@ long exp_scrape_read(exp_scrape *s, char *buf, size_t max) {
         return -1;
     if (max > LONG_MAX)
         max = LONG_MAX;
-    if (!s->gzip) {
+    if (s->gz == NULL) {
         while (s->bpos == s->blen) {
             if (s->phase == PH_DONE)
                 return 0;
@@ -1232,28 +1224,23 @@ long exp_scrape_read(exp_scrape *s, char *buf, size_t max) {
         s->bpos += n;
         return (long)n;
     }
-    if (max > UINT_MAX)
-        max = UINT_MAX;
-    s->zs.next_out = (Bytef *)buf;
-    s->zs.avail_out = (uInt)max;
-    while (s->zs.avail_out > 0 && !s->z_end) {
-        if (s->zs.avail_in == 0 && s->phase != PH_DONE) {
+    size_t made = 0;
+    while (made < max && !exp_gzip_finished(s->gz)) {
+        if (s->bpos == s->blen && s->phase != PH_DONE) {
             if (refill(s) < 0) {
                 s->err = 1;
                 return -1;
             }
-            s->zs.next_in = (Bytef *)s->buf;
-            s->zs.avail_in = (uInt)s->blen;
-            s->bpos = s->blen;
+            continue; /* a refill may render nothing yet (or finish the scrape) */
         }
-        int flush = s->zs.avail_in == 0 && s->phase == PH_DONE ? Z_FINISH : Z_NO_FLUSH;
-        int rc = deflate(&s->zs, flush);
-        if (rc == Z_STREAM_END) {
-            s->z_end = 1;
-        } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
+        size_t used, out;
+        if (exp_gzip_run(s->gz, s->buf + s->bpos, s->blen - s->bpos, s->phase == PH_DONE,
+                         buf + made, max - made, &used, &out) < 0) {
             s->err = 1;
             return -1;
         }
+        s->bpos += used;
+        made += out;
     }
-    return (long)(max - s->zs.avail_out);
+    return (long)made;
 }

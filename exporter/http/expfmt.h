@@ -20,7 +20,7 @@ typedef struct exp_scrape exp_scrape;
 /* Start a scrape of r. NULL on allocation failure. */
 exp_scrape *exp_scrape_begin(reg_registry *r, exp_format fmt, int gzip);
 /* Write up to max bytes of output into buf. Returns the number written (> 0), 0 at the end,
- * -1 on error (allocation, zlib). */
+ * -1 on error (allocation, the gzip encoder). */
 long exp_scrape_read(exp_scrape *s, char *buf, size_t max);
 /* Ends the section and frees everything; safe at any point of the scrape. */
 void exp_scrape_end(exp_scrape *s);

@@ -8,6 +8,7 @@
  *   routes.c   the endpoints: /metrics, the landing page, health, readiness, reload
  *   push.c     the push endpoints (bodies buffered under a budget) and the JSON API
  *   expfmt.c   the exposition formats (expfmt.h), negotiate.c content negotiation
+ *   gzip.c     the scrape's gzip encoder (ISA-L igzip; gzip.h)
  *   tls.c      HTTPS per the web config file: certificates (rotated), client certificates
  *   auth.c     basic auth per the web config file: bcrypt, its cache and its bound
  */
