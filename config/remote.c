@@ -156,20 +156,21 @@ static void load_queue(rw_loader *l, cfg_node *n, const char *path, cfg_remote_w
 
 /* basic_auth and authorization (not both). Cannot fail (reported). */
 static void load_auth(rw_loader *l, cfg_fields *e, cfg_remote_write *w) {
-    char p[CFG_PATH_LEN];
+    char p[CFG_PATH_LEN], q[CFG_PATH_LEN];
     cfg_fields f;
     if (cfg_read_fields(l->r, e->val[RW_BASIC], cfg_field_path(p, e, RW_BASIC), ba_keys, BA_N, &f) >
         0) {
         read_text(l, &f, BA_USER, 0, &w->basic_username);
         read_text(l, &f, BA_PASSWORD, 0, &w->basic_password);
         if (read_text(l, &f, BA_PASSWORD_FILE, 1, &w->basic_password_file) > 0)
-            cfg_check_file(l->r, f.val[BA_PASSWORD_FILE], p, w->basic_password_file, NULL, 0, NULL);
+            cfg_check_file(l->r, f.val[BA_PASSWORD_FILE], cfg_field_path(q, &f, BA_PASSWORD_FILE),
+                           w->basic_password_file, NULL, 0, NULL);
         refuse_both(l, &f, BA_PASSWORD, BA_PASSWORD_FILE);
     }
     if (cfg_read_fields(l->r, e->val[RW_AUTHZ], cfg_field_path(p, e, RW_AUTHZ), az_keys, AZ_N, &f) >
         0) {
         if (read_text(l, &f, AZ_TYPE, 0, &w->auth_type) > 0 && !strcasecmp(w->auth_type, "Basic"))
-            cfg_yaml_error(l->r, f.val[AZ_TYPE], p,
+            cfg_yaml_error(l->r, f.val[AZ_TYPE], cfg_field_path(q, &f, AZ_TYPE),
                            "authorization type \"Basic\" is not allowed: use basic_auth");
         read_text(l, &f, AZ_CREDENTIALS, 0, &w->auth_credentials);
         if (read_text(l, &f, AZ_CREDENTIALS_FILE, 1, &w->auth_credentials_file) > 0)
@@ -352,7 +353,7 @@ static void load_relabel(rw_loader *l, cfg_node *n, const char *path, cfg_relabe
         cfg_yaml_error(l->r, n, path, "expected a mapping, got null");
     if (rc <= 0)
         return;
-    read_action(l, &f, rl);
+    int action_ok = read_action(l, &f, rl) >= 0;
     load_source_labels(l, &f, rl);
     if (cfg_field_string(&f, RL_SEPARATOR, &rl->separator) <= 0 && !rl->separator)
         rl->separator = cfg_copy_text(l->r, ";", 1);
@@ -366,6 +367,8 @@ static void load_relabel(rw_loader *l, cfg_node *n, const char *path, cfg_relabe
         rl->replacement = cfg_copy_text(l->r, "$1", 2);
     cfg_field_string(&f, RL_TARGET, &rl->target_label);
     char p[CFG_PATH_LEN];
+    if (!action_ok)
+        return; /* what the rule needs depends on the action */
     if (rl->action == CFG_RELABEL_REPLACE && (!rl->target_label || !*rl->target_label))
         cfg_yaml_error(l->r, n, path, "action replace needs a target_label");
     else if (rl->action == CFG_RELABEL_REPLACE && !strchr(rl->target_label, '$') &&
