@@ -339,13 +339,15 @@ static void *sender_main(void *arg) {
 /* ---- collecting into a receiver's queue (the supervisor) --------------------------------------
  */
 
-/* The labels of point p as receiver x sends them: external labels and job/instance where the
- * series has none, relabeled, sorted. 1 keep, 0 dropped by a rule. */
+/* The labels of point p as receiver x sends them: those with a value, external labels and
+ * job/instance where the series has none, relabeled, sorted. 1 keep, 0 dropped by a rule. */
 static int series_labels(receiver *x, const rw_point *p, rw_labels *l) {
     const rw_settings *s = x->settings;
     l->n = 0;
     l->used = 0;
     for (size_t i = 0; i < p->nlabels && l->n < RW_MAX_LABELS; i++) {
+        if (!p->values[i][0])
+            continue; /* an empty value is no label, as when Prometheus scrapes it */
         l->names[l->n] = p->names[i];
         l->values[l->n++] = p->values[i];
     }
