@@ -146,6 +146,35 @@ typedef struct {
 int rw_collect(exp_scrape *s, rw_collection *out, char *err, size_t errlen);
 void rw_collection_free(rw_collection *c);
 
+/* ---- a receiver's series from collection to collection (series.c) ---------------------- */
+
+/* What turns a point into the labels a receiver sends. */
+typedef struct {
+    rw_relabeler *relabel;     /* may be NULL */
+    const cfg_label *external; /* external_labels */
+    size_t nexternal;
+    const char *instance; /* the default instance label */
+} rw_rules;
+
+typedef struct {
+    reg_strmap *series; /* key -> rw_series (one reference each): the last collection's */
+    uint64_t cycle;     /* collections fed so far */
+    rw_sample *batch;   /* the last feed's samples (their references are the caller's) */
+    size_t batch_cap;
+} rw_series_set;
+
+/* 0, or -1 when out of memory. */
+int rw_series_set_init(rw_series_set *set);
+/* Drops every series. Cannot fail. */
+void rw_series_set_free(rw_series_set *set);
+/* One collection at wall-clock ts (ms): a sample per point the rules keep (a point whose labels
+ * equal an earlier one's is skipped), then a staleness marker at ts for each series of the
+ * previous collection not in this one. The samples are in set->batch, each holding a reference
+ * the caller takes over; returns their count. Points that cannot be sent (labels too long, out
+ * of memory) are added to *lost. Cannot fail otherwise. */
+size_t rw_series_set_feed(rw_series_set *set, const rw_collection *c, const rw_rules *rules,
+                          int64_t ts, size_t *lost);
+
 /* ---- the HTTP client (libcurl) -------------------------------------------------------------- */
 
 typedef enum {

@@ -150,11 +150,8 @@ struct receiver {
     uint64_t deadline_ns; /* with stopping: give up on what is queued at this time */
     /* The supervisor's alone. */
     char remote_name[64], *url; /* self-metric labels */
-    reg_strmap *series;         /* key -> rw_series (one reference each): the last collection */
-    uint64_t cycle;
+    rw_series_set set;          /* the series of the last collection */
     uint64_t next_due_ns;
-    rw_sample *batch; /* a collection's samples on their way into the queue */
-    size_t batch_cap;
     uint64_t published[M_COUNT];
     /* Counters the sender (and the supervisor, for dropped) add to; the supervisor publishes
      * them. Relaxed: each is a statistic read on its own. */
@@ -336,126 +333,16 @@ static void *sender_main(void *arg) {
     return NULL;
 }
 
-/* ---- collecting into a receiver's queue (the supervisor) --------------------------------------
- */
-
-/* The labels of point p as receiver x sends them: those with a value, external labels and
- * job/instance where the series has none, relabeled, sorted. 1 keep, 0 dropped by a rule. */
-static int series_labels(receiver *x, const rw_point *p, rw_labels *l) {
-    const rw_settings *s = x->settings;
-    l->n = 0;
-    l->used = 0;
-    for (size_t i = 0; i < p->nlabels && l->n < RW_MAX_LABELS; i++) {
-        if (!p->values[i][0])
-            continue; /* an empty value is no label, as when Prometheus scrapes it */
-        l->names[l->n] = p->names[i];
-        l->values[l->n++] = p->values[i];
-    }
-    for (size_t i = 0; i < s->w->nexternal; i++)
-        if (!rw_labels_get(l, s->w->external_labels[i].name))
-            rw_labels_set(l, s->w->external_labels[i].name, s->w->external_labels[i].value);
-    if (!rw_labels_get(l, "job"))
-        rw_labels_set(l, "job", "abacus");
-    if (!rw_labels_get(l, "instance"))
-        rw_labels_set(l, "instance", s->instance);
-    if (!rw_relabel(s->relabel, l))
-        return 0;
-    rw_labels_sort(l);
-    return 1;
-}
-
-/* The identity of l into buf (name\0value\0...). Returns its length, 0 when it does not fit. */
-static size_t series_key(const rw_labels *l, char *buf, size_t cap) {
-    size_t n = 0;
-    for (size_t i = 0; i < l->n; i++) {
-        size_t nl = strlen(l->names[i]) + 1, vl = strlen(l->values[i]) + 1;
-        if (n + nl + vl > cap)
-            return 0;
-        memcpy(buf + n, l->names[i], nl);
-        memcpy(buf + n + nl, l->values[i], vl);
-        n += nl + vl;
-    }
-    return n;
-}
-
-/* Room for n samples in x's batch. 0, or -1 when out of memory. */
-static int batch_room(receiver *x, size_t n) {
-    if (n <= x->batch_cap)
-        return 0;
-    rw_sample *b = realloc(x->batch, n * sizeof *b);
-    if (!b)
-        return -1;
-    x->batch = b;
-    x->batch_cap = n;
-    return 0;
-}
-
-/* The series of l, made and remembered when new. NULL when out of memory. */
-static rw_series *series_for(receiver *x, const rw_labels *l, const char *key, size_t keylen) {
-    rw_series *s = reg_strmap_get(x->series, key, keylen);
-    if (s)
-        return s;
-    if (!(s = rw_series_make(l->n, l->names, l->values)))
-        return NULL;
-    if (reg_strmap_put(x->series, s->key, s->keylen, s) != REG_OK) {
-        rw_series_unref(s);
-        return NULL;
-    }
-    return s;
-}
-
-/* Staleness markers for the series of the last collection that are not in this one; they
- * leave the map (its reference moves to the marker). Returns the batch's new length. */
-static size_t add_stale_markers(receiver *x, size_t n, int64_t ts) {
-    size_t pos = 0, len;
-    const char *key;
-    void *val;
-    size_t stale = 0;
-    while (reg_strmap_next(x->series, &pos, &key, &len, &val))
-        stale += ((rw_series *)val)->seen != x->cycle;
-    if (!stale || batch_room(x, n + stale) != 0)
-        return n;
-    pos = 0;
-    size_t first = n;
-    while (reg_strmap_next(x->series, &pos, &key, &len, &val))
-        if (((rw_series *)val)->seen != x->cycle)
-            x->batch[n++] = (rw_sample){val, rw_stale_nan(), ts};
-    /* Removing during the walk would invalidate it: remove afterwards. */
-    for (size_t i = first; i < n; i++)
-        reg_strmap_remove(x->series, x->batch[i].series->key, x->batch[i].series->keylen);
-    return n;
-}
+/* ---- collecting into a receiver's queue (the supervisor) ----------------------------------- */
 
 /* Turn a collection into x's samples and queue them. Cannot fail: what cannot be queued (full,
  * out of memory) is counted as dropped. */
 static void feed(receiver *x, const rw_collection *c, int64_t ts) {
-    static char key[64 * 1024]; /* the supervisor is one thread */
-    rw_labels l;
-    size_t n = 0, lost = 0;
-    x->cycle++;
-    if (batch_room(x, c->n + 1) != 0) {
-        atomic_fetch_add_explicit(&x->dropped, c->n, memory_order_relaxed);
-        return;
-    }
-    for (size_t i = 0; i < c->n; i++) {
-        const rw_point *p = &c->points[i];
-        if (!series_labels(x, p, &l))
-            continue;
-        size_t kl = series_key(&l, key, sizeof key);
-        rw_series *s = kl ? series_for(x, &l, key, kl) : NULL;
-        if (!s) {
-            lost++;
-            continue;
-        }
-        if (s->seen == x->cycle)
-            continue; /* relabeling made two series one: the first stands */
-        s->seen = x->cycle;
-        x->batch[n++] =
-            (rw_sample){rw_series_ref(s), p->value, p->timestamp_ms >= 0 ? p->timestamp_ms : ts};
-    }
-    n = add_stale_markers(x, n, ts);
+    const rw_settings *s = x->settings;
+    rw_rules rules = {s->relabel, s->w->external_labels, s->w->nexternal, s->instance};
+    size_t lost = 0, n = rw_series_set_feed(&x->set, c, &rules, ts, &lost);
     pthread_mutex_lock(&x->q.mu);
-    lost += rw_queue_push_locked(&x->q, x->batch, n, now_ns(CLOCK_MONOTONIC));
+    lost += rw_queue_push_locked(&x->q, x->set.batch, n, now_ns(CLOCK_MONOTONIC));
     /* Wakes the sender: pairs with its timed wait in wait_for_batch. */
     pthread_cond_signal(&x->q.cv);
     pthread_mutex_unlock(&x->q.mu);
@@ -529,15 +416,9 @@ static void receiver_stop(exp_remote *rm, receiver *x, uint64_t deadline_ns) {
     pthread_join(x->thread, NULL);
     publish(rm, x);
     unpublish(rm, x);
-    size_t pos = 0, len;
-    const char *key;
-    void *val;
-    while (reg_strmap_next(x->series, &pos, &key, &len, &val))
-        rw_series_unref(val);
-    reg_strmap_free(x->series);
+    rw_series_set_free(&x->set);
     rw_queue_destroy(&x->q);
     settings_unref(x->settings);
-    free(x->batch);
     free(x->url);
     free(x);
 }
@@ -551,9 +432,9 @@ static receiver *receiver_start(exp_remote *rm, exp_config *snap, size_t i) {
         free(x);
         x = NULL;
     }
-    if (x && ((x->series = reg_strmap_create(0)) == NULL || !(x->url = strdup(w->url)) ||
+    if (x && (rw_series_set_init(&x->set) != 0 || !(x->url = strdup(w->url)) ||
               rw_queue_init(&x->q, w->capacity) != 0)) {
-        reg_strmap_free(x->series);
+        rw_series_set_free(&x->set);
         settings_unref(x->settings);
         free(x->url);
         free(x);
@@ -570,7 +451,7 @@ static receiver *receiver_start(exp_remote *rm, exp_config *snap, size_t i) {
         exp_log(EXP_LOG_ERROR, "cannot start remote write", "url", w->url, "err",
                 "cannot create a thread", NULL);
         rw_queue_destroy(&x->q);
-        reg_strmap_free(x->series);
+        rw_series_set_free(&x->set);
         settings_unref(x->settings);
         free(x->url);
         free(x);
