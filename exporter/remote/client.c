@@ -67,11 +67,13 @@ static int read_secret(const char *file, char *out, size_t cap, char *why, size_
 
 /* The request headers. NULL when out of memory. */
 static struct curl_slist *headers(const cfg_remote_write *w, const char *authz) {
+    // NOLINTNEXTLINE(bugprone-suspicious-missing-comma): the version is meant to be appended
+    static const char user_agent[] = "User-Agent: abacus/" ABACUS_VERSION;
     static const char *const fixed[] = {
         "Content-Encoding: snappy",
         "Content-Type: application/x-protobuf",
         "X-Prometheus-Remote-Write-Version: 0.1.0",
-        "User-Agent: abacus/" ABACUS_VERSION,
+        user_agent,
         "Expect:", /* no 100-continue round trip */
     };
     struct curl_slist *l = NULL, *t;

@@ -22,24 +22,27 @@
  * memory). */
 static int render(exp_scrape *s, char **buf, size_t *len) {
     size_t cap = READ_CHUNK, n = 0;
-    char *b = malloc(cap);
-    long got = 0;
-    while (s && b) {
+    char *b = s ? malloc(cap) : NULL;
+    int rc = b ? 0 : -1;
+    for (long got = 1; rc == 0 && got > 0;) {
         if (cap - n < READ_CHUNK) {
             char *nb = realloc(b, cap * 2);
-            if (!nb)
+            if (!nb) {
+                rc = -1;
                 break;
+            }
             b = nb;
             cap *= 2;
         }
-        if ((got = exp_scrape_read(s, b + n, cap - n)) <= 0)
-            break;
-        n += (size_t)got;
+        got = exp_scrape_read(s, b + n, cap - n);
+        if (got < 0)
+            rc = -1;
+        else
+            n += (size_t)got;
     }
-    int ok = s && b && got == 0;
     if (s)
         exp_scrape_end(s);
-    if (!ok) {
+    if (rc != 0) {
         free(b);
         return -1;
     }
@@ -95,12 +98,10 @@ static int add_point(builder *b, const exp_text_metric *m, const char *name, con
 
 /* name followed by suffix, in the arena; NULL when out of memory. */
 static const char *suffixed(builder *b, const char *name, const char *suffix) {
-    size_t nl = strlen(name), sl = strlen(suffix);
-    char *s = push_arena_alloc(&b->arena, nl + sl + 1);
-    if (s) {
-        memcpy(s, name, nl);
-        memcpy(s + nl, suffix, sl + 1);
-    }
+    size_t len = strlen(name) + strlen(suffix) + 1;
+    char *s = push_arena_alloc(&b->arena, len);
+    if (s)
+        snprintf(s, len, "%s%s", name, suffix);
     return s;
 }
 
@@ -116,7 +117,8 @@ static int add_family(builder *b, const exp_text_family *f) {
         const exp_text_metric *m = &f->metrics[i];
         int rc = 0;
         if (!hist && !summ) {
-            rc |= add_point(b, m, f->name, NULL, 0, m->value);
+            if (add_point(b, m, f->name, NULL, 0, m->value) != 0)
+                return -1;
             continue;
         }
         for (size_t j = 0; hist && j < m->nbuckets; j++)

@@ -15,6 +15,7 @@
  * (client, relabeling, bounds) from its next request; a removed one flushes until
  * EXP_REMOTE_FLUSH_DEADLINE_NS and stops; a new one starts.
  */
+#include <assert.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -244,6 +245,7 @@ static int backoff(receiver *x, unsigned attempt) {
 
 /* Records a delivered batch. Cannot fail. */
 static void count_sent(receiver *x, const rw_sample *b, size_t n, long bytes) {
+    assert(b != NULL || n == 0);
     int64_t hi = atomic_load_explicit(&x->highest_ms, memory_order_relaxed);
     for (size_t i = 0; i < n; i++)
         if (b[i].timestamp_ms > hi)
