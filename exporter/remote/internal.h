@@ -58,6 +58,9 @@ typedef struct {
     uint64_t first_pushed_ns; /* monotonic time the oldest queued sample arrived */
 } rw_queue;
 
+/* A condition variable whose timed waits use CLOCK_MONOTONIC (so a wall-clock step neither
+ * cuts a wait short nor stretches it). 0, or -1. */
+int rw_cond_init_monotonic(pthread_cond_t *cv);
 /* An empty queue bounded at capacity (>= 1). 0, or -1 when out of memory. */
 int rw_queue_init(rw_queue *q, size_t capacity);
 /* Frees the ring, dropping the references of what is still queued. Cannot fail. */

@@ -60,16 +60,21 @@ void rw_series_unref(rw_series *s) {
 
 /* ---- queue --------------------------------------------------------------------------------- */
 
+/* 0, or -1 (pthread_cond_init's failure). */
+int rw_cond_init_monotonic(pthread_cond_t *cv) {
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    int rc = pthread_cond_init(cv, &ca);
+    pthread_condattr_destroy(&ca);
+    return rc == 0 ? 0 : -1;
+}
+
 /* 0, or -1 when out of memory. */
 int rw_queue_init(rw_queue *q, size_t capacity) {
     memset(q, 0, sizeof *q);
     q->capacity = capacity ? capacity : 1;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    int rc = pthread_cond_init(&q->cv, &ca);
-    pthread_condattr_destroy(&ca);
-    if (rc != 0)
+    if (rw_cond_init_monotonic(&q->cv) != 0)
         return -1;
     if (pthread_mutex_init(&q->mu, NULL) != 0) {
         pthread_cond_destroy(&q->cv);

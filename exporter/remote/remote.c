@@ -658,11 +658,13 @@ exp_remote *exp_remote_start(reg_registry *r, exp_state *st, exp_self *self, cha
     rm->self = self;
     exp_famset_init(&rm->fams, r, defs, M_COUNT);
     pthread_mutex_init(&rm->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&rm->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    if (rw_cond_init_monotonic(&rm->cv) != 0) {
+        snprintf(err, errlen, "cannot make a condition variable");
+        pthread_mutex_destroy(&rm->mu);
+        exp_famset_destroy(&rm->fams);
+        free(rm);
+        return NULL;
+    }
     if (getrandom(&rm->seed, sizeof rm->seed, 0) != sizeof rm->seed)
         rm->seed = now_ns(CLOCK_REALTIME);
     if (!(rm->t = reg_thread_attach(r))) {
