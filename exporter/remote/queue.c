@@ -50,12 +50,11 @@ rw_series *rw_series_ref(rw_series *s) {
 
 /* Cannot fail. */
 void rw_series_unref(rw_series *s) {
-    /* Release: this holder's reads happen before the free; the acquire fence in the last
-     * holder pairs with every other holder's release before it frees. */
-    if (s && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_release) == 1) {
-        atomic_thread_fence(memory_order_acquire);
+    /* acq_rel: each holder's reads happen before its release; the last holder's acquire pairs
+     * with every earlier release, so the free comes after all of them (no fence: TSan cannot
+     * see fences). */
+    if (s && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
         free(s);
-    }
 }
 
 /* ---- queue --------------------------------------------------------------------------------- */

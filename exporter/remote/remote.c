@@ -517,6 +517,7 @@ static void receiver_update(exp_remote *rm, receiver *x, exp_config *snap, size_
     pthread_cond_signal(&x->q.cv);
     pthread_mutex_unlock(&x->q.mu);
     settings_unref(old);
+    publish(rm, x); /* under the new labels when they changed, before the log line says so */
     exp_log(EXP_LOG_INFO, "remote write reconfigured", "remote_name", x->remote_name, "url", w->url,
             NULL);
 }

@@ -251,7 +251,8 @@ def test_reload_keeps_queue():
             a.write_config(config(rx.url))
             a.signal(signal.SIGHUP)
             a.wait_log(r"remote write reconfigured")
-            c = harness.wait_until(lambda: (lambda c: c["samples_total"] >= queued and c)(
+            # The new url's series appear with the supervisor's next publication.
+            c = harness.wait_until(lambda: (lambda c: (c["samples_total"] or 0) >= queued and c)(
                 counters(a, rx.url)), "the queued samples delivered to the new url")
             assert c["samples_dropped_total"] == 0, c
             got = rx.accepted()
