@@ -21,6 +21,7 @@
 #define SECOND_NS 1000000000ull
 #define MS_NS 1000000ull
 #define MAX_CAPACITY 100000000u /* samples one queue may hold (2.4 GB): a typo's bound */
+#define MAX_PER_SEND 1000000u   /* samples per request: the sender holds a copy of them */
 
 enum {
     RW_NAME,
@@ -144,7 +145,7 @@ static void load_queue(rw_loader *l, cfg_node *n, const char *path, cfg_remote_w
     if (cfg_read_fields(l->r, n, path, qc_keys, QC_N, &f) <= 0)
         return;
     read_count(l, &f, QC_CAPACITY, MAX_CAPACITY, &w->capacity);
-    read_count(l, &f, QC_MAXSEND, MAX_CAPACITY, &w->max_samples_per_send);
+    read_count(l, &f, QC_MAXSEND, MAX_PER_SEND, &w->max_samples_per_send);
     read_positive_duration(l, &f, QC_DEADLINE, &w->batch_send_deadline_ns);
     read_positive_duration(l, &f, QC_MINBACK, &w->min_backoff_ns);
     read_positive_duration(l, &f, QC_MAXBACK, &w->max_backoff_ns);

@@ -522,19 +522,24 @@ static void receiver_update(exp_remote *rm, receiver *x, exp_config *snap, size_
             NULL);
 }
 
-/* Make the receivers match the current configuration. Cannot fail. */
-static void reconcile(exp_remote *rm) {
+/* Make the receivers match the current configuration. 0, or -1 when out of memory (nothing
+ * changed: the caller tries again). */
+static int reconcile(exp_remote *rm) {
     exp_config *snap = exp_state_acquire(rm->st);
     const cfg_config *c = snap->cfg;
     receiver *keep = NULL, **tail = &keep;
     char *taken = calloc(c->nremote_write ? c->nremote_write : 1, 1);
+    if (!taken) {
+        exp_config_release(snap);
+        return -1;
+    }
     for (receiver *x = rm->receivers, *next; x; x = next) {
         next = x->next;
         size_t i = 0;
         while (i < c->nremote_write &&
                !cfg_remote_write_same_receiver(x->settings->w, &c->remote_write[i]))
             i++;
-        if (i == c->nremote_write || !taken || taken[i]) {
+        if (i == c->nremote_write || taken[i]) {
             exp_log(EXP_LOG_INFO, "remote write removed", "remote_name", x->remote_name, NULL);
             receiver_stop(rm, x, EXP_REMOTE_FLUSH_DEADLINE_NS);
             continue;
@@ -545,7 +550,7 @@ static void reconcile(exp_remote *rm) {
         *tail = x;
         tail = &x->next;
     }
-    for (size_t i = 0; taken && i < c->nremote_write; i++) {
+    for (size_t i = 0; i < c->nremote_write; i++) {
         receiver *x = taken[i] ? NULL : receiver_start(rm, snap, i);
         if (x) {
             *tail = x;
@@ -555,6 +560,7 @@ static void reconcile(exp_remote *rm) {
     rm->receivers = keep;
     free(taken);
     exp_config_release(snap);
+    return 0;
 }
 
 /* ---- the supervisor ----------------------------------------------------------------------------
@@ -609,10 +615,8 @@ static void *supervisor_main(void *arg) {
     while (!rm->stopping) {
         pthread_mutex_unlock(&rm->mu);
         uint64_t gen = exp_state_generation(rm->st);
-        if (gen != rm->generation) {
+        if (gen != rm->generation && reconcile(rm) == 0)
             rm->generation = gen;
-            reconcile(rm);
-        }
         uint64_t now = now_ns(CLOCK_MONOTONIC);
         collect_due(rm, now);
         for (receiver *x = rm->receivers; x; x = x->next)

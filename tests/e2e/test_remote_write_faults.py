@@ -10,6 +10,7 @@ decoding snappy and the WriteRequest protobuf itself) that is down, refuses, or 
 - 429 without retry_on_http_429: like 400. With it: retried, then delivered.
 - A reload that changes the receiver's url (same name) keeps its queue: the new url gets
   the samples collected before the reload.
+- SIGTERM sends what is queued before the process exits.
 """
 
 import http.server
@@ -263,9 +264,29 @@ def test_reload_keeps_queue():
         rx.close()
 
 
+def test_shutdown_flushes():
+    """Samples still queued at SIGTERM are sent before the process exits: a batch deadline of
+    an hour and a huge batch keep everything queued until then."""
+    rx = Receiver(lambda n: 200)
+    try:
+        a = harness.Abacus(config=config(rx.url).replace(
+            "batch_send_deadline: 20ms", "batch_send_deadline: 1h, max_samples_per_send: 1000000"))
+        with a:
+            queued = harness.wait_until(
+                lambda: (lambda p: p > 500 and p)(counters(a, rx.url)["samples_pending"]),
+                "samples queued")
+            assert rx.count() == 0
+        # The context's exit sent SIGTERM and required exit code 0.
+        got = rx.accepted()
+        assert len(got) >= queued, (len(got), queued)
+        assert_in_order(got)
+    finally:
+        rx.close()
+
+
 def main():
     for t in (test_down_and_back, test_down_queue_bound, test_bad_request_dropped,
-              test_too_many_requests, test_reload_keeps_queue):
+              test_too_many_requests, test_reload_keeps_queue, test_shutdown_flushes):
         t()
         print("ok", t.__name__)
 
