@@ -61,6 +61,7 @@ static int read_request(int c, char *buf, size_t cap) {
     return 0;
 }
 
+/* The sink thread: one connection at a time, until the process ends. */
 static void *sink_main(void *arg) {
     (void)arg;
     static char buf[1 << 20];
@@ -168,6 +169,7 @@ static int one_cycle(reg_registry *r, rw_series_set *set, const rw_rules *rules,
     return 0;
 }
 
+/* Exits 0, or 1 when the set-up or a send failed (reported). */
 int main(void) {
     unsigned port = sink_start();
     reg_options o = {0};

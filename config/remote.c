@@ -469,6 +469,7 @@ static void check_duplicates(rw_loader *l, cfg_config *c, cfg_node **items) {
     }
 }
 
+/* Cannot fail (every problem reported). */
 void cfg_load_remote_write(cfg_yaml_report *r, cfg_config *c, cfg_node *n) {
     rw_loader l = {r, c->path};
     cfg_node **items;
@@ -489,16 +490,19 @@ void cfg_load_remote_write(cfg_yaml_report *r, cfg_config *c, cfg_node *n) {
 
 /* ---- comparing and freeing ------------------------------------------------------------------- */
 
+/* 1 when both are NULL or equal. Cannot fail. */
 static int same_text(const char *a, const char *b) {
     return a == b || (a && b && !strcmp(a, b));
 }
 
+/* Cannot fail. */
 int cfg_remote_write_same_receiver(const cfg_remote_write *a, const cfg_remote_write *b) {
     if (a->name || b->name)
         return same_text(a->name, b->name);
     return same_text(a->url, b->url);
 }
 
+/* 1 when the n strings of a and b are equal. Cannot fail. */
 static int same_texts(char *const *a, char *const *b, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (!same_text(a[i], b[i]))
@@ -506,6 +510,7 @@ static int same_texts(char *const *a, char *const *b, size_t n) {
     return 1;
 }
 
+/* 1 when two rules are equal. Cannot fail. */
 static int same_relabel(const cfg_relabel *a, const cfg_relabel *b) {
     return a->action == b->action && a->nsource_labels == b->nsource_labels &&
            same_texts(a->source_labels, b->source_labels, a->nsource_labels) &&
@@ -513,6 +518,7 @@ static int same_relabel(const cfg_relabel *a, const cfg_relabel *b) {
            same_text(a->target_label, b->target_label) && same_text(a->replacement, b->replacement);
 }
 
+/* Cannot fail. */
 int cfg_remote_write_equal(const cfg_remote_write *a, const cfg_remote_write *b) {
     if (!same_text(a->name, b->name) || !same_text(a->url, b->url) ||
         a->remote_timeout_ns != b->remote_timeout_ns || a->interval_ns != b->interval_ns ||
@@ -543,12 +549,14 @@ int cfg_remote_write_equal(const cfg_remote_write *a, const cfg_remote_write *b)
     return 1;
 }
 
+/* Frees n strings and the array. Cannot fail; NULL is ignored. */
 static void free_texts(char **v, size_t n) {
     for (size_t i = 0; v && i < n; i++)
         free(v[i]);
     free(v);
 }
 
+/* Cannot fail. */
 void cfg_remote_write_free(cfg_config *c) {
     for (size_t i = 0; i < c->nremote_write; i++) {
         cfg_remote_write *w = &c->remote_write[i];

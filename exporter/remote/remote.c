@@ -92,6 +92,7 @@ typedef struct {
     char instance[300];        /* the default instance label: host:port of the listener */
 } rw_settings;
 
+/* Drop a reference; the last frees. NULL is a no-op. Cannot fail. */
 static void settings_unref(rw_settings *s) {
     /* acq_rel: the last holder frees after every other holder's use (they release). */
     if (s && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
@@ -101,6 +102,7 @@ static void settings_unref(rw_settings *s) {
     }
 }
 
+/* One more reference, under the queue mutex. Cannot fail. */
 static rw_settings *settings_ref(rw_settings *s) {
     /* Relaxed: taken under the queue mutex from the receiver's reference, which cannot go
      * meanwhile (the swap happens under that mutex). */
@@ -176,12 +178,14 @@ struct exp_remote {
     uint64_t seed;       /* jitter */
 };
 
+/* Nanoseconds of clock clk. Cannot fail. */
 static uint64_t now_ns(clockid_t clk) {
     struct timespec ts;
     clock_gettime(clk, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* ns as a timespec for pthread_cond_timedwait (CLOCK_MONOTONIC). Cannot fail. */
 static struct timespec abs_time(uint64_t ns) {
     return (struct timespec){.tv_sec = (time_t)(ns / 1000000000ull),
                              .tv_nsec = (long)(ns % 1000000000ull)};
@@ -304,6 +308,8 @@ static int send_batch(receiver *x, rw_client *c, rw_encoder *e, rw_sample *b, si
     }
 }
 
+/* The sender thread: batches from the queue's head until stopped and flushed. Returns NULL;
+ * cannot fail (out of memory ends it early and what is queued is counted as dropped). */
 static void *sender_main(void *arg) {
     receiver *x = arg;
     rw_client *c = rw_client_create();
@@ -609,6 +615,8 @@ static uint64_t next_wake(const exp_remote *rm, uint64_t now) {
     return wake;
 }
 
+/* The supervisor thread: reloads, collections, self-metrics, until exp_remote_stop. Returns
+ * NULL; cannot fail. */
 static void *supervisor_main(void *arg) {
     exp_remote *rm = arg;
     pthread_mutex_lock(&rm->mu);

@@ -13,6 +13,7 @@
 #include "remote.pb-c.h"
 #include "remote/internal.h"
 
+/* Cannot fail. */
 double rw_stale_nan(void) {
     uint64_t bits = RW_STALE_NAN_BITS;
     double v;
@@ -20,6 +21,7 @@ double rw_stale_nan(void) {
     return v;
 }
 
+/* Cannot fail. */
 int rw_is_stale_nan(double v) {
     uint64_t bits;
     memcpy(&bits, &v, sizeof bits);
