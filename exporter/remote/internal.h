@@ -164,9 +164,14 @@ typedef struct {
     uint64_t cycle;     /* collections fed so far */
     rw_sample *batch;   /* the last feed's samples (their references are the caller's) */
     size_t batch_cap;
+    char *key; /* RW_MAX_KEY bytes: a label set's identity being built */
 } rw_series_set;
 
-/* 0, or -1 when out of memory. */
+/* Bytes of a series' identity (its labels as name\0value\0...); a longer one is not sent
+ * and counted as dropped. */
+#define RW_MAX_KEY (64 * 1024)
+
+/* 0, or -1 when out of memory (set is then empty and may be freed). */
 int rw_series_set_init(rw_series_set *set);
 /* Drops every series. Cannot fail. */
 void rw_series_set_free(rw_series_set *set);

@@ -431,8 +431,17 @@ static void receiver_stop(exp_remote *rm, receiver *x, uint64_t deadline_ns) {
     free(x);
 }
 
+/* libcurl's process-wide initialisation (pthread_once). A failure shows at the first request. */
+static void curl_setup(void) {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
 /* A started receiver for entry i of snap. NULL with the reason logged. */
 static receiver *receiver_start(exp_remote *rm, exp_config *snap, size_t i) {
+    static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+    /* libcurl's global set-up (TLS libraries included), once, before the first handle: only a
+     * process that has receivers pays its memory. */
+    pthread_once(&curl_once, curl_setup);
     char err[256] = "out of memory";
     receiver *x = calloc(1, sizeof *x);
     const cfg_remote_write *w = &snap->cfg->remote_write[i];
@@ -640,11 +649,6 @@ static void *supervisor_main(void *arg) {
 
 /* ---- public ---------------------------------------------------------------------------------- */
 
-/* libcurl's process-wide initialisation (pthread_once). A failure shows at the first request. */
-static void curl_setup(void) {
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 /* Cannot fail. */
 static void remote_free(exp_remote *rm) {
     exp_famset_destroy(&rm->fams);
@@ -658,14 +662,11 @@ static void remote_free(exp_remote *rm) {
 /* NULL with a reason in err. */
 exp_remote *exp_remote_start(reg_registry *r, exp_state *st, exp_self *self, char *err,
                              size_t errlen) {
-    static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
     exp_remote *rm = calloc(1, sizeof *rm);
     if (!rm) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    /* libcurl's global set-up, once per process, before any handle exists. */
-    pthread_once(&curl_once, curl_setup);
     rm->reg = r;
     rm->st = st;
     rm->self = self;

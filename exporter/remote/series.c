@@ -14,7 +14,12 @@
 int rw_series_set_init(rw_series_set *set) {
     memset(set, 0, sizeof *set);
     set->series = reg_strmap_create(0);
-    return set->series ? 0 : -1;
+    set->key = malloc(RW_MAX_KEY);
+    if (!set->series || !set->key) {
+        rw_series_set_free(set);
+        return -1;
+    }
+    return 0;
 }
 
 /* Cannot fail. */
@@ -26,6 +31,7 @@ void rw_series_set_free(rw_series_set *set) {
         rw_series_unref(val);
     reg_strmap_free(set->series);
     free(set->batch);
+    free(set->key);
     memset(set, 0, sizeof *set);
 }
 
@@ -118,7 +124,7 @@ static size_t add_stale_markers(rw_series_set *set, size_t n, int64_t ts) {
 /* Returns the number of samples in set->batch. */
 size_t rw_series_set_feed(rw_series_set *set, const rw_collection *c, const rw_rules *rules,
                           int64_t ts, size_t *lost) {
-    static _Thread_local char key[64 * 1024];
+    char *key = set->key;
     rw_labels l;
     size_t n = 0;
     set->cycle++;
@@ -130,7 +136,7 @@ size_t rw_series_set_feed(rw_series_set *set, const rw_collection *c, const rw_r
         const rw_point *p = &c->points[i];
         if (!series_labels(rules, p, &l))
             continue;
-        size_t kl = series_key(&l, key, sizeof key);
+        size_t kl = series_key(&l, key, RW_MAX_KEY);
         rw_series *s = kl ? series_for(set, &l, key, kl) : NULL;
         if (!s) {
             ++*lost;
