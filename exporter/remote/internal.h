@@ -162,6 +162,7 @@ typedef struct {
 typedef struct {
     reg_strmap *series; /* key -> rw_series (one reference each): the last collection's */
     uint64_t cycle;     /* collections fed so far */
+    int64_t last_ts;    /* the last collection's timestamp (ms) */
     rw_sample *batch;   /* the last feed's samples (their references are the caller's) */
     size_t batch_cap;
     char *key; /* RW_MAX_KEY bytes: a label set's identity being built */
@@ -175,7 +176,8 @@ typedef struct {
 int rw_series_set_init(rw_series_set *set);
 /* Drops every series. Cannot fail. */
 void rw_series_set_free(rw_series_set *set);
-/* One collection at wall-clock ts (ms): a sample per point the rules keep (a point whose labels
+/* One collection at wall-clock ts (ms; moved to just after the previous collection's when it
+ * is not later): a sample per point the rules keep (a point whose labels
  * equal an earlier one's is skipped), then a staleness marker at ts for each series of the
  * previous collection not in this one. The samples are in set->batch, each holding a reference
  * the caller takes over; returns their count. Points that cannot be sent (labels too long, out

@@ -128,6 +128,11 @@ size_t rw_series_set_feed(rw_series_set *set, const rw_collection *c, const rw_r
     rw_labels l;
     size_t n = 0;
     set->cycle++;
+    /* Strictly increasing per set, so no series gets two samples at one timestamp (a receiver
+     * refuses a second value) or an older one after a wall-clock step back. */
+    if (ts <= set->last_ts)
+        ts = set->last_ts + 1;
+    set->last_ts = ts;
     if (batch_room(set, c->n + 1) != 0) {
         *lost += c->n;
         return 0;

@@ -1,7 +1,8 @@
 /* test_remote_write.c - remote write's parts without a network: the encoder (a round trip
  * through snappy and protobuf-c's unpacking), the relabeler (replace, keep, drop and Go's
  * template expansion), the queue (its bound, what it refuses, order, references), the backoff,
- * and the collection (the series a scrape shows, for every metric type). */
+ * the collection (the series a scrape shows, for every metric type) and the series set (labels
+ * as sent, staleness markers, strictly increasing collection times). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -288,12 +289,81 @@ static void collect_every_type(void **state) {
     reg_destroy(r);
 }
 
+/* ---- series across collections -----------------------------------------------------------------
+ */
+
+/* A collection of points named by names[i] with one label site=x. */
+static rw_collection points(size_t n, const char *const *names) {
+    static const char *pn[8][2], *pv[8][2];
+    rw_collection c = {.points = calloc(n, sizeof(rw_point)), .n = n};
+    assert_non_null(c.points);
+    for (size_t i = 0; i < n; i++) {
+        pn[i][0] = "__name__";
+        pv[i][0] = names[i];
+        pn[i][1] = "site";
+        pv[i][1] = "x";
+        c.points[i] = (rw_point){2, pn[i], pv[i], (double)i, -1};
+    }
+    return c;
+}
+
+static void release_batch(rw_series_set *set, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        rw_series_unref(set->batch[i].series);
+}
+
+static void series_set_staleness_and_time(void **state) {
+    (void)state;
+    rw_series_set set;
+    assert_int_equal(rw_series_set_init(&set), 0);
+    const cfg_label ext[] = {{"cluster", "c1"}, {"site", "ignored"}};
+    rw_rules rules = {.external = ext, .nexternal = 2, .instance = "h:1"};
+    const char *both[] = {"a", "b"}, *one[] = {"b"};
+    rw_collection c = points(2, both);
+    size_t lost = 0, n = rw_series_set_feed(&set, &c, &rules, 1000, &lost);
+    assert_int_equal(n, 2);
+    assert_int_equal(lost, 0);
+    const rw_series *a = set.batch[0].series;
+    /* Sorted; the point's own site wins over the external label; job and instance added. */
+    const char *want[][2] = {{"__name__", "a"},
+                             {"cluster", "c1"},
+                             {"instance", "h:1"},
+                             {"job", "abacus"},
+                             {"site", "x"}};
+    assert_int_equal(a->nlabels, 5);
+    for (size_t i = 0; i < 5; i++) {
+        assert_string_equal(a->names[i], want[i][0]);
+        assert_string_equal(a->values[i], want[i][1]);
+    }
+    assert_int_equal(set.batch[0].timestamp_ms, 1000);
+    release_batch(&set, n);
+    free(c.points);
+
+    /* "a" is gone: a staleness marker for it at the new collection's time, which is moved
+     * after the previous one (the same wall-clock millisecond here). */
+    c = points(1, one);
+    n = rw_series_set_feed(&set, &c, &rules, 1000, &lost);
+    assert_int_equal(n, 2);
+    assert_string_equal(set.batch[0].series->values[0], "b");
+    assert_int_equal(set.batch[0].timestamp_ms, 1001);
+    assert_string_equal(set.batch[1].series->values[0], "a");
+    assert_true(rw_is_stale_nan(set.batch[1].value));
+    assert_int_equal(set.batch[1].timestamp_ms, 1001);
+    release_batch(&set, n);
+    /* Marked once: the next collection has no marker for it. */
+    n = rw_series_set_feed(&set, &c, &rules, 5000, &lost);
+    assert_int_equal(n, 1);
+    release_batch(&set, n);
+    free(c.points);
+    rw_series_set_free(&set);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(encode_round_trip),    cmocka_unit_test(relabel_rules),
         cmocka_unit_test(labels_sorted),        cmocka_unit_test(queue_bounded_in_order),
         cmocka_unit_test(queue_grows_in_order), cmocka_unit_test(backoff_doubles_with_jitter),
-        cmocka_unit_test(collect_every_type),
+        cmocka_unit_test(collect_every_type),   cmocka_unit_test(series_set_staleness_and_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
