@@ -146,6 +146,49 @@ typedef struct {
     int enabled;               /* 1 = the push endpoints exist (1) */
 } cfg_push;
 
+/* ---- remote write (`remote_write:`, one entry per receiver; Prometheus's keys) ----------- */
+
+/* write_relabel_configs actions abacus supports (Prometheus has more; they are refused). */
+typedef enum { CFG_RELABEL_REPLACE = 0, CFG_RELABEL_KEEP, CFG_RELABEL_DROP } cfg_relabel_action;
+
+/* One write_relabel_configs rule, Prometheus's semantics for its three actions. */
+typedef struct {
+    cfg_relabel_action action;
+    size_t nsource_labels;
+    char **source_labels; /* values joined with separator are matched ([] = "") */
+    char *separator;      /* ";" */
+    char *regex;          /* as written; matched anchored (^(?:regex)$); "(.*)" */
+    char *target_label;   /* replace: required; may use $1 captures */
+    char *replacement;    /* replace: "$1" */
+    unsigned line, column;
+} cfg_relabel;
+
+typedef struct {
+    char *name;                 /* `name:` or NULL; remote_name is then a hash of the url */
+    char *url;                  /* http:// or https:// */
+    uint64_t remote_timeout_ns; /* one send attempt's bound (30s) */
+    uint64_t interval_ns;       /* how often the registry is sent (15s) */
+    size_t nheaders;            /* extra request headers */
+    char **header_names, **header_values;
+    char *basic_username; /* basic_auth: username and password or password_file */
+    char *basic_password, *basic_password_file;
+    char *auth_type; /* authorization: type ("Bearer") and credentials(_file) */
+    char *auth_credentials, *auth_credentials_file;
+    char *ca_file, *cert_file, *key_file, *server_name; /* tls_config (paths resolved) */
+    int insecure_skip_verify;
+    size_t nrelabel;
+    cfg_relabel *relabel; /* write_relabel_configs, in order */
+    size_t nexternal;
+    cfg_label *external_labels; /* added to series that lack them */
+    /* queue_config */
+    size_t capacity;                         /* samples queued at most (500000); beyond: dropped */
+    size_t max_samples_per_send;             /* samples per request (2000) */
+    uint64_t batch_send_deadline_ns;         /* longest wait for a full batch (5s) */
+    uint64_t min_backoff_ns, max_backoff_ns; /* retry backoff (30ms, 5s) */
+    int retry_on_http_429;                   /* 429 retried like 5xx (0: dropped like 4xx) */
+    unsigned line, column;
+} cfg_remote_write;
+
 /* The largest byte-size setting (1 TiB): server.max_request_bytes, push.max_body_bytes and
  * push.max_buffered_bytes, in the file and as flags. */
 #define CFG_MAX_BYTES_SETTING ((uint64_t)1 << 40)
@@ -161,7 +204,15 @@ typedef struct cfg_config {
     cfg_metric *metrics;
     size_t nmappings;
     cfg_mapping *mappings;
+    size_t nremote_write;
+    cfg_remote_write *remote_write;
 } cfg_config;
+
+/* 1 when two remote_write entries are the same receiver (the same name, or both unnamed with
+ * the same url): a reload keeps its queue. Cannot fail. */
+int cfg_remote_write_same_receiver(const cfg_remote_write *a, const cfg_remote_write *b);
+/* 1 when every setting of a and b is equal. Cannot fail. */
+int cfg_remote_write_equal(const cfg_remote_write *a, const cfg_remote_write *b);
 
 /* ---- loading ----------------------------------------------------------------------------- */
 

@@ -136,19 +136,19 @@ static int read_number(loader *c, cfg_node *n, const char *path, double *out) {
     return 1;
 }
 
-static int read_uint(loader *c, cfg_node *n, const char *path, uint64_t max, uint64_t *out) {
+/* See internal.h. */
+int cfg_read_uint(cfg_yaml_report *rep, cfg_node *n, const char *path, uint64_t max,
+                  uint64_t *out) {
     cfg_quoted b;
     if (cfg_yaml_is_null(n))
         return 0;
     if (n->kind != CFG_NODE_SCALAR || n->quoted) {
-        cfg_yaml_error(&c->report, n, path, "expected a whole number, got %s",
-                       cfg_yaml_describe(n, &b));
+        cfg_yaml_error(rep, n, path, "expected a whole number, got %s", cfg_yaml_describe(n, &b));
         return -1;
     }
     double d;
     if (n->s[0] == '-' && yaml_float(n->s, n->len, &d) == 0 && d != 0) {
-        cfg_yaml_error(&c->report, n, path, "must not be negative, got %s",
-                       cfg_yaml_describe(n, &b));
+        cfg_yaml_error(rep, n, path, "must not be negative, got %s", cfg_yaml_describe(n, &b));
         return -1;
     }
     uint64_t v = 0;
@@ -159,7 +159,7 @@ static int read_uint(loader *c, cfg_node *n, const char *path, uint64_t max, uin
         if (ch == '_')
             continue;
         if (ch < '0' || ch > '9') {
-            cfg_yaml_error(&c->report, n, path, "expected a whole number, got %s",
+            cfg_yaml_error(rep, n, path, "expected a whole number, got %s",
                            cfg_yaml_describe(n, &b));
             return -1;
         }
@@ -170,26 +170,25 @@ static int read_uint(loader *c, cfg_node *n, const char *path, uint64_t max, uin
         digits++;
     }
     if (!digits) {
-        cfg_yaml_error(&c->report, n, path, "expected a whole number, got %s",
-                       cfg_yaml_describe(n, &b));
+        cfg_yaml_error(rep, n, path, "expected a whole number, got %s", cfg_yaml_describe(n, &b));
         return -1;
     }
     if (over || v > max) {
-        cfg_yaml_error(&c->report, n, path, "%s is out of range (max %llu)",
-                       cfg_yaml_describe(n, &b), (unsigned long long)max);
+        cfg_yaml_error(rep, n, path, "%s is out of range (max %llu)", cfg_yaml_describe(n, &b),
+                       (unsigned long long)max);
         return -1;
     }
     *out = v;
     return 1;
 }
 
-static int read_duration(loader *c, cfg_node *n, const char *path, uint64_t *out) {
+/* See internal.h. */
+int cfg_read_duration(cfg_yaml_report *rep, cfg_node *n, const char *path, uint64_t *out) {
     cfg_quoted b;
     if (cfg_yaml_is_null(n))
         return 0;
     if (n->kind != CFG_NODE_SCALAR) {
-        cfg_yaml_error(&c->report, n, path, "expected a duration, got %s",
-                       cfg_yaml_describe(n, &b));
+        cfg_yaml_error(rep, n, path, "expected a duration, got %s", cfg_yaml_describe(n, &b));
         return -1;
     }
     uint64_t v;
@@ -199,12 +198,12 @@ static int read_duration(loader *c, cfg_node *n, const char *path, uint64_t *out
     }
     size_t digits = strspn(n->s, "0123456789");
     if (n->s[0] == '-' && cfg_parse_duration(n->s + 1, &v) == 0)
-        cfg_yaml_error(&c->report, n, path, "negative duration %s", cfg_yaml_describe(n, &b));
+        cfg_yaml_error(rep, n, path, "negative duration %s", cfg_yaml_describe(n, &b));
     else if (n->len > 0 && digits == n->len)
-        cfg_yaml_error(&c->report, n, path, "invalid duration %s: missing unit (e.g. 30s)",
+        cfg_yaml_error(rep, n, path, "invalid duration %s: missing unit (e.g. 30s)",
                        cfg_yaml_describe(n, &b));
     else
-        cfg_yaml_error(&c->report, n, path, "invalid duration %s (e.g. 30s, 5m, 1h30m, 500ms)",
+        cfg_yaml_error(rep, n, path, "invalid duration %s (e.g. 30s, 5m, 1h30m, 500ms)",
                        cfg_yaml_describe(n, &b));
     return -1;
 }
@@ -392,12 +391,12 @@ static int read_objectives(loader *c, cfg_node *n, const char *path, reg_objecti
 /* Wrappers reading field i of f. */
 static int field_uint(loader *c, cfg_fields *f, int i, uint64_t max, uint64_t *out) {
     char p[CFG_PATH_LEN];
-    return f->val[i] ? read_uint(c, f->val[i], cfg_field_path(p, f, i), max, out) : 0;
+    return f->val[i] ? cfg_read_uint(&c->report, f->val[i], cfg_field_path(p, f, i), max, out) : 0;
 }
 
 static int field_duration(loader *c, cfg_fields *f, int i, uint64_t *out) {
     char p[CFG_PATH_LEN];
-    return f->val[i] ? read_duration(c, f->val[i], cfg_field_path(p, f, i), out) : 0;
+    return f->val[i] ? cfg_read_duration(&c->report, f->val[i], cfg_field_path(p, f, i), out) : 0;
 }
 
 static int field_enum(loader *c, cfg_fields *f, int i, const char *const *names, const char *want,
@@ -603,46 +602,34 @@ static int check_label_name(loader *c, const cfg_node *n, const char *path, cons
     return 1;
 }
 
-/* A map of label name -> string (const_labels, a mapping's labels). */
-typedef struct {
-    loader *c;
-    const char *path;
-    cfg_label *items;
-    cfg_node **keys; /* key node of each item, for positions */
-    size_t n;
-    int full;
-} label_map;
-
-/* The pair callback of read_label_map: one label, unless a duplicate or one too many
+/* The pair callback of cfg_read_label_map: one label, unless a duplicate or one too many
  * (both reported). */
 static void label_map_pair(void *arg, cfg_node *k, cfg_node *v, int merged) {
-    label_map *m = arg;
-    loader *c = m->c;
+    cfg_label_map *m = arg;
     cfg_quoted b;
     if (m->full)
         return;
     for (size_t i = 0; i < m->n; i++) {
         if (strlen(m->items[i].name) == k->len && !memcmp(m->items[i].name, k->s, k->len)) {
             if (!merged)
-                cfg_yaml_error(&c->report, k, m->path, "duplicate key %s",
-                               cfg_quote(&b, k->s, k->len));
+                cfg_yaml_error(m->r, k, m->path, "duplicate key %s", cfg_quote(&b, k->s, k->len));
             return;
         }
     }
     if (m->n == REG_MAX_LABELS) {
-        cfg_yaml_error(&c->report, k, m->path, "too many labels (max %d)", REG_MAX_LABELS);
+        cfg_yaml_error(m->r, k, m->path, "too many labels (max %d)", REG_MAX_LABELS);
         m->full = 1;
         return;
     }
     char p[CFG_PATH_LEN];
     snprintf(p, sizeof p, "%s.%.*s", m->path, (int)(k->len > 40 ? 40 : k->len), k->s);
     char *val = NULL;
-    int r = cfg_read_string(&c->report, v, p, &val);
+    int r = cfg_read_string(m->r, v, p, &val);
     if (r < 0)
         return;
-    if (r == 0 && !(val = cfg_copy_text(&c->report, "", 0)))
+    if (r == 0 && !(val = cfg_copy_text(m->r, "", 0)))
         return;
-    char *name = cfg_copy_text(&c->report, k->s, k->len);
+    char *name = cfg_copy_text(m->r, k->s, k->len);
     if (!name) {
         free(val);
         return;
@@ -651,16 +638,16 @@ static void label_map_pair(void *arg, cfg_node *k, cfg_node *v, int merged) {
     m->keys[m->n++] = k;
 }
 
-/* 1 when n was a mapping (m filled, arrays owned by m), 0 when absent, -1 on error. */
-static int read_label_map(loader *c, cfg_node *n, const char *path, label_map *m) {
+/* See internal.h. */
+int cfg_read_label_map(cfg_yaml_report *rep, cfg_node *n, const char *path, cfg_label_map *m) {
     memset(m, 0, sizeof *m);
-    m->c = c;
+    m->r = rep;
     m->path = path;
     if (cfg_yaml_is_null(n))
         return 0;
     if (n->kind != CFG_NODE_MAP) {
         cfg_quoted b;
-        cfg_yaml_error(&c->report, n, path, "expected a mapping, got %s", cfg_yaml_describe(n, &b));
+        cfg_yaml_error(m->r, n, path, "expected a mapping, got %s", cfg_yaml_describe(n, &b));
         return -1;
     }
     m->items = calloc(REG_MAX_LABELS, sizeof *m->items);
@@ -670,15 +657,15 @@ static int read_label_map(loader *c, cfg_node *n, const char *path, label_map *m
         free(m->keys);
         m->items = NULL;
         m->keys = NULL;
-        cfg_yaml_oom(&c->report);
+        cfg_yaml_oom(m->r);
         return -1;
     }
-    cfg_yaml_walk_map(&c->report, n, path, label_map_pair, m);
+    cfg_yaml_walk_map(m->r, n, path, label_map_pair, m);
     return 1;
 }
 
-/* Cannot fail; NULL is ignored. */
-static void free_labels(cfg_label *l, size_t n) {
+/* See internal.h. */
+void cfg_free_labels(cfg_label *l, size_t n) {
     for (size_t i = 0; l && i < n; i++) {
         free(l[i].name);
         free(l[i].value);
@@ -717,20 +704,7 @@ static const char *const sv_keys[SV_N] = {
 /* A relative, non-empty *path made relative to the directory of the file being loaded instead
  * (kept when that is the current one). Cannot fail (out of memory is reported). */
 static void resolve_against_file(loader *c, char **path) {
-    const char *file = c->cfg->path, *slash = file ? strrchr(file, '/') : NULL;
-    if (!**path || **path == '/' || !slash)
-        return;
-    size_t dl = (size_t)(slash - file), n = strlen(*path);
-    char *r = malloc(dl + 1 + n + 1);
-    if (!r) {
-        cfg_yaml_oom(&c->report);
-        return;
-    }
-    memcpy(r, file, dl);
-    r[dl] = '/';
-    memcpy(r + dl + 1, *path, n + 1);
-    free(*path);
-    *path = r;
+    cfg_resolve_against(&c->report, c->cfg->path, path);
 }
 
 /* `server`; every problem reported. */
@@ -1011,7 +985,7 @@ static const char *const mt_keys[MT_N] = {
 /* const_labels are stored as one block: the cfg_label array followed by the parallel name and
  * value pointer arrays that reg_family_def wants (see cfg_metric_family_def). NULL when out of
  * memory (reported). */
-static cfg_label *const_block(loader *c, const label_map *m) {
+static cfg_label *const_block(loader *c, const cfg_label_map *m) {
     cfg_label *blk = malloc(m->n * (sizeof(cfg_label) + 2 * sizeof(char *)));
     if (!blk) {
         cfg_yaml_oom(&c->report);
@@ -1130,8 +1104,8 @@ static void load_metric_labels(loader *c, cfg_fields *f, cfg_metric *m, int type
 static void load_metric_const_labels(loader *c, cfg_fields *f, cfg_metric *m, int type) {
     char p[CFG_PATH_LEN];
     cfg_quoted b;
-    label_map lm;
-    if (read_label_map(c, f->val[MT_CONST], cfg_field_path(p, f, MT_CONST), &lm) <= 0)
+    cfg_label_map lm;
+    if (cfg_read_label_map(&c->report, f->val[MT_CONST], cfg_field_path(p, f, MT_CONST), &lm) <= 0)
         return;
     for (size_t i = 0; i < lm.n; i++) {
         const char *name = lm.items[i].name;
@@ -1149,7 +1123,7 @@ static void load_metric_const_labels(loader *c, cfg_fields *f, cfg_metric *m, in
         m->nconst = lm.n;
         free(lm.items); /* the strings moved into the block */
     } else {
-        free_labels(lm.items, lm.n);
+        cfg_free_labels(lm.items, lm.n);
     }
     free(lm.keys);
 }
@@ -1357,9 +1331,10 @@ static void load_mapping_observer(loader *c, cfg_fields *f, const char *path, cf
 /* `labels`: valid label names (reserved ones depend on the type an observer rule makes). */
 static void load_mapping_labels(loader *c, cfg_fields *f, cfg_mapping *r, rule_nodes *where) {
     char p[CFG_PATH_LEN];
-    label_map lm;
+    cfg_label_map lm;
     where->labels = f->val[MP_LABELS];
-    if (read_label_map(c, f->val[MP_LABELS], cfg_field_path(p, f, MP_LABELS), &lm) <= 0)
+    if (cfg_read_label_map(&c->report, f->val[MP_LABELS], cfg_field_path(p, f, MP_LABELS), &lm) <=
+        0)
         return;
     int type = -1;
     if (r->match_metric_type == CFG_MMT_OBSERVER)
@@ -1617,9 +1592,18 @@ static void check_across_sections(loader *c, const metric_nodes *ma, const rule_
 
 /* The top-level mapping: each section in turn, then the checks across them. */
 static void load_root(loader *c, cfg_node *root) {
-    enum { TP_SERVER, TP_STATSD, TP_PUSH, TP_DEFAULTS, TP_METRICS, TP_MAPPINGS, TP_N };
-    static const char *const tp_keys[TP_N] = {"server",   "statsd",  "push",
-                                              "defaults", "metrics", "mappings"};
+    enum {
+        TP_SERVER,
+        TP_STATSD,
+        TP_PUSH,
+        TP_DEFAULTS,
+        TP_METRICS,
+        TP_MAPPINGS,
+        TP_REMOTE_WRITE,
+        TP_N
+    };
+    static const char *const tp_keys[TP_N] = {"server",  "statsd",   "push",        "defaults",
+                                              "metrics", "mappings", "remote_write"};
     cfg_config *g = c->cfg;
     cfg_fields f;
     if (cfg_read_fields(&c->report, root, "", tp_keys, TP_N, &f) <= 0)
@@ -1629,6 +1613,7 @@ static void load_root(loader *c, cfg_node *root) {
     load_server(c, f.val[TP_SERVER]);
     load_statsd(c, f.val[TP_STATSD]);
     load_push(c, f.val[TP_PUSH]);
+    cfg_load_remote_write(&c->report, g, f.val[TP_REMOTE_WRITE]);
 
     metric_nodes *ma = NULL;
     rule_nodes *ra = NULL;
@@ -1725,12 +1710,13 @@ void cfg_free(cfg_config *c) {
         cfg_mapping *r = &c->mappings[i];
         free(r->match);
         free(r->name);
-        free_labels(r->labels, r->nlabels);
+        cfg_free_labels(r->labels, r->nlabels);
         free(r->help);
         free_hist(&r->histogram);
         free_summ(&r->summary);
     }
     free(c->mappings);
+    cfg_remote_write_free(c);
     free(c);
 }
 

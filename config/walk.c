@@ -2,10 +2,13 @@
  * known keys, typed scalar reads, whole-file reads and error order.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "walk.h"
 
@@ -225,6 +228,85 @@ int cfg_read_file(const char *path, cfg_errors *errs, char **out, size_t *outlen
     }
     free(buf);
     return -1;
+}
+
+/* 1 when buf[0..len) holds a line "-----BEGIN <label>-----" whose label is `label`, or ends
+ * with it when suffix is 1 (Go's pem.Decode, as tls.X509KeyPair looks for blocks). Cannot
+ * fail. */
+static int has_pem_block(const char *buf, size_t len, const char *label, int suffix) {
+    static const char begin[] = "-----BEGIN ";
+    size_t bl = sizeof begin - 1, ll = strlen(label);
+    for (size_t i = 0; i + bl <= len; i++) {
+        if ((i && buf[i - 1] != '\n') || memcmp(buf + i, begin, bl))
+            continue;
+        const char *s = buf + i + bl;
+        const char *e = memchr(s, '\n', len - (size_t)(s - buf));
+        size_t rest = e ? (size_t)(e - s) : len - (size_t)(s - buf);
+        while (rest && (s[rest - 1] == '\r' || s[rest - 1] == ' '))
+            rest--;
+        if (rest < 5 || memcmp(s + rest - 5, "-----", 5))
+            continue;
+        rest -= 5;
+        if (rest == ll ? !memcmp(s, label, ll)
+                       : suffix && rest > ll && !memcmp(s + rest - ll, label, ll) &&
+                             s[rest - ll - 1] == ' ')
+            return 1;
+    }
+    return 0;
+}
+
+/* Cannot fail (problems reported at node at). */
+void cfg_check_file(cfg_yaml_report *rep, const cfg_node *at, const char *p, const char *path,
+                    const char *label, int suffix, const char *kind) {
+    cfg_quoted b;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        cfg_yaml_error(rep, at, p, "cannot read %s: %s", cfg_quote_str(&b, path), strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        cfg_yaml_error(rep, at, p, "cannot read %s: not a regular file", cfg_quote_str(&b, path));
+        close(fd);
+        return;
+    }
+    if (label) {
+        size_t cap = st.st_size > 0 && (size_t)st.st_size < CFG_MAX_PEM_SCAN ? (size_t)st.st_size
+                                                                             : CFG_MAX_PEM_SCAN;
+        char *buf = malloc(cap ? cap : 1);
+        ssize_t got = 0, r = 0;
+        while (buf && (size_t)got < cap && (r = read(fd, buf + got, cap - (size_t)got)) > 0)
+            got += r;
+        if (!buf)
+            cfg_yaml_oom(rep);
+        else if (r < 0)
+            cfg_yaml_error(rep, at, p, "cannot read %s: %s", cfg_quote_str(&b, path),
+                           strerror(errno));
+        else if (!has_pem_block(buf, (size_t)got, label, suffix))
+            cfg_yaml_error(rep, at, p, "%s holds no PEM %s", cfg_quote_str(&b, path), kind);
+        free(buf);
+    }
+    close(fd);
+}
+
+/* Cannot fail (out of memory is reported). */
+void cfg_resolve_against(cfg_yaml_report *r, const char *file, char **path) {
+    const char *slash = file ? strrchr(file, '/') : NULL;
+    if (!**path || **path == '/' || !slash)
+        return;
+    size_t dl = (size_t)(slash - file), n = strlen(*path);
+    char *out = malloc(dl + 1 + n + 1);
+    if (!out) {
+        cfg_yaml_oom(r);
+        return;
+    }
+    memcpy(out, file, dl);
+    out[dl] = '/';
+    memcpy(out + dl + 1, *path, n + 1);
+    free(*path);
+    *path = out;
 }
 
 /* Cannot fail. */

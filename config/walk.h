@@ -63,6 +63,16 @@ int cfg_field_bool(cfg_fields *f, int i, int *out);
  * or -1 after appending one error naming the file (cannot open or read, too large, out of
  * memory). */
 int cfg_read_file(const char *path, cfg_errors *errs, char **buf, size_t *len);
+/* Checks that file `path` is a readable regular file and, when label is given, that its first
+ * CFG_MAX_PEM_SCAN bytes hold a PEM block with that label (suffix 1: a label ending with it,
+ * as Go's tls.X509KeyPair looks for "PRIVATE KEY"); kind names the block in the message.
+ * Problems are reported at node `at` under path p. Cannot fail. */
+#define CFG_MAX_PEM_SCAN (1u << 20)
+void cfg_check_file(cfg_yaml_report *r, const cfg_node *at, const char *p, const char *path,
+                    const char *label, int suffix, const char *kind);
+/* A relative, non-empty *path made relative to the directory of `file` (the file being loaded;
+ * kept when file is NULL or in the current directory). Cannot fail (out of memory reported). */
+void cfg_resolve_against(cfg_yaml_report *r, const char *file, char **path);
 /* Stable sort of e's errors from index `from` by position; those without one go last. Cannot
  * fail. */
 void cfg_sort_errors(cfg_errors *e, size_t from);

@@ -22,8 +22,6 @@
 #include "walk.h"
 #include "yaml_tree.h"
 
-#define WEB_MAX_PEM_SCAN (1u << 20) /* bytes of a certificate or key file searched for PEM */
-
 /* One load in progress. */
 typedef struct {
     cfg_yaml_report report;
@@ -147,72 +145,11 @@ static int resolve_path(web_loader *l, char **path) {
     return 0;
 }
 
-/* 1 when buf[0..len) holds a line "-----BEGIN <label>-----" whose label is `label`, or ends
- * with it when suffix is 1 (Go's pem.Decode, as tls.X509KeyPair looks for blocks). Cannot
- * fail. */
-static int has_pem_block(const char *buf, size_t len, const char *label, int suffix) {
-    static const char begin[] = "-----BEGIN ";
-    size_t bl = sizeof begin - 1, ll = strlen(label);
-    for (size_t i = 0; i + bl <= len; i++) {
-        if ((i && buf[i - 1] != '\n') || memcmp(buf + i, begin, bl))
-            continue;
-        const char *s = buf + i + bl;
-        const char *e = memchr(s, '\n', len - (size_t)(s - buf));
-        size_t rest = e ? (size_t)(e - s) : len - (size_t)(s - buf);
-        while (rest && (s[rest - 1] == '\r' || s[rest - 1] == ' '))
-            rest--;
-        if (rest < 5 || memcmp(s + rest - 5, "-----", 5))
-            continue;
-        rest -= 5;
-        if (rest == ll ? !memcmp(s, label, ll)
-                       : suffix && rest > ll && !memcmp(s + rest - ll, label, ll) &&
-                             s[rest - ll - 1] == ' ')
-            return 1;
-    }
-    return 0;
-}
-
-/* Checks that the file named by field i of f (resolved) is a readable regular file and, when
- * label is given, holds a PEM block with that label (suffix: as has_pem_block). Cannot fail
- * (problems reported at the value). */
+/* Checks the file named by field i of f (see cfg_check_file). Cannot fail (reported). */
 static void check_file(web_loader *l, cfg_fields *f, int i, const char *path, const char *label,
                        int suffix, const char *kind) {
     char p[CFG_PATH_LEN];
-    cfg_quoted b;
-    cfg_field_path(p, f, i);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        cfg_yaml_error(&l->report, f->val[i], p, "cannot read %s: %s", cfg_quote_str(&b, path),
-                       strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        cfg_yaml_error(&l->report, f->val[i], p, "cannot read %s: not a regular file",
-                       cfg_quote_str(&b, path));
-        close(fd);
-        return;
-    }
-    if (label) {
-        size_t cap = st.st_size > 0 && (size_t)st.st_size < WEB_MAX_PEM_SCAN ? (size_t)st.st_size
-                                                                             : WEB_MAX_PEM_SCAN;
-        char *buf = malloc(cap ? cap : 1);
-        ssize_t got = 0, r = 0;
-        while (buf && (size_t)got < cap && (r = read(fd, buf + got, cap - (size_t)got)) > 0)
-            got += r;
-        if (!buf)
-            cfg_yaml_oom(&l->report);
-        else if (r < 0)
-            cfg_yaml_error(&l->report, f->val[i], p, "cannot read %s: %s", cfg_quote_str(&b, path),
-                           strerror(errno));
-        else if (!has_pem_block(buf, (size_t)got, label, suffix))
-            cfg_yaml_error(&l->report, f->val[i], p, "%s holds no PEM %s", cfg_quote_str(&b, path),
-                           kind);
-        free(buf);
-    }
-    close(fd);
+    cfg_check_file(&l->report, f->val[i], cfg_field_path(p, f, i), path, label, suffix, kind);
 }
 
 /* ---- tls_server_config -------------------------------------------------------------------- */

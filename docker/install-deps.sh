@@ -9,12 +9,15 @@
 #            (tests/fuzz; libclang-rt is only a recommendation of clang), wrk (tests/soak),
 #            clang-tidy and cppcheck (tests/lint), gcovr (the coverage build), openssl
 #            (certificates made at test time: tests/e2e/test_tls.py, test_webconfig_check.py),
-#            podman, runc and debootstrap (tests/e2e/test_image.py builds and runs the image)
+#            podman, runc and debootstrap (tests/e2e/test_image.py builds and runs the image),
+#            python3-snappy (the remote write receivers of tests/e2e/test_remote_write*.py)
 set -eu
 build="ca-certificates build-essential cmake pkg-config libck-dev libmicrohttpd-dev libyaml-dev
-zlib1g-dev libisal-dev libpcre2-dev libcmocka-dev libgnutls28-dev libcrypt-dev"
-runtime="libck0 libmicrohttpd12 libyaml-0-2 zlib1g libisal2 libpcre2-8-0 libgnutls30 libcrypt1"
-test="$build python3 python3-prometheus-client python3-protobuf python3-yaml openssl prometheus prometheus-pushgateway spin procps iproute2
+zlib1g-dev libisal-dev libpcre2-dev libcmocka-dev libgnutls28-dev libcrypt-dev libprotobuf-c-dev
+protobuf-c-compiler libsnappy-dev libcurl4-gnutls-dev"
+runtime="libck0 libmicrohttpd12 libyaml-0-2 zlib1g libisal2 libpcre2-8-0 libgnutls30 libcrypt1
+libprotobuf-c1 libsnappy1v5 libcurl3-gnutls"
+test="$build python3 python3-prometheus-client python3-protobuf python3-snappy python3-yaml openssl prometheus prometheus-pushgateway spin procps iproute2
 clang libclang-rt-14-dev wrk clang-tidy cppcheck gcovr podman runc debootstrap"
 case "${1:-}" in
 build) want=$build ;;

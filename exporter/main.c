@@ -14,6 +14,7 @@
 #include "health.h"
 #include "http/http.h"
 #include "persist.h"
+#include "remote/remote.h"
 #include "selfmetrics.h"
 #include "state.h"
 #include "version.h"
@@ -36,6 +37,8 @@ typedef struct {
     exp_statsd_listener *statsd;
     /* Persistence (--persistence.file): loaded before the server starts, written last. */
     exp_persist *persist;
+    /* Remote write: started last, stopped (flushing its queues) after the inputs stopped. */
+    exp_remote *remote;
     int started; /* reached ready: only then does the stop write a final snapshot */
 } app;
 
@@ -132,6 +135,8 @@ static void stop_all(app *a) {
     stop_listeners(a);
     exp_http_stop(a->http, DRAIN_MS);
     a->http = NULL;
+    exp_remote_stop(a->remote, EXP_REMOTE_FLUSH_DEADLINE_NS);
+    a->remote = NULL;
     exp_persist_stop(a->persist, a->started); /* nothing updates the registry any more */
     a->persist = NULL;
     exp_state_destroy(a->state);
@@ -217,7 +222,8 @@ int main(int argc, char **argv) {
         stop_all(&a);
         return 1;
     }
-    if (start_writer(&a, err, sizeof err) != 0) {
+    if (start_writer(&a, err, sizeof err) != 0 ||
+        !(a.remote = exp_remote_start(a.reg, a.state, a.self, err, sizeof err))) {
         exp_log(EXP_LOG_ERROR, "cannot start", "err", err, NULL);
         stop_all(&a);
         return 1;

@@ -1,9 +1,10 @@
 /* sweep_config.c - allocation-failure sweep of the path a config and a scrape take: a config
  * with every feature (anchors and merge keys, all metric types, const labels, buckets,
- * objectives, TTLs, glob and regex rules with captures, drop rules) through cfg_load_string,
- * cfg_mapper_create and cfg_apply into a registry; StatsD names mapped (cache included) and
- * their families and series created and updated; a reload to a changed config (replace,
- * remove, add); a series deleted; scrapes in text, OpenMetrics and gzip.
+ * objectives, TTLs, glob and regex rules with captures, drop rules, remote_write entries)
+ * through cfg_load_string, cfg_mapper_create and cfg_apply into a registry; StatsD names
+ * mapped (cache included) and their families and series created and updated; a reload to a
+ * changed config (replace, remove, add); a series deleted; scrapes in text, OpenMetrics and
+ * gzip.
  *
  * The driver (sweep.c) fails allocation N = 1, 2, ... in a child each; here a run that reports
  * success although an allocation failed must end with the same scrape as the counting run.
@@ -97,7 +98,20 @@ static const char config_v1[] =
     "    labels: {cache: \"$1\"}\n"
     "    honor_labels: true\n"
     "  - match: \"debug.*\"\n"
-    "    action: drop\n";
+    "    action: drop\n"
+    "remote_write:\n"
+    "  - name: mimir\n"
+    "    url: https://mimir:9009/api/v1/push\n"
+    "    headers: {X-Scope-OrgID: team-a}\n"
+    "    basic_auth: {username: u, password: p}\n"
+    "    tls_config: {server_name: mimir.local}\n"
+    "    write_relabel_configs:\n"
+    "      - {source_labels: [__name__, job], regex: 'go_.*;.*', action: drop}\n"
+    "      - {source_labels: [a], target_label: b, replacement: 'x${1}'}\n"
+    "    queue_config: {capacity: 1000, retry_on_http_429: true}\n"
+    "    external_labels: {cluster: eu1}\n"
+    "  - url: http://thanos/api/v1/receive\n"
+    "    authorization: {credentials: tok}\n";
 
 /* The reload: one metric changed (labels), one removed, one added, the rest unchanged. */
 static const char config_v2[] =
