@@ -223,7 +223,7 @@ def test_tls_basic_auth():
                                                                         "name: wrong")) as a:
             labels = {"remote_name": "wrong", "url": prom.write_url}
             harness.wait_until(
-                lambda: a.value("abacus_remote_write_samples_failed_total", labels) > 0,
+                lambda: (a.value("abacus_remote_write_samples_failed_total", labels) or 0) > 0,
                 "401 answers counted as failed")
             assert a.value("abacus_remote_write_samples_retried_total", labels) == 0
             assert a.value("abacus_remote_write_samples_total", labels) == 0

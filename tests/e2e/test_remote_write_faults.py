@@ -146,10 +146,13 @@ def config(url, queue=""):
 
 
 def counters(a, url):
+    """The receiver's self-metrics, or None until the scrape shows all of them (a receiver's
+    figures are published by its thread once it has started)."""
     labels = {"remote_name": "r", "url": url}
-    return {k: a.value("abacus_remote_write_%s" % k, labels)
-            for k in ("samples_total", "samples_failed_total", "samples_retried_total",
-                      "samples_dropped_total", "samples_pending", "queue_capacity")}
+    got = {k: a.value("abacus_remote_write_%s" % k, labels)
+           for k in ("samples_total", "samples_failed_total", "samples_retried_total",
+                     "samples_dropped_total", "samples_pending", "queue_capacity")}
+    return None if None in got.values() else got
 
 
 def assert_in_order(samples):
@@ -170,14 +173,14 @@ def test_down_and_back():
     url = "http://127.0.0.1:%d/api/v1/write" % port
     with harness.Abacus(config=config(url), statsd=True) as a:
         a.send_udp(b"work_total:1|c|#kind:x\n")
-        harness.wait_until(lambda: counters(a, url)["samples_retried_total"] > 0,
+        harness.wait_until(lambda: (counters(a, url) or {}).get("samples_retried_total", 0) > 0,
                            "retries while the receiver is down")
         queued = harness.wait_until(
-            lambda: (lambda p: p > 1000 and p)(counters(a, url)["samples_pending"]),
+            lambda: (lambda p: p > 1000 and p)((counters(a, url) or {}).get("samples_pending", 0)),
             "samples queued during the outage")
         rx = Receiver(lambda n: 200, port=port)
         try:
-            c = harness.wait_until(lambda: (lambda c: c["samples_total"] >= queued and c)(
+            c = harness.wait_until(lambda: (lambda c: c and c["samples_total"] >= queued and c)(
                 counters(a, url)), "the outage's samples delivered")
             assert c["samples_dropped_total"] == 0 and c["samples_failed_total"] == 0, c
             got = rx.accepted()
@@ -194,7 +197,7 @@ def test_down_queue_bound():
     port = free_port()
     url = "http://127.0.0.1:%d/api/v1/write" % port
     with harness.Abacus(config=config(url, ", capacity: 50")) as a:
-        c = harness.wait_until(lambda: (lambda c: c["samples_dropped_total"] > 0 and c)(
+        c = harness.wait_until(lambda: (lambda c: c and c["samples_dropped_total"] > 0 and c)(
             counters(a, url)), "samples dropped beyond the capacity")
         assert c["queue_capacity"] == 50 and c["samples_pending"] <= 50, c
 
@@ -203,7 +206,7 @@ def test_bad_request_dropped():
     rx = Receiver(lambda n: 400)
     try:
         with harness.Abacus(config=config(rx.url)) as a:
-            c = harness.wait_until(lambda: (lambda c: c["samples_failed_total"] > 200 and c)(
+            c = harness.wait_until(lambda: (lambda c: c and c["samples_failed_total"] > 200 and c)(
                 counters(a, rx.url)), "400s counted as failed")
             assert c["samples_retried_total"] == 0 and c["samples_total"] == 0, c
             with rx.lock:
@@ -217,7 +220,7 @@ def test_too_many_requests():
     rx = Receiver(lambda n: 429)
     try:
         with harness.Abacus(config=config(rx.url)) as a:
-            c = harness.wait_until(lambda: (lambda c: c["samples_failed_total"] > 0 and c)(
+            c = harness.wait_until(lambda: (lambda c: c and c["samples_failed_total"] > 0 and c)(
                 counters(a, rx.url)), "429 without retry_on_http_429: failed")
             assert c["samples_retried_total"] == 0, c
     finally:
@@ -225,7 +228,7 @@ def test_too_many_requests():
     rx = Receiver(lambda n: 429 if n < 3 else 200)
     try:
         with harness.Abacus(config=config(rx.url, ", retry_on_http_429: true")) as a:
-            c = harness.wait_until(lambda: (lambda c: c["samples_total"] > 0 and c)(
+            c = harness.wait_until(lambda: (lambda c: c and c["samples_total"] > 0 and c)(
                 counters(a, rx.url)), "429 retried, then delivered")
             assert c["samples_retried_total"] > 0 and c["samples_failed_total"] == 0, c
             with rx.lock:
@@ -246,7 +249,7 @@ def test_reload_keeps_queue():
     try:
         with harness.Abacus(config=config(down)) as a:
             queued = harness.wait_until(
-                lambda: (lambda p: p > 500 and p)(counters(a, down)["samples_pending"]),
+                lambda: (lambda p: p > 500 and p)((counters(a, down) or {}).get("samples_pending", 0)),
                 "samples queued for the unreachable url")
             reload_ms = int(time.time() * 1000)
             a.write_config(config(rx.url))
@@ -273,7 +276,7 @@ def test_shutdown_flushes():
             "batch_send_deadline: 20ms", "batch_send_deadline: 1h, max_samples_per_send: 1000000"))
         with a:
             queued = harness.wait_until(
-                lambda: (lambda p: p > 500 and p)(counters(a, rx.url)["samples_pending"]),
+                lambda: (lambda p: p > 500 and p)((counters(a, rx.url) or {}).get("samples_pending", 0)),
                 "samples queued")
             assert rx.count() == 0
         # The context's exit sent SIGTERM and required exit code 0.
