@@ -210,6 +210,7 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
+    print_machine();
     if (scrapes < 1 || rounds < 1 || rounds > MAX_ROUNDS) {
         fprintf(stderr, "bench_https: --scrapes >= 1, --rounds 1..%d\n", MAX_ROUNDS);
         return 2;

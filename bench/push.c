@@ -310,6 +310,7 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
+    print_machine();
     if (access(bin.pushgateway, X_OK) != 0) {
         printf("pushgateway: not installed (%s), no peer column\n", bin.pushgateway);
         bin.pushgateway = NULL;

@@ -171,6 +171,7 @@ static int one_cycle(reg_registry *r, rw_series_set *set, const rw_rules *rules,
 
 /* Exits 0, or 1 when the set-up or a send failed (reported). */
 int main(void) {
+    print_machine();
     unsigned port = sink_start();
     reg_options o = {0};
     reg_registry *r = reg_create(&o);

@@ -445,6 +445,7 @@ int main(int argc, char **argv) {
         return 1;
     self[n] = '\0';
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    print_machine();
     printf("bench_statsd: %ld CPUs; lines: 80%% counters with 2 tags, 10%% gauges, 10%% timers; "
            "mapped by glob rules\n\n",
            ncpu);
