@@ -338,7 +338,7 @@ static size_t kill_all_locked(reg_registry *r, reg_family *f) {
 
 /* A new, unpublished family for a valid def; NULL when out of memory. */
 static reg_family *family_new(reg_registry *r, const reg_family_def *def) {
-    reg_family *f = calloc(1, sizeof(*f));
+    reg_family *f = reg_alloc_lines(sizeof(*f));
     if (f == NULL)
         return NULL;
     if (def_copy(&f->def, def) != 0) {
