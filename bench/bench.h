@@ -73,10 +73,8 @@ static inline double memory_latency_ns(void) {
     return p == n ? 0 : ns; /* p is used so the chase is not optimised away */
 }
 
-/* Prints the machine line: online cores, memory latency and the 1-minute load average, so
- * figures from a busy or a different machine are read as such. Cannot fail (a value that
- * cannot be read prints as 0 or -1). */
-static inline void print_machine(void) {
+/* The 1-minute load average, -1 when /proc/loadavg cannot be read. */
+static inline double load_average(void) {
     double load = -1;
     FILE *f = fopen("/proc/loadavg", "r");
     if (f) {
@@ -84,6 +82,14 @@ static inline void print_machine(void) {
             load = -1;
         fclose(f);
     }
+    return load;
+}
+
+/* Prints the machine line: online cores, memory latency and the 1-minute load average, so
+ * figures from a busy or a different machine are read as such. Cannot fail (a value that
+ * cannot be read prints as 0 or -1). */
+static inline void print_machine(void) {
+    double load = load_average();
     double ns = memory_latency_ns();
     printf("machine: %ld cores, memory latency %.1f ns (dependent random read, 128 MiB), "
            "load average %.2f\n",

@@ -2,12 +2,21 @@
  *
  *  - ns per counter add on an existing series found by its label values (not a cached
  *    pointer), among 1,000 and 1,000,000 series, on 1 and 2 threads; with one read-side
- *    section per add and with one section per batch of 64 adds (how ingest runs);
+ *    section per add and with one section per batch of 64 adds (how ingest runs). Each
+ *    thread adds to series of its own (the issue's "distinct series of one family"), and
+ *    once more with both threads picking from every series (true sharing, for contrast),
+ *    and one thread adding while another holds and releases the family in a loop (what a
+ *    write to the family costs the lookups of other threads);
+ *  - the scaling: two threads' aggregate adds per second over one thread's, next to that of
+ *    a loop sharing nothing, run in between (what the machine allows at the time);
  *  - ns per new-series create (1 and 2 threads, distinct series);
  *  - resident bytes per series at 1,000,000 series with two labels of 12 bytes.
+ * Every timed case runs RUNS times, 1- and 2-thread runs interleaved so that a change in
+ * the machine's load hits both alike; each prints its median and [smallest-largest].
  * Usage: bench_registry [series-for-the-large-case]
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,13 +48,23 @@ typedef struct {
     size_t first, count; /* series range to create, or to pick from */
     size_t ops, batch;
     unsigned seed;
-    double secs;
+    double secs, cpu; /* wall-clock and this thread's CPU seconds */
 } job;
+
+/* This thread's CPU seconds. On a machine shared with other work a thread waits for a core
+ * part of the time; its CPU time still grows with every cache line it waits for, so the CPU
+ * figures show sharing between the two threads even when the wall clock is noisy. Cannot
+ * fail. */
+static double thread_cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static void *create_job(void *arg) {
     job *j = arg;
     reg_thread *t = reg_thread_attach(reg);
-    double t0 = now_s();
+    double t0 = now_s(), c0 = thread_cpu_s();
     char a[16], b[16];
     for (size_t i = j->first; i < j->first + j->count; i++) {
         values_of(i, a, b);
@@ -56,6 +75,7 @@ static void *create_job(void *arg) {
         reg_end(t);
     }
     j->secs = now_s() - t0;
+    j->cpu = thread_cpu_s() - c0;
     reg_thread_detach(t);
     return NULL;
 }
@@ -65,7 +85,7 @@ static void *add_job(void *arg) {
     reg_thread *t = reg_thread_attach(reg);
     unsigned x = j->seed;
     char a[16], b[16];
-    double t0 = now_s();
+    double t0 = now_s(), c0 = thread_cpu_s();
     for (size_t i = 0; i < j->ops; i += j->batch) {
         reg_begin(t);
         for (size_t k = 0; k < j->batch; k++) {
@@ -77,29 +97,70 @@ static void *add_job(void *arg) {
         reg_end(t);
     }
     j->secs = now_s() - t0;
+    j->cpu = thread_cpu_s() - c0;
     reg_thread_detach(t);
     return NULL;
 }
 
-/* Run fn on n threads; returns ns per operation as seen by each thread (mean). */
-static double run(void *(*fn)(void *), job *tmpl, int n, size_t per_thread_ops) {
+/* Set when the timed thread is done: the holder below stops. */
+static _Atomic int holder_stop;
+
+/* Holds and releases the family as fast as it can (what scrapes and ingest caches do, far
+ * more often): it writes the family's reference count, and an adder on another core shows
+ * what that costs it when the count shares a line with what lookups read. */
+static void *hold_job(void *arg) {
+    (void)arg;
+    while (!atomic_load_explicit(&holder_stop, memory_order_relaxed)) {
+        if (reg_family_hold(fam) == REG_OK)
+            reg_family_release(reg, fam);
+    }
+    return NULL;
+}
+
+/* The control: a loop that shares nothing (a generator in registers), timed like an add
+ * job. On a VM whose two vCPUs are not always both backed by a core (steal time, other
+ * tenants), even this does not run twice as fast on two threads: the add cases' scaling is
+ * read against its scaling, measured in the same runs. */
+static void *control_job(void *arg) {
+    job *j = arg;
+    unsigned x = j->seed;
+    double t0 = now_s(), c0 = thread_cpu_s();
+    for (size_t i = 0; i < j->ops * 50; i++)
+        x = x * 1664525u + 1013904223u;
+    j->secs = now_s() - t0;
+    j->cpu = thread_cpu_s() - c0;
+    j->seed = x; /* used, so the loop stays */
+    return NULL;
+}
+
+enum { RUNS = 5 };
+
+/* ns per operation as seen by each thread (mean): wall clock and CPU time. */
+typedef struct {
+    double wall, cpu;
+} timing;
+
+/* Run fn on n threads; returns ns per operation. With shared, every add thread picks from the
+ * whole range; otherwise each gets its own share of it. */
+static timing run(void *(*fn)(void *), const job *tmpl, int n, size_t per_thread_ops, int shared) {
     pthread_t th[8];
     job jobs[8];
     for (int i = 0; i < n; i++) {
         jobs[i] = *tmpl;
         jobs[i].seed = 12345u + (unsigned)i;
-        if (fn == create_job) {
-            jobs[i].count = tmpl->count / n;
+        if (fn == create_job || !shared) {
+            jobs[i].count = tmpl->count / (size_t)n;
             jobs[i].first = tmpl->first + (size_t)i * jobs[i].count;
         }
         pthread_create(&th[i], NULL, fn, &jobs[i]);
     }
-    double ns = 0;
+    timing ns = {0, 0};
     for (int i = 0; i < n; i++) {
         pthread_join(th[i], NULL);
-        ns += jobs[i].secs * 1e9 / (double)per_thread_ops;
+        ns.wall += jobs[i].secs * 1e9 / (double)per_thread_ops / n;
+        ns.cpu += jobs[i].cpu * 1e9 / (double)per_thread_ops / n;
     }
-    return ns / n;
+    return ns;
 }
 
 static void fresh_registry(void) {
@@ -120,9 +181,74 @@ static void fresh_registry(void) {
     reg_thread_detach(t);
 }
 
+/* Prints one case's medians and ranges over v[0..RUNS) and returns the medians. Cannot fail. */
+static timing print_case(const char *what, const timing *v) {
+    double wall[RUNS], cpu[RUNS];
+    for (int k = 0; k < RUNS; k++) {
+        wall[k] = v[k].wall;
+        cpu[k] = v[k].cpu;
+    }
+    spread w = spread_of(wall, RUNS), c = spread_of(cpu, RUNS);
+    printf("  %-40s %7.1f ns [%.1f-%.1f]  cpu %6.1f ns [%.1f-%.1f]\n", what, w.median, w.min, w.max,
+           c.median, c.min, c.max);
+    return (timing){w.median, c.median};
+}
+
+/* The add cases on the current registry of n series, and the control. Cannot fail. */
+static void bench_adds(size_t n) {
+    enum { ONE, ONE_B, TWO, TWO_B, SHARED_B, HELD_B, CONTROL1, CONTROL2, NCASES };
+    static const char *const what[NCASES] = {
+        "counter add, 1 thread,  section/add", "counter add, 1 thread,  section/64 adds",
+        "counter add, 2 threads, section/add", "counter add, 2 threads, section/64 adds",
+        "2 threads, same series, section/64",  "1 thread, family held meanwhile, /64",
+        "control, 1 thread (per 50 steps)",    "control, 2 threads (per 50 steps)"};
+    timing ns[NCASES][RUNS];
+    size_t ops = 1000000;
+    for (int k = 0; k < RUNS; k++) {
+        for (int c = 0; c < NCASES; c++) {
+            int threads = (c >= TWO && c <= SHARED_B) || c == CONTROL2 ? 2 : 1;
+            job a = {.first = 0, .count = n, .ops = ops, .batch = c == ONE || c == TWO ? 1 : 64};
+            pthread_t holder;
+            atomic_store(&holder_stop, 0);
+            if (c == HELD_B)
+                pthread_create(&holder, NULL, hold_job, NULL);
+            ns[c][k] = run(c >= CONTROL1 ? control_job : add_job, &a, threads, ops, c == SHARED_B);
+            if (c == HELD_B) {
+                atomic_store(&holder_stop, 1);
+                pthread_join(holder, NULL);
+            }
+        }
+    }
+    timing med[NCASES];
+    for (int c = 0; c < NCASES; c++)
+        med[c] = print_case(what[c], ns[c]);
+    printf("  2 threads' adds/s over 1 thread's: section/add %.2fx (cpu %.2fx), "
+           "section/64 adds %.2fx (cpu %.2fx)\n",
+           2 * med[ONE].wall / med[TWO].wall, 2 * med[ONE].cpu / med[TWO].cpu,
+           2 * med[ONE_B].wall / med[TWO_B].wall, 2 * med[ONE_B].cpu / med[TWO_B].cpu);
+    printf("  the control's (sharing nothing), same runs: %.2fx\n",
+           2 * med[CONTROL1].wall / med[CONTROL2].wall);
+}
+
+/* The create cases: new series among the current ones (the registry grows by 2 * RUNS * m).
+ * Cannot fail. */
+static void bench_creates(size_t n) {
+    timing ns[2][RUNS];
+    size_t m = 50000, next = n + 1000000000; /* label values unlike the filled ones */
+    for (int k = 0; k < RUNS; k++) {
+        for (int threads = 1; threads <= 2; threads++) {
+            job cc = {.first = next, .count = m};
+            next += m;
+            ns[threads - 1][k] = run(create_job, &cc, threads, m / (size_t)threads, 0);
+        }
+    }
+    print_case("create new series, 1 thread", ns[0]);
+    print_case("create new series, 2 threads", ns[1]);
+}
+
 int main(int argc, char **argv) {
     size_t big = argc > 1 ? strtoul(argv[1], NULL, 10) : 1000000;
-    printf("abacus registry benchmark\n");
+    printf("abacus registry benchmark (%d runs a case: median [smallest-largest])\n", RUNS);
     print_machine();
 
     size_t sizes[] = {1000, big};
@@ -131,30 +257,17 @@ int main(int argc, char **argv) {
         fresh_registry();
         long rss0 = rss_bytes();
         job c = {.first = 0, .count = n};
-        double create_ns = run(create_job, &c, 1, n);
+        double create_ns = run(create_job, &c, 1, n, 0).wall;
         long rss1 = rss_bytes();
         printf("\n%zu series, 2 labels of 12 bytes\n", n);
-        printf("  create (1 thread)                     %8.1f ns/series\n", create_ns);
+        printf("  %-40s %7.1f ns\n", "fill: create (1 thread, once)", create_ns);
         if (n == big)
-            printf("  resident memory                       %8.1f B/series\n",
+            printf("  %-40s %7.1f B/series\n", "resident memory",
                    (double)(rss1 - rss0) / (double)n);
-        for (int threads = 1; threads <= 2; threads++) {
-            size_t ops = 4000000;
-            job a = {.first = 0, .count = n, .ops = ops, .batch = 1};
-            double one = run(add_job, &a, threads, ops);
-            a.batch = 64;
-            double batched = run(add_job, &a, threads, ops);
-            printf("  counter add, %d thread%s: section/add  %8.1f ns   section/64 adds %8.1f ns\n",
-                   threads, threads > 1 ? "s" : " ", one, batched);
-        }
-        for (int threads = 1; threads <= 2; threads++) {
-            size_t m = 200000;
-            job cc = {.first = big + (size_t)threads * 500000, .count = m};
-            double ns = run(create_job, &cc, threads, m / (size_t)threads);
-            printf("  create new series, %d thread%s         %8.1f ns/series\n", threads,
-                   threads > 1 ? "s" : " ", ns);
-        }
+        bench_adds(n);
+        bench_creates(n);
     }
     reg_destroy(reg);
+    printf("\nload average at the end %.2f\n", load_average());
     return 0;
 }

@@ -338,7 +338,7 @@ static size_t kill_all_locked(reg_registry *r, reg_family *f) {
 
 /* A new, unpublished family for a valid def; NULL when out of memory. */
 static reg_family *family_new(reg_registry *r, const reg_family_def *def) {
-    reg_family *f = calloc(1, sizeof(*f));
+    reg_family *f = reg_alloc_lines(sizeof(*f));
     if (f == NULL)
         return NULL;
     if (def_copy(&f->def, def) != 0) {
@@ -352,7 +352,14 @@ static reg_family *family_new(reg_registry *r, const reg_family_def *def) {
     f->key.hash = reg_hash_bytes(def->name, f->key.klen, r->seed);
     f->nvals = def->type == REG_HISTOGRAM ? def->nbuckets + 2 : 1;
     atomic_init(&f->refs, 1);
-    pthread_mutex_init(&f->mu, NULL);
+    /* Adaptive: the lock is held for a lookup and an insert (the series is built before it is
+     * taken), far shorter than the futex sleep and wake-up a plain mutex pays for every
+     * contended lock when two threads create series in one family. */
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+    pthread_mutex_init(&f->mu, &ma);
+    pthread_mutexattr_destroy(&ma);
     if (!reg_series_hs_init(r, f)) {
         pthread_mutex_destroy(&f->mu);
         def_free(&f->def);

@@ -100,7 +100,13 @@ typedef struct {
     size_t klen;
 } reg_probe;
 
+/* A cache line. Fields written at different rates by different threads live on lines of their
+ * own: a write to a line costs every other core that reads anything on it a miss. */
+#define REG_LINE 64
+
 struct reg_family {
+    /* Read by every update; written only before the family is published (and hs.map when the
+     * set grows, under mu). Nothing written per update or per creation shares these lines. */
     /* First member: ck_hs_put_unique hands the family itself to the compare callback, which
      * reads its second argument as a reg_probe (hash of the name, name, length). */
     reg_probe key;
@@ -109,9 +115,12 @@ struct reg_family {
     char **lpre;        /* per label: `name="` (first) or `,name="`: rendered once */
     uint16_t *lpre_len;
     reg_registry *reg;
-    pthread_mutex_t mu; /* serialises writers of hs (ck_hs is single-writer) */
     ck_hs_t hs;
-    _Atomic size_t nseries; /* written under mu; read relaxed by anyone */
+    /* Written by every creation and removal (mu, nseries, removals) and every hold (refs).
+     * Kept off the lines above so that a thread creating series, or a scrape holding the
+     * family, does not take from the updaters of other series the line holding hs. */
+    _Alignas(REG_LINE) pthread_mutex_t mu; /* serialises writers of hs (ck_hs is single-writer) */
+    _Atomic size_t nseries;                /* written under mu; read relaxed by anyone */
     _Atomic uint64_t refused;
     _Atomic uint64_t refs; /* 1 for the registry's link plus one per hold */
     _Atomic int dead;      /* set under mu before its series are killed */
@@ -122,7 +131,9 @@ struct reg_family {
 };
 
 /* A reader/writer handle: an epoch record. The record must be the first member: records
- * returned by ck_epoch_recycle are cast back to reg_thread. */
+ * returned by ck_epoch_recycle are cast back to reg_thread. Each is allocated on lines of its
+ * own (reg_alloc_lines): reg_begin and reg_end write the record, and a neighbour's record on
+ * the same line would make two threads' sections take the line from each other. */
 struct reg_thread {
     ck_epoch_record_t rec;
     reg_registry *reg;
@@ -135,15 +146,24 @@ typedef struct reg_block {
 } reg_block;
 
 struct reg_registry {
+    /* Read by every section and update: the global epoch (reg_begin), the seed (every
+     * lookup's hash), the options. ck_epoch_t's other fields (n_free, the record list) change
+     * only when a handle is attached or detached, which ck keeps next to the epoch. */
     ck_epoch_t epoch;
+    uint64_t seed;
     reg_options opt;
-    pthread_mutex_t fam_mu; /* serialises writers of families */
+    struct ck_malloc alloc;
+
+    /* Families: written when one is added or removed. */
+    _Alignas(REG_LINE) pthread_mutex_t fam_mu; /* serialises writers of families */
     ck_hs_t families;
     _Atomic size_t nfamilies;
-    _Atomic size_t nseries;    /* registry-wide, for the global limit */
-    pthread_mutex_t retire_mu; /* guards retired */
+
+    /* Written by every series creation and removal (for the global limit), nothing else. */
+    _Alignas(REG_LINE) _Atomic size_t nseries; /* registry-wide */
+
+    _Alignas(REG_LINE) pthread_mutex_t retire_mu; /* guards retired */
     ck_stack_entry_t *retired; /* unlinked entries awaiting adoption by the reaper */
-    struct ck_malloc alloc;
 
     pthread_mutex_t reap_mu; /* one reaper pass at a time */
     reg_thread *reaper;      /* the reaper's own epoch record */
@@ -152,11 +172,10 @@ struct reg_registry {
     pthread_mutex_t wake_mu;
     pthread_cond_t wake_cv;
     int stopping;
-    uint64_t seed;
 
     /* Pushed groups (group.c). Lock order: push_mu, then fam_mu. */
-    pthread_mutex_t push_mu; /* serialises writers of groups */
-    ck_hs_t groups;          /* the current state of each group */
+    _Alignas(REG_LINE) pthread_mutex_t push_mu; /* serialises writers of groups */
+    ck_hs_t groups;                             /* the current state of each group */
     /* Pushed name -> its type and how many groups have it. Changed with both push_mu and
      * fam_mu held, so either lock is enough to read it (reg_family_add reads it under fam_mu). */
     reg_strmap *push_names;
@@ -201,6 +220,9 @@ static inline uint64_t reg_hash_inline(const void *p, size_t n, uint64_t seed) {
 }
 
 /* registry.c */
+/* Zeroed memory for a struct with _Alignas(REG_LINE) members, starting on a line of its own
+ * and rounded up to whole lines (free it with free). NULL when out of memory. */
+void *reg_alloc_lines(size_t size);
 uint64_t reg_now_mono_ns(void);
 double reg_now_wall(void);
 void reg_retire_series(reg_registry *r, struct reg_series *s);

@@ -29,6 +29,15 @@ uint64_t reg_hash_bytes(const void *p, size_t n, uint64_t seed) {
     return reg_hash_inline(p, n, seed);
 }
 
+/* Whole lines, zeroed (internal.h). NULL when out of memory. */
+void *reg_alloc_lines(size_t size) {
+    size_t n = (size + REG_LINE - 1) / REG_LINE * REG_LINE;
+    void *p = aligned_alloc(REG_LINE, n);
+    if (p != NULL)
+        memset(p, 0, n);
+    return p;
+}
+
 /* Monotonic nanoseconds. Cannot fail. */
 uint64_t reg_now_mono_ns(void) {
     struct timespec ts;
@@ -198,10 +207,9 @@ reg_thread *reg_thread_attach(reg_registry *r) {
     /* Pairs with the release in reg_thread_detach: ck's recycle CAS is invisible to TSan. */
     REG_TSAN_ACQUIRE(t);
     if (t == NULL) {
-        t = aligned_alloc(64, (sizeof(reg_thread) + 63) / 64 * 64);
+        t = reg_alloc_lines(sizeof(reg_thread));
         if (t == NULL)
             return NULL;
-        memset(t, 0, sizeof(*t));
         ck_epoch_register(&r->epoch, &t->rec, NULL);
     }
     t->reg = r;
@@ -275,7 +283,7 @@ static void *reaper_main(void *arg) {
 /* ---- lifecycle --------------------------------------------------------------------------- */
 
 reg_registry *reg_create(const reg_options *opt) {
-    reg_registry *r = calloc(1, sizeof(*r));
+    reg_registry *r = reg_alloc_lines(sizeof(*r));
     if (r == NULL)
         return NULL;
     if (opt)

@@ -2,8 +2,9 @@
  *
  * The protocol is DESIGN.md's "series lifecycle" and registry/model/series.pml:
  *  update  = lookup (lock-free) + enter (CAS on the state word unless DEAD) + atomic update +
- *            leave; on a miss or DEAD, lock the family, look up again, create and publish if
- *            absent, enter before unlocking (cannot fail: DEAD is only set under that lock).
+ *            leave; on a miss or DEAD, build the new series (private), lock the family, look
+ *            up again, publish it if still absent (else free it), enter before unlocking
+ *            (cannot fail: DEAD is only set under that lock).
  *  removal = under the family lock, CAS the state word from "nobody inside" to DEAD, unlink,
  *            read the final value, retire for an epoch-deferred free.
  *  scrape  = collect live series, then look at each state again and drop those now DEAD.
@@ -323,6 +324,22 @@ void reg_series_free_now(struct reg_series *s) {
     free(s);
 }
 
+/* 1 when creating one more series in f would pass its limit or the registry's, as far as a
+ * relaxed read tells (a hint: enter_series decides under the lock). Cannot fail. */
+static int limit_reached(reg_registry *r, reg_family *f, int counted) {
+    size_t n = atomic_load_explicit(&f->nseries, memory_order_relaxed);
+    if (f->def.max_series && n >= f->def.max_series)
+        return 1;
+    return counted && r->opt.max_series &&
+           atomic_load_explicit(&r->nseries, memory_order_relaxed) >= r->opt.max_series;
+}
+
+/* Free a series built but never published (NULL is a no-op). Cannot fail. */
+static void discard(struct reg_series *s) {
+    if (s != NULL)
+        reg_series_free_now(s);
+}
+
 /* Find or create the series for values and enter it. Returns the entered series or NULL
  * with *err set. Inside a section. */
 static struct reg_series *enter_series(reg_thread *t, reg_family *f, const char *const *values,
@@ -342,29 +359,41 @@ static struct reg_series *enter_series(reg_thread *t, reg_family *f, const char 
             return s;
     }
 
-    /* Slow path: absent or DEAD. Look again under the lock, create if still absent. */
+    /* Slow path: absent or DEAD. The new series is built before taking the lock: rendering,
+     * allocating and reading the clocks touch nothing shared, and done under the lock they
+     * made every other thread creating in this family wait for them. It stays private (and
+     * is freed unpublished) unless the look under the lock misses too. Not built when the
+     * values are not UTF-8 or a limit looks reached: a flood of refused label sets then
+     * costs no allocation. The checks under the lock decide, in the same order as before. */
+    int bad_utf8 = 0;
+    for (size_t i = 0; i < f->def.nlabels && !bad_utf8; i++)
+        bad_utf8 = !reg_valid_utf8(values[i], lens[i]);
+    int counted = !(f->def.flags & REG_FAMILY_OWN); /* see REG_FAMILY_OWN */
+    int cerr = REG_OK;
+    struct reg_series *fresh = NULL;
+    if (!bad_utf8 && !limit_reached(r, f, counted))
+        fresh = series_new(f, &sp, &cerr);
+
     pthread_mutex_lock(&f->mu);
     /* Relaxed: dead is written under this mutex (reg_family_remove), which orders it. */
     if (atomic_load_explicit(&f->dead, memory_order_relaxed)) {
         pthread_mutex_unlock(&f->mu);
+        discard(fresh);
         *err = REG_EGONE;
         return NULL;
     }
     s = reg_series_untag(ck_hs_get(&f->hs, (unsigned long)sp.hash, &sp));
     if (s == NULL) {
-        for (size_t i = 0; i < f->def.nlabels; i++) {
-            if (!reg_valid_utf8(values[i], strlen(values[i]))) {
-                pthread_mutex_unlock(&f->mu);
-                *err = REG_EINVAL;
-                return NULL;
-            }
+        if (bad_utf8) {
+            pthread_mutex_unlock(&f->mu);
+            *err = REG_EINVAL;
+            return NULL;
         }
         /* Counters, all relaxed: f->nseries changes only under this mutex, so the family
          * limit is exact; r->nseries is one atomic counter, so the reserve-then-check below
          * never lets two creators past the global limit; refused is a statistic. */
         size_t n = atomic_load_explicit(&f->nseries, memory_order_relaxed);
         int refused = f->def.max_series && n >= f->def.max_series;
-        int counted = !(f->def.flags & REG_FAMILY_OWN); /* see REG_FAMILY_OWN */
         if (!counted) {
             /* neither counted in nor refused by the registry-wide limit */
         } else if (!refused && r->opt.max_series) {
@@ -380,11 +409,13 @@ static struct reg_series *enter_series(reg_thread *t, reg_family *f, const char 
         if (refused) {
             atomic_fetch_add_explicit(&f->refused, 1, memory_order_relaxed);
             pthread_mutex_unlock(&f->mu);
+            discard(fresh);
             *err = REG_ELIMIT;
             return NULL;
         }
-        int cerr = REG_OK;
-        s = series_new(f, &sp, &cerr);
+        /* Not built above when a limit looked reached (and a removal has since made room). */
+        s = fresh != NULL || cerr != REG_OK ? fresh : series_new(f, &sp, &cerr);
+        fresh = NULL;
         if (s) {
             /* Fully initialised; the publish. Pairs with the acquire after ck_hs_get. */
             REG_TSAN_RELEASE(s);
@@ -409,6 +440,7 @@ static struct reg_series *enter_series(reg_thread *t, reg_family *f, const char 
     int entered = try_enter(s);
     (void)entered;
     pthread_mutex_unlock(&f->mu);
+    discard(fresh); /* another thread created it first */
     return s;
 }
 
