@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "family.h"
 #include "registry.h"
 
 static const char *const LABELS[] = {"service", "endpoint"};
@@ -169,15 +170,9 @@ static void fresh_registry(void) {
     reg_options o = {0};
     reg = reg_create(&o);
     reg_thread *t = reg_thread_attach(reg);
-    reg_family_def d = {.name = "bench_requests_total",
-                        .help = "bench",
-                        .type = REG_COUNTER,
-                        .nlabels = 2,
-                        .labels = LABELS};
-    reg_begin(t);
-    if (reg_family_add(t, &d, &fam) != REG_OK)
+    fam = bench_counter_family(t, "bench_requests_total", LABELS[0], LABELS[1]);
+    if (fam == NULL)
         abort();
-    reg_end(t);
     reg_thread_detach(t);
 }
 

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "family.h"
 #include "exporter/remote/internal.h"
 
 #define SERVICES 100
@@ -93,21 +94,6 @@ static unsigned sink_start(void) {
 
 /* ---- the registry -------------------------------------------------------------------------- */
 
-static reg_family *fill(reg_thread *t) {
-    static const char *const labels[] = {"service", "route"};
-    reg_family_def d = {.name = "http_requests_total",
-                        .help = "Requests.",
-                        .type = REG_COUNTER,
-                        .nlabels = 2,
-                        .labels = labels};
-    reg_family *f;
-    reg_begin(t);
-    if (reg_family_add(t, &d, &f) != REG_OK)
-        f = NULL;
-    reg_end(t);
-    return f;
-}
-
 /* Add to every series (each cycle's values differ, as a live registry's do). */
 static void update(reg_thread *t, reg_family *f, unsigned cycle) {
     char svc[32], route[48];
@@ -176,7 +162,7 @@ int main(void) {
     reg_options o = {0};
     reg_registry *r = reg_create(&o);
     reg_thread *t = r ? reg_thread_attach(r) : NULL;
-    reg_family *f = t ? fill(t) : NULL;
+    reg_family *f = t ? bench_counter_family(t, "http_requests_total", "service", "route") : NULL;
     rw_client *c = rw_client_create();
     rw_series_set set;
     if (!port || !f || !c || rw_series_set_init(&set) != 0) {

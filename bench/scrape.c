@@ -25,6 +25,7 @@
 #include <zlib.h>
 
 #include "bench.h"
+#include "family.h"
 #include "http/expfmt.h"
 #include "registry.h"
 
@@ -111,21 +112,15 @@ static double scrape_once(reg_registry *r, int way, size_t *bytes, long *peak_kb
 
 /* A registry with n counter series of two labels. NULL when it cannot be built. */
 static reg_registry *fill(size_t n) {
-    static const char *const labels[] = {"service", "endpoint"};
     reg_options o = {0};
     reg_registry *r = reg_create(&o);
     if (r == NULL)
         return NULL;
     reg_thread *t = reg_thread_attach(r);
-    reg_family_def d = {.name = "bench_requests_total",
-                        .help = "Requests.",
-                        .type = REG_COUNTER,
-                        .nlabels = 2,
-                        .labels = labels};
-    reg_family *f;
+    reg_family *f = bench_counter_family(t, "bench_requests_total", "service", "endpoint");
     char a[48], b[48];
     reg_begin(t);
-    int ok = reg_family_add(t, &d, &f) == REG_OK;
+    int ok = f != NULL;
     for (size_t i = 0; ok && i < n; i++) {
         snprintf(a, sizeof a, "svc-%zu", i % 1000);
         snprintf(b, sizeof b, "/api/v1/item/%zu", i);
