@@ -229,7 +229,8 @@ def test_tls_basic_auth():
                 "401 answers counted as failed")
             assert a.value("abacus_remote_write_samples_retried_total", labels) == 0
             assert a.value("abacus_remote_write_samples_total", labels) == 0
-            assert "HTTP 401" in a.log_text()
+            # counted before it is logged: await the line
+            harness.wait_until(lambda: "HTTP 401" in a.log_text(), "the 401 logged")
     import shutil
     shutil.rmtree(d, ignore_errors=True)
 

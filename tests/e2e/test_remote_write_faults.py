@@ -261,8 +261,8 @@ def test_reload_keeps_queue():
             assert c["samples_dropped_total"] == 0, c
             got = rx.accepted()
             assert_in_order(got)
-            # Collected while the old url was configured, at least a few intervals earlier.
-            assert min(t for _, _, t in got) < reload_ms - 400, (got[0], reload_ms)
+            # Collected while the old url was configured: before the reload was asked for.
+            assert min(t for _, _, t in got) < reload_ms, (got[0], reload_ms)
     finally:
         rx.close()
 
