@@ -10,11 +10,15 @@
  *  - the scaling: two threads' aggregate adds per second over one thread's, next to that of
  *    a loop sharing nothing, run in between (what the machine allows at the time);
  *  - ns per new-series create (1 and 2 threads, distinct series);
- *  - resident bytes per series at 1,000,000 series with two labels of 12 bytes.
+ *  - resident bytes per series at 1,000,000 series with two labels of 12 bytes, measured
+ *    first, in a heap nothing was freed into yet (a fill after the other cases would reuse
+ *    their freed memory and read low), with the breakdown: the series' malloc chunk, the hash
+ *    set's slot array at its load factor, and what else the heap grew by.
  * Every timed case runs RUNS times, 1- and 2-thread runs interleaved so that a change in
  * the machine's load hits both alike; each prints its median and [smallest-largest].
- * Usage: bench_registry [series-for-the-large-case]
+ * Usage: bench_registry [series-for-the-large-case [memory]] ("memory": that case only)
  */
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -241,24 +245,61 @@ static void bench_creates(size_t n) {
     print_case("create new series, 2 threads", ns[1]);
 }
 
+/* The memory case: n series made in a heap nothing was freed into yet, RSS and malloc's
+ * in-use bytes before and after, per series, and what one series' chunk and the hash set's
+ * slot array come to. Cannot fail (aborts when the registry refuses a series). */
+static void bench_memory(size_t n) {
+    fresh_registry();
+    reg_reap(reg); /* nothing retired pending */
+    long rss0 = rss_bytes();
+    struct mallinfo2 m0 = mallinfo2();
+    job c = {.first = 0, .count = n};
+    run(create_job, &c, 1, n, 0);
+    for (int i = 0; i < 3; i++) /* a grace period or two: the slot arrays grown out of are freed */
+        reg_reap(reg);
+    long rss1 = rss_bytes();
+    struct mallinfo2 m1 = mallinfo2();
+    /* One series' chunk: what malloc hands out plus its 8-byte size header. */
+    reg_thread *t = reg_thread_attach(reg);
+    reg_series **v = NULL;
+    size_t cap = 0, klen = 0;
+    reg_begin(t);
+    long got = reg_family_collect(t, fam, &v, &cap);
+    size_t chunk = got > 0 ? malloc_usable_size(v[0]) + 8 : 0;
+    if (got > 0)
+        reg_series_labels(v[0], &klen);
+    reg_end(t);
+    free(v);
+    reg_thread_detach(t);
+    /* ck_hs doubles its slot array when it would be more than half full; 8 bytes a slot. */
+    size_t slots = 8;
+    while (slots < 2 * n)
+        slots *= 2;
+    double in_use = (double)((m1.uordblks + m1.hblkhd) - (m0.uordblks + m0.hblkhd)) / (double)n;
+    printf("\nmemory: %zu series, 2 labels of 12 bytes, in a fresh heap\n", n);
+    printf("  %-40s %7.1f B/series\n", "resident memory", (double)(rss1 - rss0) / (double)n);
+    printf("  %-40s %7.1f B/series\n", "malloc in use (mallinfo2)", in_use);
+    printf("  %-40s %7zu B (label text %zu B)\n", "series chunk (usable + 8 header)", chunk, klen);
+    printf("  %-40s %7.1f B/series (%zu slots, load %.2f)\n", "hash set slot array",
+           (double)slots * 8 / (double)n, slots, (double)n / (double)slots);
+}
+
 int main(int argc, char **argv) {
     size_t big = argc > 1 ? strtoul(argv[1], NULL, 10) : 1000000;
     printf("abacus registry benchmark (%d runs a case: median [smallest-largest])\n", RUNS);
     print_machine();
+    bench_memory(big);
+    if (argc > 2 && strcmp(argv[2], "memory") == 0)
+        return 0;
 
     size_t sizes[] = {1000, big};
     for (int si = 0; si < 2; si++) {
         size_t n = sizes[si];
         fresh_registry();
-        long rss0 = rss_bytes();
         job c = {.first = 0, .count = n};
         double create_ns = run(create_job, &c, 1, n, 0).wall;
-        long rss1 = rss_bytes();
         printf("\n%zu series, 2 labels of 12 bytes\n", n);
         printf("  %-40s %7.1f ns\n", "fill: create (1 thread, once)", create_ns);
-        if (n == big)
-            printf("  %-40s %7.1f B/series\n", "resident memory",
-                   (double)(rss1 - rss0) / (double)n);
         bench_adds(n);
         bench_creates(n);
     }
