@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "registry.h"
@@ -87,10 +88,16 @@ static inline struct reg_series *reg_series_untag(const void *p) {
     return (struct reg_series *)((uintptr_t)p & REG_PTR_MASK);
 }
 
+/* Offset of the value words in a series whose key is klen bytes: the key starts at
+ * offsetof(key), not sizeof, which is rounded up past klen and flags to 48 and would waste 4
+ * bytes a series (a 16-byte malloc size class for one key length in four). Cannot fail. */
+static inline size_t reg_series_vals_off(size_t klen) {
+    return (offsetof(struct reg_series, key) + klen + 1 + 7) & ~(size_t)7;
+}
+
 /* The value words of s. Cannot fail. */
 static inline _Atomic uint64_t *reg_series_vals(const struct reg_series *s) {
-    size_t off = (sizeof(struct reg_series) + s->klen + 1 + 7) & ~(size_t)7;
-    return (_Atomic uint64_t *)((char *)s + off);
+    return (_Atomic uint64_t *)((char *)s + reg_series_vals_off(s->klen));
 }
 
 /* Lookup probe: what ck_hs compare sees as its second argument. */

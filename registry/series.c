@@ -271,7 +271,7 @@ static struct reg_series *series_new(reg_family *f, const series_probe *sp, int 
         plain += f->lpre_len[i] + sp->lens[i] + 1;
     const reg_probe key = {sp->hash, buf, (size_t)klen}, *p = &key;
     *err = REG_ENOMEM;
-    size_t off = (sizeof(struct reg_series) + p->klen + 1 + 7) & ~(size_t)7;
+    size_t off = reg_series_vals_off(p->klen);
     struct reg_series *s = malloc(off + f->nvals * sizeof(uint64_t));
     if (s == NULL)
         return NULL;
