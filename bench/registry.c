@@ -276,7 +276,7 @@ static void bench_memory(size_t n) {
     while (slots < 2 * n)
         slots *= 2;
     double in_use = (double)((m1.uordblks + m1.hblkhd) - (m0.uordblks + m0.hblkhd)) / (double)n;
-    printf("\nmemory: %zu series, 2 labels of 12 bytes, in a fresh heap\n", n);
+    printf("\nmemory: %zu series, 2 label values of 14 bytes, in a fresh heap\n", n);
     printf("  %-40s %7.1f B/series\n", "resident memory", (double)(rss1 - rss0) / (double)n);
     printf("  %-40s %7.1f B/series\n", "malloc in use (mallinfo2)", in_use);
     printf("  %-40s %7zu B (label text %zu B)\n", "series chunk (usable + 8 header)", chunk, klen);
