@@ -66,7 +66,7 @@ static bool is_digit(int c) {
 typedef struct {
     const char *colon;            /* the first ':', or NULL */
     const char *colon2;           /* the first ':' after it, or NULL */
-    const char *bars[INDEX_BARS]; /* the first '|' after the first ':', in order */
+    const char *bars[INDEX_BARS]; /* the first INDEX_BARS '|' after the first ':' */
     size_t nbars;
     bool all_bars; /* bars holds every '|' after the first ':' */
     bool ascii;    /* no byte >= 0x80, so valid UTF-8 without checking */
@@ -422,7 +422,6 @@ static void parse_parts(parser *p, const char *s, size_t n, parts_outcome *o) {
 
 /* The part of a sample after its value: "type[|parts...]". */
 typedef struct {
-    bool present; /* the sample had a '|' */
     size_t ncomp; /* '|'-separated components including the value */
     exp_statsd_str type;
     const char *parts; /* after the type's '|', or NULL */
@@ -433,7 +432,6 @@ typedef struct {
 
 /* The suffix `|type|parts` (s[0..n)) of a sample, its parts not parsed yet. Cannot fail. */
 static void suffix_init(const parser *p, sample_suffix *x, const char *s, size_t n) {
-    x->present = true;
     x->ncomp = 2;
     x->done = false;
     x->parts = NULL;
@@ -474,12 +472,12 @@ static void emit(parser *p, exp_statsd_kind kind, bool from_ms, double v, uint64
         .name = p->name, .kind = kind, .from_ms = from_ms, .value = v, .repeat = repeat};
 }
 
-/* One sample: value val[0..vn) with suffix x: checks it as statsd_exporter does and emits
- * its event, or counts why not. Cannot fail. */
+/* One sample: value val[0..vn) with suffix x (NULL: the sample had no '|'): checks it as
+ * statsd_exporter does and emits its event, or counts why not. Cannot fail. */
 static void do_sample(parser *p, const char *val, size_t vn, sample_suffix *x) {
     exp_statsd_stats *st = p->st;
     st->samples++;
-    if (!x->present || x->ncomp > 8) {
+    if (!x || x->ncomp > 8) {
         st->errors[EXP_STATSD_ERR_MALFORMED_COMPONENT]++;
         return;
     }
@@ -543,15 +541,14 @@ static void do_sample(parser *p, const char *val, size_t vn, sample_suffix *x) {
 
 /* A sample "value|type|parts" on its own (not extended aggregation). Cannot fail. */
 static void do_plain_sample(parser *p, const char *s, size_t n) {
-    /* Not zeroed whole (its outcome is ~150 bytes, per sample): do_sample reads nothing else
-     * of a suffix that is not present, and suffix_init sets what is read before parts are. */
-    sample_suffix x;
-    x.present = false;
     const char *bar = bar_in(p->ix, s, s + n);
     if (!bar) {
-        do_sample(p, s, n, &x);
+        do_sample(p, s, n, NULL);
         return;
     }
+    /* Not zeroed (its outcome is ~150 bytes, per sample): suffix_init sets what do_sample
+     * reads before the parts are parsed, and parse_parts the outcome. */
+    sample_suffix x;
     suffix_init(p, &x, bar + 1, n - (size_t)(bar - s) - 1);
     do_sample(p, s, (size_t)(bar - s), &x);
 }
