@@ -3,13 +3,16 @@
  * Written to match prometheus/statsd_exporter's pkg/line behaviour (see parse.h for
  * the few deliberate differences), including Go's strconv number syntax (gostrconv.h), since
  * clients rely on whatever statsd_exporter accepts. Everything works on (pointer, length) ranges of
- * the caller's buffer; nothing is allocated.
+ * the caller's buffer; nothing is allocated. A line is read once up front into a line_index
+ * (its ':' and '|' positions, whether it is ASCII), which the later steps use instead of
+ * searching the line again.
  */
 #include "statsd/parse.h"
 
 #include "gostrconv.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,9 +56,111 @@ static bool is_digit(int c) {
     return c >= '0' && c <= '9';
 }
 
+/* ---- the line index -------------------------------------------------------------------------- */
+
+/* How many '|' after the first ':' the index records; lines with more (rare: a sample has at
+ * most 8 components) are searched with memchr beyond the last one recorded. */
+#define INDEX_BARS 16
+
+/* What the parser splits a line on, found in one pass over it (index_line). */
+typedef struct {
+    const char *colon;            /* the first ':', or NULL */
+    const char *colon2;           /* the first ':' after it, or NULL */
+    const char *bars[INDEX_BARS]; /* the first INDEX_BARS '|' after the first ':' */
+    size_t nbars;
+    bool all_bars; /* bars holds every '|' after the first ':' */
+    bool ascii;    /* no byte >= 0x80, so valid UTF-8 without checking */
+    bool dog;      /* a `|#` (DogStatsD tags) after the first ':' */
+} line_index;
+
+/* One 0x80 bit in every byte of x that is zero, and none elsewhere (no borrow between bytes,
+ * unlike the shorter (x - 0x01..) & ~x form). Cannot fail. */
+static uint64_t zero_bytes(uint64_t x) {
+    const uint64_t low7 = UINT64_C(0x7F7F7F7F7F7F7F7F);
+    return ~(((x & low7) + low7) | x | low7);
+}
+
+/* The 8 bytes at p as a word with the first byte in the lowest bits. Cannot fail. */
+static uint64_t load_word(const char *p) {
+    uint64_t w;
+    memcpy(&w, p, 8);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap64(w);
+#endif
+    return w;
+}
+
+/* Records the ':' and '|' of w, the line's bytes from s[i] on (fewer than 8 when the top
+ * bytes are zero), lowest address first. Cannot fail. */
+static void index_word(line_index *ix, const char *s, size_t n, size_t i, uint64_t w) {
+    const uint64_t colons = UINT64_C(0x0101010101010101) * ':';
+    const uint64_t bars = UINT64_C(0x0101010101010101) * '|';
+    for (uint64_t m = zero_bytes(w ^ colons) | zero_bytes(w ^ bars); m; m &= m - 1) {
+        size_t j = i + (size_t)__builtin_ctzll(m) / 8;
+        if (s[j] == ':') {
+            if (!ix->colon)
+                ix->colon = s + j;
+            else if (!ix->colon2)
+                ix->colon2 = s + j;
+        } else if (ix->colon) { /* a '|' in the name is part of the name */
+            if (ix->nbars < INDEX_BARS)
+                ix->bars[ix->nbars++] = s + j;
+            else
+                ix->all_bars = false;
+            if (j + 1 < n && s[j + 1] == '#')
+                ix->dog = true;
+        }
+    }
+}
+
+/* The index of line s[0..n). Eight bytes at a time: most words hold no ':' or '|', and those
+ * that do are visited only at those bytes. Cannot fail. */
+static void index_line(line_index *ix, const char *s, size_t n) {
+    ix->colon = ix->colon2 = NULL;
+    ix->nbars = 0;
+    ix->all_bars = true;
+    ix->dog = false;
+    uint64_t high = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w = load_word(s + i);
+        high |= w;
+        index_word(ix, s, n, i, w);
+    }
+    if (i < n) {
+        /* The rest, padded with NUL bytes (which match neither byte): the line's last 8 bytes
+         * shifted down past those already seen, or a line shorter than 8 copied. */
+        uint64_t w = 0;
+        if (n >= 8) {
+            w = load_word(s + n - 8) >> (8 * (8 - (n - i)));
+        } else {
+            memcpy(&w, s, n);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+            w = __builtin_bswap64(w);
+#endif
+        }
+        high |= w;
+        index_word(ix, s, n, i, w);
+    }
+    ix->ascii = (high & UINT64_C(0x8080808080808080)) == 0;
+}
+
+/* The first '|' in [from, end), both after the line's first ':'; NULL when there is none.
+ * inline: called several times per sample, and GCC left it a call (~9 ns per line more).
+ * Cannot fail. */
+static inline const char *bar_in(const line_index *ix, const char *from, const char *end) {
+    for (size_t i = 0; i < ix->nbars; i++)
+        if (ix->bars[i] >= from)
+            return ix->bars[i] < end ? ix->bars[i] : NULL;
+    if (ix->all_bars || from >= end)
+        return NULL;
+    return memchr(from, '|', (size_t)(end - from)); /* past the last '|' recorded */
+}
+
 /* ---- the line parser ------------------------------------------------------------------------ */
 
 typedef struct {
+    const line_index *ix;
     const exp_statsd_flags *fl;
     const exp_statsd_out *out;
     exp_statsd_stats *st;
@@ -245,15 +350,19 @@ static void parse_parts(parser *p, const char *s, size_t n, parts_outcome *o) {
     o->bad_rates = o->bad_timestamps = o->unknown = o->tag_errors = o->nrates = 0;
     o->rate_out_of_range = false;
     /* statsd_exporter refuses any empty part before looking at the others */
-    for (size_t i = 0; i <= n; i++) {
-        if ((i == n || s[i] == '|') && (i == 0 || s[i - 1] == '|')) {
+    for (const char *q = s;;) {
+        const char *bar = bar_in(p->ix, q, s + n);
+        if ((bar ? bar : s + n) == q) {
             o->fatal = EXP_STATSD_ERR_MALFORMED_COMPONENT;
             return;
         }
+        if (!bar)
+            break;
+        q = bar + 1;
     }
     size_t start = 0;
     while (start < n) {
-        const char *bar = memchr(s + start, '|', n - start);
+        const char *bar = bar_in(p->ix, s + start, s + n);
         size_t stop = bar ? (size_t)(bar - s) : n;
         const char *c = s + start;
         size_t cn = stop - start;
@@ -314,7 +423,6 @@ static void parse_parts(parser *p, const char *s, size_t n, parts_outcome *o) {
 
 /* The part of a sample after its value: "type[|parts...]". */
 typedef struct {
-    bool present; /* the sample had a '|' */
     size_t ncomp; /* '|'-separated components including the value */
     exp_statsd_str type;
     const char *parts; /* after the type's '|', or NULL */
@@ -324,18 +432,17 @@ typedef struct {
 } sample_suffix;
 
 /* The suffix `|type|parts` (s[0..n)) of a sample, its parts not parsed yet. Cannot fail. */
-static void suffix_init(sample_suffix *x, const char *s, size_t n) {
-    x->present = true;
+static void suffix_init(const parser *p, sample_suffix *x, const char *s, size_t n) {
     x->ncomp = 2;
     x->done = false;
     x->parts = NULL;
     x->parts_len = 0;
-    const char *bar = memchr(s, '|', n);
+    const char *bar = bar_in(p->ix, s, s + n);
     x->type = (exp_statsd_str){s, bar ? (size_t)(bar - s) : n};
     if (bar) {
         x->parts = bar + 1;
         x->parts_len = n - (size_t)(bar - s) - 1;
-        for (const char *q = bar; q; q = memchr(q + 1, '|', (size_t)(s + n - q - 1)))
+        for (const char *q = bar; q; q = bar_in(p->ix, q + 1, s + n))
             x->ncomp++;
     }
 }
@@ -366,12 +473,12 @@ static void emit(parser *p, exp_statsd_kind kind, bool from_ms, double v, uint64
         .name = p->name, .kind = kind, .from_ms = from_ms, .value = v, .repeat = repeat};
 }
 
-/* One sample: value val[0..vn) with suffix x: checks it as statsd_exporter does and emits
- * its event, or counts why not. Cannot fail. */
+/* One sample: value val[0..vn) with suffix x (NULL: the sample had no '|'): checks it as
+ * statsd_exporter does and emits its event, or counts why not. Cannot fail. */
 static void do_sample(parser *p, const char *val, size_t vn, sample_suffix *x) {
     exp_statsd_stats *st = p->st;
     st->samples++;
-    if (!x->present || x->ncomp > 8) {
+    if (!x || x->ncomp > 8) {
         st->errors[EXP_STATSD_ERR_MALFORMED_COMPONENT]++;
         return;
     }
@@ -435,22 +542,16 @@ static void do_sample(parser *p, const char *val, size_t vn, sample_suffix *x) {
 
 /* A sample "value|type|parts" on its own (not extended aggregation). Cannot fail. */
 static void do_plain_sample(parser *p, const char *s, size_t n) {
-    sample_suffix x = {0};
-    const char *bar = memchr(s, '|', n);
+    const char *bar = bar_in(p->ix, s, s + n);
     if (!bar) {
-        do_sample(p, s, n, &x);
+        do_sample(p, s, n, NULL);
         return;
     }
-    suffix_init(&x, bar + 1, n - (size_t)(bar - s) - 1);
+    /* Not zeroed (its outcome is ~150 bytes, per sample): suffix_init sets what do_sample
+     * reads before the parts are parsed, and parse_parts the outcome. */
+    sample_suffix x;
+    suffix_init(p, &x, bar + 1, n - (size_t)(bar - s) - 1);
     do_sample(p, s, (size_t)(bar - s), &x);
-}
-
-/* 1 when a `|#` part (DogStatsD tags) follows somewhere in s[0..n). Cannot fail. */
-static bool has_dogstatsd_tags(const char *s, size_t n) {
-    for (const char *q = memchr(s, '|', n); q; q = memchr(q + 1, '|', (size_t)(s + n - q - 1)))
-        if (q + 1 < s + n && q[1] == '#')
-            return true;
-    return false;
 }
 
 /* 1 when c may be in the key of a DogStatsD extension field. Cannot fail. */
@@ -464,8 +565,8 @@ static bool ext_key_char(char c) {
  * sample boundary stays one, as in statsd_exporter: a type before the ':' (`|c:` is a
  * container ID or a counter followed by a sample), or a one-letter key before a number
  * (`|x:4`, an unknown type followed by a sample). */
-static bool has_extension_field(const char *s, size_t n) {
-    for (const char *q = memchr(s, '|', n); q; q = memchr(q + 1, '|', (size_t)(s + n - q - 1))) {
+static bool has_extension_field(const line_index *ix, const char *s, size_t n) {
+    for (const char *q = bar_in(ix, s, s + n); q; q = bar_in(ix, q + 1, s + n)) {
         const char *k = q + 1, *e = k;
         while (e < s + n && ext_key_char(*e))
             e++;
@@ -487,12 +588,15 @@ static bool has_extension_field(const char *s, size_t n) {
 size_t exp_statsd_parse_line(const exp_statsd_flags *flags, const char *line, size_t len,
                              const exp_statsd_out *out, exp_statsd_stats *stats) {
     exp_statsd_flags defaults = exp_statsd_flags_default();
-    parser p = {.fl = flags ? flags : &defaults, .out = out, .st = stats};
+    line_index ix;
+    parser p = {.ix = &ix, .fl = flags ? flags : &defaults, .out = out, .st = stats};
     if (len == 0)
         return 0;
+    index_line(&ix, line, len);
     const char *end = line + len;
-    const char *colon = memchr(line, ':', len);
-    if (!colon || colon == line || !exp_go_utf8_valid((const unsigned char *)line, len)) {
+    const char *colon = ix.colon;
+    if (!colon || colon == line ||
+        (!ix.ascii && !exp_go_utf8_valid((const unsigned char *)line, len))) {
         stats->errors[EXP_STATSD_ERR_MALFORMED_LINE]++;
         return 0;
     }
@@ -503,21 +607,21 @@ size_t exp_statsd_parse_line(const exp_statsd_flags *flags, const char *line, si
     }
     const char *rest = colon + 1;
     size_t rn = (size_t)(end - rest);
-    bool dog = has_dogstatsd_tags(rest, rn);
+    bool dog = ix.dog;
     if (dog && p.nlabels > 0) {
         stats->errors[EXP_STATSD_ERR_MIXED_TAGGING_STYLES]++;
         return 0;
     }
-    const char *bar = rn ? memchr(rest, '|', rn) : NULL;
+    const char *bar = bar_in(&ix, rest, end);
     if (!bar) {
         stats->errors[EXP_STATSD_ERR_NOT_ENOUGH_PARTS]++;
         return 0;
     }
     /* several values before the first '|': DogStatsD extended aggregation */
-    bool ext = memchr(rest, ':', (size_t)(bar - rest)) != NULL;
-    sample_suffix x = {0};
+    bool ext = ix.colon2 && ix.colon2 < bar;
+    sample_suffix x; /* set by suffix_init, used only for extended aggregation */
     if (ext) {
-        suffix_init(&x, bar + 1, (size_t)(end - bar - 1));
+        suffix_init(&p, &x, bar + 1, (size_t)(end - bar - 1));
         if (!type_is(x.type, "ms") && !type_is(x.type, "h") && !type_is(x.type, "d")) {
             stats->errors[EXP_STATSD_ERR_INVALID_EXTENDED_AGG]++;
             return 0;
@@ -530,20 +634,19 @@ size_t exp_statsd_parse_line(const exp_statsd_flags *flags, const char *line, si
 
     if (ext) {
         const char *v = rest;
-        for (;;) {
-            const char *c = memchr(v, ':', (size_t)(bar - v));
+        /* the index has the first ':' of rest; the rare further ones are searched for */
+        for (const char *c = ix.colon2;; c = memchr(v, ':', (size_t)(bar - v))) {
             const char *ve = c ? c : bar;
             do_sample(&p, v, (size_t)(ve - v), &x);
             if (!c)
                 break;
             v = c + 1;
         }
-    } else if (dog || has_extension_field(rest, rn)) {
+    } else if (dog || has_extension_field(&ix, rest, rn)) {
         do_plain_sample(&p, rest, rn); /* ':' may appear in tag and field values */
     } else {
         const char *s = rest;
-        for (;;) {
-            const char *c = memchr(s, ':', (size_t)(end - s));
+        for (const char *c = ix.colon2;; c = memchr(s, ':', (size_t)(end - s))) {
             const char *se = c ? c : end;
             do_plain_sample(&p, s, (size_t)(se - s));
             if (!c)

@@ -1,0 +1,524 @@
+/* statsd_parse_ref.c - a frozen copy of the StatsD line parser as it was before the one-pass
+ * line index (exporter/statsd/parse.c at fae39b6), renamed ref_statsd_parse_line. Only
+ * test_statsd_parse_diff uses it: the current parser must give the same events and counters
+ * for every line. Do not change it to follow the parser; it is the reference. */
+#include "statsd/parse.h"
+
+#include "gostrconv.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+size_t ref_statsd_parse_line(const exp_statsd_flags *flags, const char *line, size_t len,
+                             const exp_statsd_out *out, exp_statsd_stats *stats);
+
+/* A decimal digit (ASCII). Cannot fail. */
+static bool is_digit(int c) {
+    return c >= '0' && c <= '9';
+}
+
+/* ---- the line parser ------------------------------------------------------------------------ */
+
+typedef struct {
+    const exp_statsd_flags *fl;
+    const exp_statsd_out *out;
+    exp_statsd_stats *st;
+    exp_statsd_str name;
+    size_t nlabels;
+    size_t used; /* scratch bytes in use */
+    size_t nev;
+} parser;
+
+/* 1 when c may stay in an escaped tag key ([A-Za-z0-9_]). Cannot fail. */
+static bool label_char(unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '_';
+}
+
+/* Length of the UTF-8 sequence starting with c (the line was validated). Cannot fail. */
+static size_t utf8_seq_len(unsigned char c) {
+    return c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+}
+
+/* statsd_exporter's EscapeMetricName for tag keys: a leading digit gets a '_' prefix, every
+ * other character (UTF-8 rune) outside [A-Za-z0-9_] becomes '_', and a run of '-' becomes a
+ * single '_'. Unchanged keys are not copied. Returns 0, or EXP_STATSD_ERR_OUT_OF_SPACE. */
+static int escape_key(parser *p, const char *k, size_t n, exp_statsd_str *res) {
+    bool need = is_digit(k[0]);
+    for (size_t i = 0; !need && i < n; i++)
+        need = !label_char((unsigned char)k[i]);
+    if (!need) {
+        *res = (exp_statsd_str){k, n};
+        return 0;
+    }
+    if (p->out->scratch_cap - p->used < n + 1)
+        return EXP_STATSD_ERR_OUT_OF_SPACE;
+    char *start = p->out->scratch + p->used, *o = start;
+    if (is_digit(k[0]))
+        *o++ = '_';
+    bool prev_dash = false;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)k[i];
+        if (label_char(c)) {
+            *o++ = (char)c;
+            prev_dash = false;
+            i++;
+            continue;
+        }
+        if (c == '-' && prev_dash) {
+            i++;
+            continue;
+        }
+        *o++ = '_';
+        prev_dash = c == '-';
+        i += utf8_seq_len(c);
+    }
+    *res = (exp_statsd_str){start, (size_t)(o - start)};
+    p->used += (size_t)(o - start);
+    return 0;
+}
+
+/* Set label key=value; a key already present gets the new value (the last one wins, as with
+ * statsd_exporter's map). Returns 0, EXP_STATSD_ERR_TOO_MANY_TAGS or ..._OUT_OF_SPACE. */
+static int set_label(parser *p, const char *k, size_t kn, bool escape, const char *v, size_t vn) {
+    size_t mark = p->used;
+    exp_statsd_str name = {k, kn};
+    if (escape) {
+        int r = escape_key(p, k, kn, &name);
+        if (r)
+            return r;
+    }
+    for (size_t i = 0; i < p->nlabels; i++) {
+        exp_statsd_label *l = &p->out->labels[i];
+        if (l->name.len == name.len && memcmp(l->name.ptr, name.ptr, name.len) == 0) {
+            l->value = (exp_statsd_str){v, vn};
+            p->used = mark;
+            return 0;
+        }
+    }
+    if (p->nlabels >= p->out->labels_cap) {
+        p->used = mark;
+        return EXP_STATSD_ERR_TOO_MANY_TAGS;
+    }
+    p->out->labels[p->nlabels++] = (exp_statsd_label){name, {v, vn}};
+    return 0;
+}
+
+/* One `key<sep>value` tag. Malformed tags are skipped and counted in *terr. Returns 0, or
+ * set_label's error (too_many_tags, out_of_space). */
+static int parse_tag(parser *p, const char *t, size_t n, char sep, unsigned *terr) {
+    const char *s = n ? memchr(t, sep, n) : NULL;
+    if (!s) {
+        (*terr)++;
+        return 0;
+    }
+    size_t kn = (size_t)(s - t), vn = n - kn - 1;
+    if (kn == 0 || vn == 0) {
+        (*terr)++;
+        return 0;
+    }
+    return set_label(p, t, kn, true, s + 1, vn);
+}
+
+/* A ','-separated tag list; an empty piece is a tag error except after a final ','.
+ * trim_hash drops one leading '#' per tag (DogStatsD clients that prefix every tag). Returns 0,
+ * or the first error of parse_tag. */
+static int parse_tag_list(parser *p, const char *s, size_t n, char sep, bool trim_hash,
+                          unsigned *terr) {
+    size_t start = 0;
+    while (start < n) {
+        const char *c = memchr(s + start, ',', n - start);
+        size_t stop = c ? (size_t)(c - s) : n;
+        const char *t = s + start;
+        size_t tn = stop - start;
+        if (trim_hash && tn > 0 && t[0] == '#') {
+            t++;
+            tn--;
+        }
+        int r = parse_tag(p, t, tn, sep, terr);
+        if (r)
+            return r;
+        if (!c)
+            break;
+        start = stop + 1;
+    }
+    return 0;
+}
+
+/* The name before the first ':' with its SignalFx, Librato or InfluxDB tags taken out.
+ * Returns 0 or a line-level reason. */
+static int parse_name(parser *p, const char *name, size_t n) {
+    unsigned terr = 0;
+    int r = 0;
+    p->name = (exp_statsd_str){name, n};
+    if (p->fl->signalfx) {
+        const char *lb = memchr(name, '[', n), *rb = memchr(name, ']', n);
+        if (lb && rb && lb < rb) {
+            r = parse_tag_list(p, lb + 1, (size_t)(rb - lb - 1), '=', false, &terr);
+            size_t a = (size_t)(lb - name), b = n - (size_t)(rb - name) - 1;
+            if (r) {
+                /* refused below */
+            } else if (b == 0) {
+                p->name.len = a;
+            } else if (a == 0) {
+                p->name = (exp_statsd_str){rb + 1, b};
+            } else if (p->out->scratch_cap - p->used < a + b) {
+                r = EXP_STATSD_ERR_OUT_OF_SPACE;
+            } else {
+                char *o = p->out->scratch + p->used;
+                memcpy(o, name, a);
+                memcpy(o + a, rb + 1, b);
+                p->used += a + b;
+                p->name = (exp_statsd_str){o, a + b};
+            }
+            goto done;
+        }
+        if (lb || rb) { /* one bracket, or "]...[": not SignalFx tags, name as sent */
+            terr++;
+            goto done;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((name[i] == '#' && p->fl->librato) || (name[i] == ',' && p->fl->influxdb)) {
+            r = parse_tag_list(p, name + i + 1, n - i - 1, '=', false, &terr);
+            p->name.len = i;
+            break;
+        }
+    }
+done:
+    p->st->tag_errors += terr;
+    return r;
+}
+
+/* What the parts after the type (`|@rate`, `|#tags`, `|c:id`, `|T<ts>`, unknown fields) do to
+ * a sample. */
+typedef struct {
+    int fatal;               /* reason dropping the sample, or -1 */
+    unsigned bad_rates;      /* unparsable rates, counted but kept as rate 1 */
+    bool rate_out_of_range;  /* a rate that is a number outside (0, 1]: NaN, Inf, < 0, > 1 */
+    unsigned bad_timestamps; /* unparsable `|T`, counted; the sample is kept */
+    unsigned unknown;        /* fields abacus does not know, skipped */
+    unsigned tag_errors;
+    unsigned nrates;
+    double rates[8]; /* every `@` rate in order (0 and unparsable already made 1) */
+} parts_outcome;
+
+/* The parts after a sample's type (`|@rate`, `|#tags`, `|c:id`, `|T<ts>`, unknown fields)
+ * into *o: the first fatal reason (o->fatal, -1 for none) and what was skipped. Cannot fail. */
+static void parse_parts(parser *p, const char *s, size_t n, parts_outcome *o) {
+    o->fatal = -1;
+    o->bad_rates = o->bad_timestamps = o->unknown = o->tag_errors = o->nrates = 0;
+    o->rate_out_of_range = false;
+    /* statsd_exporter refuses any empty part before looking at the others */
+    for (size_t i = 0; i <= n; i++) {
+        if ((i == n || s[i] == '|') && (i == 0 || s[i - 1] == '|')) {
+            o->fatal = EXP_STATSD_ERR_MALFORMED_COMPONENT;
+            return;
+        }
+    }
+    size_t start = 0;
+    while (start < n) {
+        const char *bar = memchr(s + start, '|', n - start);
+        size_t stop = bar ? (size_t)(bar - s) : n;
+        const char *c = s + start;
+        size_t cn = stop - start;
+        int r = 0;
+        switch (c[0]) {
+        case '@': {
+            double f = 0;
+            int pr = exp_go_parse_float(c + 1, cn - 1, &f);
+            if (pr == EXP_GO_SYNTAX) {
+                o->bad_rates++; /* statsd_exporter keeps such a sample at rate 1 */
+                f = 1;
+            } else if (f == 0) {
+                f = 1; /* statsd_exporter: rate 0 means unsampled */
+            }
+            /* A rate is a probability. Anything else (NaN, ±Inf, also Go's out-of-range ±Inf,
+             * negative, above 1) would silently scale a counter or drop an observation. */
+            if (!(f > 0 && f <= 1))
+                o->rate_out_of_range = true;
+            if (o->nrates < sizeof o->rates / sizeof o->rates[0])
+                o->rates[o->nrates++] = f;
+            break;
+        }
+        case '#':
+            if (p->fl->dogstatsd)
+                r = parse_tag_list(p, c + 1, cn - 1, ':', true, &o->tag_errors);
+            break;
+        case 'c':
+            /* `c:<id>` is the container ID; `c` or `c:` alone is a broken one. Any other field
+             * starting with 'c' (`card:low` from hot-shots) is an extension we do not know. */
+            if (cn > 2 && c[1] == ':')
+                r = set_label(p, "container_id", 12, false, c + 2, cn - 2);
+            else if (cn == 1 || c[1] == ':')
+                r = EXP_STATSD_ERR_MALFORMED_CONTAINER_ID;
+            else
+                o->unknown++;
+            break;
+        case 'T': { /* DogStatsD timestamp: checked, then ignored (a bad one only loses itself) */
+            int64_t ts;
+            if (exp_go_parse_int64(c + 1, cn - 1, &ts) != EXP_GO_OK)
+                o->bad_timestamps++;
+            break;
+        }
+        default:
+            /* DogStatsD keeps adding fields; dropping samples for them loses a client's
+             * metrics wholesale, so they are skipped and counted instead. */
+            o->unknown++;
+            break;
+        }
+        if (r) {
+            o->fatal = r;
+            return;
+        }
+        if (!bar)
+            break;
+        start = stop + 1;
+    }
+}
+
+/* The part of a sample after its value: "type[|parts...]". */
+typedef struct {
+    bool present; /* the sample had a '|' */
+    size_t ncomp; /* '|'-separated components including the value */
+    exp_statsd_str type;
+    const char *parts; /* after the type's '|', or NULL */
+    size_t parts_len;
+    bool done; /* outcome computed (shared by all values of an extended-aggregation line) */
+    parts_outcome oc;
+} sample_suffix;
+
+/* The suffix `|type|parts` (s[0..n)) of a sample, its parts not parsed yet. Cannot fail. */
+static void suffix_init(sample_suffix *x, const char *s, size_t n) {
+    x->present = true;
+    x->ncomp = 2;
+    x->done = false;
+    x->parts = NULL;
+    x->parts_len = 0;
+    const char *bar = memchr(s, '|', n);
+    x->type = (exp_statsd_str){s, bar ? (size_t)(bar - s) : n};
+    if (bar) {
+        x->parts = bar + 1;
+        x->parts_len = n - (size_t)(bar - s) - 1;
+        for (const char *q = bar; q; q = memchr(q + 1, '|', (size_t)(s + n - q - 1)))
+            x->ncomp++;
+    }
+}
+
+/* 1 when the type field t is exactly lit. Cannot fail. */
+static bool type_is(exp_statsd_str t, const char *lit) {
+    size_t n = strlen(lit);
+    return t.len == n && memcmp(t.ptr, lit, n) == 0;
+}
+
+/* int(1/rate) the way Go computes it on amd64: NaN and values outside int64 give a negative
+ * count, i.e. no observation at all. Cannot fail. */
+static uint64_t observe_count(double rate) {
+    double r = 1.0 / rate;
+    if (!(r >= 1.0) || r >= 9223372036854775808.0)
+        return 0;
+    return (uint64_t)r;
+}
+
+/* One event for the current name; counted as too_many_samples when the storage is full.
+ * Cannot fail. */
+static void emit(parser *p, exp_statsd_kind kind, bool from_ms, double v, uint64_t repeat) {
+    if (p->nev >= p->out->events_cap) {
+        p->st->errors[EXP_STATSD_ERR_TOO_MANY_SAMPLES]++;
+        return;
+    }
+    p->out->events[p->nev++] = (exp_statsd_event){
+        .name = p->name, .kind = kind, .from_ms = from_ms, .value = v, .repeat = repeat};
+}
+
+/* One sample: value val[0..vn) with suffix x: checks it as statsd_exporter does and emits
+ * its event, or counts why not. Cannot fail. */
+static void do_sample(parser *p, const char *val, size_t vn, sample_suffix *x) {
+    exp_statsd_stats *st = p->st;
+    st->samples++;
+    if (!x->present || x->ncomp > 8) {
+        st->errors[EXP_STATSD_ERR_MALFORMED_COMPONENT]++;
+        return;
+    }
+    bool relative = vn > 0 && (val[0] == '+' || val[0] == '-');
+    double v;
+    if (exp_go_parse_float(val, vn, &v) != EXP_GO_OK) {
+        st->errors[EXP_STATSD_ERR_MALFORMED_VALUE]++;
+        return;
+    }
+    const double *rates = NULL;
+    unsigned nrates = 0;
+    bool bad_rate = false;
+    if (x->parts) {
+        if (!x->done) {
+            parse_parts(p, x->parts, x->parts_len, &x->oc);
+            x->done = true;
+        }
+        st->tag_errors += x->oc.tag_errors;
+        st->errors[EXP_STATSD_ERR_INVALID_SAMPLE_FACTOR] += x->oc.bad_rates;
+        if (x->oc.fatal >= 0) {
+            st->errors[x->oc.fatal]++;
+            return;
+        }
+        st->errors[EXP_STATSD_ERR_MALFORMED_TIMESTAMP] += x->oc.bad_timestamps;
+        st->unknown_fields += x->oc.unknown;
+        rates = x->oc.rates;
+        nrates = x->oc.nrates;
+        bad_rate = x->oc.rate_out_of_range;
+    }
+    if (p->nlabels > 0)
+        st->tags++;
+
+    exp_statsd_str t = x->type;
+    if (type_is(t, "c")) {
+        if (bad_rate) {
+            st->errors[EXP_STATSD_ERR_INVALID_SAMPLE_RATE]++;
+            return;
+        }
+        for (unsigned i = 0; i < nrates; i++)
+            v /= rates[i];
+        if (v < 0)
+            st->errors[EXP_STATSD_ERR_ILLEGAL_NEGATIVE_COUNTER]++;
+        else
+            emit(p, EXP_STATSD_COUNTER, false, v, 1);
+    } else if (type_is(t, "g")) {
+        /* A gauge ignores its rate, as in statsd_exporter: the value is applied as sent. */
+        emit(p, relative ? EXP_STATSD_GAUGE_DELTA : EXP_STATSD_GAUGE, false, v, 1);
+    } else if (type_is(t, "ms") || type_is(t, "h") || type_is(t, "d")) {
+        uint64_t repeat = nrates ? observe_count(rates[nrates - 1]) : 1;
+        bool ms = t.len == 2;
+        if (bad_rate || repeat == 0) /* repeat 0: 1/rate does not fit a count */
+            st->errors[EXP_STATSD_ERR_INVALID_SAMPLE_RATE]++;
+        else
+            emit(p, EXP_STATSD_OBSERVER, ms, ms ? v / 1000 : v, repeat);
+    } else if (type_is(t, "s")) {
+        st->errors[EXP_STATSD_ERR_UNSUPPORTED_SET]++;
+    } else {
+        st->errors[EXP_STATSD_ERR_ILLEGAL_EVENT]++;
+    }
+}
+
+/* A sample "value|type|parts" on its own (not extended aggregation). Cannot fail. */
+static void do_plain_sample(parser *p, const char *s, size_t n) {
+    sample_suffix x = {0};
+    const char *bar = memchr(s, '|', n);
+    if (!bar) {
+        do_sample(p, s, n, &x);
+        return;
+    }
+    suffix_init(&x, bar + 1, n - (size_t)(bar - s) - 1);
+    do_sample(p, s, (size_t)(bar - s), &x);
+}
+
+/* 1 when a `|#` part (DogStatsD tags) follows somewhere in s[0..n). Cannot fail. */
+static bool has_dogstatsd_tags(const char *s, size_t n) {
+    for (const char *q = memchr(s, '|', n); q; q = memchr(q + 1, '|', (size_t)(s + n - q - 1)))
+        if (q + 1 < s + n && q[1] == '#')
+            return true;
+    return false;
+}
+
+/* 1 when c may be in the key of a DogStatsD extension field. Cannot fail. */
+static bool ext_key_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '_' || c == '-';
+}
+
+/* A DogStatsD extension field `|key:value` (`|card:low`, `|e:it-false`): such a line is one
+ * sample, as with `|#` tags. Without this, statsd_exporter's splitting of `a:1|c:2|c` into
+ * samples would cut `a:1|c|card:low` at its ':' and refuse the rest. What can also be a
+ * sample boundary stays one, as in statsd_exporter: a type before the ':' (`|c:` is a
+ * container ID or a counter followed by a sample), or a one-letter key before a number
+ * (`|x:4`, an unknown type followed by a sample). */
+static bool has_extension_field(const char *s, size_t n) {
+    for (const char *q = memchr(s, '|', n); q; q = memchr(q + 1, '|', (size_t)(s + n - q - 1))) {
+        const char *k = q + 1, *e = k;
+        while (e < s + n && ext_key_char(*e))
+            e++;
+        if (e == k || e == s + n || *e != ':' || is_digit(*k))
+            continue;
+        exp_statsd_str key = {k, (size_t)(e - k)};
+        if (type_is(key, "c") || type_is(key, "g") || type_is(key, "ms") || type_is(key, "h") ||
+            type_is(key, "d") || type_is(key, "s"))
+            continue;
+        char v = e + 1 < s + n ? e[1] : '\0';
+        if (key.len >= 2 || !(is_digit(v) || v == '+' || v == '-' || v == '.'))
+            return true;
+    }
+    return false;
+}
+
+/* The old exp_statsd_parse_line: returns how many events; 0 when refused. Cannot fail. */
+size_t ref_statsd_parse_line(const exp_statsd_flags *flags, const char *line, size_t len,
+                             const exp_statsd_out *out, exp_statsd_stats *stats) {
+    exp_statsd_flags defaults = exp_statsd_flags_default();
+    parser p = {.fl = flags ? flags : &defaults, .out = out, .st = stats};
+    if (len == 0)
+        return 0;
+    const char *end = line + len;
+    const char *colon = memchr(line, ':', len);
+    if (!colon || colon == line || !exp_go_utf8_valid((const unsigned char *)line, len)) {
+        stats->errors[EXP_STATSD_ERR_MALFORMED_LINE]++;
+        return 0;
+    }
+    int r = parse_name(&p, line, (size_t)(colon - line));
+    if (r) {
+        stats->errors[r]++;
+        return 0;
+    }
+    const char *rest = colon + 1;
+    size_t rn = (size_t)(end - rest);
+    bool dog = has_dogstatsd_tags(rest, rn);
+    if (dog && p.nlabels > 0) {
+        stats->errors[EXP_STATSD_ERR_MIXED_TAGGING_STYLES]++;
+        return 0;
+    }
+    const char *bar = rn ? memchr(rest, '|', rn) : NULL;
+    if (!bar) {
+        stats->errors[EXP_STATSD_ERR_NOT_ENOUGH_PARTS]++;
+        return 0;
+    }
+    /* several values before the first '|': DogStatsD extended aggregation */
+    bool ext = memchr(rest, ':', (size_t)(bar - rest)) != NULL;
+    sample_suffix x = {0};
+    if (ext) {
+        suffix_init(&x, bar + 1, (size_t)(end - bar - 1));
+        if (!type_is(x.type, "ms") && !type_is(x.type, "h") && !type_is(x.type, "d")) {
+            stats->errors[EXP_STATSD_ERR_INVALID_EXTENDED_AGG]++;
+            return 0;
+        }
+    }
+    if (p.name.len == 0) {
+        stats->errors[EXP_STATSD_ERR_EMPTY_NAME]++;
+        return 0;
+    }
+
+    if (ext) {
+        const char *v = rest;
+        for (;;) {
+            const char *c = memchr(v, ':', (size_t)(bar - v));
+            const char *ve = c ? c : bar;
+            do_sample(&p, v, (size_t)(ve - v), &x);
+            if (!c)
+                break;
+            v = c + 1;
+        }
+    } else if (dog || has_extension_field(rest, rn)) {
+        do_plain_sample(&p, rest, rn); /* ':' may appear in tag and field values */
+    } else {
+        const char *s = rest;
+        for (;;) {
+            const char *c = memchr(s, ':', (size_t)(end - s));
+            const char *se = c ? c : end;
+            do_plain_sample(&p, s, (size_t)(se - s));
+            if (!c)
+                break;
+            s = c + 1;
+        }
+    }
+    for (size_t i = 0; i < p.nev; i++) {
+        out->events[i].labels = out->labels;
+        out->events[i].nlabels = p.nlabels;
+    }
+    return p.nev;
+}
