@@ -68,6 +68,8 @@ const char *reg_strerror(int err) {
         return "not found";
     case REG_EGONE:
         return "family removed";
+    case REG_ESTALE:
+        return "remembered series removed";
     }
     return "unknown error";
 }

@@ -45,6 +45,7 @@ typedef enum {
     REG_ECONFLICT = -4, /* family exists with a different definition */
     REG_ENOTFOUND = -5, /* no such family or series */
     REG_EGONE = -6,     /* the family was removed (reload, delete): resolve it again */
+    REG_ESTALE = -7,    /* a remembered series was removed: update by label values */
 } reg_err;
 
 #define REG_MAX_NAME 1024       /* bytes of a metric or label name */
@@ -174,6 +175,35 @@ int reg_observe_n(reg_thread *t, reg_family *f, const char *const *values, doubl
 /* Create the series if absent without changing its value (for declared metrics without
  * labels). Same results as the updates. */
 int reg_touch(reg_thread *t, reg_family *f, const char *const *values);
+
+/* Remembered series, for a thread that updates the same series again and again (a StatsD
+ * reader's hot label sets): reg_update fills a reg_series_ref with the series it updated, and
+ * reg_update_ref updates that series again, in this or a later section, without hashing,
+ * looking up or comparing label values. A ref stays usable until any series of its family is
+ * removed (TTL, delete, reset, reload); reg_update_ref then answers REG_ESTALE, and the caller
+ * updates by label values again (getting a fresh ref). The caller keeps f alive meanwhile (a
+ * hold, reg_family_hold). A ref belongs to the thread that filled it. */
+typedef enum {
+    REG_OP_COUNTER_ADD, /* reg_counter_add */
+    REG_OP_GAUGE_SET,   /* reg_gauge_set */
+    REG_OP_GAUGE_ADD,   /* reg_gauge_add */
+    REG_OP_OBSERVE,     /* reg_observe_n: v observed n times */
+    REG_OP_TOUCH,       /* reg_touch */
+} reg_op;
+typedef struct {
+    reg_series *s;
+    uint64_t removals; /* the family's removal count when s was found */
+} reg_series_ref;
+/* Inside a section. op with v (n: observations, else ignored) on the series of values, as
+ * the function named by op, with its results; on REG_OK, when ref is not NULL, *ref names the
+ * series. */
+int reg_update(reg_thread *t, reg_family *f, const char *const *values, reg_op op, double v,
+               uint64_t n, reg_series_ref *ref);
+/* Inside a section. op on the series ref names (filled by reg_update on f): REG_OK,
+ * REG_EINVAL (as reg_update), or REG_ESTALE (the series may have been removed; nothing was
+ * applied). */
+int reg_update_ref(reg_thread *t, reg_family *f, const reg_series_ref *ref, reg_op op, double v,
+                   uint64_t n);
 
 /* Delete one series by label values. REG_ENOTFOUND when absent. Must NOT be inside a section;
  * waits for in-flight updates on that series to leave. */

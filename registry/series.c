@@ -343,7 +343,7 @@ static void discard(struct reg_series *s) {
 /* Find or create the series for values and enter it. Returns the entered series or NULL
  * with *err set. Inside a section. */
 static struct reg_series *enter_series(reg_thread *t, reg_family *f, const char *const *values,
-                                       int *err) {
+                                       uint64_t *removals, int *err) {
     reg_registry *r = t->reg;
     size_t lens[REG_MAX_LABELS];
     series_probe sp;
@@ -351,6 +351,10 @@ static struct reg_series *enter_series(reg_thread *t, reg_family *f, const char 
         *err = REG_EINVAL;
         return NULL;
     }
+    /* For a reg_series_ref: seq_cst, read before the lookup, so that a removal of what the
+     * lookup finds is counted after this value (reg_update_ref then refuses the ref). */
+    if (removals)
+        *removals = atomic_load(&f->removals);
     struct reg_series *s = reg_series_untag(ck_hs_get(&f->hs, (unsigned long)sp.hash, &sp));
     if (s) {
         /* Pairs with the release before ck_hs_put_unique below. */
@@ -493,8 +497,6 @@ static void add_double(_Atomic uint64_t *p, double v) {
         ;
 }
 
-typedef enum { OP_ADD, OP_SET, OP_OBSERVE, OP_TOUCH } update_op;
-
 static void apply_observe(const reg_family *f, struct reg_series *s, double v, uint64_t n) {
     if (f->def.type == REG_HISTOGRAM) {
         size_t lo = 0, hi = f->def.nbuckets; /* first bucket with v <= bound, or +Inf */
@@ -522,52 +524,90 @@ static void apply_observe(const reg_family *f, struct reg_series *s, double v, u
     pthread_mutex_unlock(&ss->mu);
 }
 
-static int update(reg_thread *t, reg_family *f, const char *const *values, update_op op, double v,
-                  uint64_t n) {
-    int err = REG_OK;
-    struct reg_series *s = enter_series(t, f, values, &err);
-    if (s == NULL)
-        return err;
+/* REG_OK when op with v (n times, for observations) suits f; else REG_EINVAL (see
+ * registry.h). Cannot fail otherwise. */
+static int check_op(const reg_family *f, reg_op op, double v, uint64_t n) {
+    reg_type t = f->def.type;
     switch (op) {
-    case OP_ADD:
+    case REG_OP_COUNTER_ADD:
+        return (t == REG_COUNTER || t == REG_UNTYPED) && v >= 0 && !isinf(v) ? REG_OK : REG_EINVAL;
+    case REG_OP_GAUGE_SET:
+    case REG_OP_GAUGE_ADD:
+        return t == REG_GAUGE || t == REG_UNTYPED ? REG_OK : REG_EINVAL;
+    case REG_OP_OBSERVE:
+        return (t == REG_HISTOGRAM || t == REG_SUMMARY) && n != 0 && isfinite(v) ? REG_OK
+                                                                                 : REG_EINVAL;
+    case REG_OP_TOUCH:
+        return REG_OK;
+    }
+    return REG_EINVAL;
+}
+
+/* Apply a checked op to the entered series s. Cannot fail. */
+static void apply_op(const reg_family *f, struct reg_series *s, reg_op op, double v, uint64_t n) {
+    switch (op) {
+    case REG_OP_COUNTER_ADD:
+    case REG_OP_GAUGE_ADD:
         add_double(&reg_series_vals(s)[0], v);
         break;
-    case OP_SET:
+    case REG_OP_GAUGE_SET:
         atomic_store_explicit(&reg_series_vals(s)[0], d_to_bits(v), memory_order_relaxed);
         break;
-    case OP_OBSERVE:
+    case REG_OP_OBSERVE:
         apply_observe(f, s, v, n);
         break;
-    case OP_TOUCH:
+    case REG_OP_TOUCH:
         break;
     }
+}
+
+int reg_update(reg_thread *t, reg_family *f, const char *const *values, reg_op op, double v,
+               uint64_t n, reg_series_ref *ref) {
+    int err = check_op(f, op, v, n);
+    if (err != REG_OK)
+        return err;
+    struct reg_series *s = enter_series(t, f, values, ref ? &ref->removals : NULL, &err);
+    if (s == NULL)
+        return err;
+    apply_op(f, s, op, v, n);
     leave(s);
+    if (ref)
+        ref->s = s;
+    return REG_OK;
+}
+
+int reg_update_ref(reg_thread *t, reg_family *f, const reg_series_ref *ref, reg_op op, double v,
+                   uint64_t n) {
+    (void)t; /* the caller's section is what keeps ref->s allocated */
+    int err = check_op(f, op, v, n);
+    if (err != REG_OK)
+        return err;
+    /* seq_cst, after reg_begin's fence: pairs with the increment in reg_series_kill_locked,
+     * as in reg_cursor_resume. Unchanged: ref->s was not retired before this section began,
+     * so it is still allocated until the section ends. A series killed but not yet counted
+     * is DEAD, which try_enter sees. */
+    if (atomic_load(&f->removals) != ref->removals || !try_enter(ref->s))
+        return REG_ESTALE;
+    apply_op(f, ref->s, op, v, n);
+    leave(ref->s);
     return REG_OK;
 }
 
 int reg_counter_add(reg_thread *t, reg_family *f, const char *const *values, double v) {
-    if ((f->def.type != REG_COUNTER && f->def.type != REG_UNTYPED) || !(v >= 0) || isinf(v))
-        return REG_EINVAL;
-    return update(t, f, values, OP_ADD, v, 1);
+    return reg_update(t, f, values, REG_OP_COUNTER_ADD, v, 1, NULL);
 }
 
 int reg_gauge_set(reg_thread *t, reg_family *f, const char *const *values, double v) {
-    if (f->def.type != REG_GAUGE && f->def.type != REG_UNTYPED)
-        return REG_EINVAL;
-    return update(t, f, values, OP_SET, v, 1);
+    return reg_update(t, f, values, REG_OP_GAUGE_SET, v, 1, NULL);
 }
 
 int reg_gauge_add(reg_thread *t, reg_family *f, const char *const *values, double v) {
-    if (f->def.type != REG_GAUGE && f->def.type != REG_UNTYPED)
-        return REG_EINVAL;
-    return update(t, f, values, OP_ADD, v, 1);
+    return reg_update(t, f, values, REG_OP_GAUGE_ADD, v, 1, NULL);
 }
 
 int reg_observe_n(reg_thread *t, reg_family *f, const char *const *values, double v,
                   uint64_t count) {
-    if ((f->def.type != REG_HISTOGRAM && f->def.type != REG_SUMMARY) || count == 0 || !isfinite(v))
-        return REG_EINVAL;
-    return update(t, f, values, OP_OBSERVE, v, count);
+    return reg_update(t, f, values, REG_OP_OBSERVE, v, count, NULL);
 }
 
 int reg_observe(reg_thread *t, reg_family *f, const char *const *values, double v) {
@@ -575,7 +615,7 @@ int reg_observe(reg_thread *t, reg_family *f, const char *const *values, double 
 }
 
 int reg_touch(reg_thread *t, reg_family *f, const char *const *values) {
-    return update(t, f, values, OP_TOUCH, 0, 0);
+    return reg_update(t, f, values, REG_OP_TOUCH, 0, 0, NULL);
 }
 
 int reg_series_delete(reg_registry *r, reg_family *f, const char *const *values) {
@@ -850,7 +890,7 @@ double reg_series_created(const reg_series *s) {
 int reg_series_restore(reg_thread *t, reg_family *f, const char *const *values,
                        const reg_series_state *st) {
     int err = REG_OK;
-    struct reg_series *s = enter_series(t, f, values, &err);
+    struct reg_series *s = enter_series(t, f, values, NULL, &err);
     if (s == NULL) {
         reg_qstream_destroy(st->q);
         return err;

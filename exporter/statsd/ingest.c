@@ -3,12 +3,15 @@
  * caches, the event -> registry update, and resolving the family of an event.
  *
  * Hot path per line: parse into per-thread storage (parse.c), then look the event up in
- * the thread's event cache (kind, raw name, tag names -> the held family, where each of its
- * label values comes from, scale, counting); copy the tag values into a per-thread arena and
- * update the registry. No lock and no allocation on a hit. A miss maps the name (the mapper and
- * its own cache), merges and sorts the labels, and looks in the family cache (type, name,
- * sorted label names -> family and label order); only a miss there resolves the family
- * (looks it up, checks it for conflicts, creates it).
+ * the thread's series cache (kind, raw name, tags as sent with their values -> the held
+ * family, a remembered series, scale, counting) and update that series (reg_update_ref): no
+ * mapping, no label copy, no registry lookup, no lock and no allocation. A miss there, or a
+ * remembered series that was removed since, goes to the event cache (kind, raw name, tag
+ * names -> the held family, where each of its label values comes from, scale, counting);
+ * copies the tag values into a per-thread arena and updates the registry by label values. A
+ * miss there maps the name (the mapper and its own cache), merges and sorts the labels, and
+ * looks in the family cache (type, name, sorted label names -> family and label order); only
+ * a miss there resolves the family (looks it up, checks it for conflicts, creates it).
  *
  * Families this module creates are remembered by name: StatsD events may update those and the
  * families declared in the configuration's `metrics:` section, never a family some other part
@@ -32,7 +35,8 @@
 #define FC_CAP 4096                      /* family cache entries per thread */
 #define EC_MIN 64                        /* event cache entries per thread, at least */
 #define EC_MAX (1u << 18)                /* ... and at most (its slots are touched) */
-#define RESOLVE_TRIES 4                  /* a family removed by a reload mid-resolve: look again */
+#define SC_PER_EC 4     /* series cache entries per event cache entry: several series a name */
+#define RESOLVE_TRIES 4 /* a family removed by a reload mid-resolve: look again */
 
 /* statsd_exporter's objectives when a summary has none configured. */
 static const reg_objective default_objectives[] = {{0.5, 0.05}, {0.9, 0.01}, {0.99, 0.001}};
@@ -125,6 +129,17 @@ typedef struct {
     uint32_t src_off;
     double scale;
 } eentry;
+
+/* Level 0, the series cache: (kind, raw name, tags as sent with their values) -> the series
+ * the last such event updated and what level 1 decided for it. Only applied events are kept.
+ * Its key is length-prefixed (series_key), so any bytes in names and values are safe. */
+typedef struct {
+    kent k; /* k.f: the family, held */
+    reg_series_ref ref;
+    double scale;
+    uint8_t mapped; /* as in eentry */
+    uint8_t evt;
+} sentry;
 
 /* A bounded hash table of byte-string keys (one per thread, no locking), the type ktab in
  * internal.h. When the table is full a random entry is evicted, which costs nothing on a hit
@@ -536,21 +551,17 @@ static void drop(exp_ingest *in, int reason) {
     in->cur.dropped[reason]++;
 }
 
-/* Apply value v of event ev to the series vals of f. The registry's result (REG_OK, or an
- * error the caller counts). Inside a section. */
-static int apply(exp_ingest *in, reg_family *f, const char *const *vals, const exp_statsd_event *ev,
-                 double v) {
-    switch (ev->kind) {
-    case EXP_STATSD_COUNTER:
-        return reg_counter_add(in->t, f, vals, v);
-    case EXP_STATSD_GAUGE:
-        return reg_gauge_set(in->t, f, vals, v);
-    case EXP_STATSD_GAUGE_DELTA:
-        return reg_gauge_add(in->t, f, vals, v);
-    case EXP_STATSD_OBSERVER:
-        return reg_observe_n(in->t, f, vals, v, ev->repeat ? ev->repeat : 1);
-    }
-    return REG_EINVAL;
+/* The registry operation of an event of kind k. Cannot fail. */
+static reg_op op_of(exp_statsd_kind k) {
+    return k == EXP_STATSD_COUNTER       ? REG_OP_COUNTER_ADD
+           : k == EXP_STATSD_GAUGE       ? REG_OP_GAUGE_SET
+           : k == EXP_STATSD_GAUGE_DELTA ? REG_OP_GAUGE_ADD
+                                         : REG_OP_OBSERVE;
+}
+
+/* Observations an event stands for (a sampled timer stands for several). Cannot fail. */
+static uint64_t repeat_of(const exp_statsd_event *ev) {
+    return ev->repeat ? ev->repeat : 1;
 }
 
 /* Why value v (after scale) cannot be applied as event ev, as a DR_* reason, or -1 when it
@@ -781,6 +792,40 @@ static eentry *event_miss(exp_ingest *in, const exp_statsd_event *ev, const char
     return remember(in, k, kl, h, &d, fe, n);
 }
 
+/* Append n bytes at p with a 2-byte length in front, to k at *at. Cannot fail (the caller
+ * reserved the room). */
+static void put_piece(char *k, size_t *at, const char *p, size_t n) {
+    k[(*at)++] = (char)(n & 0xff);
+    k[(*at)++] = (char)(n >> 8);
+    memcpy(k + *at, p, n);
+    *at += n;
+}
+
+/* The level-0 key of ev into in->key0 (kind, tag count, then the raw name and each tag's name
+ * and value, each after its 2-byte length); *kl its length. NULL when out of memory or when a
+ * piece is too long for its length prefix (such events skip level 0). Cannot fail otherwise. */
+static const char *series_key(exp_ingest *in, const exp_statsd_event *ev, size_t *kl) {
+    size_t need = 4 + ev->name.len, longest = ev->name.len;
+    for (size_t i = 0; i < ev->nlabels; i++) {
+        size_t nl = ev->labels[i].name.len, vl = ev->labels[i].value.len;
+        need += 4 + nl + vl;
+        longest = nl > longest ? nl : vl > longest ? vl : longest;
+    }
+    if (longest > UINT16_MAX || reserve(&in->key0, &in->key0cap, need) != 0)
+        return NULL;
+    char *k = in->key0;
+    size_t n = 0;
+    k[n++] = (char)kind_slot(ev->kind);
+    k[n++] = (char)ev->nlabels; /* at most LABELS_CAP */
+    put_piece(k, &n, ev->name.ptr, ev->name.len);
+    for (size_t i = 0; i < ev->nlabels; i++) {
+        put_piece(k, &n, ev->labels[i].name.ptr, ev->labels[i].name.len);
+        put_piece(k, &n, ev->labels[i].value.ptr, ev->labels[i].value.len);
+    }
+    *kl = n;
+    return k;
+}
+
 /* The level-1 key of ev into in->key (kind, raw name, tag names in the order sent; each
  * NUL-terminated); *kl its length. NULL when out of memory. Cannot fail otherwise. */
 static const char *event_key(exp_ingest *in, const exp_statsd_event *ev, size_t *kl) {
@@ -845,10 +890,66 @@ static void refuse_update(exp_ingest *in, reg_family *f, int rc) {
                : reg_strerror(rc));
 }
 
-/* One parsed event: the event cache (or, on a miss, mapping, label merge and the family
- * cache), then the registry update. Inside a section. Cannot fail: what is not applied is
- * counted (and logged at a bounded rate). */
+/* Level 0: update the series the entry for key k (hash h) remembers. 1 when applied (and
+ * counted); 0 when ev must take the full path: no entry, its series removed since (the entry
+ * is dropped), or a value the full path refuses and counts. Inside a section. */
+static int series_hit(exp_ingest *in, const exp_statsd_event *ev, const char *k, size_t kl,
+                      uint64_t h) {
+    sentry *e = (sentry *)(void *)kt_get(&in->sc, k, kl, h);
+    if (!e)
+        return 0;
+    double v = ev->value * e->scale;
+    if (bad_value(ev, v) >= 0)
+        return 0;
+    if (reg_update_ref(in->t, e->k.f, &e->ref, op_of(ev->kind), v, repeat_of(ev)) != REG_OK) {
+        kt_del(in->L->reg, &in->sc, &e->k);
+        return 0;
+    }
+    in->ec_hits++;
+    if (e->mapped)
+        in->cur.actions[0]++;
+    else
+        in->cur.unmapped++;
+    in->cur.events[e->evt]++;
+    return 1;
+}
+
+/* Remember at level 0, under key k (hash h), that such events update the series ref of the
+ * level-1 entry e's family. Inside a section. Cannot fail: out of memory, or with the family
+ * being removed, nothing is remembered. */
+static void series_remember(exp_ingest *in, const char *k, size_t kl, uint64_t h, const eentry *e,
+                            const reg_series_ref *ref) {
+    if (reg_family_hold(e->k.f) != REG_OK)
+        return;
+    sentry *s = (sentry *)(void *)kt_put(in->L->reg, &in->sc, k, kl, h, 0);
+    if (!s) {
+        reg_family_release(in->L->reg, e->k.f);
+        return;
+    }
+    s->k.f = e->k.f;
+    s->ref = *ref;
+    s->scale = e->scale;
+    s->mapped = e->mapped;
+    s->evt = e->evt;
+}
+
+/* Forget what every cache knew (holds released): a reload replaced rules or families. Cannot
+ * fail. */
+static void caches_clear(exp_ingest *in) {
+    kt_clear(in->L->reg, &in->sc);
+    kt_clear(in->L->reg, &in->ec);
+    kt_clear(in->L->reg, &in->fc);
+}
+
+/* One parsed event: the series cache, else the event cache (or, on a miss, mapping, label
+ * merge and the family cache) and the registry update by label values. Inside a section.
+ * Cannot fail: what is not applied is counted (and logged at a bounded rate). */
 static void handle_event(exp_ingest *in, const exp_statsd_event *ev) {
+    size_t kl0 = 0;
+    const char *k0 = series_key(in, ev, &kl0);
+    uint64_t h0 = k0 ? reg_hash_bytes(k0, kl0, in->seed) : 0;
+    if (k0 && series_hit(in, ev, k0, kl0, h0))
+        return;
     size_t kl;
     const char *k = event_key(in, ev, &kl);
     if (!k) {
@@ -889,18 +990,20 @@ static void handle_event(exp_ingest *in, const exp_statsd_event *ev) {
         }
         const char *vals[REG_MAX_LABELS];
         label_values(in, e, ev, vals);
-        int rc = apply(in, e->k.f, vals, ev, v);
+        reg_series_ref ref;
+        int rc = reg_update(in->t, e->k.f, vals, op_of(ev->kind), v, repeat_of(ev), &ref);
         if (rc == REG_EGONE && attempt == 0) {
-            /* A reload removed the family: forget what both caches knew, decide again. */
-            kt_clear(in->L->reg, &in->ec);
-            kt_clear(in->L->reg, &in->fc);
+            /* A reload removed the family: forget what the caches knew, decide again. */
+            caches_clear(in);
             if (!(e = event_miss(in, ev, k, kl, h)))
                 return;
             continue;
         }
-        if (rc == REG_OK)
+        if (rc == REG_OK) {
             in->cur.events[e->evt]++;
-        else
+            if (k0)
+                series_remember(in, k0, kl0, h0, e, &ref);
+        } else
             refuse_update(in, e->k.f, rc);
         return;
     }
@@ -928,8 +1031,7 @@ void exp_statsd_refresh_config(exp_ingest *in) {
                                     .librato = sc->librato_tags != 0,
                                     .signalfx = sc->signalfx_tags != 0};
     /* New rules and defaults; families may have been replaced. */
-    kt_clear(in->L->reg, &in->ec);
-    kt_clear(in->L->reg, &in->fc);
+    caches_clear(in);
 }
 
 /* Parse one line and handle its events. Inside a batch. Cannot fail: bad input is counted. */
@@ -992,19 +1094,22 @@ exp_ingest *exp_ingest_create(exp_statsd_listener *l, exp_statsd_listener_kind k
     exp_config_release(c);
     in->mc = cfg_mapper_cache_create(cache);
     size_t ec = cache < EC_MIN ? EC_MIN : cache > EC_MAX ? EC_MAX : cache;
-    int kt = kt_init(&in->ec, ec, sizeof(eentry)) | kt_init(&in->fc, FC_CAP, sizeof(fentry));
+    size_t sc = ec * SC_PER_EC > EC_MAX ? EC_MAX : ec * SC_PER_EC;
+    int kt = kt_init(&in->sc, sc, sizeof(sentry)) | kt_init(&in->ec, ec, sizeof(eentry)) |
+             kt_init(&in->fc, FC_CAP, sizeof(fentry));
     in->out.events = calloc(EVENTS_CAP, sizeof *in->out.events);
     in->out.events_cap = EVENTS_CAP;
     in->out.labels = calloc(LABELS_CAP, sizeof *in->out.labels);
     in->out.labels_cap = LABELS_CAP;
     in->out.scratch = malloc(SCRATCH_CAP);
     in->out.scratch_cap = SCRATCH_CAP;
-    in->keycap = in->key2cap = 256;
+    in->key0cap = in->keycap = in->key2cap = 256;
+    in->key0 = malloc(in->key0cap);
     in->key = malloc(in->keycap);
     in->key2 = malloc(in->key2cap);
     in->arena = malloc(ARENA_CAP);
     if (!in->t || !in->mc || kt != 0 || !in->out.events || !in->out.labels || !in->out.scratch ||
-        !in->key || !in->key2 || !in->arena) {
+        !in->key0 || !in->key || !in->key2 || !in->arena) {
         exp_ingest_free(in);
         return NULL;
     }
@@ -1033,6 +1138,7 @@ void exp_ingest_free(exp_ingest *in) {
         return;
     if (in->t && in->cfg && in->mc)
         exp_ingest_fold(in);
+    kt_free(in->L->reg, &in->sc);
     kt_free(in->L->reg, &in->ec);
     kt_free(in->L->reg, &in->fc);
     if (in->t)
@@ -1042,6 +1148,7 @@ void exp_ingest_free(exp_ingest *in) {
     free(in->out.events);
     free(in->out.labels);
     free(in->out.scratch);
+    free(in->key0);
     free(in->key);
     free(in->key2);
     free(in->arena);

@@ -103,13 +103,13 @@ struct exp_ingest {
     exp_statsd_flags pflags;
     cfg_mapper_cache *mc;
     uint64_t seed;
-    ktab ec, fc;      /* event cache (level 1), family cache (level 2) */
-    uint64_t ec_hits; /* counted as mapping cache hits */
+    ktab sc, ec, fc;  /* series cache (level 0), event cache (1), family cache (2) */
+    uint64_t ec_hits; /* counted as mapping cache hits (level 0 hits too) */
     /* parser storage and event scratch */
     exp_statsd_out out;
     mlabel ml[MERGE_CAP];
-    char *key, *key2; /* level 1 and level 2 keys being built */
-    size_t keycap, key2cap;
+    char *key0, *key, *key2; /* level 0, 1 and 2 keys being built */
+    size_t key0cap, keycap, key2cap;
     char *arena;
     /* counts */
     ingest_counts cur, done;

@@ -1,7 +1,8 @@
 #!/bin/sh
 # check.sh - run SPIN on series.pml, the model of the series lifecycle (DESIGN.md), in its
-# small configuration, and check that each deliberately broken variant of the protocol (ten:
-# seven from DESIGN.md switched on with -DBROKEN_*, three of the scrape made with sed) is
+# small configuration, and check that each deliberately broken variant of the protocol (eleven:
+# seven from DESIGN.md switched on with -DBROKEN_*, three of the scrape and one of the
+# remembered series made with sed) is
 # caught, so a model that can no longer fail would be noticed.
 # Usage: check.sh WORKDIR [full]. "full" adds NU=2 with two reaper passes (about 3 min) and
 # the 3-updater configuration.
@@ -46,6 +47,9 @@ variant broken_recollect_twice.pml \
     's/:: (rep & (1 << i)) && (emk & (1 << key\[i\])) -> rep = rep & ~(1 << i)  \/\* FIX \*\//:: false -> skip/'
 run "broken: scrape collects anew without dropping what it emitted" broken_recollect_twice.pml \
     caught -DNU=2 -DNR=1
+variant broken_ref_unchecked.pml 's/:: rmv == rrm -> try_enter(rs, ok);/:: true -> try_enter(rs, ok);/'
+run "broken: remembered series used without checking removals" broken_ref_unchecked.pml caught \
+    -DNU=2 -DNR=1
 if [ "${2:-}" = full ]; then
     run "NU=2 NR=2" "$here/series.pml" ok -DNU=2
     run "NU=3 ONEUPD" "$here/series.pml" ok -DNU=3 -DONEUPD

@@ -1,5 +1,7 @@
 /* stress_reap.c - remove-while-in-use: updaters race the reaper (TTL of 1 ns, reaping in a
- * tight loop), explicit deletes and a family removal/re-add, while scrapers iterate.
+ * tight loop), explicit deletes and a family removal/re-add, while scrapers iterate. Half the
+ * updaters update through remembered series (reg_update_ref), which must refuse a series
+ * removed or freed meanwhile.
  * Exact accounting: every increment that returned REG_OK is found either in a live series
  * at the end or in the final value a removal reported. Nothing is lost, counted twice, read
  * after free (ASan/TSan builds) or emitted twice in one snapshot. */
@@ -49,26 +51,62 @@ static void on_remove(void *arg, const reg_family *f, const reg_series *s) {
     }
 }
 
+/* A remembered series of one key (odd workers update through these): the family it belongs
+ * to is held while remembered, as reg_update_ref asks. */
+typedef struct {
+    reg_family *f;
+    reg_series_ref ref;
+} remembered;
+
 typedef struct {
     int id;
-    uint64_t ok, hist_ok, gone;
+    uint64_t ok, hist_ok, gone, by_ref;
+    remembered (*cache)[2]; /* [key][counter, histogram], odd workers only */
 } worker;
+
+/* op v on the series values of f: through the key's remembered series when there is a good
+ * one, else by label values (remembering the series). The update's result. */
+static int update(worker *w, reg_thread *t, reg_family *f, const char *const *v, unsigned key,
+                  int hist, double x) {
+    reg_op op = hist ? REG_OP_OBSERVE : REG_OP_COUNTER_ADD;
+    if (!w->cache)
+        return reg_update(t, f, v, op, x, 1, NULL);
+    remembered *m = &w->cache[key][hist];
+    if (m->f == f && reg_update_ref(t, f, &m->ref, op, x, 1) == REG_OK) {
+        w->by_ref++;
+        return REG_OK;
+    }
+    reg_series_ref ref;
+    int rc = reg_update(t, f, v, op, x, 1, &ref);
+    if (rc != REG_OK)
+        return rc;
+    if (m->f != f) {
+        if (m->f)
+            reg_family_release(reg, m->f);
+        m->f = reg_family_hold(f) == REG_OK ? f : NULL;
+    }
+    m->ref = ref;
+    return REG_OK;
+}
 
 static void *updater(void *arg) {
     worker *w = arg;
     reg_thread *t = reg_thread_attach(reg);
     char key[16];
+    if (w->id % 2)
+        CHECK((w->cache = calloc(KEYS, sizeof *w->cache)) != NULL);
     for (int i = 0; !atomic_load(&stop_updaters); i++) {
         /* Updates go to a window of 16 keys that moves on every two reaper passes: keys
          * left behind go idle for whole passes and get reaped, then come back into the
          * window and are re-created, racing the reaper at both ends. */
         unsigned long window = (atomic_load(&passes) / 2) % WINDOWS;
-        snprintf(key, sizeof key, "k%lu", window * 16 + (unsigned long)(i + w->id) % 16);
+        unsigned k = (unsigned)(window * 16 + (unsigned long)(i + w->id) % 16);
+        snprintf(key, sizeof key, "k%u", k);
         const char *v[] = {key};
         reg_begin(t);
         reg_family *f = reg_family_find(t, "reaped_total");
         if (f) {
-            int rc = reg_counter_add(t, f, v, 1);
+            int rc = update(w, t, f, v, k, 0, 1);
             CHECK(rc == REG_OK || rc == REG_EGONE);
             if (rc == REG_OK)
                 w->ok++;
@@ -77,12 +115,17 @@ static void *updater(void *arg) {
         }
         reg_family *h = reg_family_find(t, "reaped_hist");
         CHECK(h);
-        CHECK(reg_observe(t, h, v, (double)(i % 4)) == REG_OK);
+        CHECK(update(w, t, h, v, k, 1, (double)(i % 4)) == REG_OK);
         w->hist_ok++;
         reg_end(t);
         if (i % 64 == 63)
             atomic_fetch_add_explicit(&ops, 64, memory_order_relaxed);
     }
+    for (unsigned k = 0; w->cache && k < KEYS; k++)
+        for (int j = 0; j < 2; j++)
+            if (w->cache[k][j].f)
+                reg_family_release(reg, w->cache[k][j].f);
+    free(w->cache);
     reg_thread_detach(t);
     return NULL;
 }
@@ -231,11 +274,12 @@ int main(void) {
     atomic_store(&stop, 1);
     pthread_join(bg, NULL);
 
-    uint64_t ok = 0, hist_ok = 0, gone = 0;
+    uint64_t ok = 0, hist_ok = 0, gone = 0, by_ref = 0;
     for (int i = 0; i < NTHREADS; i++) {
         ok += w[i].ok;
         hist_ok += w[i].hist_ok;
         gone += w[i].gone;
+        by_ref += w[i].by_ref;
     }
     uint64_t live = live_total(t, "reaped_total"), hlive = live_total(t, "reaped_hist");
     printf("stress_reap: %lu reaper passes reaped %lu series\n", atomic_load(&passes),
@@ -249,6 +293,8 @@ int main(void) {
     CHECK(hlive + atomic_load(&removed_hist) == hist_ok);
     CHECK(atomic_load(&removed_counts) > 0); /* the races were really exercised */
     CHECK(atomic_load(&removed_hist) > 0);
+    printf("stress_reap: %lu updates through remembered series\n", (unsigned long)by_ref);
+    CHECK(by_ref > 0);
     reg_thread_detach(t);
     reg_destroy(reg);
     return 0;
