@@ -653,6 +653,7 @@ static reg_type event_type(const exp_ingest *in, exp_statsd_kind k, const cfg_ma
  * Cannot fail. */
 static size_t merge_labels(mlabel *ml, const exp_statsd_event *ev, const cfg_map_result *res) {
     size_t n = 0, ntags = ev->nlabels;
+    int honor = res->rule && res->rule->honor_labels; /* labels come only with a rule */
     for (size_t i = 0; i < ntags; i++)
         ml[n++] = (mlabel){ev->labels[i].name.ptr, ev->labels[i].value.ptr, ev->labels[i].name.len,
                            ev->labels[i].value.len, (int)i};
@@ -662,7 +663,7 @@ static size_t merge_labels(mlabel *ml, const exp_statsd_event *ev, const cfg_map
         while (j < ntags && !(ml[j].nlen == lnl && memcmp(ml[j].name, ln, lnl) == 0))
             j++;
         if (j < ntags) {
-            if (!res->rule->honor_labels)
+            if (!honor)
                 ml[j] = (mlabel){ml[j].name, lv, ml[j].nlen, strlen(lv), -1};
             continue;
         }
