@@ -157,16 +157,6 @@ static inline const char *bar_in(const line_index *ix, const char *from, const c
     return memchr(from, '|', (size_t)(end - from)); /* past the last '|' recorded */
 }
 
-/* The first c in [s, end), or NULL. A loop, not memchr: tags and names are a few bytes, where
- * a call and memchr's vector setup cost more than the scan (~25 ns per line on the bench
- * mix). Cannot fail. */
-static inline const char *find_byte(const char *s, const char *end, char c) {
-    for (; s < end; s++)
-        if (*s == c)
-            return s;
-    return NULL;
-}
-
 /* ---- the line parser ------------------------------------------------------------------------ */
 
 typedef struct {
@@ -180,9 +170,18 @@ typedef struct {
     size_t nev;
 } parser;
 
+/* What the one-pass scans of names, tag lists and tag keys look for, one table lookup a byte:
+ * the bytes that split names and tag lists, and those that may stay in an escaped tag key. */
+enum { BC_KEY = 1, BC_LBRACKET = 2, BC_RBRACKET = 4, BC_HASH = 8, BC_COMMA = 16 };
+#define BC_RANGE(a, b) [a... b] = BC_KEY
+static const uint8_t byte_class[256] = {
+    BC_RANGE('a', 'z'),  BC_RANGE('A', 'Z'),  BC_RANGE('0', '9'), ['_'] = BC_KEY,
+    ['['] = BC_LBRACKET, [']'] = BC_RBRACKET, ['#'] = BC_HASH,    [','] = BC_COMMA};
+#undef BC_RANGE
+
 /* 1 when c may stay in an escaped tag key ([A-Za-z0-9_]). Cannot fail. */
 static bool label_char(unsigned char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '_';
+    return byte_class[c] & BC_KEY;
 }
 
 /* Length of the UTF-8 sequence starting with c (the line was validated). Cannot fail. */
@@ -254,10 +253,10 @@ static int set_label(parser *p, const char *k, size_t kn, bool escape, const cha
     return 0;
 }
 
-/* One `key<sep>value` tag. Malformed tags are skipped and counted in *terr. Returns 0, or
- * set_label's error (too_many_tags, out_of_space). */
-static int parse_tag(parser *p, const char *t, size_t n, char sep, unsigned *terr) {
-    const char *s = find_byte(t, t + n, sep);
+/* One `key<sep>value` tag t[0..n) whose first sep is at s (NULL: none). Malformed tags are
+ * skipped and counted in *terr. Returns 0, or set_label's error (too_many_tags,
+ * out_of_space). */
+static int parse_tag(parser *p, const char *t, size_t n, const char *s, unsigned *terr) {
     if (!s) {
         (*terr)++;
         return 0;
@@ -271,24 +270,28 @@ static int parse_tag(parser *p, const char *t, size_t n, char sep, unsigned *ter
 }
 
 /* A ','-separated tag list; an empty piece is a tag error except after a final ','.
- * trim_hash drops one leading '#' per tag (DogStatsD clients that prefix every tag). Returns 0,
- * or the first error of parse_tag. */
+ * trim_hash drops one leading '#' per tag (DogStatsD clients that prefix every tag). One pass:
+ * each tag's end and first sep are found together. Returns 0, or the first error of
+ * parse_tag. */
 static int parse_tag_list(parser *p, const char *s, size_t n, char sep, bool trim_hash,
                           unsigned *terr) {
     size_t start = 0;
     while (start < n) {
-        const char *c = find_byte(s + start, s + n, ',');
-        size_t stop = c ? (size_t)(c - s) : n;
+        const char *sp = NULL;
+        size_t stop = start;
+        for (; stop < n && s[stop] != ','; stop++)
+            if (s[stop] == sep && !sp)
+                sp = s + stop;
         const char *t = s + start;
         size_t tn = stop - start;
-        if (trim_hash && tn > 0 && t[0] == '#') {
+        if (trim_hash && tn > 0 && t[0] == '#') { /* never sep: sep is ':' or '=' */
             t++;
             tn--;
         }
-        int r = parse_tag(p, t, tn, sep, terr);
+        int r = parse_tag(p, t, tn, sp, terr);
         if (r)
             return r;
-        if (!c)
+        if (stop == n)
             break;
         start = stop + 1;
     }
@@ -301,41 +304,47 @@ static int parse_name(parser *p, const char *name, size_t n) {
     unsigned terr = 0;
     int r = 0;
     p->name = (exp_statsd_str){name, n};
-    if (p->fl->signalfx) {
-        const char *lb = find_byte(name, name + n, '['), *rb = find_byte(name, name + n, ']');
-        if (lb && rb && lb < rb) {
-            r = parse_tag_list(p, lb + 1, (size_t)(rb - lb - 1), '=', false, &terr);
-            size_t a = (size_t)(lb - name), b = n - (size_t)(rb - name) - 1;
-            if (r) {
-                /* refused below */
-            } else if (b == 0) {
-                p->name.len = a;
-            } else if (a == 0) {
-                p->name = (exp_statsd_str){rb + 1, b};
-            } else if (p->out->scratch_cap - p->used < a + b) {
-                r = EXP_STATSD_ERR_OUT_OF_SPACE;
-            } else {
-                char *o = p->out->scratch + p->used;
-                memcpy(o, name, a);
-                memcpy(o + a, rb + 1, b);
-                p->used += a + b;
-                p->name = (exp_statsd_str){o, a + b};
-            }
-            goto done;
-        }
-        if (lb || rb) { /* one bracket, or "]...[": not SignalFx tags, name as sent */
-            terr++;
-            goto done;
-        }
-    }
+    /* One pass for the first '[' and ']' (SignalFx) and the first byte that starts Librato
+     * ('#') or InfluxDB (',') tags, each looked for only when its style is on. */
+    unsigned want = (p->fl->signalfx ? BC_LBRACKET | BC_RBRACKET : 0) |
+                    (p->fl->librato ? BC_HASH : 0) | (p->fl->influxdb ? BC_COMMA : 0);
+    const char *lb = NULL, *rb = NULL, *tag = NULL;
     for (size_t i = 0; i < n; i++) {
-        if ((name[i] == '#' && p->fl->librato) || (name[i] == ',' && p->fl->influxdb)) {
-            r = parse_tag_list(p, name + i + 1, n - i - 1, '=', false, &terr);
-            p->name.len = i;
-            break;
-        }
+        unsigned c = byte_class[(unsigned char)name[i]] & want;
+        if (!c)
+            continue;
+        if (c == BC_LBRACKET && !lb)
+            lb = name + i;
+        else if (c == BC_RBRACKET && !rb)
+            rb = name + i;
+        else if ((c & (BC_HASH | BC_COMMA)) && !tag)
+            tag = name + i;
     }
-done:
+    if (lb && rb && lb < rb) {
+        r = parse_tag_list(p, lb + 1, (size_t)(rb - lb - 1), '=', false, &terr);
+        size_t a = (size_t)(lb - name), b = n - (size_t)(rb - name) - 1;
+        if (r) {
+            /* refused below */
+        } else if (b == 0) {
+            p->name.len = a;
+        } else if (a == 0) {
+            p->name = (exp_statsd_str){rb + 1, b};
+        } else if (p->out->scratch_cap - p->used < a + b) {
+            r = EXP_STATSD_ERR_OUT_OF_SPACE;
+        } else {
+            char *o = p->out->scratch + p->used;
+            memcpy(o, name, a);
+            memcpy(o + a, rb + 1, b);
+            p->used += a + b;
+            p->name = (exp_statsd_str){o, a + b};
+        }
+    } else if (lb || rb) { /* one bracket, or "]...[": not SignalFx tags, name as sent */
+        terr++;
+    } else if (tag) {
+        size_t i = (size_t)(tag - name);
+        r = parse_tag_list(p, tag + 1, n - i - 1, '=', false, &terr);
+        p->name.len = i;
+    }
     p->st->tag_errors += terr;
     return r;
 }
