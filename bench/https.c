@@ -246,21 +246,10 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 2; i++)
         snprintf(listen[i], sizeof listen[i], "--web.listen-address=127.0.0.1:%d", port[i]);
     snprintf(webcfg, sizeof webcfg, "--web.config.file=%s/web.yml", tmpdir);
-    char *plain_argv[] = {(char *)bin,
-                          listen[0],
-                          "--config.file=/dev/null",
-                          "--statsd.listen-udp=",
-                          "--statsd.listen-tcp=",
-                          "--log.level=warn",
-                          NULL};
-    char *https_argv[] = {(char *)bin,
-                          listen[1],
-                          "--config.file=/dev/null",
-                          "--statsd.listen-udp=",
-                          "--statsd.listen-tcp=",
-                          "--log.level=warn",
-                          webcfg,
-                          NULL};
+    char *plain_argv[PEER_ARGV_MAX], *https_argv[PEER_ARGV_MAX];
+    const char *https_extra[] = {webcfg, NULL};
+    peer_abacus_argv(plain_argv, bin, listen[0], NULL);
+    peer_abacus_argv(https_argv, bin, listen[1], https_extra);
     http_client plain = {.port = port[0], .fd = -1};
     http_client https = {.port = port[1], .fd = -1, .cred = cred};
     http_client fresh = {.port = port[1], .fd = -1, .cred = cred, .close_each = 1};

@@ -103,3 +103,18 @@ int peer_build_abacus(char *out, size_t cap) {
     snprintf(out, cap, "%s/../exporter/abacus", dirname(self));
     return 0;
 }
+
+char **peer_abacus_argv(char *argv[PEER_ARGV_MAX], const char *bin, const char *listen,
+                        const char *const *extra) {
+    static const char *const fixed[] = {"--config.file=/dev/null", "--statsd.listen-udp=",
+                                        "--statsd.listen-tcp=", "--log.level=warn"};
+    size_t n = 0;
+    argv[n++] = (char *)bin;
+    argv[n++] = (char *)listen;
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        argv[n++] = (char *)fixed[i];
+    for (size_t i = 0; extra && extra[i] && i < PEER_EXTRA_MAX; i++)
+        argv[n++] = (char *)extra[i];
+    argv[n] = NULL;
+    return argv;
+}

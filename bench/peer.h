@@ -19,6 +19,15 @@ void peer_stop(pid_t *pid, const char *name);
 /* The abacus binary of the bench's own build (exporter/abacus beside bench/) into out. 0, or
  * -1 when /proc/self/exe cannot be read. */
 int peer_build_abacus(char *out, size_t cap);
+/* Room peer_abacus_argv needs: its own arguments, up to PEER_EXTRA_MAX more, the NULL. */
+#define PEER_EXTRA_MAX 4
+#define PEER_ARGV_MAX (7 + PEER_EXTRA_MAX)
+/* The arguments of abacus binary bin serving only HTTP (an empty configuration, no StatsD
+ * listeners, warnings only) with the flag listen (--web.listen-address=...), then the flags in
+ * extra (NULL-terminated, at most PEER_EXTRA_MAX; NULL for none), into argv. Returns argv.
+ * Cannot fail. */
+char **peer_abacus_argv(char *argv[PEER_ARGV_MAX], const char *bin, const char *listen,
+                        const char *const *extra);
 /* A push body (text format) of n gauge series bench_gauge{service,endpoint}, endpoints
  * numbered from first; its length in *len. Exits when out of memory. */
 char *peer_gauge_body(size_t n, size_t first, size_t *len);

@@ -76,13 +76,8 @@ static int servers_start(const binaries *bin, server out[2]) {
         port[1] = free_port();
     for (int i = 0; i < 2; i++)
         snprintf(listen[i], sizeof listen[i], "--web.listen-address=127.0.0.1:%d", port[i]);
-    char *abacus[] = {(char *)bin->abacus,
-                      listen[0],
-                      "--config.file=/dev/null",
-                      "--statsd.listen-udp=",
-                      "--statsd.listen-tcp=",
-                      "--log.level=warn",
-                      NULL};
+    char *abacus[PEER_ARGV_MAX];
+    peer_abacus_argv(abacus, bin->abacus, listen[0], NULL);
     char *pushgateway[] = {(char *)bin->pushgateway, listen[1],
                            "--persistence.file=", "--log.level=warn", NULL};
     if (server_start(&out[0], "abacus", abacus, port[0], 0) != 0)
