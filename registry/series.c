@@ -745,10 +745,17 @@ void reg_cursor_consume(reg_cursor *c, size_t k) {
     c->pos += k < c->n - c->pos ? k : c->n - c->pos;
 }
 
+/* What a cursor remembers of a series it handed out: a hash of its label text, which is the
+ * same for every series of one label set (the text is rendered one way). Not series_hash:
+ * this runs for every series of a scrape, and one pass over the text costs less than
+ * recovering the label values. Cannot fail. */
+static uint64_t cursor_id(const reg_family *f, const struct reg_series *s) {
+    return reg_hash_bytes(s->key, s->klen, series_seed(f->reg, f)); /* seeded: see probe_init */
+}
+
 void reg_cursor_pause(reg_cursor *c) {
-    uint64_t seed = c->f ? series_seed(c->f->reg, c->f) : 0;
     for (size_t i = c->hashed; i < c->pos; i++)
-        c->v[i].hash = series_hash(c->v[i].s, seed);
+        c->v[i].hash = cursor_id(c->f, c->v[i].s);
     c->hashed = c->pos;
 }
 
@@ -783,7 +790,7 @@ int reg_cursor_resume(reg_thread *t, reg_cursor *c) {
     memcpy(nv, c->v, c->hashed * sizeof *nv);
     size_t n = c->hashed;
     for (long i = 0; i < m; i++) {
-        uint64_t h = series_hash(fresh[i], series_seed(t->reg, c->f));
+        uint64_t h = cursor_id(c->f, fresh[i]);
         if (!bsearch(&h, done, c->hashed, sizeof *done, cmp_u64))
             nv[n++].s = fresh[i];
     }
