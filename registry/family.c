@@ -258,7 +258,7 @@ static bool fam_compare_cb(const void *stored, const void *key) {
 
 /* False when out of memory. */
 bool reg_families_init(reg_registry *r) {
-    return reg_hs_init(r, &r->families, fam_hash_cb, fam_compare_cb, 64);
+    return reg_hs_init(r, &r->families, fam_hash_cb, fam_compare_cb, 64, r->seed);
 }
 
 static reg_probe name_probe(const reg_registry *r, const char *name) {
@@ -557,6 +557,13 @@ size_t reg_foreach_family(reg_thread *t, int (*fn)(void *arg, reg_family *f), vo
 size_t reg_family_reap(reg_registry *r, struct reg_family *f, uint64_t now_ns) {
     size_t n = 0, cap = 0, cnt = 0;
     struct reg_series **victims = NULL;
+    /* In the reaper's 32-bit clock, which wraps: ages compare as differences, and a TTL is
+     * capped at half the wrap. Rounded down, so a series may expire up to one tick (16.8 ms)
+     * early; a TTL under a tick expires it on the first pass that finds it idle. */
+    uint32_t now_t = (uint32_t)(now_ns >> REG_REAP_SHIFT);
+    uint64_t ttl_t = f->def.ttl_ns >> REG_REAP_SHIFT;
+    if (ttl_t > UINT32_MAX / 2)
+        ttl_t = UINT32_MAX / 2;
     pthread_mutex_lock(&f->mu);
     ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
     void *obj;
@@ -567,10 +574,10 @@ size_t reg_family_reap(reg_registry *r, struct reg_family *f, uint64_t now_ns) {
         uint32_t seq = (uint32_t)(st >> REG_ST_SEQ_SHIFT);
         if ((st & REG_ST_INFL_MASK) != 0 || seq != s->reap_seq) {
             s->reap_seq = seq; /* updated since the last pass: restart its TTL */
-            s->reap_ns = now_ns;
+            s->reap_t = now_t;
             continue;
         }
-        if (now_ns - s->reap_ns < f->def.ttl_ns)
+        if ((uint32_t)(now_t - s->reap_t) < ttl_t)
             continue;
         if (cnt == cap) {
             size_t nc = cap ? cap * 2 : 64;

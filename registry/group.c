@@ -62,7 +62,7 @@ bool reg_groups_init(reg_registry *r) {
     r->push_names = reg_strmap_create(REG_STRMAP_COPY);
     if (r->push_names == NULL)
         return false;
-    if (!reg_hs_init(r, &r->groups, group_hash_cb, group_compare_cb, 16)) {
+    if (!reg_hs_init(r, &r->groups, group_hash_cb, group_compare_cb, 16, r->seed)) {
         reg_strmap_free(r->push_names);
         r->push_names = NULL;
         return false;

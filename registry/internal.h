@@ -6,7 +6,8 @@
  *  - series state word: enter is an acquire CAS, leave a release fetch_add; the reaper's DEAD
  *    CAS is acq_rel, so it sees every value written by updaters that have left.
  *  - reclamation: unlink under the set's mutex, put on the retire list; the reaper moves
- *    it into its own record (ck_epoch_call) and its ck_epoch_poll frees it once every section
+ *    it (series: all retired since its last pass, as one batch) into its own record
+ *    (ck_epoch_call) and its ck_epoch_poll frees it once every section
  *    that could hold it has ended. Never waits: a stalled reader delays frees, not the reaper.
  */
 #ifndef ABACUS_REGISTRY_INTERNAL_H
@@ -52,16 +53,23 @@ void __tsan_release(void *addr);
  * stream is not lock-free. */
 typedef struct reg_summary_state reg_summary_state;
 
+/* The reaper's clock: monotonic nanoseconds >> REG_REAP_SHIFT (16.8 ms), 32 bits a series. It
+ * wraps after 2.3 years; TTLs are capped at half that (reg_family_reap). */
+#define REG_REAP_SHIFT 24
+
+/* No hash is stored: the slot's tag (below) settles most probes without one, and the few that
+ * need the full hash (the set growing, a removal, a cursor) recompute it from the key. */
 struct reg_series {
-    uint64_t hash; /* full hash of key; compared before the key bytes */
     _Atomic uint64_t state;
     double created; /* wall-clock seconds */
     union {
         struct {
-            uint64_t reap_ns;  /* reaper's view: when it last saw seq change */
             uint32_t reap_seq; /* low bits of the sequence the reaper last saw */
+            uint32_t reap_t;   /* the reaper's clock when it last saw seq change */
         };
-        ck_epoch_entry_t epoch_entry; /* after removal: the deferred free */
+        /* After removal: the registry's list of retired series (reg_retire_series). Its
+         * deferred free is one epoch entry for a whole batch, not 16 bytes in each series. */
+        struct reg_series *retired_next;
     };
     uint16_t klen;  /* bytes of key, without NUL (<= REG_MAX_KEY) */
     uint16_t flags; /* REG_SF_* */
@@ -81,15 +89,15 @@ struct reg_series {
 static inline uintptr_t reg_hash_tag(uint64_t hash) {
     return ((uintptr_t)1 << 63) | (uintptr_t)(hash >> (REG_TAG_SHIFT + 1) << REG_TAG_SHIFT);
 }
-static inline void *reg_series_tag(const struct reg_series *s) {
-    return (void *)((uintptr_t)s | reg_hash_tag(s->hash));
+static inline void *reg_series_tag(const struct reg_series *s, uint64_t hash) {
+    return (void *)((uintptr_t)s | reg_hash_tag(hash));
 }
 static inline struct reg_series *reg_series_untag(const void *p) {
     return (struct reg_series *)((uintptr_t)p & REG_PTR_MASK);
 }
 
 /* Offset of the value words in a series whose key is klen bytes: the key starts at
- * offsetof(key), not sizeof, which is rounded up past klen and flags to 48 and would waste 4
+ * offsetof(key), not sizeof, which is rounded up past klen and flags to 32 and would waste 4
  * bytes a series (a 16-byte malloc size class for one key length in four). Cannot fail. */
 static inline size_t reg_series_vals_off(size_t klen) {
     return (offsetof(struct reg_series, key) + klen + 1 + 7) & ~(size_t)7;
@@ -169,8 +177,9 @@ struct reg_registry {
     /* Written by every series creation and removal (for the global limit), nothing else. */
     _Alignas(REG_LINE) _Atomic size_t nseries; /* registry-wide */
 
-    _Alignas(REG_LINE) pthread_mutex_t retire_mu; /* guards retired */
-    ck_stack_entry_t *retired; /* unlinked entries awaiting adoption by the reaper */
+    _Alignas(REG_LINE) pthread_mutex_t retire_mu; /* guards retired and retired_series */
+    ck_stack_entry_t *retired;         /* unlinked entries awaiting adoption by the reaper */
+    struct reg_series *retired_series; /* unlinked series, linked through retired_next */
 
     pthread_mutex_t reap_mu; /* one reaper pass at a time */
     reg_thread *reaper;      /* the reaper's own epoch record */
@@ -241,7 +250,7 @@ void reg_retire_family(reg_registry *r, struct reg_family *f);
  * fail. */
 void reg_retire(reg_registry *r, ck_epoch_entry_t *e, ck_epoch_cb_t *fn);
 bool reg_hs_init(reg_registry *r, ck_hs_t *hs, ck_hs_hash_cb_t *hf, ck_hs_compare_cb_t *cmp,
-                 unsigned long capacity);
+                 unsigned long capacity, uint64_t seed);
 
 /* family.c */
 void reg_family_free_now(struct reg_family *f);

@@ -138,12 +138,12 @@ static void *hs_realloc(void *p, size_t old, size_t n, bool defer) {
     return q;
 }
 
-/* Initialise a hash set with the registry's allocator in single-writer mode. False when out
- * of memory. */
+/* Initialise a hash set with the registry's allocator in single-writer mode; ck_hs hands seed
+ * to hf. False when out of memory. */
 bool reg_hs_init(reg_registry *r, ck_hs_t *hs, ck_hs_hash_cb_t *hf, ck_hs_compare_cb_t *cmp,
-                 unsigned long capacity) {
+                 unsigned long capacity, uint64_t seed) {
     return ck_hs_init(hs, CK_HS_MODE_SPMC | CK_HS_MODE_OBJECT, hf, cmp, &r->alloc, capacity,
-                      r->seed);
+                      (unsigned long)seed);
 }
 
 /* Cannot fail. */
@@ -156,10 +156,27 @@ void reg_writer_leave(void) {
 
 /* ---- retire and reclaim ------------------------------------------------------------------ */
 
+/* Series retired before one adoption, freed together after one grace period: the epoch
+ * entry lives here rather than in every series. */
+typedef struct {
+    ck_epoch_entry_t epoch_entry;
+    struct reg_series *head; /* linked through retired_next */
+} series_batch;
+
+/* Free a list of unlinked series no reader can reach. Cannot fail. */
+static void free_series_list(struct reg_series *s) {
+    while (s != NULL) {
+        struct reg_series *next = s->retired_next;
+        reg_series_free_now(s);
+        s = next;
+    }
+}
+
 static void free_series_cb(ck_epoch_entry_t *e) {
     REG_TSAN_ACQUIRE(&reg_tsan_epoch); /* pairs with the release in reg_end */
-    reg_series_free_now(
-        (struct reg_series *)((char *)e - offsetof(struct reg_series, epoch_entry)));
+    series_batch *b = (series_batch *)((char *)e - offsetof(series_batch, epoch_entry));
+    free_series_list(b->head);
+    free(b);
 }
 
 static void free_family_cb(ck_epoch_entry_t *e) {
@@ -168,10 +185,13 @@ static void free_family_cb(ck_epoch_entry_t *e) {
         (struct reg_family *)((char *)e - offsetof(struct reg_family, epoch_entry)));
 }
 
-/* Called with the series already unlinked (its reap fields are no longer used). Any thread;
- * cannot fail. */
+/* Called with the series already unlinked (its reap fields are no longer used, and hold the
+ * link now). Any thread; cannot fail. */
 void reg_retire_series(reg_registry *r, struct reg_series *s) {
-    reg_retire(r, &s->epoch_entry, free_series_cb);
+    pthread_mutex_lock(&r->retire_mu);
+    s->retired_next = r->retired_series;
+    r->retired_series = s;
+    pthread_mutex_unlock(&r->retire_mu);
 }
 
 /* Called once the family is unlinked and its last hold is released. Any thread; cannot fail. */
@@ -185,7 +205,25 @@ static void adopt_retired(reg_registry *r) {
     pthread_mutex_lock(&r->retire_mu);
     ck_stack_entry_t *cur = r->retired, *next;
     r->retired = NULL;
+    struct reg_series *series = r->retired_series;
+    r->retired_series = NULL;
     pthread_mutex_unlock(&r->retire_mu);
+    /* Every series on the list was unlinked before it was pushed, so before this call: the
+     * batch's epoch is after all of their unlinks, as a call per series would be. */
+    series_batch *b = series != NULL ? malloc(sizeof *b) : NULL;
+    if (b != NULL) {
+        b->head = series;
+        ck_epoch_call(&r->reaper->rec, &b->epoch_entry, free_series_cb);
+    } else if (series != NULL) {
+        /* Out of memory: put them back for the next pass (or reg_destroy). Cannot fail. */
+        struct reg_series *tail = series;
+        while (tail->retired_next != NULL)
+            tail = tail->retired_next;
+        pthread_mutex_lock(&r->retire_mu);
+        tail->retired_next = r->retired_series;
+        r->retired_series = series;
+        pthread_mutex_unlock(&r->retire_mu);
+    }
     for (; cur != NULL; cur = next) {
         next = cur->next;
         ck_epoch_entry_t *e =
@@ -343,6 +381,7 @@ void reg_destroy(reg_registry *r) {
     /* No reader is left: run every pending deferred free, then free what is still linked. */
     adopt_retired(r);
     ck_epoch_barrier(&r->reaper->rec);
+    free_series_list(r->retired_series); /* left by a batch that found no memory */
     reg_groups_destroy(r);
     reg_families_destroy(r);
     /* Every record, registered or recycled, belongs to this registry; none is in use now. */

@@ -81,7 +81,7 @@ typedef struct {
     uint64_t max_age_ns;  /* summary window; 0 = 10 minutes */
     unsigned age_buckets; /* summary window slices; 0 = 5; at most REG_MAX_AGE_BUCKETS */
     unsigned buf_cap;     /* summary sample buffer; 0 = 500; at most REG_MAX_BUF_CAP */
-    uint64_t ttl_ns;      /* 0 = series never expire */
+    uint64_t ttl_ns;      /* 0 = series never expire; kept in 16.8 ms ticks, at most 1.1 years */
     size_t max_series;    /* 0 = unlimited (the registry limit still applies) */
     unsigned flags;       /* REG_FAMILY_* */
 } reg_family_def;

@@ -43,9 +43,43 @@ static inline uint64_t d_to_bits(double d) {
 
 /* ---- the per-family set ------------------------------------------------------------------ */
 
+/* The seed of a family's series hashes: probe_init's, and its set's (which ck_hs hands to
+ * series_hash_cb). Cannot fail. */
+static inline uint64_t series_seed(const reg_registry *r, const reg_family *f) {
+    return r->seed ^ f->key.hash;
+}
+
+/* The hash probe_init computes for the label values of s, recomputed from its key text
+ * `name="value",...` (names hold no quotes; values are unescaped when REG_SF_ESCAPED): a series
+ * does not store it. For the set's growth and rebuilds, removals and cursors, never for
+ * updates. Cannot fail. */
+static uint64_t series_hash(const struct reg_series *s, uint64_t seed) {
+    uint64_t h = seed;
+    const char *p = s->key, *end = s->key + s->klen;
+    char buf[REG_MAX_KEY];
+    while (p < end && (p = memchr(p, '"', (size_t)(end - p))) != NULL) {
+        const char *v = ++p; /* the value, after its opening quote */
+        size_t n = 0;
+        if (s->flags & REG_SF_ESCAPED) {
+            for (v = buf; p < end && *p != '"'; p++) {
+                if (*p == '\\' && p + 1 < end) /* \\, \" or \n: the next byte is the value's */
+                    p++, buf[n++] = *p == 'n' ? '\n' : *p;
+                else
+                    buf[n++] = *p;
+            }
+        } else {
+            const char *q = memchr(p, '"', (size_t)(end - p));
+            n = (size_t)((q ? q : end) - p);
+            p += n;
+        }
+        h = reg_hash_inline(v, n, h);
+        p++; /* past the closing quote */
+    }
+    return h;
+}
+
 static unsigned long series_hash_cb(const void *obj, unsigned long seed) {
-    (void)seed;
-    return (unsigned long)reg_series_untag(obj)->hash;
+    return (unsigned long)series_hash(reg_series_untag(obj), seed);
 }
 
 /* Keys are short; an inlined word loop beats a call to memcmp. */
@@ -123,8 +157,6 @@ static bool series_compare_cb(const void *stored, const void *key) {
         return false;
     const struct reg_series *s = reg_series_untag(stored);
     REG_TSAN_ACQUIRE(s); /* ck_hs calls this before get returns: pairs with the publish */
-    if (s->hash != p->hash)
-        return false;
     return p->self ? s == p->self : key_matches(p, s);
 }
 
@@ -132,7 +164,7 @@ static bool series_compare_cb(const void *stored, const void *key) {
  * lens. Returns 0, or -1 when a value is longer than any key can be. */
 static int probe_init(series_probe *p, const reg_registry *r, const reg_family *f,
                       const char *const *values, size_t *lens) {
-    uint64_t h = r->seed ^ f->key.hash;
+    uint64_t h = series_seed(r, f);
     for (size_t i = 0; i < f->def.nlabels; i++) {
         lens[i] = strlen(values[i]);
         if (lens[i] > REG_MAX_KEY)
@@ -145,7 +177,7 @@ static int probe_init(series_probe *p, const reg_registry *r, const reg_family *
 
 /* False when out of memory. */
 bool reg_series_hs_init(reg_registry *r, struct reg_family *f) {
-    return reg_hs_init(r, &f->hs, series_hash_cb, series_compare_cb, 8);
+    return reg_hs_init(r, &f->hs, series_hash_cb, series_compare_cb, 8, series_seed(r, f));
 }
 
 /* ---- keys -------------------------------------------------------------------------------- */
@@ -279,11 +311,10 @@ static struct reg_series *series_new(reg_family *f, const series_probe *sp, int 
         free(s);
         return NULL;
     }
-    s->hash = p->hash;
     atomic_init(&s->state, 0);
     s->created = reg_now_wall();
-    s->reap_ns = reg_now_mono_ns();
     s->reap_seq = 0;
+    s->reap_t = (uint32_t)(reg_now_mono_ns() >> REG_REAP_SHIFT);
     s->klen = (uint16_t)p->klen;
     s->flags = (f->def.type == REG_SUMMARY ? REG_SF_SUMMARY : 0) |
                ((size_t)klen != plain ? REG_SF_ESCAPED : 0);
@@ -424,7 +455,7 @@ static struct reg_series *enter_series(reg_thread *t, reg_family *f, const char 
             /* Fully initialised; the publish. Pairs with the acquire after ck_hs_get. */
             REG_TSAN_RELEASE(s);
             reg_writer_enter(r);
-            if (!ck_hs_put_unique(&f->hs, (unsigned long)sp.hash, reg_series_tag(s))) {
+            if (!ck_hs_put_unique(&f->hs, (unsigned long)sp.hash, reg_series_tag(s, sp.hash))) {
                 reg_series_free_now(s);
                 s = NULL;
             }
@@ -467,9 +498,9 @@ int reg_series_kill_locked(reg_registry *r, struct reg_family *f, struct reg_ser
                                                   memory_order_acq_rel, memory_order_relaxed))
             break;
     }
-    series_probe sp = {s->hash, s, f, NULL, NULL};
+    series_probe sp = {series_hash(s, series_seed(r, f)), s, f, NULL, NULL};
     reg_writer_enter(r);
-    ck_hs_remove(&f->hs, (unsigned long)s->hash, &sp);
+    ck_hs_remove(&f->hs, (unsigned long)sp.hash, &sp);
     reg_writer_leave();
     /* Relaxed: the counters pair with the reserve/check in enter_series (see there). */
     atomic_fetch_sub_explicit(&f->nseries, 1, memory_order_relaxed);
@@ -754,9 +785,17 @@ void reg_cursor_consume(reg_cursor *c, size_t k) {
     c->pos += k < c->n - c->pos ? k : c->n - c->pos;
 }
 
+/* What a cursor remembers of a series it handed out: a hash of its label text, which is the
+ * same for every series of one label set (the text is rendered one way). Not series_hash:
+ * this runs for every series of a scrape, and one pass over the text costs less than
+ * recovering the label values. Cannot fail. */
+static uint64_t cursor_id(const reg_family *f, const struct reg_series *s) {
+    return reg_hash_bytes(s->key, s->klen, series_seed(f->reg, f)); /* seeded: see probe_init */
+}
+
 void reg_cursor_pause(reg_cursor *c) {
     for (size_t i = c->hashed; i < c->pos; i++)
-        c->v[i].hash = c->v[i].s->hash;
+        c->v[i].hash = cursor_id(c->f, c->v[i].s);
     c->hashed = c->pos;
 }
 
@@ -791,7 +830,7 @@ int reg_cursor_resume(reg_thread *t, reg_cursor *c) {
     memcpy(nv, c->v, c->hashed * sizeof *nv);
     size_t n = c->hashed;
     for (long i = 0; i < m; i++) {
-        uint64_t h = fresh[i]->hash;
+        uint64_t h = cursor_id(c->f, fresh[i]);
         if (!bsearch(&h, done, c->hashed, sizeof *done, cmp_u64))
             nv[n++].s = fresh[i];
     }
