@@ -698,6 +698,48 @@ static void test_result_strings(void **state) {
     assert_string_equal(reg_type_name((reg_type)-1), "untyped");
 }
 
+/* A series does not store its hash: the set's growth, removals and cursors recompute it from
+ * the label text, undoing its escaping. Values with quotes, backslashes and newlines are
+ * found again after the set grew many times, counted once each, and every one is deleted. */
+static void test_escaped_values_survive_growth(void **state) {
+    fixture *fx = *state;
+    static const char *const L2[] = {"a", "b"};
+    reg_family_def d = {.name = "esc_total", .type = REG_COUNTER, .nlabels = 2, .labels = L2};
+    reg_family *f;
+    assert_int_equal(add_def(fx, &d, &f), REG_OK);
+    enum { N = 5000 };
+    static const char *const odd[] = {"\"", "\\", "\n", "x\"y", "\\\"", "plain", ""};
+    char a[64], b[64];
+    for (int round = 0; round < 2; round++) {
+        reg_begin(fx->t);
+        for (int i = 0; i < N; i++) {
+            snprintf(a, sizeof a, "%s%d", odd[i % 7], i);
+            snprintf(b, sizeof b, "%d%s", i / 7, odd[(i / 7) % 7]);
+            const char *v[] = {a, b};
+            assert_int_equal(reg_counter_add(fx->t, f, v, 1), REG_OK);
+        }
+        reg_end(fx->t);
+    }
+    assert_int_equal(reg_family_series_count(f), N);
+    reg_series **all = NULL;
+    size_t cap = 0;
+    reg_begin(fx->t);
+    long n = reg_family_collect(fx->t, f, &all, &cap);
+    for (long i = 0; i < n; i++)
+        assert_true(reg_series_value(all[i]) == 2);
+    reg_end(fx->t);
+    free(all);
+    assert_int_equal(n, N);
+    for (int i = 0; i < N; i++) {
+        snprintf(a, sizeof a, "%s%d", odd[i % 7], i);
+        snprintf(b, sizeof b, "%d%s", i / 7, odd[(i / 7) % 7]);
+        const char *v[] = {a, b};
+        assert_int_equal(reg_series_delete(fx->r, f, v), REG_OK);
+    }
+    assert_int_equal(reg_family_series_count(f), 0);
+    assert_int_equal(fx->removed, N);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_label_count_bound, setup, teardown),
@@ -715,6 +757,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_replace_refused_by_limit, setup_limit1, teardown),
         cmocka_unit_test(test_default_options),
         cmocka_unit_test(test_result_strings),
+        cmocka_unit_test_setup_teardown(test_escaped_values_survive_growth, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
