@@ -52,6 +52,7 @@ static void values_of(size_t i, char *a, char *b) {
 typedef struct {
     size_t first, count; /* series range to create, or to pick from */
     size_t ops, batch;
+    int by_ref; /* add through remembered series (reg_update_ref), made before the timing */
     unsigned seed;
     double secs, cpu; /* wall-clock and this thread's CPU seconds */
 } job;
@@ -85,9 +86,30 @@ static void *create_job(void *arg) {
     return NULL;
 }
 
+/* Remembered series for the job's range (one reg_update each), or NULL unless j->by_ref.
+ * Exits when out of memory. */
+static reg_series_ref *refs_for(reg_thread *t, const job *j) {
+    if (!j->by_ref)
+        return NULL;
+    reg_series_ref *refs = malloc(j->count * sizeof *refs);
+    if (refs == NULL)
+        abort();
+    char a[16], b[16];
+    reg_begin(t);
+    for (size_t i = 0; i < j->count; i++) {
+        values_of(j->first + i, a, b);
+        const char *v[] = {a, b};
+        if (reg_update(t, fam, v, REG_OP_COUNTER_ADD, 0, 1, &refs[i]) != REG_OK)
+            abort();
+    }
+    reg_end(t);
+    return refs;
+}
+
 static void *add_job(void *arg) {
     job *j = arg;
     reg_thread *t = reg_thread_attach(reg);
+    reg_series_ref *refs = refs_for(t, j);
     unsigned x = j->seed;
     char a[16], b[16];
     double t0 = now_s(), c0 = thread_cpu_s();
@@ -95,7 +117,13 @@ static void *add_job(void *arg) {
         reg_begin(t);
         for (size_t k = 0; k < j->batch; k++) {
             x = x * 1664525u + 1013904223u; /* pick a series at random: no cache help */
-            values_of(j->first + (x >> 8) % j->count, a, b);
+            size_t pick = (x >> 8) % j->count;
+            if (refs) {
+                if (reg_update_ref(t, fam, &refs[pick], REG_OP_COUNTER_ADD, 1, 1) != REG_OK)
+                    abort(); /* nothing is removed meanwhile */
+                continue;
+            }
+            values_of(j->first + pick, a, b);
             const char *v[] = {a, b};
             reg_counter_add(t, fam, v, 1);
         }
@@ -103,6 +131,7 @@ static void *add_job(void *arg) {
     }
     j->secs = now_s() - t0;
     j->cpu = thread_cpu_s() - c0;
+    free(refs);
     reg_thread_detach(t);
     return NULL;
 }
@@ -195,18 +224,23 @@ static timing print_case(const char *what, const timing *v) {
 
 /* The add cases on the current registry of n series, and the control. Cannot fail. */
 static void bench_adds(size_t n) {
-    enum { ONE, ONE_B, TWO, TWO_B, SHARED_B, HELD_B, CONTROL1, CONTROL2, NCASES };
+    enum { ONE, ONE_B, TWO, TWO_B, SHARED_B, HELD_B, REF1, REF2, CONTROL1, CONTROL2, NCASES };
     static const char *const what[NCASES] = {
         "counter add, 1 thread,  section/add", "counter add, 1 thread,  section/64 adds",
         "counter add, 2 threads, section/add", "counter add, 2 threads, section/64 adds",
         "2 threads, same series, section/64",  "1 thread, family held meanwhile, /64",
+        "remembered series, 1 thread, /64",    "remembered series, 2 threads, /64",
         "control, 1 thread (per 50 steps)",    "control, 2 threads (per 50 steps)"};
     timing ns[NCASES][RUNS];
     size_t ops = 1000000;
     for (int k = 0; k < RUNS; k++) {
         for (int c = 0; c < NCASES; c++) {
-            int threads = (c >= TWO && c <= SHARED_B) || c == CONTROL2 ? 2 : 1;
-            job a = {.first = 0, .count = n, .ops = ops, .batch = c == ONE || c == TWO ? 1 : 64};
+            int threads = (c >= TWO && c <= SHARED_B) || c == REF2 || c == CONTROL2 ? 2 : 1;
+            job a = {.first = 0,
+                     .count = n,
+                     .ops = ops,
+                     .batch = c == ONE || c == TWO ? 1 : 64,
+                     .by_ref = c == REF1 || c == REF2};
             pthread_t holder;
             atomic_store(&holder_stop, 0);
             if (c == HELD_B)
@@ -225,6 +259,8 @@ static void bench_adds(size_t n) {
            "section/64 adds %.2fx (cpu %.2fx)\n",
            2 * med[ONE].wall / med[TWO].wall, 2 * med[ONE].cpu / med[TWO].cpu,
            2 * med[ONE_B].wall / med[TWO_B].wall, 2 * med[ONE_B].cpu / med[TWO_B].cpu);
+    printf("  remembered series, 2 threads over 1: %.2fx (cpu %.2fx)\n",
+           2 * med[REF1].wall / med[REF2].wall, 2 * med[REF1].cpu / med[REF2].cpu);
     printf("  the control's (sharing nothing), same runs: %.2fx\n",
            2 * med[CONTROL1].wall / med[CONTROL2].wall);
 }
