@@ -61,10 +61,28 @@ static const char digit_pairs[201] = "00010203040506070809"
                                      "80818283848586878889"
                                      "90919293949596979899";
 
-/* Decimal digits of u into buf (no NUL). Returns the length (<= 20). */
+/* The number of decimal digits of u (1 for 0). */
+static inline size_t digits_u64(uint64_t u) {
+    size_t n = 1;
+    for (;;) { /* four digits a step: most values are counts below 10^8 */
+        if (u < 10)
+            return n;
+        if (u < 100)
+            return n + 1;
+        if (u < 1000)
+            return n + 2;
+        if (u < 10000)
+            return n + 3;
+        u /= 10000;
+        n += 4;
+    }
+}
+
+/* Decimal digits of u into buf (no NUL), written back to front in place: a temporary and a
+ * copy of a variable length cost a libc memcpy call per number. Returns the length (<= 20). */
 static size_t fmt_u64(uint64_t u, char *buf) {
-    char tmp[24];
-    char *p = tmp + sizeof tmp;
+    size_t n = digits_u64(u);
+    char *p = buf + n;
     while (u >= 100) {
         unsigned d = (unsigned)(u % 100) * 2;
         u /= 100;
@@ -78,8 +96,6 @@ static size_t fmt_u64(uint64_t u, char *buf) {
     } else {
         *--p = (char)('0' + u);
     }
-    size_t n = (size_t)(tmp + sizeof tmp - p);
-    memcpy(buf, p, n);
     return n;
 }
 
