@@ -594,35 +594,52 @@ void (*reg_test_between_looks)(struct reg_family *f);
 
 /* ---- snapshots and accessors ------------------------------------------------------------- */
 
-/* LSD radix sort of pointers by address, 11 bits a pass over bits 4-47 (malloc aligns to 16
- * and user addresses fit in 48 bits). Small sets are left alone: they fit in cache anyway.
+/* LSD radix sort of pointers by address. Only the bits in which the addresses differ are
+ * sorted, less their 4 low bits (malloc aligns to 16), in as few passes of at most 11 bits as
+ * cover them: series allocated together span a few megabytes, two passes where every bit of
+ * the 48-bit address would take four. Small sets are left alone: they fit in cache anyway.
  * Cannot fail: without memory for the scratch array the order is simply kept. */
 static void sort_by_address(reg_series **v, size_t n) {
-    enum { BITS = 11, PASSES = 4, LOW = 4 };
+    enum { MAX_BITS = 11, LOW = 4 };
     if (n < 4096)
         return;
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (size_t i = 0; i < n; i++) {
+        uintptr_t a = (uintptr_t)v[i];
+        lo = a < lo ? a : lo;
+        hi = a > hi ? a : hi;
+    }
+    unsigned bits = 0;
+    for (uintptr_t span = (hi - lo) >> LOW; span != 0; span >>= 1)
+        bits++;
+    unsigned passes = (bits + MAX_BITS - 1) / MAX_BITS;
+    if (passes == 0)
+        return;
+    unsigned width = (bits + passes - 1) / passes; /* even passes: smaller count tables */
+    size_t mask = ((size_t)1 << width) - 1;
     reg_series **tmp = malloc(n * sizeof *tmp);
     if (tmp == NULL)
         return;
     reg_series **src = v, **dst = tmp;
-    for (int pass = 0; pass < PASSES; pass++) {
-        size_t count[1 << BITS] = {0};
-        unsigned shift = LOW + (unsigned)pass * BITS;
+    for (unsigned pass = 0; pass < passes; pass++) {
+        size_t count[1 << MAX_BITS] = {0};
+        unsigned shift = LOW + pass * width;
         for (size_t i = 0; i < n; i++)
-            count[((uintptr_t)src[i] >> shift) & ((1u << BITS) - 1)]++;
+            count[(((uintptr_t)src[i] - lo) >> shift) & mask]++;
         size_t sum = 0;
-        for (size_t d = 0; d < (1u << BITS); d++) {
+        for (size_t d = 0; d <= mask; d++) {
             size_t c = count[d];
             count[d] = sum;
             sum += c;
         }
         for (size_t i = 0; i < n; i++)
-            dst[count[((uintptr_t)src[i] >> shift) & ((1u << BITS) - 1)]++] = src[i];
+            dst[count[(((uintptr_t)src[i] - lo) >> shift) & mask]++] = src[i];
         reg_series **t = src;
         src = dst;
         dst = t;
     }
-    /* PASSES is even: the sorted result is back in v. */
+    if (src != v) /* an odd number of passes left the result in tmp */
+        memcpy(v, src, n * sizeof *v);
     free(tmp);
 }
 
