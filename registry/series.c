@@ -645,6 +645,9 @@ static void sort_by_address(reg_series **v, size_t n) {
 
 long reg_family_collect(reg_thread *t, reg_family *f, reg_series ***out, size_t *cap) {
     (void)t;
+    /* seq_cst: pairs with the increment in reg_series_kill_locked, like the one after the
+     * first look; a removal finished before this load left no series in the set to collect. */
+    uint64_t removals = atomic_load(&f->removals);
     size_t n = 0;
     ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
     void *obj;
@@ -659,6 +662,7 @@ long reg_family_collect(reg_thread *t, reg_family *f, reg_series ***out, size_t 
             *cap = nc;
         }
         (*out)[n++] = reg_series_untag(obj);
+        REG_TSAN_ACQUIRE((*out)[n - 1]); /* pairs with the release before ck_hs_put_unique */
     }
     /* Visit them in address order from here on: series created together sit together, so the
      * second look and the caller's rendering walk memory (and pages) mostly in sequence
@@ -666,7 +670,15 @@ long reg_family_collect(reg_thread *t, reg_family *f, reg_series ***out, size_t 
     sort_by_address(*out, n);
     if (reg_test_between_looks)
         reg_test_between_looks(f);
-    /* ...then the second look: drop those DEAD now. A series reaped and re-created during the
+    /* No removal finished during the first look: no series was re-created during it either
+     * (a twin is linked under f->mu only after its predecessor's kill counted itself), so no
+     * label set was collected twice, and the second look, a cache miss per series, is skipped.
+     * A series whose kill is under way may be kept, as if killed just after this look: it is
+     * retired only after the kill counts itself, which a cursor's resume sees. seq_cst: pairs
+     * with that increment. */
+    if (atomic_load(&f->removals) == removals)
+        return (long)n;
+    /* ...else the second look: drop those DEAD now. A series reaped and re-created during the
      * collection was collected twice (old and new); the old one is DEAD by now, since the new
      * one only exists after it, so no label set is kept twice. */
     size_t m = 0;
@@ -674,7 +686,6 @@ long reg_family_collect(reg_thread *t, reg_family *f, reg_series ***out, size_t 
         if (i + 8 < n)
             __builtin_prefetch((*out)[i + 8]); /* where allocation order is not enough */
         reg_series *s = (*out)[i];
-        REG_TSAN_ACQUIRE(s); /* pairs with the release before ck_hs_put_unique */
         if (!(atomic_load_explicit(&s->state, memory_order_acquire) & REG_ST_DEAD))
             (*out)[m++] = s;
     }
