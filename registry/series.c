@@ -665,40 +665,60 @@ void (*reg_test_between_looks)(struct reg_family *f);
 
 /* ---- snapshots and accessors ------------------------------------------------------------- */
 
-/* LSD radix sort of pointers by address, 11 bits a pass over bits 4-47 (malloc aligns to 16
- * and user addresses fit in 48 bits). Small sets are left alone: they fit in cache anyway.
+/* LSD radix sort of pointers by address. Only the bits in which the addresses differ are
+ * sorted, less their 4 low bits (malloc aligns to 16), in as few passes of at most 11 bits as
+ * cover them: series allocated together span a few megabytes, two passes where every bit of
+ * the 48-bit address would take four. Small sets are left alone: they fit in cache anyway.
  * Cannot fail: without memory for the scratch array the order is simply kept. */
 static void sort_by_address(reg_series **v, size_t n) {
-    enum { BITS = 11, PASSES = 4, LOW = 4 };
+    enum { MAX_BITS = 11, LOW = 4 };
     if (n < 4096)
         return;
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (size_t i = 0; i < n; i++) {
+        uintptr_t a = (uintptr_t)v[i];
+        lo = a < lo ? a : lo;
+        hi = a > hi ? a : hi;
+    }
+    unsigned bits = 0;
+    for (uintptr_t span = (hi - lo) >> LOW; span != 0; span >>= 1)
+        bits++;
+    unsigned passes = (bits + MAX_BITS - 1) / MAX_BITS;
+    if (passes == 0)
+        return;
+    unsigned width = (bits + passes - 1) / passes; /* even passes: smaller count tables */
+    size_t mask = ((size_t)1 << width) - 1;
     reg_series **tmp = malloc(n * sizeof *tmp);
     if (tmp == NULL)
         return;
     reg_series **src = v, **dst = tmp;
-    for (int pass = 0; pass < PASSES; pass++) {
-        size_t count[1 << BITS] = {0};
-        unsigned shift = LOW + (unsigned)pass * BITS;
+    for (unsigned pass = 0; pass < passes; pass++) {
+        size_t count[1 << MAX_BITS] = {0};
+        unsigned shift = LOW + pass * width;
         for (size_t i = 0; i < n; i++)
-            count[((uintptr_t)src[i] >> shift) & ((1u << BITS) - 1)]++;
+            count[(((uintptr_t)src[i] - lo) >> shift) & mask]++;
         size_t sum = 0;
-        for (size_t d = 0; d < (1u << BITS); d++) {
+        for (size_t d = 0; d <= mask; d++) {
             size_t c = count[d];
             count[d] = sum;
             sum += c;
         }
         for (size_t i = 0; i < n; i++)
-            dst[count[((uintptr_t)src[i] >> shift) & ((1u << BITS) - 1)]++] = src[i];
+            dst[count[(((uintptr_t)src[i] - lo) >> shift) & mask]++] = src[i];
         reg_series **t = src;
         src = dst;
         dst = t;
     }
-    /* PASSES is even: the sorted result is back in v. */
+    if (src != v) /* an odd number of passes left the result in tmp */
+        memcpy(v, src, n * sizeof *v);
     free(tmp);
 }
 
 long reg_family_collect(reg_thread *t, reg_family *f, reg_series ***out, size_t *cap) {
     (void)t;
+    /* seq_cst: pairs with the increment in reg_series_kill_locked, like the one after the
+     * first look; a removal finished before this load left no series in the set to collect. */
+    uint64_t removals = atomic_load(&f->removals);
     size_t n = 0;
     ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
     void *obj;
@@ -713,6 +733,7 @@ long reg_family_collect(reg_thread *t, reg_family *f, reg_series ***out, size_t 
             *cap = nc;
         }
         (*out)[n++] = reg_series_untag(obj);
+        REG_TSAN_ACQUIRE((*out)[n - 1]); /* pairs with the release before ck_hs_put_unique */
     }
     /* Visit them in address order from here on: series created together sit together, so the
      * second look and the caller's rendering walk memory (and pages) mostly in sequence
@@ -720,7 +741,15 @@ long reg_family_collect(reg_thread *t, reg_family *f, reg_series ***out, size_t 
     sort_by_address(*out, n);
     if (reg_test_between_looks)
         reg_test_between_looks(f);
-    /* ...then the second look: drop those DEAD now. A series reaped and re-created during the
+    /* No removal finished during the first look: no series was re-created during it either
+     * (a twin is linked under f->mu only after its predecessor's kill counted itself), so no
+     * label set was collected twice, and the second look, a cache miss per series, is skipped.
+     * A series whose kill is under way may be kept, as if killed just after this look: it is
+     * retired only after the kill counts itself, which a cursor's resume sees. seq_cst: pairs
+     * with that increment. */
+    if (atomic_load(&f->removals) == removals)
+        return (long)n;
+    /* ...else the second look: drop those DEAD now. A series reaped and re-created during the
      * collection was collected twice (old and new); the old one is DEAD by now, since the new
      * one only exists after it, so no label set is kept twice. */
     size_t m = 0;
@@ -728,7 +757,6 @@ long reg_family_collect(reg_thread *t, reg_family *f, reg_series ***out, size_t 
         if (i + 8 < n)
             __builtin_prefetch((*out)[i + 8]); /* where allocation order is not enough */
         reg_series *s = (*out)[i];
-        REG_TSAN_ACQUIRE(s); /* pairs with the release before ck_hs_put_unique */
         if (!(atomic_load_explicit(&s->state, memory_order_acquire) & REG_ST_DEAD))
             (*out)[m++] = s;
     }

@@ -61,10 +61,28 @@ static const char digit_pairs[201] = "00010203040506070809"
                                      "80818283848586878889"
                                      "90919293949596979899";
 
-/* Decimal digits of u into buf (no NUL). Returns the length (<= 20). */
+/* The number of decimal digits of u (1 for 0). */
+static inline size_t digits_u64(uint64_t u) {
+    size_t n = 1;
+    for (;;) { /* four digits a step: most values are counts below 10^8 */
+        if (u < 10)
+            return n;
+        if (u < 100)
+            return n + 1;
+        if (u < 1000)
+            return n + 2;
+        if (u < 10000)
+            return n + 3;
+        u /= 10000;
+        n += 4;
+    }
+}
+
+/* Decimal digits of u into buf (no NUL), written back to front in place: a temporary and a
+ * copy of a variable length cost a libc memcpy call per number. Returns the length (<= 20). */
 static size_t fmt_u64(uint64_t u, char *buf) {
-    char tmp[24];
-    char *p = tmp + sizeof tmp;
+    size_t n = digits_u64(u);
+    char *p = buf + n;
     while (u >= 100) {
         unsigned d = (unsigned)(u % 100) * 2;
         u /= 100;
@@ -78,8 +96,6 @@ static size_t fmt_u64(uint64_t u, char *buf) {
     } else {
         *--p = (char)('0' + u);
     }
-    size_t n = (size_t)(tmp + sizeof tmp - p);
-    memcpy(buf, p, n);
     return n;
 }
 
@@ -360,6 +376,8 @@ struct exp_scrape {
     size_t prefix_len, prefix_cap;
     char *names; /* NM_* sample names, each at names + nm_off[i] */
     size_t names_cap, nm_off[NM_N], nm_len[NM_N];
+    char *head; /* `name{prefix,` or `name{`: a one-line series' text before its labels */
+    size_t head_len, head_cap;
     exp_tok le[REG_MAX_BUCKETS + 1];
     exp_tok qt[REG_MAX_QUANTILES];
     uint64_t cum[REG_MAX_BUCKETS + 1];
@@ -604,6 +622,7 @@ void exp_scrape_end(exp_scrape *s) {
     free(s->keycopy);
     free(s->prefix);
     free(s->names);
+    free(s->head);
     free(s->buf);
     free(s);
 }
@@ -653,6 +672,14 @@ static int family_setup(exp_scrape *s, const exp_fam *e) {
     set_name(s, NM_SUM, &off, nl, "_sum");
     set_name(s, NM_COUNT, &off, nl, "_count");
     set_name(s, NM_CREATED, &off, e->mlen, "_created");
+    if (grow(&s->head, &s->head_cap, nl + s->prefix_len + 2) < 0)
+        return -1;
+    memcpy(s->head, d->name, nl);
+    s->head[nl] = '{';
+    memcpy(s->head + nl + 1, s->prefix, s->prefix_len);
+    s->head_len = nl + 1 + s->prefix_len;
+    if (s->prefix_len)
+        s->head[s->head_len++] = ',';
 
     s->om_counter = s->om && d->type == REG_COUNTER && e->mlen != nl;
     s->om_sum_ok = 1;
@@ -876,7 +903,9 @@ static inline void prefetch_ahead(const exp_scrape *s) {
 }
 
 /* Counters, gauges and untyped in the text format: one line per series; the common case at
- * scale, kept free of the per-line state machine. 1 family done, 0 no room, -1 no memory. */
+ * scale, kept free of the per-line state machine. A series with labels is written as the
+ * family's head, its labels and the value formatted in place: two copies a line, not four.
+ * 1 family done, 0 no room, -1 no memory. */
 static int render_simple_series(exp_scrape *s) {
     char num[EXP_NUM_MAX];
     for (; s->si < s->nser; s->si++) {
@@ -884,10 +913,26 @@ static int render_simple_series(exp_scrape *s) {
         prefetch_ahead(s);
         size_t klen;
         const char *key = reg_series_labels(x, &klen);
-        size_t vl = fmt_value(reg_series_value(x), 0, num);
-        int rc = put_line(s, NM_MAIN, key, klen, NULL, num, vl);
-        if (rc <= 0)
-            return rc;
+        if (klen == 0) {
+            size_t vl = fmt_value(reg_series_value(x), 0, num);
+            int rc = put_line(s, NM_MAIN, key, klen, NULL, num, vl);
+            if (rc <= 0)
+                return rc;
+            continue;
+        }
+        size_t need = s->head_len + klen + EXP_NUM_MAX + 3;
+        if (s->cap - s->blen < need) {
+            int rc = reserve(s, need);
+            if (rc <= 0)
+                return rc;
+        }
+        char *p = put(s->buf + s->blen, s->head, s->head_len);
+        p = put(p, key, klen);
+        *p++ = '}';
+        *p++ = ' ';
+        p += exp_format_double(reg_series_value(x), p);
+        *p++ = '\n';
+        s->blen = (size_t)(p - s->buf);
     }
     return 1;
 }
