@@ -253,10 +253,11 @@ static int set_label(parser *p, const char *k, size_t kn, bool escape, const cha
     return 0;
 }
 
-/* One `key<sep>value` tag t[0..n) whose first sep is at s (NULL: none). Malformed tags are
- * skipped and counted in *terr. Returns 0, or set_label's error (too_many_tags,
- * out_of_space). */
-static int parse_tag(parser *p, const char *t, size_t n, const char *s, unsigned *terr) {
+/* One `key<sep>value` tag t[0..n) whose first sep is at s (NULL: none); clean: its key is
+ * known to need no escaping. Malformed tags are skipped and counted in *terr. Returns 0, or
+ * set_label's error (too_many_tags, out_of_space). */
+static int parse_tag(parser *p, const char *t, size_t n, const char *s, bool clean,
+                     unsigned *terr) {
     if (!s) {
         (*terr)++;
         return 0;
@@ -266,29 +267,35 @@ static int parse_tag(parser *p, const char *t, size_t n, const char *s, unsigned
         (*terr)++;
         return 0;
     }
-    return set_label(p, t, kn, true, s + 1, vn);
+    return set_label(p, t, kn, !clean || is_digit(t[0]), s + 1, vn);
 }
 
 /* A ','-separated tag list; an empty piece is a tag error except after a final ','.
  * trim_hash drops one leading '#' per tag (DogStatsD clients that prefix every tag). One pass:
- * each tag's end and first sep are found together. Returns 0, or the first error of
- * parse_tag. */
+ * each tag's key is read up to its first sep (noting whether it needs escaping), its value up
+ * to the next ','. Returns 0, or the first error of parse_tag. */
 static int parse_tag_list(parser *p, const char *s, size_t n, char sep, bool trim_hash,
                           unsigned *terr) {
     size_t start = 0;
     while (start < n) {
-        const char *sp = NULL;
-        size_t stop = start;
-        for (; stop < n && s[stop] != ','; stop++)
-            if (s[stop] == sep && !sp)
-                sp = s + stop;
         const char *t = s + start;
-        size_t tn = stop - start;
-        if (trim_hash && tn > 0 && t[0] == '#') { /* never sep: sep is ':' or '=' */
+        if (trim_hash && s[start] == '#') /* never sep: sep is ':' or '=' */
             t++;
-            tn--;
+        const char *sp = NULL;
+        unsigned clean = BC_KEY;
+        size_t stop = (size_t)(t - s);
+        for (; stop < n; stop++) {
+            unsigned char c = (unsigned char)s[stop];
+            if (c == (unsigned char)sep || c == ',')
+                break;
+            clean &= byte_class[c];
         }
-        int r = parse_tag(p, t, tn, sp, terr);
+        if (stop < n && s[stop] == sep) {
+            sp = s + stop;
+            while (stop < n && s[stop] != ',')
+                stop++;
+        }
+        int r = parse_tag(p, t, (size_t)(s + stop - t), sp, clean != 0, terr);
         if (r)
             return r;
         if (stop == n)
