@@ -36,6 +36,7 @@
 #define EC_MIN 64                        /* event cache entries per thread, at least */
 #define EC_MAX (1u << 18)                /* ... and at most (its slots are touched) */
 #define SC_PER_EC 4     /* series cache entries per event cache entry: several series a name */
+#define SC_KEY_MAX 1024 /* longer series keys are not cached: bounds the cache's memory */
 #define RESOLVE_TRIES 4 /* a family removed by a reload mid-resolve: look again */
 
 /* statsd_exporter's objectives when a summary has none configured. */
@@ -803,16 +804,15 @@ static void put_piece(char *k, size_t *at, const char *p, size_t n) {
 }
 
 /* The level-0 key of ev into in->key0 (kind, tag count, then the raw name and each tag's name
- * and value, each after its 2-byte length); *kl its length. NULL when out of memory or when a
- * piece is too long for its length prefix (such events skip level 0). Cannot fail otherwise. */
+ * and value, each after its 2-byte length); *kl its length. NULL when out of memory or when the
+ * key would be longer than SC_KEY_MAX (such events skip level 0: a sender of long names or
+ * values cannot make the cache hold much, and every piece fits its length prefix). Cannot fail
+ * otherwise. */
 static const char *series_key(exp_ingest *in, const exp_statsd_event *ev, size_t *kl) {
-    size_t need = 4 + ev->name.len, longest = ev->name.len;
-    for (size_t i = 0; i < ev->nlabels; i++) {
-        size_t nl = ev->labels[i].name.len, vl = ev->labels[i].value.len;
-        need += 4 + nl + vl;
-        longest = nl > longest ? nl : vl > longest ? vl : longest;
-    }
-    if (longest > UINT16_MAX || reserve(&in->key0, &in->key0cap, need) != 0)
+    size_t need = 4 + ev->name.len;
+    for (size_t i = 0; i < ev->nlabels; i++)
+        need += 4 + ev->labels[i].name.len + ev->labels[i].value.len;
+    if (need > SC_KEY_MAX || reserve(&in->key0, &in->key0cap, need) != 0)
         return NULL;
     char *k = in->key0;
     size_t n = 0;
@@ -891,6 +891,14 @@ static void refuse_update(exp_ingest *in, reg_family *f, int rc) {
                : reg_strerror(rc));
 }
 
+/* Count an event about to be applied as mapped by a rule (action map) or not. Cannot fail. */
+static void count_mapping(exp_ingest *in, int mapped) {
+    if (mapped)
+        in->cur.actions[0]++;
+    else
+        in->cur.unmapped++;
+}
+
 /* Level 0: update the series the entry for key k (hash h) remembers. 1 when applied (and
  * counted); 0 when ev must take the full path: no entry, its series removed since (the entry
  * is dropped), or a value the full path refuses and counts. Inside a section. */
@@ -907,10 +915,7 @@ static int series_hit(exp_ingest *in, const exp_statsd_event *ev, const char *k,
         return 0;
     }
     in->ec_hits++;
-    if (e->mapped)
-        in->cur.actions[0]++;
-    else
-        in->cur.unmapped++;
+    count_mapping(in, e->mapped);
     in->cur.events[e->evt]++;
     return 1;
 }
@@ -972,10 +977,7 @@ static void handle_event(exp_ingest *in, const exp_statsd_event *ev) {
         drop(in, DR_EMPTY_NAME);
         return;
     }
-    if (e->mapped)
-        in->cur.actions[0]++;
-    else
-        in->cur.unmapped++;
+    count_mapping(in, e->mapped);
     double v = ev->value * e->scale;
     for (int attempt = 0;; attempt++) {
         if (e->status != ES_APPLY) {

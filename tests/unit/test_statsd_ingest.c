@@ -606,8 +606,9 @@ static void test_cache_eviction(void **state) {
 }
 
 /* The series cache (level 0): tags whose bytes run together the same way stay different
- * series; a remembered series removed meanwhile (delete, family removal) is looked up again
- * and the update lands; a value refused for a cached series is counted as for any other. */
+ * series; a key too long to be cached still lands; a remembered series removed meanwhile (delete,
+ * family removal) is looked up again and the update lands; a value refused for a cached series is
+ * counted as for any other. */
 static void test_series_cache(void **state) {
     (void)state;
     env *e = env_start("mappings:\n  - match: \"sc.*\"\n    name: \"sc_$1\"\n", NO_LISTENERS, NULL);
@@ -617,6 +618,15 @@ static void test_series_cache(void **state) {
     assert_true(val(e, "sc_a", "x=\"ab\",y=\"c\"") == 3);
     assert_true(val(e, "sc_a", "x=\"a\",y=\"bc\"") == 3);
     assert_true(val(e, "sc_a", "x=\"a\",y=\"abc\"") == 3); /* `x:` has no value: a tag error */
+    /* A key too long for the series cache: such lines take the longer path every time. */
+    char longv[1501], line[1600], want[1600];
+    memset(longv, 'v', 1500);
+    longv[1500] = '\0';
+    snprintf(line, sizeof line, "sc.a:1|c|#x:a,y:%s", longv);
+    for (int i = 0; i < 3; i++)
+        feed(in, line);
+    snprintf(want, sizeof want, "x=\"a\",y=\"%s\"", longv);
+    assert_true(val(e, "sc_a", want) == 3);
     /* Tags in another order: another cache key, the same series. */
     feed(in, "sc.a:1|c|#y:bc,x:a");
     assert_true(val(e, "sc_a", "x=\"a\",y=\"bc\"") == 4);
