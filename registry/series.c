@@ -49,32 +49,47 @@ static inline uint64_t series_seed(const reg_registry *r, const reg_family *f) {
     return r->seed ^ f->key.hash;
 }
 
-/* The hash probe_init computes for the label values of s, recomputed from its key text
- * `name="value",...` (names hold no quotes; values are unescaped when REG_SF_ESCAPED): a series
- * does not store it. For the set's growth and rebuilds, removals and cursors, never for
+/* The next label value in key text [*p, end) (`name="value",...`; names hold no quotes),
+ * unescaped (\\, \", \n as render_key escapes them) into buf when buf is not NULL. Moves *p
+ * past the value's closing quote. Returns the value's length; -1 when no value is left, -2 when
+ * buf (cap bytes) cannot hold it and its NUL. The one reader of the escaping render_key writes:
+ * reg_series_label_value and series_hash both walk keys with it. */
+static long key_next_value(const char **p, const char *end, char *buf, size_t cap) {
+    const char *q = *p < end ? memchr(*p, '"', (size_t)(end - *p)) : NULL;
+    if (q == NULL)
+        return -1;
+    size_t n = 0;
+    for (q++; q < end && *q != '"'; n++) {
+        char c = *q++;
+        if (c == '\\' && q < end) {
+            c = *q++;
+            if (c == 'n')
+                c = '\n';
+        }
+        if (buf != NULL) {
+            if (n + 1 >= cap)
+                return -2;
+            buf[n] = c;
+        }
+    }
+    if (buf != NULL) {
+        if (n + 1 > cap)
+            return -2;
+        buf[n] = '\0';
+    }
+    *p = q + 1; /* past the closing quote */
+    return (long)n;
+}
+
+/* The hash probe_init computes for the label values of s, recomputed from its key text: a
+ * series does not store it. For the set's growth and rebuilds and for removals, never for
  * updates. Cannot fail. */
 static uint64_t series_hash(const struct reg_series *s, uint64_t seed) {
     uint64_t h = seed;
     const char *p = s->key, *end = s->key + s->klen;
-    char buf[REG_MAX_KEY];
-    while (p < end && (p = memchr(p, '"', (size_t)(end - p))) != NULL) {
-        const char *v = ++p; /* the value, after its opening quote */
-        size_t n = 0;
-        if (s->flags & REG_SF_ESCAPED) {
-            for (v = buf; p < end && *p != '"'; p++) {
-                if (*p == '\\' && p + 1 < end) /* \\, \" or \n: the next byte is the value's */
-                    p++, buf[n++] = *p == 'n' ? '\n' : *p;
-                else
-                    buf[n++] = *p;
-            }
-        } else {
-            const char *q = memchr(p, '"', (size_t)(end - p));
-            n = (size_t)((q ? q : end) - p);
-            p += n;
-        }
-        h = reg_hash_inline(v, n, h);
-        p++; /* past the closing quote */
-    }
+    char buf[REG_MAX_KEY + 1];
+    for (long n; (n = key_next_value(&p, end, buf, sizeof buf)) >= 0;)
+        h = reg_hash_inline(buf, (size_t)n, h);
     return h;
 }
 
@@ -886,33 +901,11 @@ const char *reg_series_labels(const reg_series *s, size_t *len) {
 
 long reg_series_label_value(const reg_series *s, size_t i, char *buf, size_t bufsz) {
     const char *p = s->key, *end = s->key + s->klen;
-    for (size_t k = 0; p < end; k++) {
-        p = memchr(p, '"', (size_t)(end - p)); /* opening quote; names hold no quotes */
-        if (p == NULL)
+    for (size_t k = 0; k < i; k++)
+        if (key_next_value(&p, end, NULL, 0) < 0)
             return -1;
-        p++;
-        size_t n = 0;
-        while (p < end && *p != '"') {
-            char c = *p++;
-            if (c == '\\' && p < end) {
-                c = *p++;
-                if (c == 'n')
-                    c = '\n';
-            }
-            if (k == i) {
-                if (n + 1 >= bufsz)
-                    return -1;
-                buf[n] = c;
-            }
-            n++;
-        }
-        p++; /* closing quote */
-        if (k == i) {
-            buf[n] = '\0';
-            return (long)n;
-        }
-    }
-    return -1;
+    long n = key_next_value(&p, end, buf, bufsz);
+    return n < 0 ? -1 : n;
 }
 
 /* Value reads are relaxed: a scrape shows some recent value of each word; nothing else is
