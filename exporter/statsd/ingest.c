@@ -35,9 +35,11 @@
 #define FC_CAP 4096                      /* family cache entries per thread */
 #define EC_MIN 64                        /* event cache entries per thread, at least */
 #define EC_MAX (1u << 18)                /* ... and at most (its slots are touched) */
-#define SC_PER_EC 4     /* series cache entries per event cache entry: several series a name */
-#define SC_KEY_MAX 1024 /* longer series keys are not cached: bounds the cache's memory */
-#define RESOLVE_TRIES 4 /* a family removed by a reload mid-resolve: look again */
+#define SC_PER_EC 4       /* series cache entries per event cache entry: several series a name */
+#define SC_KEY_MAX 1024   /* longer series keys are not cached: bounds the cache's memory */
+#define KT_BYTES_EACH 256 /* key and data bytes a cache holds per entry, on average */
+#define KT_BYTES_MIN (4 * MAX_LINE) /* ... and at least: a few keys as long as a line fit */
+#define RESOLVE_TRIES 4             /* a family removed by a reload mid-resolve: look again */
 
 /* statsd_exporter's objectives when a summary has none configured. */
 static const reg_objective default_objectives[] = {{0.5, 0.05}, {0.9, 0.01}, {0.99, 0.001}};
@@ -143,7 +145,9 @@ typedef struct {
 } sentry;
 
 /* A bounded hash table of byte-string keys (one per thread, no locking), the type ktab in
- * internal.h. When the table is full a random entry is evicted, which costs nothing on a hit
+ * internal.h. It holds at most cap entries and, beyond the one being put, max_bytes of keys
+ * and entry data: keys come from senders, and a line's name can be 64 KiB long. When either
+ * would be exceeded random entries are evicted, which costs nothing on a hit
  * (unlike LRU upkeep). Not reg_strmap, the registry's string map: that one grows without
  * bound and maps borrowed or copied keys to pointers, where this cache must stay bounded (its
  * keys come from senders), evict at random, keep fixed-size records inline after a key it
@@ -166,6 +170,8 @@ static int kt_init(ktab *t, size_t cap, size_t esize) {
     t->cap = cap;
     t->esize = esize;
     t->n = 0;
+    t->bytes = 0;
+    t->max_bytes = cap * KT_BYTES_EACH < KT_BYTES_MIN ? KT_BYTES_MIN : cap * KT_BYTES_EACH;
     t->rnd = random_seed() | 1;
     return 0;
 }
@@ -212,6 +218,7 @@ static void kt_del(reg_registry *r, ktab *t, kent *e) {
     kt_unslot(t, kt_slot_of(t, idx));
     if (e->f)
         reg_family_release(r, e->f);
+    t->bytes -= e->bsize;
     free(e->blob);
     int32_t last = (int32_t)--t->n;
     if (idx != last) {
@@ -221,18 +228,19 @@ static void kt_del(reg_registry *r, ktab *t, kent *e) {
     }
 }
 
-/* A new zeroed entry for key with extra blob bytes after it; a random entry is evicted when
- * the table is full (other entry pointers of this table are invalid afterwards). NULL when
- * out of memory. */
+/* A new zeroed entry for key with extra blob bytes after it; random entries are evicted
+ * while the table has no room for it (other entry pointers of this table are invalid
+ * afterwards). NULL when out of memory. */
 static kent *kt_put(reg_registry *r, ktab *t, const char *key, size_t klen, uint64_t h,
                     size_t extra) {
-    if (t->n == t->cap) {
+    size_t size = klen + extra;
+    while (t->n && (t->n == t->cap || t->bytes + size > t->max_bytes)) {
         t->rnd ^= t->rnd << 13;
         t->rnd ^= t->rnd >> 7;
         t->rnd ^= t->rnd << 17;
         kt_del(r, t, KT_AT(t, t->rnd % t->n));
     }
-    char *b = malloc(klen + extra ? klen + extra : 1);
+    char *b = malloc(size ? size : 1);
     if (!b)
         return NULL;
     memcpy(b, key, klen);
@@ -241,6 +249,8 @@ static kent *kt_put(reg_registry *r, ktab *t, const char *key, size_t klen, uint
     e->hash = h;
     e->blob = b;
     e->klen = (uint32_t)klen;
+    e->bsize = (uint32_t)size;
+    t->bytes += size;
     size_t i = h & t->mask;
     while (t->slots[i] >= 0)
         i = (i + 1) & t->mask;
@@ -257,6 +267,7 @@ static void kt_clear(reg_registry *r, ktab *t) {
         free(e->blob);
     }
     t->n = 0;
+    t->bytes = 0;
     if (t->slots)
         memset(t->slots, 0xff, (t->mask + 1) * sizeof *t->slots);
 }

@@ -74,12 +74,14 @@ typedef struct {
     uint64_t hash;
     char *blob; /* the key, then entry data */
     uint32_t klen;
-    reg_family *f; /* held, or NULL */
+    uint32_t bsize; /* bytes of blob: klen and the entry data */
+    reg_family *f;  /* held, or NULL */
 } kent;
 
 typedef struct {
     char *ents; /* cap entries of esize bytes, each starting with a kent */
     size_t esize, n, cap;
+    size_t bytes, max_bytes; /* blob bytes held, and the most it holds beyond one entry */
     int32_t *slots;
     size_t mask;
     uint64_t rnd;

@@ -26,6 +26,7 @@
 #include "flags.h"
 #include "selfmetrics.h"
 #include "state.h"
+#include "statsd/internal.h"
 #include "statsd/statsd.h"
 
 /* ---- environment ------------------------------------------------------------------------- */
@@ -662,6 +663,47 @@ static void test_series_cache(void **state) {
     env_stop(e);
 }
 
+/* The blob bytes entries of t hold, summed from the entries themselves. */
+static size_t table_bytes(const ktab *t) {
+    size_t sum = 0;
+    for (size_t i = 0; i < t->n; i++)
+        sum += ((const kent *)(const void *)(t->ents + i * t->esize))->bsize;
+    return sum;
+}
+
+/* Names as long as a line cannot make a reader's caches hold much: each level keeps at most its
+ * byte budget (and one entry beyond it), and every line is still counted. */
+static void test_cache_bytes(void **state) {
+    (void)state;
+    env *e =
+        env_start("mappings:\n  - match: \"nomatch.*\"\n    name: \"x\"\n", NO_LISTENERS, NULL);
+    exp_ingest *in = exp_ingest_create(e->L, EXP_STATSD_LISTENER_TCP);
+    enum { NAMES = 40, NAME_LEN = 30000 };
+    char *line = malloc(NAME_LEN + 64);
+    assert_non_null(line);
+    for (int i = 0; i < NAMES; i++) {
+        memset(line, 'a', NAME_LEN);
+        int n = snprintf(line + NAME_LEN, 64, "%04d:1|c|#t:%d", i, i);
+        assert_true(n > 0);
+        feed(in, line);
+        const ktab *levels[] = {&in->sc, &in->ec, &in->fc};
+        for (size_t j = 0; j < 3; j++) {
+            assert_true(table_bytes(levels[j]) == levels[j]->bytes);
+            assert_true(levels[j]->bytes <= levels[j]->max_bytes + NAME_LEN + 64);
+        }
+    }
+    /* More than the event cache's budget went through it, so it evicted. Each line was counted
+     * (names that long are refused) and short names are cached and land as before. */
+    assert_true((size_t)NAMES * NAME_LEN > in->ec.max_bytes);
+    feed(in, "short.name:1|c\nshort.name:2|c");
+    exp_ingest_fold(in);
+    assert_true(reason_count(e, DROPPED, "invalid_labels") == NAMES);
+    assert_true(val(e, "short_name", "") == 3);
+    free(line);
+    exp_ingest_free(in);
+    env_stop(e);
+}
+
 /* ---- hostile input ------------------------------------------------------------------------- */
 
 static void test_hostile(void **state) {
@@ -874,8 +916,9 @@ int main(void) {
         cmocka_unit_test(test_limits),         cmocka_unit_test(test_non_finite_values),
         cmocka_unit_test(test_unknown_fields), cmocka_unit_test(test_ttl),
         cmocka_unit_test(test_reload),         cmocka_unit_test(test_cache_eviction),
-        cmocka_unit_test(test_series_cache),   cmocka_unit_test(test_hostile),
-        cmocka_unit_test(test_sockets),        cmocka_unit_test(test_threads_exact),
+        cmocka_unit_test(test_series_cache),   cmocka_unit_test(test_cache_bytes),
+        cmocka_unit_test(test_hostile),        cmocka_unit_test(test_sockets),
+        cmocka_unit_test(test_threads_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
