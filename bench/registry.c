@@ -303,7 +303,7 @@ static void bench_memory(size_t n) {
     long got = reg_family_collect(t, fam, &v, &cap);
     size_t chunk = got > 0 ? malloc_usable_size(v[0]) + 8 : 0;
     if (got > 0)
-        reg_series_labels(v[0], &klen);
+        klen = reg_series_labels(fam, v[0], NULL, 0);
     reg_end(t);
     free(v);
     reg_thread_detach(t);

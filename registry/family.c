@@ -319,6 +319,7 @@ static int label_prefixes(reg_family *f) {
             return -1;
         int k = sprintf(f->lpre[i], "%s%s=\"", i ? "," : "", f->def.labels[i]);
         f->lpre_len[i] = (uint16_t)k;
+        f->lpre_total += (size_t)k;
     }
     return 0;
 }

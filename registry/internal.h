@@ -47,7 +47,7 @@ void __tsan_release(void *addr);
 #define REG_ST_SEQ_ONE (1ULL << REG_ST_SEQ_SHIFT)
 
 #define REG_SF_SUMMARY 1 /* vals[0] points to a reg_summary_state */
-#define REG_SF_ESCAPED 2 /* some label value needed escaping in the key text */
+#define REG_SF_GENERAL 2 /* a label value needs escaping or has a 2-byte length (series.c) */
 
 /* Summary state, allocated with the series; guarded by its own lock since the quantile
  * stream is not lock-free. */
@@ -71,10 +71,12 @@ struct reg_series {
          * deferred free is one epoch entry for a whole batch, not 16 bytes in each series. */
         struct reg_series *retired_next;
     };
-    uint16_t klen;  /* bytes of key, without NUL (<= REG_MAX_KEY) */
+    uint16_t klen;  /* bytes of key (< REG_MAX_KEY: its rendering is at most that long) */
     uint16_t flags; /* REG_SF_* */
-    /* The key text, NUL-terminated, then (8-byte aligned) the family's nvals value words:
-     * atomic uint64 counts or double bits, or a summary state pointer. */
+    /* The label values as given, in the family's order, each after its length (series.c:
+     * the label names and quotes are the family's, not repeated in every series); then,
+     * 8-byte aligned, the family's nvals value words: atomic uint64 counts or double bits, or
+     * a summary state pointer. */
     char key[];
 };
 
@@ -100,7 +102,7 @@ static inline struct reg_series *reg_series_untag(const void *p) {
  * offsetof(key), not sizeof, which is rounded up past klen and flags to 32 and would waste 4
  * bytes a series (a 16-byte malloc size class for one key length in four). Cannot fail. */
 static inline size_t reg_series_vals_off(size_t klen) {
-    return (offsetof(struct reg_series, key) + klen + 1 + 7) & ~(size_t)7;
+    return (offsetof(struct reg_series, key) + klen + 7) & ~(size_t)7;
 }
 
 /* The value words of s. Cannot fail. */
@@ -129,6 +131,7 @@ struct reg_family {
     size_t nvals;       /* value words per series */
     char **lpre;        /* per label: `name="` (first) or `,name="`: rendered once */
     uint16_t *lpre_len;
+    size_t lpre_total; /* the sum of lpre_len */
     reg_registry *reg;
     ck_hs_t hs;
     /* Written by every creation and removal (mu, nseries, removals) and every hold (refs).

@@ -256,9 +256,11 @@ int reg_cursor_resume(reg_thread *t, reg_cursor *c);
 void reg_cursor_close(reg_registry *r, reg_cursor *c);
 
 /* Series accessors: valid for a series from a snapshot or hook, inside the same section. */
-/* Rendered label text without braces: `a="x",b="y"` (escaped as in the text format), and
- * its length; "" for a series without labels. Constant labels are not included. */
-const char *reg_series_labels(const reg_series *s, size_t *len);
+/* The label text of series s of family f without braces, `a="x",b="y"` (escaped as in the
+ * text format; "" for a series without labels; constant labels are not included), written to
+ * out (no NUL) when it fits in cap bytes. Returns its length, at most REG_MAX_KEY: a larger
+ * value than cap means nothing was written. Cannot fail. */
+size_t reg_series_labels(const reg_family *f, const reg_series *s, char *out, size_t cap);
 /* Label value i, unescaped, into buf (NUL-terminated). Returns its length or -1 if it does
  * not fit or i is out of range. */
 long reg_series_label_value(const reg_series *s, size_t i, char *buf, size_t bufsz);

@@ -49,47 +49,46 @@ static inline uint64_t series_seed(const reg_registry *r, const reg_family *f) {
     return r->seed ^ f->key.hash;
 }
 
-/* The next label value in key text [*p, end) (`name="value",...`; names hold no quotes),
- * unescaped (\\, \", \n as render_key escapes them) into buf when buf is not NULL. Moves *p
- * past the value's closing quote. Returns the value's length; -1 when no value is left, -2 when
- * buf (cap bytes) cannot hold it and its NUL. The one reader of the escaping render_key writes:
- * reg_series_label_value and series_hash both walk keys with it. */
-static long key_next_value(const char **p, const char *end, char *buf, size_t cap) {
-    const char *q = *p < end ? memchr(*p, '"', (size_t)(end - *p)) : NULL;
-    if (q == NULL)
-        return -1;
-    size_t n = 0;
-    for (q++; q < end && *q != '"'; n++) {
-        char c = *q++;
-        if (c == '\\' && q < end) {
-            c = *q++;
-            if (c == 'n')
-                c = '\n';
-        }
-        if (buf != NULL) {
-            if (n + 1 >= cap)
-                return -2;
-            buf[n] = c;
-        }
+/* A series keeps its label values, not their rendering: each value as given, after its length
+ * in one byte below 128, else in two (the first with its high bit set; REG_MAX_KEY < 32768).
+ * The label names, quotes and escaping are the family's to add when the text is rendered, so
+ * a series costs its values' bytes and one byte each. */
+#define KEY_SHORT 128
+_Static_assert(REG_MAX_KEY < 32768, "a value's length fits the two-byte form");
+
+/* Write the length n at p; returns the bytes written. Cannot fail. */
+static inline size_t key_put_len(char *p, size_t n) {
+    if (n < KEY_SHORT) {
+        p[0] = (char)n;
+        return 1;
     }
-    if (buf != NULL) {
-        if (n + 1 > cap)
-            return -2;
-        buf[n] = '\0';
-    }
-    *p = q + 1; /* past the closing quote */
-    return (long)n;
+    p[0] = (char)(0x80 | (n >> 8));
+    p[1] = (char)(n & 0xff);
+    return 2;
 }
 
-/* The hash probe_init computes for the label values of s, recomputed from its key text: a
- * series does not store it. For the set's growth and rebuilds and for removals, never for
- * updates. Cannot fail. */
+/* The length of the value at *p, which moves past it to the value's bytes. Cannot fail: keys
+ * are written by series_new only. */
+static inline size_t key_get_len(const char **p) {
+    const unsigned char *q = (const unsigned char *)*p;
+    if (q[0] < KEY_SHORT) {
+        *p += 1;
+        return q[0];
+    }
+    *p += 2;
+    return (size_t)(q[0] & 0x7f) << 8 | q[1];
+}
+
+/* The hash probe_init computes for the label values of s, recomputed from its key: a series
+ * does not store it. For the set's growth and rebuilds and for removals, never for updates.
+ * Cannot fail. */
 static uint64_t series_hash(const struct reg_series *s, uint64_t seed) {
     uint64_t h = seed;
-    const char *p = s->key, *end = s->key + s->klen;
-    char buf[REG_MAX_KEY + 1];
-    for (long n; (n = key_next_value(&p, end, buf, sizeof buf)) >= 0;)
-        h = reg_hash_inline(buf, (size_t)n, h);
+    for (const char *p = s->key, *end = s->key + s->klen; p < end;) {
+        size_t n = key_get_len(&p);
+        h = reg_hash_inline(p, n, h);
+        p += n;
+    }
     return h;
 }
 
@@ -136,28 +135,16 @@ typedef struct {
     const size_t *lens;
 } series_probe;
 
-static long render_key(const reg_family *f, const char *const *values, char *buf, size_t cap);
-
-/* 1 when the label text of s is exactly the rendering of values. A series whose values
- * needed no escaping stores them verbatim between the family's fixed `name="` prefixes, so
- * the pieces are compared in place; values holding a quote, backslash or newline can never
- * equal such text (it has fewer of those bytes), so no scan for them is needed here. */
+/* 1 when the label values of s are exactly the probe's. Cannot fail. */
 static int key_matches(const series_probe *p, const struct reg_series *s) {
-    const reg_family *f = p->f;
-    if (s->flags & REG_SF_ESCAPED) {
-        char buf[REG_MAX_KEY];
-        long n = render_key(f, p->values, buf, sizeof buf);
-        return n == (long)s->klen && key_equal(s->key, buf, (size_t)n);
-    }
-    size_t pos = 0;
-    for (size_t i = 0; i < f->def.nlabels; i++) {
-        size_t pl = f->lpre_len[i], vl = p->lens[i];
-        if (pos + pl + vl + 1 > s->klen || !key_equal(s->key + pos, f->lpre[i], pl) ||
-            !key_equal(s->key + pos + pl, p->values[i], vl) || s->key[pos + pl + vl] != '"')
+    const char *k = s->key;
+    for (size_t i = 0; i < p->f->def.nlabels; i++) {
+        size_t n = key_get_len(&k);
+        if (n != p->lens[i] || !key_equal(k, p->values[i], n))
             return 0;
-        pos += pl + vl + 1;
+        k += n;
     }
-    return pos == s->klen;
+    return 1;
 }
 
 /* ck_hs compare: stored is a tagged series; key a series_probe, or the new tagged series
@@ -197,42 +184,26 @@ bool reg_series_hs_init(reg_registry *r, struct reg_family *f) {
 
 /* ---- keys -------------------------------------------------------------------------------- */
 
-/* Render `name="value",...` with text-format escaping (backslash, double quote, newline)
- * into buf. Returns the length, or -1 when it does not fit in cap. One pass per value, no
- * strlen: this runs on every update. */
-static long render_key(const reg_family *f, const char *const *values, char *buf, size_t cap) {
-    size_t n = 0;
-    for (size_t i = 0; i < f->def.nlabels; i++) {
-        size_t pl = f->lpre_len[i];
-        if (n + pl + 1 > cap) /* the prefix and the closing quote */
-            return -1;
-        memcpy(buf + n, f->lpre[i], pl);
-        n += pl;
-        for (const unsigned char *v = (const unsigned char *)values[i]; *v; v++) {
-            unsigned char c = *v;
-            int esc = __builtin_expect(c == '\\' || c == '"' || c == '\n', 0);
-            if (n + (size_t)esc + 2 > cap) /* this byte (escaped: two) and the closing quote */
-                return -1;
-            if (esc) {
-                buf[n++] = '\\';
-                c = c == '\n' ? 'n' : c;
-            }
-            buf[n++] = (char)c;
-        }
-        if (n + 1 > cap)
-            return -1;
-        buf[n++] = '"';
-    }
-    return (long)n;
+/* 1 when the text format escapes byte c in a label value (with a backslash; a newline as
+ * \n). The one statement of that rule. Cannot fail. */
+static inline int needs_escape(char c) {
+    return c == '\\' || c == '"' || c == '\n';
 }
 
-/* The text format's label value escaping; render_key inlines the same rule on its hot path.
- * Cannot fail. */
+/* The bytes escaping adds to the n bytes at v. Cannot fail. */
+static size_t escapes_in(const char *v, size_t n) {
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += (size_t)needs_escape(v[i]);
+    return k;
+}
+
+/* The text format's label value escaping. Cannot fail. */
 size_t reg_escape_label_value(const char *src, size_t n, char *dst) {
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         char c = src[i];
-        if (c == '\\' || c == '"' || c == '\n') {
+        if (needs_escape(c)) {
             dst[k++] = '\\';
             c = c == '\n' ? 'n' : c;
         }
@@ -307,18 +278,20 @@ static inline void leave(struct reg_series *s) {
 /* A new series for the probe's values, fully initialised and not yet published. NULL when
  * out of memory or the label text does not fit (*err says which). */
 static struct reg_series *series_new(reg_family *f, const series_probe *sp, int *err) {
-    char buf[REG_MAX_KEY];
-    long klen = f->def.nlabels ? render_key(f, sp->values, buf, sizeof buf) : 0;
-    if (klen < 0 || klen > UINT16_MAX) {
+    size_t klen = 0, text = f->lpre_total, escapes = 0, longest = 0;
+    for (size_t i = 0; i < f->def.nlabels; i++) {
+        size_t n = sp->lens[i], e = escapes_in(sp->values[i], n);
+        klen += n + (n < KEY_SHORT ? 1 : 2);
+        text += n + e + 1; /* and the closing quote */
+        escapes += e;
+        longest = n > longest ? n : longest;
+    }
+    if (text > REG_MAX_KEY) { /* the bound is on the text a scrape shows */
         *err = REG_EINVAL;
         return NULL;
     }
-    size_t plain = 0; /* the length when nothing needed escaping */
-    for (size_t i = 0; i < f->def.nlabels; i++)
-        plain += f->lpre_len[i] + sp->lens[i] + 1;
-    const reg_probe key = {sp->hash, buf, (size_t)klen}, *p = &key;
     *err = REG_ENOMEM;
-    size_t off = reg_series_vals_off(p->klen);
+    size_t off = reg_series_vals_off(klen);
     struct reg_series *s = malloc(off + f->nvals * sizeof(uint64_t));
     if (s == NULL)
         return NULL;
@@ -330,11 +303,15 @@ static struct reg_series *series_new(reg_family *f, const series_probe *sp, int 
     s->created = reg_now_wall();
     s->reap_seq = 0;
     s->reap_t = (uint32_t)(reg_now_mono_ns() >> REG_REAP_SHIFT);
-    s->klen = (uint16_t)p->klen;
+    s->klen = (uint16_t)klen;
     s->flags = (f->def.type == REG_SUMMARY ? REG_SF_SUMMARY : 0) |
-               ((size_t)klen != plain ? REG_SF_ESCAPED : 0);
-    memcpy(s->key, p->key, p->klen);
-    s->key[p->klen] = '\0';
+               (escapes || longest >= KEY_SHORT ? REG_SF_GENERAL : 0);
+    char *k = s->key;
+    for (size_t i = 0; i < f->def.nlabels; i++) {
+        k += key_put_len(k, sp->lens[i]);
+        memcpy(k, sp->values[i], sp->lens[i]);
+        k += sp->lens[i];
+    }
     _Atomic uint64_t *vals = reg_series_vals(s);
     for (size_t i = 0; i < f->nvals; i++)
         atomic_init(&vals[i], 0); /* 0 bits are 0.0 as a double too */
@@ -828,10 +805,10 @@ void reg_cursor_consume(reg_cursor *c, size_t k) {
     c->pos += k < c->n - c->pos ? k : c->n - c->pos;
 }
 
-/* What a cursor remembers of a series it handed out: a hash of its label text, which is the
- * same for every series of one label set (the text is rendered one way). Not series_hash:
- * this runs for every series of a scrape, and one pass over the text costs less than
- * recovering the label values. Cannot fail. */
+/* What a cursor remembers of a series it handed out: a hash of its key, which is the same for
+ * every series of one label set (the values are stored one way). Not series_hash: this runs
+ * for every series of a scrape, and one pass over the key costs less than one per value.
+ * Cannot fail. */
 static uint64_t cursor_id(const reg_family *f, const struct reg_series *s) {
     return reg_hash_bytes(s->key, s->klen, series_seed(f->reg, f)); /* seeded: see probe_init */
 }
@@ -894,18 +871,78 @@ void reg_cursor_close(reg_registry *r, reg_cursor *c) {
     memset(c, 0, sizeof *c);
 }
 
-const char *reg_series_labels(const reg_series *s, size_t *len) {
-    *len = s->klen;
-    return s->key;
+/* Copy n bytes: pieces of label text are short, and two overlapping word moves beat a call
+ * to memcpy (neither reads or writes outside [src, src + n) and [dst, dst + n)). Returns
+ * dst + n. Cannot fail. */
+static inline char *copy_short(char *dst, const char *src, size_t n) {
+    if (n > 16) {
+        memcpy(dst, src, n);
+    } else if (n >= 8) {
+        uint64_t a = ld64(src), b = ld64(src + n - 8);
+        memcpy(dst, &a, 8);
+        memcpy(dst + n - 8, &b, 8);
+    } else if (n >= 4) {
+        uint32_t a = ld32(src), b = ld32(src + n - 4);
+        memcpy(dst, &a, 4);
+        memcpy(dst + n - 4, &b, 4);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            dst[i] = src[i];
+    }
+    return dst + n;
+}
+
+/* The length of the label text of s in family f. Cannot fail. */
+static size_t labels_len(const reg_family *f, const struct reg_series *s) {
+    if (!(s->flags & REG_SF_GENERAL))
+        return f->lpre_total + s->klen; /* each value's length byte becomes its closing quote */
+    size_t text = f->lpre_total;
+    for (const char *p = s->key, *end = s->key + s->klen; p < end;) {
+        size_t n = key_get_len(&p);
+        text += n + escapes_in(p, n) + 1;
+        p += n;
+    }
+    return text;
+}
+
+size_t reg_series_labels(const reg_family *f, const reg_series *s, char *out, size_t cap) {
+    size_t len = labels_len(f, s);
+    if (len > cap)
+        return len;
+    /* In locals: the writes through out could alias them, so the compiler would reload each
+     * one for every label. */
+    char *const *pre = f->lpre;
+    const uint16_t *pre_len = f->lpre_len;
+    size_t nlabels = f->def.nlabels;
+    int general = s->flags & REG_SF_GENERAL;
+    const char *p = s->key;
+    for (size_t i = 0; i < nlabels; i++) {
+        out = copy_short(out, pre[i], pre_len[i]);
+        size_t n = key_get_len(&p);
+        if (general)
+            out += reg_escape_label_value(p, n, out);
+        else
+            out = copy_short(out, p, n);
+        *out++ = '"';
+        p += n;
+    }
+    return len;
 }
 
 long reg_series_label_value(const reg_series *s, size_t i, char *buf, size_t bufsz) {
     const char *p = s->key, *end = s->key + s->klen;
-    for (size_t k = 0; k < i; k++)
-        if (key_next_value(&p, end, NULL, 0) < 0)
-            return -1;
-    long n = key_next_value(&p, end, buf, bufsz);
-    return n < 0 ? -1 : n;
+    for (size_t k = 0; p < end; k++) {
+        size_t n = key_get_len(&p);
+        if (k == i) {
+            if (n + 1 > bufsz)
+                return -1;
+            memcpy(buf, p, n);
+            buf[n] = '\0';
+            return (long)n;
+        }
+        p += n;
+    }
+    return -1;
 }
 
 /* Value reads are relaxed: a scrape shows some recent value of each word; nothing else is

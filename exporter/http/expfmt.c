@@ -365,14 +365,13 @@ struct exp_scrape {
     int cur_open;           /* cur is open */
     reg_series *const *ser; /* the cursor's view in this refill */
     size_t nser, si, sj;
-    int loaded;      /* values of the current series are in cum/sum/q/count */
-    int detached;    /* the current series is finished from the copy below, not ser[si] */
-    const char *key; /* label text of the current series (multi-line types) */
-    size_t klen;
+    int loaded;   /* values of the current series are in cum/sum/q/count */
+    int detached; /* the current series is finished from the copy below, not ser[si] */
+    char *key;    /* label text of the current series (multi-line types), rendered once: it
+                   * outlives the series when the series is detached */
+    size_t klen, key_cap;
     double created; /* of the current series, once detached */
-    char *keycopy;  /* label text of a detached series */
-    size_t keycopy_cap;
-    char *prefix; /* rendered constant labels */
+    char *prefix;   /* rendered constant labels */
     size_t prefix_len, prefix_cap;
     char *names; /* NM_* sample names, each at names + nm_off[i] */
     size_t names_cap, nm_off[NM_N], nm_len[NM_N];
@@ -619,7 +618,7 @@ void exp_scrape_end(exp_scrape *s) {
     free(s->pushed);
     free(s->meta_key);
     free(s->fams);
-    free(s->keycopy);
+    free(s->key);
     free(s->prefix);
     free(s->names);
     free(s->head);
@@ -815,7 +814,7 @@ static double current_created(const exp_scrape *s, const reg_series *x) {
 static int render_series_line(exp_scrape *s, const reg_series *x, size_t j, int *last) {
     const reg_family_def *d = s->def;
     size_t klen = s->klen;
-    const char *key = s->key;
+    const char *key = klen ? s->key : "";
     char num[EXP_NUM_MAX];
     size_t vl;
     *last = 0;
@@ -904,30 +903,34 @@ static inline void prefetch_ahead(const exp_scrape *s) {
 
 /* Counters, gauges and untyped in the text format: one line per series; the common case at
  * scale, kept free of the per-line state machine. A series with labels is written as the
- * family's head, its labels and the value formatted in place: two copies a line, not four.
- * 1 family done, 0 no room, -1 no memory. */
+ * family's head, its labels (rendered in place by the registry) and the value formatted in
+ * place. 1 family done, 0 no room, -1 no memory. */
 static int render_simple_series(exp_scrape *s) {
+    const reg_family *f = s->fams[s->fi].f;
+    const size_t fixed = s->head_len + EXP_NUM_MAX + 3; /* the head, `} `, the value, `\n` */
     char num[EXP_NUM_MAX];
     for (; s->si < s->nser; s->si++) {
         const reg_series *x = s->ser[s->si];
         prefetch_ahead(s);
-        size_t klen;
-        const char *key = reg_series_labels(x, &klen);
-        if (klen == 0) {
+        if (s->def->nlabels == 0) {
             size_t vl = fmt_value(reg_series_value(x), 0, num);
-            int rc = put_line(s, NM_MAIN, key, klen, NULL, num, vl);
+            int rc = put_line(s, NM_MAIN, "", 0, NULL, num, vl);
             if (rc <= 0)
                 return rc;
             continue;
         }
-        size_t need = s->head_len + klen + EXP_NUM_MAX + 3;
-        if (s->cap - s->blen < need) {
-            int rc = reserve(s, need);
+        size_t room = s->cap - s->blen;
+        char *labels = room > fixed ? s->buf + s->blen + s->head_len : s->buf;
+        size_t klen = reg_series_labels(f, x, labels, room > fixed ? room - fixed : 0);
+        if (room < fixed + klen) {
+            int rc = reserve(s, fixed + klen);
             if (rc <= 0)
                 return rc;
+            reg_series_labels(f, x, s->buf + s->blen + s->head_len, klen);
         }
-        char *p = put(s->buf + s->blen, s->head, s->head_len);
-        p = put(p, key, klen);
+        char *p = s->buf + s->blen;
+        put(p, s->head, s->head_len);
+        p += s->head_len + klen;
         *p++ = '}';
         *p++ = ' ';
         p += exp_format_double(reg_series_value(x), p);
@@ -935,6 +938,18 @@ static int render_simple_series(exp_scrape *s) {
         s->blen = (size_t)(p - s->buf);
     }
     return 1;
+}
+
+/* The label text of x into s->key. 0, or -1 when out of memory. */
+static int load_labels(exp_scrape *s, const reg_series *x) {
+    const reg_family *f = s->fams[s->fi].f;
+    s->klen = reg_series_labels(f, x, s->key, s->key_cap);
+    if (s->klen <= s->key_cap)
+        return 0;
+    if (grow(&s->key, &s->key_cap, s->klen) < 0)
+        return -1;
+    reg_series_labels(f, x, s->key, s->key_cap);
+    return 0;
 }
 
 static int render_series(exp_scrape *s) {
@@ -947,9 +962,11 @@ static int render_series(exp_scrape *s) {
             if (s->si >= s->nser)
                 return 1;
             x = s->ser[s->si];
-            if (s->sj == 0)
+            if (s->sj == 0) {
                 prefetch_ahead(s);
-            s->key = reg_series_labels(x, &s->klen);
+                if (load_labels(s, x) < 0)
+                    return -1;
+            }
         }
         for (;;) {
             int last;
@@ -970,17 +987,13 @@ static int render_series(exp_scrape *s) {
 }
 
 /* End of a refill inside a family: hand the rendered series to the cursor and let it
- * remember them. A series partly written is handed out too, and its labels (and creation
- * time) are copied so the next refill finishes it without touching the series, which may be
- * freed by then. Inside the refill's section. -1 when out of memory. */
+ * remember them. A series partly written is handed out too; its labels are in s->key already
+ * and its creation time is copied, so the next refill finishes it without touching the
+ * series, which may be freed by then. Inside the refill's section. Cannot fail. */
 static int pause_family(exp_scrape *s) {
     size_t done = s->si;
     if (!s->detached && s->si < s->nser && (s->sj > 0 || s->loaded)) {
         const reg_series *x = s->ser[s->si];
-        if (grow(&s->keycopy, &s->keycopy_cap, s->klen + 1) < 0)
-            return -1;
-        memcpy(s->keycopy, s->key, s->klen);
-        s->key = s->keycopy;
         s->created = reg_series_created(x);
         s->detached = 1;
         done++;

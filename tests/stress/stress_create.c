@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../support/labels.h"
 #include "registry.h"
 #include "stress.h"
 
@@ -70,14 +71,15 @@ static void *scraper(void *arg) {
             CHECK(n >= 0);
             for (long i = 0; i < n; i++) {
                 size_t len;
-                const char *l = reg_series_labels(v[i], &len);
+                char lb[REG_MAX_KEY + 1], lb2[REG_MAX_KEY + 1];
+                const char *l = test_labels(f, v[i], lb, &len);
                 CHECK(len > 0 && strncmp(l, "key=\"", 5) == 0 && l[len - 1] == '"');
                 double x = reg_series_value(v[i]);
                 CHECK(x >= 0 && x == (double)(uint64_t)x);
                 CHECK(reg_series_created(v[i]) > 0);
                 for (long j = 0; j < i; j++) {
                     size_t len2;
-                    const char *l2 = reg_series_labels(v[j], &len2);
+                    const char *l2 = test_labels(f, v[j], lb2, &len2);
                     CHECK(!(len == len2 && memcmp(l, l2, len) == 0));
                 }
                 if (n > 300)
@@ -125,8 +127,8 @@ int main(void) {
     double total = 0, shared_each = (double)NTHREADS * ROUNDS;
     long ok = 0;
     for (long i = 0; i < n; i++) {
-        size_t len;
-        const char *l = reg_series_labels(v[i], &len);
+        char lb[REG_MAX_KEY + 1];
+        const char *l = test_labels(f, v[i], lb, NULL);
         double x = reg_series_value(v[i]);
         total += x;
         if (strstr(l, "owner=\"shared\""))

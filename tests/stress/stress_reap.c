@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../support/labels.h"
 #include "registry.h"
 #include "stress.h"
 
@@ -177,9 +178,10 @@ static void check_snapshot(reg_thread *t, reg_family *f, reg_series ***v, size_t
     CHECK(n >= 0 && n <= KEYS);
     for (long i = 0; i < n; i++) {
         size_t len, len2;
-        const char *l = reg_series_labels((*v)[i], &len);
+        char lb[REG_MAX_KEY + 1], lb2[REG_MAX_KEY + 1];
+        const char *l = test_labels(f, (*v)[i], lb, &len);
         for (long j = 0; j < i; j++) {
-            const char *l2 = reg_series_labels((*v)[j], &len2);
+            const char *l2 = test_labels(f, (*v)[j], lb2, &len2);
             CHECK(!(len == len2 && memcmp(l, l2, len) == 0)); /* no label set twice */
         }
         if (reg_family_definition(f)->type == REG_HISTOGRAM) {

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "flags.h"
+#include "labels.h"
 #include "selfmetrics.h"
 #include "state.h"
 #include "statsd/statsd.h"
@@ -131,7 +132,8 @@ static inline reg_series *statsd_fixture_series(statsd_fixture *fx, reg_family *
     long n = f ? reg_family_collect(fx->t, f, &fx->snap, &fx->snap_cap) : 0;
     for (long i = 0; i < n; i++) {
         size_t len;
-        const char *l = reg_series_labels(fx->snap[i], &len);
+        char lb[REG_MAX_KEY + 1];
+        const char *l = test_labels(f, fx->snap[i], lb, &len);
         if (len == strlen(labels) && memcmp(l, labels, len) == 0)
             return fx->snap[i];
     }

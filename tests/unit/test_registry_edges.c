@@ -421,9 +421,8 @@ static void test_values_past_the_key_bound(void **state) {
     reg_series **v = NULL;
     size_t cap = 0;
     assert_int_equal(reg_family_collect(fx->t, f, &v, &cap), 1);
-    size_t len;
-    reg_series_labels(v[0], &len);
-    assert_int_equal(len, 5 + 1003 + 15000 + 1);
+    char lb[REG_MAX_KEY + 1];
+    assert_int_equal(reg_series_labels(f, v[0], lb, sizeof lb), 5 + 1003 + 15000 + 1);
     assert_true(reg_series_value(v[0]) == 2);
     reg_end(fx->t);
     free(v);
@@ -740,6 +739,57 @@ static void test_escaped_values_survive_growth(void **state) {
     assert_int_equal(fx->removed, N);
 }
 
+/* A series stores each label value after its length, one byte below 128 and two from 128:
+ * values on both sides of that edge, escaped or not, are found again after the set grew, read
+ * back as given and rendered as the text format wants them. */
+static void test_value_lengths(void **state) {
+    fixture *fx = *state;
+    static const char *const L2[] = {"a", "b"};
+    reg_family_def d = {.name = "len_total", .type = REG_COUNTER, .nlabels = 2, .labels = L2};
+    reg_family *f;
+    assert_int_equal(add_def(fx, &d, &f), REG_OK);
+    static const size_t lens[] = {0, 1, 7, 8, 16, 17, 126, 127, 128, 129, 255, 256, 5000};
+    enum { NL = sizeof lens / sizeof lens[0], N = 2 * NL };
+    static char vals[N][5001];
+    for (size_t i = 0; i < N; i++) {
+        memset(vals[i], 'v', lens[i / 2]);
+        vals[i][lens[i / 2]] = '\0';
+        if (i % 2 && lens[i / 2] > 0)
+            vals[i][lens[i / 2] - 1] = '"'; /* escaped when rendered */
+    }
+    for (int round = 0; round < 2; round++) {
+        reg_begin(fx->t);
+        for (size_t i = 0; i < N; i++) {
+            const char *v[] = {vals[i], "k"};
+            assert_int_equal(reg_counter_add(fx->t, f, v, 1), REG_OK);
+        }
+        reg_end(fx->t);
+    }
+    assert_int_equal(reg_family_series_count(f), N - 1); /* "" is the same value twice */
+    reg_series **all = NULL;
+    size_t cap = 0;
+    reg_begin(fx->t);
+    long n = reg_family_collect(fx->t, f, &all, &cap);
+    assert_int_equal(n, N - 1);
+    for (long i = 0; i < n; i++) {
+        static char got[5002], want[REG_MAX_KEY + 1], text[REG_MAX_KEY + 1];
+        long vl = reg_series_label_value(all[i], 0, got, sizeof got);
+        assert_true(vl >= 0);
+        assert_true(reg_series_value(all[i]) == (vl == 0 ? 4 : 2));
+        size_t k = reg_escape_label_value(got, (size_t)vl, want + 3);
+        memcpy(want, "a=\"", 3);
+        memcpy(want + 3 + k, "\",b=\"k\"", 8);
+        size_t tl = reg_series_labels(f, all[i], text, sizeof text);
+        assert_int_equal(tl, 3 + k + 7);
+        assert_memory_equal(text, want, tl);
+        assert_true(reg_series_labels(f, all[i], text, tl - 1) == tl); /* too small: its length */
+        assert_int_equal(reg_series_label_value(all[i], 1, got, sizeof got), 1);
+        assert_int_equal(reg_series_label_value(all[i], 2, got, sizeof got), -1);
+    }
+    reg_end(fx->t);
+    free(all);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_label_count_bound, setup, teardown),
@@ -758,6 +808,7 @@ int main(void) {
         cmocka_unit_test(test_default_options),
         cmocka_unit_test(test_result_strings),
         cmocka_unit_test_setup_teardown(test_escaped_values_survive_growth, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_value_lengths, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

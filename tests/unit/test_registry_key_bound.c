@@ -37,7 +37,7 @@ static int set_value(reg_registry *r, reg_thread *t, reg_family *f, size_t len, 
     long n = reg_family_collect(t, f, &s, &cap);
     assert_int_equal(n, rc == REG_OK ? 1 : 0);
     if (n == 1)
-        reg_series_labels(s[0], text_len);
+        *text_len = reg_series_labels(f, s[0], NULL, 0);
     free(s);
     reg_end(t);
     if (rc == REG_OK)

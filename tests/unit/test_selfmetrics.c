@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../support/labels.h"
 #include "registry.h"
 #include "selfmetrics.h"
 #include "version.h"
@@ -96,7 +97,8 @@ static int snap_family(void *arg, reg_family *f) {
     assert_true(n >= 0);
     for (long i = 0; i < n; i++) {
         size_t len;
-        const char *labels = reg_series_labels(s->buf[i], &len);
+        char lb[REG_MAX_KEY + 1];
+        const char *labels = test_labels(f, s->buf[i], lb, &len);
         char key[600];
         snprintf(key, sizeof key, "%s{%.*s}", d->name, (int)len, labels);
         if (d->type == REG_HISTOGRAM) {

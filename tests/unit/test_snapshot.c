@@ -19,6 +19,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "../support/labels.h"
 #include "registry.h"
 
 /* ---- helpers ------------------------------------------------------------------------------ */
@@ -315,10 +316,11 @@ static void expect_family_equal(reg_registry *ra, reg_registry *rb, const char *
     assert_int_equal(na, nb);
     for (long i = 0; i < na; i++) {
         size_t la, lb;
-        const char *ka = reg_series_labels(va[i], &la);
+        char bufa[REG_MAX_KEY + 1], bufb[REG_MAX_KEY + 1];
+        const char *ka = test_labels(fa, va[i], bufa, &la);
         reg_series *sb = NULL;
         for (long j = 0; j < nb && !sb; j++) {
-            const char *kb = reg_series_labels(vb[j], &lb);
+            const char *kb = test_labels(fb, vb[j], bufb, &lb);
             if (la == lb && memcmp(ka, kb, la) == 0)
                 sb = vb[j];
         }
