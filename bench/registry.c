@@ -12,8 +12,9 @@
  *  - ns per new-series create (1 and 2 threads, distinct series);
  *  - resident bytes per series at 1,000,000 series with two labels of 12 bytes, measured
  *    first, in a heap nothing was freed into yet (a fill after the other cases would reuse
- *    their freed memory and read low), with the breakdown: the series' malloc chunk, the hash
- *    set's slot array at its load factor, and what else the heap grew by.
+ *    their freed memory and read low), with the breakdown: the series' slab block, the hash
+ *    set's slot array at its load factor, and what else the heap grew by;
+ *  - ns per free and alloc of a series' slab block (registry/slab.c), 1 and 2 threads.
  * Every timed case runs RUNS times, 1- and 2-thread runs interleaved so that a change in
  * the machine's load hits both alike; each prints its median and [smallest-largest].
  * Usage: bench_registry [series-for-the-large-case [memory]] ("memory": that case only)
@@ -30,6 +31,7 @@
 #include "bench.h"
 #include "family.h"
 #include "registry.h"
+#include "slab.h"
 
 static const char *const LABELS[] = {"service", "endpoint"};
 static reg_registry *reg;
@@ -265,6 +267,40 @@ static void bench_adds(size_t n) {
            2 * med[CONTROL1].wall / med[CONTROL2].wall);
 }
 
+/* Gives back and takes a 72-byte slab block (a series' size here) j->ops times, out of 64
+ * held: the allocator on its own, without the rest of a creation. */
+static void *slab_job(void *arg) {
+    job *j = arg;
+    void *held[64];
+    for (size_t i = 0; i < 64; i++)
+        held[i] = reg_slab_alloc(72);
+    double t0 = now_s(), c0 = thread_cpu_s();
+    for (size_t i = 0; i < j->ops; i++) {
+        reg_slab_free(held[i % 64]);
+        held[i % 64] = reg_slab_alloc(72);
+    }
+    j->secs = now_s() - t0;
+    j->cpu = thread_cpu_s() - c0;
+    for (size_t i = 0; i < 64; i++)
+        reg_slab_free(held[i]);
+    return NULL;
+}
+
+/* The slab case: a free and an alloc of a series' block, on 1 and 2 threads (each its own
+ * blocks, one size class: the threads share its mutex). Cannot fail. */
+static void bench_slab(void) {
+    timing ns[2][RUNS];
+    size_t ops = 2000000;
+    for (int k = 0; k < RUNS; k++)
+        for (int threads = 1; threads <= 2; threads++) {
+            job j = {.ops = ops};
+            ns[threads - 1][k] = run(slab_job, &j, threads, ops, 0);
+        }
+    printf("\nseries memory (registry/slab.c), 72-byte blocks\n");
+    print_case("slab free + alloc, 1 thread", ns[0]);
+    print_case("slab free + alloc, 2 threads", ns[1]);
+}
+
 /* The create cases: new series among the current ones (the registry grows by 2 * RUNS * m).
  * Cannot fail. */
 static void bench_creates(size_t n) {
@@ -295,13 +331,13 @@ static void bench_memory(size_t n) {
         reg_reap(reg);
     long rss1 = rss_bytes();
     struct mallinfo2 m1 = mallinfo2();
-    /* One series' chunk: what malloc hands out plus its 8-byte size header. */
+    /* One series' memory: its slab block. */
     reg_thread *t = reg_thread_attach(reg);
     reg_series **v = NULL;
     size_t cap = 0, klen = 0;
     reg_begin(t);
     long got = reg_family_collect(t, fam, &v, &cap);
-    size_t chunk = got > 0 ? malloc_usable_size(v[0]) + 8 : 0;
+    size_t chunk = got > 0 ? reg_series_footprint(fam, v[0]) : 0;
     if (got > 0)
         klen = reg_series_labels(fam, v[0], NULL, 0);
     reg_end(t);
@@ -314,8 +350,8 @@ static void bench_memory(size_t n) {
     double in_use = (double)((m1.uordblks + m1.hblkhd) - (m0.uordblks + m0.hblkhd)) / (double)n;
     printf("\nmemory: %zu series, 2 label values of 14 bytes, in a fresh heap\n", n);
     printf("  %-40s %7.1f B/series\n", "resident memory", (double)(rss1 - rss0) / (double)n);
-    printf("  %-40s %7.1f B/series\n", "malloc in use (mallinfo2)", in_use);
-    printf("  %-40s %7zu B (label text %zu B)\n", "series chunk (usable + 8 header)", chunk, klen);
+    printf("  %-40s %7.1f B/series\n", "malloc in use (mallinfo2; not slabs)", in_use);
+    printf("  %-40s %7zu B (label text %zu B)\n", "series block (slab, no header)", chunk, klen);
     printf("  %-40s %7.1f B/series (%zu slots, load %.2f)\n", "hash set slot array",
            (double)slots * 8 / (double)n, slots, (double)n / (double)slots);
 }
@@ -327,6 +363,7 @@ int main(int argc, char **argv) {
     bench_memory(big);
     if (argc > 2 && strcmp(argv[2], "memory") == 0)
         return 0;
+    bench_slab();
 
     size_t sizes[] = {1000, big};
     for (int si = 0; si < 2; si++) {

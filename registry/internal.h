@@ -48,6 +48,7 @@ void __tsan_release(void *addr);
 
 #define REG_SF_SUMMARY 1 /* vals[0] points to a reg_summary_state */
 #define REG_SF_GENERAL 2 /* a label value needs escaping or has a 2-byte length (series.c) */
+#define REG_SF_HEAP 4    /* from malloc, too big for a slab (slab.h) */
 
 /* Summary state, allocated with the series; guarded by its own lock since the quantile
  * stream is not lock-free. */

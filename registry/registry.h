@@ -274,6 +274,10 @@ void reg_series_summary(const reg_series *s, const reg_family *f, double *q, uin
                         double *sum);
 /* Seconds since the epoch at which the series was created (OpenMetrics _created). */
 double reg_series_created(const reg_series *s);
+/* The bytes series s of family f takes: its header, label values and value words, rounded up
+ * to its slab's size class (one too big for a slab: as asked of malloc). For benchmarks;
+ * cannot fail. */
+size_t reg_series_footprint(const reg_family *f, const reg_series *s);
 
 /* Run one reaper pass now (TTL expiry, then reclaim memory retired so far). Must NOT be
  * called inside a section. Returns the number of series removed. */

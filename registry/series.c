@@ -9,8 +9,8 @@
  *            read the final value, retire for an epoch-deferred free.
  *  scrape  = collect live series, then look at each state again and drop those now DEAD.
  *
- * A series' key is its label text rendered once, at creation, exactly as the text format
- * wants it (`a="x",b="y"`): the key is stored once, inline, and a scrape copies it.
+ * A series' key is its label values, stored inline (the family adds names, quotes and
+ * escaping when a scrape renders the text); its memory comes from a slab (slab.h).
  */
 #include <assert.h>
 #include <math.h>
@@ -21,6 +21,7 @@
 
 #include "internal.h"
 #include "quantile.h"
+#include "slab.h"
 
 struct reg_summary_state {
     pthread_mutex_t mu;
@@ -275,6 +276,14 @@ static inline void leave(struct reg_series *s) {
 
 /* ---- creation ---------------------------------------------------------------------------- */
 
+/* Give back the memory of series s, from a slab or (REG_SF_HEAP) from malloc. Cannot fail. */
+static void series_release(struct reg_series *s) {
+    if (s->flags & REG_SF_HEAP)
+        free(s);
+    else
+        reg_slab_free(s);
+}
+
 /* A new series for the probe's values, fully initialised and not yet published. NULL when
  * out of memory or the label text does not fit (*err says which). */
 static struct reg_series *series_new(reg_family *f, const series_probe *sp, int *err) {
@@ -291,12 +300,14 @@ static struct reg_series *series_new(reg_family *f, const series_probe *sp, int 
         return NULL;
     }
     *err = REG_ENOMEM;
-    size_t off = reg_series_vals_off(klen);
-    struct reg_series *s = malloc(off + f->nvals * sizeof(uint64_t));
+    size_t size = reg_series_vals_off(klen) + f->nvals * sizeof(uint64_t);
+    int heap = size > REG_SLAB_MAX;
+    struct reg_series *s = heap ? malloc(size) : reg_slab_alloc(size);
     if (s == NULL)
         return NULL;
+    s->flags = heap ? REG_SF_HEAP : 0;
     if ((uintptr_t)s & ~REG_PTR_MASK) { /* cannot carry a hash tag: never on Linux today */
-        free(s);
+        series_release(s);
         return NULL;
     }
     atomic_init(&s->state, 0);
@@ -304,8 +315,8 @@ static struct reg_series *series_new(reg_family *f, const series_probe *sp, int 
     s->reap_seq = 0;
     s->reap_t = (uint32_t)(reg_now_mono_ns() >> REG_REAP_SHIFT);
     s->klen = (uint16_t)klen;
-    s->flags = (f->def.type == REG_SUMMARY ? REG_SF_SUMMARY : 0) |
-               (escapes || longest >= KEY_SHORT ? REG_SF_GENERAL : 0);
+    s->flags |= (f->def.type == REG_SUMMARY ? REG_SF_SUMMARY : 0) |
+                (escapes || longest >= KEY_SHORT ? REG_SF_GENERAL : 0);
     char *k = s->key;
     for (size_t i = 0; i < f->def.nlabels; i++) {
         k += key_put_len(k, sp->lens[i]);
@@ -323,7 +334,7 @@ static struct reg_series *series_new(reg_family *f, const series_probe *sp, int 
                                        d->buf_cap, reg_now_mono_ns());
         if (ss == NULL || ss->q == NULL) {
             free(ss);
-            free(s);
+            series_release(s);
             return NULL;
         }
         pthread_mutex_init(&ss->mu, NULL);
@@ -344,7 +355,7 @@ static void summary_free(reg_summary_state *ss) {
 void reg_series_free_now(struct reg_series *s) {
     if (s->flags & REG_SF_SUMMARY)
         summary_free((reg_summary_state *)(uintptr_t)atomic_load(reg_series_vals(s)));
-    free(s);
+    series_release(s);
 }
 
 /* 1 when creating one more series in f would pass its limit or the registry's, as far as a
@@ -927,6 +938,11 @@ size_t reg_series_labels(const reg_family *f, const reg_series *s, char *out, si
         p += n;
     }
     return len;
+}
+
+size_t reg_series_footprint(const reg_family *f, const reg_series *s) {
+    size_t size = reg_series_vals_off(s->klen) + f->nvals * sizeof(uint64_t);
+    return s->flags & REG_SF_HEAP ? size : reg_slab_block_size(size);
 }
 
 long reg_series_label_value(const reg_series *s, size_t i, char *buf, size_t bufsz) {

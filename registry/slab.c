@@ -1,0 +1,180 @@
+/* slab.c - memory for series in 8-byte size classes, without malloc's per-chunk header
+ * (slab.h says why and who may call what).
+ *
+ * A slab is 64 KiB, mapped on its own and aligned to its size: a header, then blocks of its
+ * class's size. Blocks never handed out are taken in address order (the bump pointer), given
+ * back ones first (a list through their first word). A class keeps the slabs that have a free
+ * block on a list; a full slab is on none, and goes back on it when a block is given back. An
+ * empty slab is unmapped, unless its class has no spare yet. */
+#include "slab.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#define SLAB_SIZE ((size_t)64 << 10)
+#define SLAB_HEAD 64 /* the header's room: blocks start a cache line in */
+#define NCLASS (REG_SLAB_MAX / 8)
+
+size_t reg_slab_block_size(size_t size) {
+    return (size + 7) & ~(size_t)7;
+}
+
+/* ASan builds: malloc and free, so that its quarantine still sees every series' lifetime. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <stdatomic.h>
+
+static _Atomic size_t heap_live;
+
+void *reg_slab_alloc(size_t size) {
+    void *p = malloc(reg_slab_block_size(size));
+    if (p != NULL)
+        atomic_fetch_add_explicit(&heap_live, 1, memory_order_relaxed); /* a count only */
+    return p;
+}
+
+void reg_slab_free(void *p) {
+    atomic_fetch_sub_explicit(&heap_live, 1, memory_order_relaxed);
+    free(p);
+}
+
+size_t reg_slab_in_use(void) {
+    return atomic_load_explicit(&heap_live, memory_order_relaxed);
+}
+
+#else
+
+typedef struct slab {
+    struct slab *prev, *next; /* on its class's list while it has a free block */
+    void *free;               /* blocks given back, each holding the next one's address */
+    char *bump;               /* the first block never handed out */
+    char *end;                /* past the last whole block */
+    uint32_t used;            /* blocks handed out */
+    uint32_t cls;
+} slab;
+
+_Static_assert(sizeof(slab) <= SLAB_HEAD, "the header fits before the first block");
+
+typedef struct {
+    _Alignas(64) pthread_mutex_t mu; /* a line of its own: classes are locked independently */
+    slab *partial;                   /* slabs with a free block */
+    slab *spare;                     /* one empty slab, kept for the next one needed */
+    size_t live;                     /* blocks handed out */
+} slab_class;
+
+static slab_class classes[NCLASS];
+static pthread_once_t classes_once = PTHREAD_ONCE_INIT;
+
+static void classes_init(void) {
+    for (size_t i = 0; i < NCLASS; i++)
+        pthread_mutex_init(&classes[i].mu, NULL);
+}
+
+/* A fresh slab for class cls, mapped aligned to its size. NULL when out of memory. */
+static slab *slab_map(uint32_t cls) {
+    char *raw =
+        mmap(NULL, 2 * SLAB_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED)
+        return NULL;
+    char *start = (char *)(((uintptr_t)raw + SLAB_SIZE - 1) & ~(uintptr_t)(SLAB_SIZE - 1));
+    if (start > raw)
+        munmap(raw, (size_t)(start - raw));
+    munmap(start + SLAB_SIZE, (size_t)(raw + SLAB_SIZE - start));
+    slab *sl = (slab *)(void *)start;
+    size_t size = ((size_t)cls + 1) * 8;
+    *sl = (slab){.bump = start + SLAB_HEAD,
+                 .end = start + SLAB_HEAD + (SLAB_SIZE - SLAB_HEAD) / size * size,
+                 .cls = cls};
+    return sl;
+}
+
+static void list_push(slab **head, slab *sl) {
+    sl->prev = NULL;
+    sl->next = *head;
+    if (*head != NULL)
+        (*head)->prev = sl;
+    *head = sl;
+}
+
+static void list_unlink(slab **head, slab *sl) {
+    if (sl->prev != NULL)
+        sl->prev->next = sl->next;
+    else
+        *head = sl->next;
+    if (sl->next != NULL)
+        sl->next->prev = sl->prev;
+}
+
+static int slab_full(const slab *sl) {
+    return sl->free == NULL && sl->bump == sl->end;
+}
+
+void *reg_slab_alloc(size_t size) {
+    pthread_once(&classes_once, classes_init);
+    uint32_t cls = (uint32_t)(reg_slab_block_size(size) / 8 - 1);
+    slab_class *c = &classes[cls];
+    pthread_mutex_lock(&c->mu);
+    slab *sl = c->partial;
+    if (sl == NULL) {
+        sl = c->spare != NULL ? c->spare : slab_map(cls);
+        c->spare = NULL;
+        if (sl == NULL) {
+            pthread_mutex_unlock(&c->mu);
+            return NULL;
+        }
+        list_push(&c->partial, sl);
+    }
+    void *p = sl->free;
+    if (p != NULL) {
+        sl->free = *(void **)p;
+    } else {
+        p = sl->bump;
+        sl->bump += (cls + 1) * 8;
+    }
+    sl->used++;
+    c->live++;
+    if (slab_full(sl))
+        list_unlink(&c->partial, sl);
+    pthread_mutex_unlock(&c->mu);
+    return p;
+}
+
+void reg_slab_free(void *p) {
+    slab *sl = (slab *)((uintptr_t)p & ~(uintptr_t)(SLAB_SIZE - 1));
+    slab_class *c = &classes[sl->cls]; /* written before the block was handed out */
+    pthread_mutex_lock(&c->mu);
+    if (slab_full(sl))
+        list_push(&c->partial, sl);
+    *(void **)p = sl->free;
+    sl->free = p;
+    sl->used--;
+    c->live--;
+    slab *unmap = NULL;
+    if (sl->used == 0) {
+        list_unlink(&c->partial, sl);
+        if (c->spare == NULL) {
+            sl->free = NULL; /* as fresh: its blocks are taken in order again */
+            sl->bump = (char *)sl + SLAB_HEAD;
+            c->spare = sl;
+        } else {
+            unmap = sl;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (unmap != NULL)
+        munmap(unmap, SLAB_SIZE);
+}
+
+size_t reg_slab_in_use(void) {
+    pthread_once(&classes_once, classes_init);
+    size_t n = 0;
+    for (size_t i = 0; i < NCLASS; i++) {
+        pthread_mutex_lock(&classes[i].mu);
+        n += classes[i].live;
+        pthread_mutex_unlock(&classes[i].mu);
+    }
+    return n;
+}
+
+#endif
