@@ -250,6 +250,38 @@ static void test_second_look_drops_series_removed_meanwhile(void **state) {
     free(v);
 }
 
+/* A collection large enough to be sorted (reg_family_collect sorts 4096 series and more) is in
+ * address order and holds every series once: the sort moves pointers through offsets and the
+ * array's own halves, and must give each back whole. */
+static void test_large_collection_in_address_order(void **state) {
+    fixture *fx = *state;
+    enum { BIG = 5000 };
+    char v[16];
+    const char *vals[] = {v};
+    reg_begin(fx->t);
+    for (int i = 0; i < BIG; i++) {
+        snprintf(v, sizeof v, "%d", i);
+        assert_int_equal(reg_counter_add(fx->t, fx->f, vals, 1), REG_OK);
+    }
+    reg_series **got = NULL;
+    size_t cap = 0;
+    long n = reg_family_collect(fx->t, fx->f, &got, &cap);
+    assert_int_equal(n, BIG);
+    static unsigned char once[BIG];
+    memset(once, 0, sizeof once);
+    for (long i = 0; i < n; i++) {
+        if (i > 0)
+            assert_true((uintptr_t)got[i - 1] < (uintptr_t)got[i]);
+        char buf[16];
+        assert_true(reg_series_label_value(got[i], 0, buf, sizeof buf) > 0);
+        once[atoi(buf)]++;
+    }
+    reg_end(fx->t);
+    for (int i = 0; i < BIG; i++)
+        assert_int_equal(once[i], 1);
+    free(got);
+}
+
 static void test_replace(void **state) {
     fixture *fx = *state;
     add(fx, 1);
@@ -291,6 +323,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_open_on_removed_family, setup, teardown),
         cmocka_unit_test_setup_teardown(test_second_look_drops_series_removed_meanwhile, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_large_collection_in_address_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replace, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
