@@ -61,41 +61,52 @@ static const char digit_pairs[201] = "00010203040506070809"
                                      "80818283848586878889"
                                      "90919293949596979899";
 
-/* The number of decimal digits of u (1 for 0). */
+static const uint64_t pow10_u64[20] = {1u,
+                                       10u,
+                                       100u,
+                                       1000u,
+                                       10000u,
+                                       100000u,
+                                       1000000u,
+                                       10000000u,
+                                       100000000u,
+                                       1000000000u,
+                                       10000000000u,
+                                       100000000000u,
+                                       1000000000000u,
+                                       10000000000000u,
+                                       100000000000000u,
+                                       1000000000000000u,
+                                       10000000000000000u,
+                                       100000000000000000u,
+                                       1000000000000000000u,
+                                       10000000000000000000u};
+
+/* The number of decimal digits of u (1 for 0), from its bit length: bits * 1233 / 4096 is
+ * log10(2^bits) rounded down, one short of the count or exact. No loop, and no branch that
+ * values of mixed lengths would mispredict. (u | 1 has the digits of u, and makes 0 one.) */
 static inline size_t digits_u64(uint64_t u) {
-    size_t n = 1;
-    for (;;) { /* four digits a step: most values are counts below 10^8 */
-        if (u < 10)
-            return n;
-        if (u < 100)
-            return n + 1;
-        if (u < 1000)
-            return n + 2;
-        if (u < 10000)
-            return n + 3;
-        u /= 10000;
-        n += 4;
-    }
+    uint64_t v = u | 1;
+    unsigned t = (unsigned)(64 - __builtin_clzll(v)) * 1233 >> 12;
+    return t + (v >= pow10_u64[t]);
 }
 
-/* Decimal digits of u into buf (no NUL), written back to front in place: a temporary and a
- * copy of a variable length cost a libc memcpy call per number. Returns the length (<= 20). */
-static size_t fmt_u64(uint64_t u, char *buf) {
+/* Decimal digits of u into buf (no NUL), written back to front in place, two a step: a
+ * temporary and a copy of a variable length cost a libc memcpy call per number. Inline: it
+ * is most of a counter's line. Returns the length (<= 20). */
+static inline size_t fmt_u64(uint64_t u, char *buf) {
     size_t n = digits_u64(u);
     char *p = buf + n;
     while (u >= 100) {
-        unsigned d = (unsigned)(u % 100) * 2;
-        u /= 100;
-        *--p = digit_pairs[d + 1];
-        *--p = digit_pairs[d];
+        uint64_t q = u / 100;
+        p -= 2;
+        memcpy(p, digit_pairs + 2 * (u - q * 100), 2);
+        u = q;
     }
-    if (u >= 10) {
-        unsigned d = (unsigned)u * 2;
-        *--p = digit_pairs[d + 1];
-        *--p = digit_pairs[d];
-    } else {
-        *--p = (char)('0' + u);
-    }
+    if (u >= 10)
+        memcpy(p - 2, digit_pairs + 2 * u, 2);
+    else
+        p[-1] = (char)('0' + u);
     return n;
 }
 
@@ -147,6 +158,16 @@ static size_t fmt_short_decimal(double v, char *buf) {
     return 0;
 }
 
+/* v's digits (no NUL) when it is a whole number in [0, 1e15), as counts are; else 0. Inline
+ * for a sample line, whose value is nearly always one: exp_format_double's own frame and
+ * checks cost as much as the digits. -0 is "0". */
+static inline size_t fmt_count(double v, char *buf) {
+    if (!(v >= 0 && v < 1e15))
+        return 0;
+    uint64_t u = (uint64_t)v;
+    return (double)u == v ? fmt_u64(u, buf) : 0;
+}
+
 size_t exp_format_double(double v, char *buf) {
     if (isnan(v)) {
         memcpy(buf, "NaN", 4);
@@ -157,29 +178,25 @@ size_t exp_format_double(double v, char *buf) {
         return 4;
     }
     /* Most values are counts: print them as integers without going through printf. */
-    if (fabs(v) < 1e15) {
-        int64_t i = (int64_t)v;
-        if ((double)i == v) {
-            size_t n = 0;
-            if (i < 0) {
-                buf[n++] = '-';
-                i = -i;
-            }
-            n += fmt_u64((uint64_t)i, buf + n);
-            buf[n] = '\0';
-            return n;
+    size_t n = v < 0 ? fmt_count(-v, buf + 1) : fmt_count(v, buf);
+    if (n > 0) {
+        if (v < 0) {
+            buf[0] = '-';
+            n++;
         }
+        buf[n] = '\0';
+        return n;
     }
-    size_t k = fmt_short_decimal(v, buf);
-    if (k > 0)
-        return k;
-    int n = 0;
+    n = fmt_short_decimal(v, buf);
+    if (n > 0)
+        return n;
+    int k = 0;
     for (int prec = 15; prec <= 17; prec++) {
-        n = snprintf(buf, EXP_NUM_MAX, "%.*g", prec, v);
+        k = snprintf(buf, EXP_NUM_MAX, "%.*g", prec, v);
         if (strtod(buf, NULL) == v)
             break;
     }
-    return (size_t)n;
+    return (size_t)k;
 }
 
 /* The significant digits dig[0..nd) with decimal exponent exp, as Go's 'g' format places
@@ -933,7 +950,9 @@ static int render_simple_series(exp_scrape *s) {
         p += s->head_len + klen;
         *p++ = '}';
         *p++ = ' ';
-        p += exp_format_double(reg_series_value(x), p);
+        double v = reg_series_value(x);
+        size_t vl = fmt_count(v, p);
+        p += vl > 0 ? vl : exp_format_double(v, p);
         *p++ = '\n';
         s->blen = (size_t)(p - s->buf);
     }

@@ -279,6 +279,29 @@ static void test_format_double_table(void **state) {
     assert_string_equal(buf, "-Inf");
 }
 
+/* Whole numbers at every digit count's edges print as %lld does: the digit count comes from
+ * the bit length, so 10^k - 1, 10^k and 10^k + 1 (and the powers of two) are where it could
+ * be off by one. */
+static void test_format_double_integers(void **state) {
+    (void)state;
+    char buf[32], want[32];
+    long long p10 = 1;
+    for (int k = 0; k <= 15; k++, p10 *= 10) {
+        const long long near[] = {p10 - 1, p10, p10 + 1, (long long)1 << (3 * k + 4) >> 4};
+        for (size_t i = 0; i < sizeof near / sizeof near[0]; i++) {
+            for (int sign = 1; sign >= -1; sign -= 2) {
+                long long x = sign * near[i];
+                if (x >= 1000000000000000LL || x <= -1000000000000000LL)
+                    continue; /* 1e15 and beyond: exponent form (the table) */
+                size_t n = exp_format_double((double)x, buf);
+                snprintf(want, sizeof want, "%lld", x);
+                assert_int_equal(n, strlen(want));
+                assert_string_equal(buf, want);
+            }
+        }
+    }
+}
+
 /* Decimals with few digits come out as written. */
 static void test_format_double_short_decimals(void **state) {
     (void)state;
@@ -1236,6 +1259,7 @@ static void test_python_openmetrics_parser_accepts(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_format_double_table),
+        cmocka_unit_test(test_format_double_integers),
         cmocka_unit_test(test_format_double_short_decimals),
         cmocka_unit_test(test_format_double_roundtrip),
         cmocka_unit_test(test_le_formatting),
