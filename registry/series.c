@@ -668,26 +668,19 @@ void (*reg_test_between_looks)(struct reg_family *f);
 
 /* ---- snapshots and accessors ------------------------------------------------------------- */
 
-/* LSD radix sort of pointers by address. Each pointer becomes its 32-bit offset from the
- * lowest one, in the first half of the array's own storage, and the passes go between its two
- * halves: no scratch array, whose fresh pages cost more than the sort (a page fault per 4 KiB,
- * every scrape; 0.9 ms of a 100,000-series scrape), and half the bytes moved a pass. Only the
- * bits in which the addresses differ are sorted, less their 4 low bits (malloc aligns to 16),
- * in as few passes of at most 11 bits as cover them: series allocated together span a few
- * megabytes, two passes. Small sets are left alone: they fit in cache anyway; so are sets
- * spread over more than 4 GiB (tens of millions of series), whose offsets need more than 32
- * bits. Cannot fail. */
-static void sort_by_address(reg_series **v, size_t n) {
-    enum { MAX_BITS = 11, LOW = 4 };
-    if (n < 4096)
-        return;
-    uintptr_t lo = UINTPTR_MAX, hi = 0;
-    for (size_t i = 0; i < n; i++) {
-        uintptr_t a = (uintptr_t)v[i];
-        lo = a < lo ? a : lo;
-        hi = a > hi ? a : hi;
-    }
-    if (hi - lo > UINT32_MAX)
+/* LSD radix sort of pointers by address, lo and hi the lowest and highest (found while
+ * collecting, where the loop waits on ck_hs anyway: a pass of their own took 0.1 ms at
+ * 100,000 series). Each pointer becomes its 32-bit offset from lo, in the first half of the
+ * array's own storage, and the passes go between its two halves: no scratch array, whose fresh
+ * pages cost more than the sort (a page fault per 4 KiB, every scrape), and half the bytes
+ * moved a pass. Only the bits in which the addresses differ are sorted, less their 4 low bits
+ * (malloc aligns to 16), in as few passes of at most 11 bits as cover them: series allocated
+ * together span a few megabytes, two passes. Small sets are left alone: they fit in cache
+ * anyway; so are sets spread over more than 4 GiB (tens of millions of series), whose offsets
+ * need more than 32 bits. Cannot fail. */
+static void sort_by_address(reg_series **v, size_t n, uintptr_t lo, uintptr_t hi) {
+    enum { MAX_BITS = 11, LOW = 4 }; /* at most 3 passes: 3 * 11 >= 32 - LOW */
+    if (n < 4096 || n > UINT32_MAX || hi - lo > UINT32_MAX)
         return;
     unsigned bits = 0;
     for (uintptr_t span = (hi - lo) >> LOW; span != 0; span >>= 1)
@@ -697,29 +690,32 @@ static void sort_by_address(reg_series **v, size_t n) {
         return;
     unsigned width = (bits + passes - 1) / passes; /* even passes: smaller count tables */
     uint32_t mask = ((uint32_t)1 << width) - 1;
-    /* In place, by memcpy (the storage changes type): offset i's 4 bytes lie within pointers
-     * 0..i, already read. */
+    /* Every pass's counts in the one read that makes the offsets (a second pass that is not
+     * run counts for nothing). In place, by memcpy (the storage changes type): offset i's 4
+     * bytes lie within pointers 0..i, already read. */
+    uint32_t count[3][1 << MAX_BITS] = {{0}};
     char *raw = (char *)v;
     for (size_t i = 0; i < n; i++) {
         uintptr_t a;
         memcpy(&a, raw + i * sizeof a, sizeof a);
         uint32_t off = (uint32_t)(a - lo);
         memcpy(raw + i * sizeof off, &off, sizeof off);
+        count[0][(off >> LOW) & mask]++;
+        count[1][(off >> (LOW + width)) & mask]++;
+        if (passes > 2)
+            count[2][(off >> (LOW + 2 * width)) & mask]++;
     }
     uint32_t *src = (uint32_t *)(void *)raw, *dst = src + n;
     for (unsigned pass = 0; pass < passes; pass++) {
-        size_t count[1 << MAX_BITS] = {0};
+        uint32_t *c = count[pass], sum = 0;
+        for (size_t d = 0; d <= mask; d++) {
+            uint32_t k = c[d];
+            c[d] = sum;
+            sum += k;
+        }
         unsigned shift = LOW + pass * width;
         for (size_t i = 0; i < n; i++)
-            count[(src[i] >> shift) & mask]++;
-        size_t sum = 0;
-        for (size_t d = 0; d <= mask; d++) {
-            size_t c = count[d];
-            count[d] = sum;
-            sum += c;
-        }
-        for (size_t i = 0; i < n; i++)
-            dst[count[(src[i] >> shift) & mask]++] = src[i];
+            dst[c[(src[i] >> shift) & mask]++] = src[i];
         uint32_t *t = src;
         src = dst;
         dst = t;
@@ -740,6 +736,7 @@ long reg_family_collect(reg_thread *t, reg_family *f, reg_series ***out, size_t 
      * first look; a removal finished before this load left no series in the set to collect. */
     uint64_t removals = atomic_load(&f->removals);
     size_t n = 0;
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
     ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
     void *obj;
     /* First collect every reachable series without touching it (no cache miss per entry)... */
@@ -752,13 +749,16 @@ long reg_family_collect(reg_thread *t, reg_family *f, reg_series ***out, size_t 
             *out = nv;
             *cap = nc;
         }
-        (*out)[n++] = reg_series_untag(obj);
-        REG_TSAN_ACQUIRE((*out)[n - 1]); /* pairs with the release before ck_hs_put_unique */
+        reg_series *x = reg_series_untag(obj);
+        REG_TSAN_ACQUIRE(x); /* pairs with the release before ck_hs_put_unique */
+        (*out)[n++] = x;
+        lo = (uintptr_t)x < lo ? (uintptr_t)x : lo;
+        hi = (uintptr_t)x > hi ? (uintptr_t)x : hi;
     }
     /* Visit them in address order from here on: series created together sit together, so the
      * second look and the caller's rendering walk memory (and pages) mostly in sequence
      * instead of in hash order, one cache and TLB miss per series. */
-    sort_by_address(*out, n);
+    sort_by_address(*out, n, lo, hi);
     if (reg_test_between_looks)
         reg_test_between_looks(f);
     /* No removal finished during the first look: no series was re-created during it either
