@@ -908,10 +908,10 @@ static int render_series_line(exp_scrape *s, const reg_series *x, size_t j, int 
 }
 
 /* A scrape is bound by cache misses on series scattered over the heap: fetch the header,
- * labels and value of a series a few iterations before it is rendered. */
-static inline void prefetch_ahead(const exp_scrape *s) {
-    if (s->si + EXP_PREFETCH < s->nser) {
-        const char *ahead = (const char *)s->ser[s->si + EXP_PREFETCH];
+ * labels and value of series i + EXP_PREFETCH of ser[0..n) while series i is rendered. */
+static inline void prefetch_ahead(reg_series *const *ser, size_t i, size_t n) {
+    if (i + EXP_PREFETCH < n) {
+        const char *ahead = (const char *)ser[i + EXP_PREFETCH];
         __builtin_prefetch(ahead);
         __builtin_prefetch(ahead + 64);
         __builtin_prefetch(ahead + 128);
@@ -921,42 +921,60 @@ static inline void prefetch_ahead(const exp_scrape *s) {
 /* Counters, gauges and untyped in the text format: one line per series; the common case at
  * scale, kept free of the per-line state machine. A series with labels is written as the
  * family's head, its labels (rendered in place by the registry) and the value formatted in
- * place. 1 family done, 0 no room, -1 no memory. */
+ * place. The loop keeps the scrape's fields in locals and writes them back when it stops:
+ * its byte stores may alias *s, as may the registry's calls as far as the compiler knows,
+ * which reloaded every field each line and carried the buffer's length from line to line
+ * through memory. 1 family done, 0 no room, -1 no memory. */
 static int render_simple_series(exp_scrape *s) {
     const reg_family *f = s->fams[s->fi].f;
-    const size_t fixed = s->head_len + EXP_NUM_MAX + 3; /* the head, `} `, the value, `\n` */
-    char num[EXP_NUM_MAX];
-    for (; s->si < s->nser; s->si++) {
-        const reg_series *x = s->ser[s->si];
-        prefetch_ahead(s);
-        if (s->def->nlabels == 0) {
-            size_t vl = fmt_value(reg_series_value(x), 0, num);
-            int rc = put_line(s, NM_MAIN, "", 0, NULL, num, vl);
-            if (rc <= 0)
-                return rc;
-            continue;
+    const int bare = s->def->nlabels == 0;
+    reg_series *const *ser = s->ser;
+    const char *head = s->head;
+    size_t si = s->si, nser = s->nser, head_len = s->head_len;
+    const size_t fixed = head_len + EXP_NUM_MAX + 3; /* the head, `} `, the value, `\n` */
+    char *buf = s->buf;
+    size_t cap = s->cap, blen = s->blen;
+    int rc = 1;
+    for (; si < nser; si++) {
+        const reg_series *x = ser[si];
+        prefetch_ahead(ser, si, nser);
+        size_t room = cap - blen, klen = 0;
+        if (!bare) {
+            char *labels = room > fixed ? buf + blen + head_len : buf;
+            klen = reg_series_labels(f, x, labels, room > fixed ? room - fixed : 0);
         }
-        size_t room = s->cap - s->blen;
-        char *labels = room > fixed ? s->buf + s->blen + s->head_len : s->buf;
-        size_t klen = reg_series_labels(f, x, labels, room > fixed ? room - fixed : 0);
-        if (room < fixed + klen) {
-            int rc = reserve(s, fixed + klen);
+        if (bare || room < fixed + klen) { /* no labels, or no room: through s itself */
+            s->blen = blen;
+            if (bare) {
+                char num[EXP_NUM_MAX];
+                size_t vl = fmt_value(reg_series_value(x), 0, num);
+                rc = put_line(s, NM_MAIN, "", 0, NULL, num, vl);
+            } else {
+                rc = reserve(s, fixed + klen);
+            }
+            buf = s->buf;
+            cap = s->cap;
+            blen = s->blen;
             if (rc <= 0)
-                return rc;
-            reg_series_labels(f, x, s->buf + s->blen + s->head_len, klen);
+                break;
+            if (bare)
+                continue;
+            reg_series_labels(f, x, buf + blen + head_len, klen);
         }
-        char *p = s->buf + s->blen;
-        put(p, s->head, s->head_len);
-        p += s->head_len + klen;
+        char *p = buf + blen;
+        put(p, head, head_len);
+        p += head_len + klen;
         *p++ = '}';
         *p++ = ' ';
         double v = reg_series_value(x);
         size_t vl = fmt_count(v, p);
         p += vl > 0 ? vl : exp_format_double(v, p);
         *p++ = '\n';
-        s->blen = (size_t)(p - s->buf);
+        blen = (size_t)(p - buf);
     }
-    return 1;
+    s->si = si;
+    s->blen = blen;
+    return rc;
 }
 
 /* The label text of x into s->key. 0, or -1 when out of memory. */
@@ -982,7 +1000,7 @@ static int render_series(exp_scrape *s) {
                 return 1;
             x = s->ser[s->si];
             if (s->sj == 0) {
-                prefetch_ahead(s);
+                prefetch_ahead(s->ser, s->si, s->nser);
                 if (load_labels(s, x) < 0)
                     return -1;
             }
