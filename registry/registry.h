@@ -28,6 +28,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct reg_registry reg_registry;
 typedef struct reg_family reg_family;
@@ -499,6 +500,33 @@ int reg_valid_utf8(const char *s, size_t n);
 /* Write a label value escaped as in the text format (backslash, double quote, newline) to
  * dst, which has room for 2 * n bytes. Returns the length written. Cannot fail. */
 size_t reg_escape_label_value(const char *src, size_t n, char *dst);
+/* Copy n bytes to dst and return dst + n, for the short pieces of a sample line (label names
+ * and values, a family's head): fixed-size moves, the last one overlapping the one before,
+ * inline where memcpy of a variable length is a call per piece. Reads and writes nothing
+ * outside [src, src + n) and [dst, dst + n). Cannot fail. */
+static inline char *reg_copy_short(char *dst, const char *src, size_t n) {
+    if (n >= 16) {
+        for (size_t i = 0; i + 16 < n; i += 16)
+            memcpy(dst + i, src + i, 16);
+        memcpy(dst + n - 16, src + n - 16, 16);
+    } else if (n >= 8) {
+        uint64_t a, b;
+        memcpy(&a, src, 8);
+        memcpy(&b, src + n - 8, 8);
+        memcpy(dst, &a, 8);
+        memcpy(dst + n - 8, &b, 8);
+    } else if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, src, 4);
+        memcpy(&b, src + n - 4, 4);
+        memcpy(dst, &a, 4);
+        memcpy(dst + n - 4, &b, 4);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            dst[i] = src[i];
+    }
+    return dst + n;
+}
 /* 1 when the name's first len bytes end with suffix (`_total`, `_bucket`, `_count`, `_sum`:
  * the suffixes the exposition formats give meaning to). Cannot fail. */
 int reg_name_has_suffix(const char *name, size_t len, const char *suffix);

@@ -899,27 +899,6 @@ void reg_cursor_close(reg_registry *r, reg_cursor *c) {
     memset(c, 0, sizeof *c);
 }
 
-/* Copy n bytes: pieces of label text are short, and two overlapping word moves beat a call
- * to memcpy (neither reads or writes outside [src, src + n) and [dst, dst + n)). Returns
- * dst + n. Cannot fail. */
-static inline char *copy_short(char *dst, const char *src, size_t n) {
-    if (n > 16) {
-        memcpy(dst, src, n);
-    } else if (n >= 8) {
-        uint64_t a = ld64(src), b = ld64(src + n - 8);
-        memcpy(dst, &a, 8);
-        memcpy(dst + n - 8, &b, 8);
-    } else if (n >= 4) {
-        uint32_t a = ld32(src), b = ld32(src + n - 4);
-        memcpy(dst, &a, 4);
-        memcpy(dst + n - 4, &b, 4);
-    } else {
-        for (size_t i = 0; i < n; i++)
-            dst[i] = src[i];
-    }
-    return dst + n;
-}
-
 /* The length of the label text of s in family f. Cannot fail. */
 static size_t labels_len(const reg_family *f, const struct reg_series *s) {
     if (!(s->flags & REG_SF_GENERAL))
@@ -945,12 +924,12 @@ size_t reg_series_labels(const reg_family *f, const reg_series *s, char *out, si
     int general = s->flags & REG_SF_GENERAL;
     const char *p = s->key;
     for (size_t i = 0; i < nlabels; i++) {
-        out = copy_short(out, pre[i], pre_len[i]);
+        out = reg_copy_short(out, pre[i], pre_len[i]);
         size_t n = key_get_len(&p);
         if (general)
             out += reg_escape_label_value(p, n, out);
         else
-            out = copy_short(out, p, n);
+            out = reg_copy_short(out, p, n);
         *out++ = '"';
         p += n;
     }

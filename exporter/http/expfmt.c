@@ -962,8 +962,7 @@ static int render_simple_series(exp_scrape *s) {
             reg_series_labels(f, x, buf + blen + head_len, klen);
         }
         char *p = buf + blen;
-        put(p, head, head_len);
-        p += head_len + klen;
+        p = reg_copy_short(p, head, head_len) + klen;
         *p++ = '}';
         *p++ = ' ';
         double v = reg_series_value(x);

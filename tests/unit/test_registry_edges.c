@@ -790,8 +790,27 @@ static void test_value_lengths(void **state) {
     free(all);
 }
 
+/* reg_copy_short copies exactly n bytes for every n around its move sizes (4, 8, 16 and
+ * multiples) and touches nothing outside them. */
+static void test_copy_short_exact(void **state) {
+    (void)state;
+    char src[80], dst[96];
+    for (size_t i = 0; i < sizeof src; i++)
+        src[i] = (char)('A' + i % 50);
+    for (size_t n = 0; n <= 70; n++) {
+        memset(dst, '#', sizeof dst);
+        char *end = reg_copy_short(dst + 8, src + 1, n);
+        assert_ptr_equal(end, dst + 8 + n);
+        assert_memory_equal(dst + 8, src + 1, n);
+        for (size_t i = 0; i < sizeof dst; i++)
+            if (i < 8 || i >= 8 + n)
+                assert_int_equal(dst[i], '#');
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_copy_short_exact),
         cmocka_unit_test_setup_teardown(test_label_count_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_label_and_const_definitions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bucket_bounds, setup, teardown),
