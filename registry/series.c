@@ -668,19 +668,17 @@ void (*reg_test_between_looks)(struct reg_family *f);
 
 /* ---- snapshots and accessors ------------------------------------------------------------- */
 
-/* LSD radix sort of pointers by address, lo and hi the lowest and highest (found while
- * collecting, where the loop waits on ck_hs anyway: a pass of their own took 0.1 ms at
- * 100,000 series). Each pointer becomes its 32-bit offset from lo, in the first half of the
- * array's own storage, and the passes go between its two halves: no scratch array, whose fresh
- * pages cost more than the sort (a page fault per 4 KiB, every scrape), and half the bytes
- * moved a pass. Only the bits in which the addresses differ are sorted, less their 4 low bits
- * (malloc aligns to 16), in as few passes of at most 11 bits as cover them: series allocated
+/* LSD radix sort of pointers by address within 4 GiB, lo and hi the lowest and highest.
+ * Each pointer becomes its 32-bit offset from lo, in the first half of the array's own
+ * storage, and the passes go between its two halves: no scratch array, whose fresh pages cost
+ * more than the sort (a page fault per 4 KiB, every scrape), and half the bytes moved a pass.
+ * Only the bits in which the addresses differ are sorted, less their 4 low bits (series lie at
+ * least 16 bytes apart), in as few passes of at most 11 bits as cover them: series allocated
  * together span a few megabytes, two passes. Small sets are left alone: they fit in cache
- * anyway; so are sets spread over more than 4 GiB (tens of millions of series), whose offsets
- * need more than 32 bits. Cannot fail. */
-static void sort_by_address(reg_series **v, size_t n, uintptr_t lo, uintptr_t hi) {
+ * anyway. Cannot fail. */
+static void sort_window(reg_series **v, size_t n, uintptr_t lo, uintptr_t hi) {
     enum { MAX_BITS = 11, LOW = 4 }; /* at most 3 passes: 3 * 11 >= 32 - LOW */
-    if (n < 4096 || n > UINT32_MAX || hi - lo > UINT32_MAX)
+    if (n < 4096 || n > UINT32_MAX)
         return;
     unsigned bits = 0;
     for (uintptr_t span = (hi - lo) >> LOW; span != 0; span >>= 1)
@@ -728,6 +726,34 @@ static void sort_by_address(reg_series **v, size_t n, uintptr_t lo, uintptr_t hi
         uintptr_t a = lo + src[i];
         memcpy(raw + i * sizeof a, &a, sizeof a);
     }
+}
+
+/* Sort v by address, lo and hi the lowest and highest (found while collecting, where the
+ * loop waits on ck_hs anyway: a pass of their own took 0.1 ms at 100,000 series). Addresses
+ * spread over more than 4 GiB (series from slabs and big ones from malloc's heap) are sorted a
+ * window at a time: those within 4 GiB of the lowest are moved to the front and sorted, then
+ * the rest the same way. Cannot fail. */
+static void sort_by_address(reg_series **v, size_t n, uintptr_t lo, uintptr_t hi) {
+    while (n >= 4096 && hi - lo > UINT32_MAX) {
+        uintptr_t top = lo + UINT32_MAX, win_hi = lo, rest_lo = UINTPTR_MAX;
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+            reg_series *x = v[i];
+            uintptr_t a = (uintptr_t)x;
+            if (a <= top) {
+                v[i] = v[k];
+                v[k++] = x;
+                win_hi = a > win_hi ? a : win_hi;
+            } else {
+                rest_lo = a < rest_lo ? a : rest_lo;
+            }
+        }
+        sort_window(v, k, lo, win_hi);
+        v += k;
+        n -= k;
+        lo = rest_lo;
+    }
+    sort_window(v, n, lo, hi);
 }
 
 long reg_family_collect(reg_thread *t, reg_family *f, reg_series ***out, size_t *cap) {
