@@ -168,6 +168,9 @@ typedef struct {
     size_t nlabels;
     size_t used; /* scratch bytes in use */
     size_t nev;
+    size_t nsamples;
+    bool quirk;              /* something besides samples and tags was counted */
+    exp_statsd_shape *shape; /* the last event's shape, or NULL */
 } parser;
 
 /* What the one-pass scans of names, tag lists and tag keys look for, one table lookup a byte:
@@ -353,6 +356,7 @@ static int parse_name(parser *p, const char *name, size_t n) {
         p->name.len = i;
     }
     p->st->tag_errors += terr;
+    p->quirk |= terr > 0;
     return r;
 }
 
@@ -488,15 +492,80 @@ static uint64_t observe_count(double rate) {
     return (uint64_t)r;
 }
 
-/* One event for the current name; counted as too_many_samples when the storage is full.
- * Cannot fail. */
-static void emit(parser *p, exp_statsd_kind kind, bool from_ms, double v, uint64_t repeat) {
+/* One event (its kind, value, from_ms, repeat) for the current name; counted as
+ * too_many_samples when the storage is full. Returns whether it was stored. Cannot fail. */
+static bool emit(parser *p, const exp_statsd_event *ev) {
     if (p->nev >= p->out->events_cap) {
         p->st->errors[EXP_STATSD_ERR_TOO_MANY_SAMPLES]++;
-        return;
+        return false;
     }
-    p->out->events[p->nev++] = (exp_statsd_event){
-        .name = p->name, .kind = kind, .from_ms = from_ms, .value = v, .repeat = repeat};
+    /* field by field: the caller's ev has no name or labels yet */
+    exp_statsd_event *e = &p->out->events[p->nev++];
+    e->name = p->name;
+    e->kind = ev->kind;
+    e->from_ms = ev->from_ms;
+    e->value = ev->value;
+    e->repeat = ev->repeat;
+    return true;
+}
+
+/* What a sample's type makes of its value (exp_statsd_shape.type). */
+enum { VT_COUNTER, VT_GAUGE, VT_OBSERVER };
+
+/* 1 when a value was sent with a sign: a gauge's is then a change. Cannot fail. */
+static bool value_relative(const char *val, size_t vn) {
+    return vn > 0 && (val[0] == '+' || val[0] == '-');
+}
+
+/* The shape of a sample of type t with the given rates (bad_rate: one is out of range) into
+ * *sh. Returns -1, or the reason the type or its rates refuse the sample. Cannot fail. */
+static int sample_shape(exp_statsd_str t, bool bad_rate, const double *rates, unsigned nrates,
+                        exp_statsd_shape *sh) {
+    sh->repeat = 1;
+    sh->ms = false;
+    if (type_is(t, "c")) {
+        if (bad_rate)
+            return EXP_STATSD_ERR_INVALID_SAMPLE_RATE;
+        sh->type = VT_COUNTER;
+    } else if (type_is(t, "g")) {
+        sh->type = VT_GAUGE; /* a gauge ignores its rate, as in statsd_exporter */
+    } else if (type_is(t, "ms") || type_is(t, "h") || type_is(t, "d")) {
+        sh->repeat = nrates ? observe_count(rates[nrates - 1]) : 1;
+        if (bad_rate || sh->repeat == 0) /* repeat 0: 1/rate does not fit a count */
+            return EXP_STATSD_ERR_INVALID_SAMPLE_RATE;
+        sh->type = VT_OBSERVER;
+        sh->ms = t.len == 2;
+    } else {
+        return type_is(t, "s") ? EXP_STATSD_ERR_UNSUPPORTED_SET : EXP_STATSD_ERR_ILLEGAL_EVENT;
+    }
+    sh->nrates = (uint8_t)(nrates < 2 ? nrates : 2);
+    sh->rate = nrates ? rates[0] : 1;
+    return -1;
+}
+
+/* The event of value v (relative: sent with a sign) for a sample of shape sh and its rates
+ * into *ev. Returns -1, or the reason the value refuses the sample (a counter going down).
+ * The one rule for parsing and replaying. Cannot fail. */
+static int sample_event(const exp_statsd_shape *sh, const double *rates, unsigned nrates,
+                        bool relative, double v, exp_statsd_event *ev) {
+    exp_statsd_kind kind = EXP_STATSD_OBSERVER;
+    if (sh->type == VT_COUNTER) {
+        for (unsigned i = 0; i < nrates; i++)
+            v /= rates[i];
+        if (v < 0)
+            return EXP_STATSD_ERR_ILLEGAL_NEGATIVE_COUNTER;
+        kind = EXP_STATSD_COUNTER;
+    } else if (sh->type == VT_GAUGE) {
+        /* The value is applied as sent; with a sign it is a change. */
+        kind = relative ? EXP_STATSD_GAUGE_DELTA : EXP_STATSD_GAUGE;
+    } else if (sh->ms) {
+        v /= 1000;
+    }
+    ev->kind = kind;
+    ev->from_ms = sh->ms;
+    ev->value = v;
+    ev->repeat = sh->repeat;
+    return -1;
 }
 
 /* One sample: value val[0..vn) with suffix x (NULL: the sample had no '|'): checks it as
@@ -504,11 +573,12 @@ static void emit(parser *p, exp_statsd_kind kind, bool from_ms, double v, uint64
 static void do_sample(parser *p, const char *val, size_t vn, sample_suffix *x) {
     exp_statsd_stats *st = p->st;
     st->samples++;
+    p->nsamples++;
     if (!x || x->ncomp > 8) {
         st->errors[EXP_STATSD_ERR_MALFORMED_COMPONENT]++;
         return;
     }
-    bool relative = vn > 0 && (val[0] == '+' || val[0] == '-');
+    bool relative = value_relative(val, vn);
     double v;
     if (exp_go_parse_float(val, vn, &v) != EXP_GO_OK) {
         st->errors[EXP_STATSD_ERR_MALFORMED_VALUE]++;
@@ -522,48 +592,33 @@ static void do_sample(parser *p, const char *val, size_t vn, sample_suffix *x) {
             parse_parts(p, x->parts, x->parts_len, &x->oc);
             x->done = true;
         }
-        st->tag_errors += x->oc.tag_errors;
-        st->errors[EXP_STATSD_ERR_INVALID_SAMPLE_FACTOR] += x->oc.bad_rates;
-        if (x->oc.fatal >= 0) {
-            st->errors[x->oc.fatal]++;
+        const parts_outcome *oc = &x->oc;
+        p->quirk |= oc->tag_errors || oc->bad_rates || oc->bad_timestamps || oc->unknown;
+        st->tag_errors += oc->tag_errors;
+        st->errors[EXP_STATSD_ERR_INVALID_SAMPLE_FACTOR] += oc->bad_rates;
+        if (oc->fatal >= 0) {
+            st->errors[oc->fatal]++;
             return;
         }
-        st->errors[EXP_STATSD_ERR_MALFORMED_TIMESTAMP] += x->oc.bad_timestamps;
-        st->unknown_fields += x->oc.unknown;
-        rates = x->oc.rates;
-        nrates = x->oc.nrates;
-        bad_rate = x->oc.rate_out_of_range;
+        st->errors[EXP_STATSD_ERR_MALFORMED_TIMESTAMP] += oc->bad_timestamps;
+        st->unknown_fields += oc->unknown;
+        rates = oc->rates;
+        nrates = oc->nrates;
+        bad_rate = oc->rate_out_of_range;
     }
     if (p->nlabels > 0)
         st->tags++;
-
-    exp_statsd_str t = x->type;
-    if (type_is(t, "c")) {
-        if (bad_rate) {
-            st->errors[EXP_STATSD_ERR_INVALID_SAMPLE_RATE]++;
-            return;
-        }
-        for (unsigned i = 0; i < nrates; i++)
-            v /= rates[i];
-        if (v < 0)
-            st->errors[EXP_STATSD_ERR_ILLEGAL_NEGATIVE_COUNTER]++;
-        else
-            emit(p, EXP_STATSD_COUNTER, false, v, 1);
-    } else if (type_is(t, "g")) {
-        /* A gauge ignores its rate, as in statsd_exporter: the value is applied as sent. */
-        emit(p, relative ? EXP_STATSD_GAUGE_DELTA : EXP_STATSD_GAUGE, false, v, 1);
-    } else if (type_is(t, "ms") || type_is(t, "h") || type_is(t, "d")) {
-        uint64_t repeat = nrates ? observe_count(rates[nrates - 1]) : 1;
-        bool ms = t.len == 2;
-        if (bad_rate || repeat == 0) /* repeat 0: 1/rate does not fit a count */
-            st->errors[EXP_STATSD_ERR_INVALID_SAMPLE_RATE]++;
-        else
-            emit(p, EXP_STATSD_OBSERVER, ms, ms ? v / 1000 : v, repeat);
-    } else if (type_is(t, "s")) {
-        st->errors[EXP_STATSD_ERR_UNSUPPORTED_SET]++;
-    } else {
-        st->errors[EXP_STATSD_ERR_ILLEGAL_EVENT]++;
+    exp_statsd_shape sh = {.tagged = p->nlabels > 0};
+    exp_statsd_event ev; /* sample_event sets what emit reads */
+    int r = sample_shape(x->type, bad_rate, rates, nrates, &sh);
+    if (r < 0)
+        r = sample_event(&sh, rates, nrates, relative, v, &ev);
+    if (r >= 0) {
+        st->errors[r]++;
+        return;
     }
+    if (emit(p, &ev) && p->shape)
+        *p->shape = sh;
 }
 
 /* A sample "value|type|parts" on its own (not extended aggregation). Cannot fail. */
@@ -613,9 +668,19 @@ static bool has_extension_field(const line_index *ix, const char *s, size_t n) {
  * fail. */
 size_t exp_statsd_parse_line(const exp_statsd_flags *flags, const char *line, size_t len,
                              const exp_statsd_out *out, exp_statsd_stats *stats) {
+    return exp_statsd_parse_line_shape(flags, line, len, out, stats, NULL);
+}
+
+/* exp_statsd_parse_line, with the shape of the line's last event (parse.h). Cannot fail. */
+size_t exp_statsd_parse_line_shape(const exp_statsd_flags *flags, const char *line, size_t len,
+                                   const exp_statsd_out *out, exp_statsd_stats *stats,
+                                   exp_statsd_shape *shape) {
     exp_statsd_flags defaults = exp_statsd_flags_default();
     line_index ix;
-    parser p = {.ix = &ix, .fl = flags ? flags : &defaults, .out = out, .st = stats};
+    parser p = {
+        .ix = &ix, .fl = flags ? flags : &defaults, .out = out, .st = stats, .shape = shape};
+    if (shape)
+        shape->replayable = false;
     if (len == 0)
         return 0;
     index_line(&ix, line, len);
@@ -684,7 +749,24 @@ size_t exp_statsd_parse_line(const exp_statsd_flags *flags, const char *line, si
         out->events[i].labels = out->labels;
         out->events[i].nlabels = p.nlabels;
     }
+    if (shape)
+        shape->replayable = p.nev == 1 && p.nsamples == 1 && !p.quirk && shape->nrates < 2;
     return p.nev;
+}
+
+/* The event of a replayable line with another value (parse.h). Cannot fail. */
+bool exp_statsd_replay(const exp_statsd_shape *sh, const char *val, size_t vn,
+                       exp_statsd_event *ev) {
+    double v;
+    if (!sh->replayable || exp_go_parse_float(val, vn, &v) != EXP_GO_OK)
+        return false;
+    return sample_event(sh, &sh->rate, sh->nrates, value_relative(val, vn), v, ev) < 0;
+}
+
+/* What parsing a replayed line counts (parse.h). Cannot fail. */
+void exp_statsd_replay_count(const exp_statsd_shape *sh, exp_statsd_stats *stats) {
+    stats->samples++;
+    stats->tags += sh->tagged;
 }
 
 /* ---- splitters ---------------------------------------------------------------------------- */

@@ -135,6 +135,38 @@ typedef struct {
 size_t exp_statsd_parse_line(const exp_statsd_flags *flags, const char *line, size_t len,
                              const exp_statsd_out *out, exp_statsd_stats *stats);
 
+/* How the one sample of a line turns its value into its event, so that a caller who
+ * remembers a line can take the same line with another value without parsing it again
+ * (exp_statsd_replay). The value is the bytes between the line's first ':' and the first '|'
+ * after it. */
+typedef struct {
+    bool replayable; /* one sample, one event, nothing else counted (no tag error, no skipped
+                        field, no unparsable rate or timestamp), at most one rate */
+    bool tagged;     /* the sample had labels (counted in tags) */
+    uint8_t type;    /* what the type makes of the value (parse.c) */
+    bool ms;         /* type ms: the value is converted to seconds */
+    uint8_t nrates;  /* 0 or 1 when replayable */
+    double rate;
+    uint64_t repeat; /* observers: int(1/rate) */
+} exp_statsd_shape;
+
+/* exp_statsd_parse_line, also filling *shape (not NULL) with the shape of the line's last
+ * event. Cannot fail. */
+size_t exp_statsd_parse_line_shape(const exp_statsd_flags *flags, const char *line, size_t len,
+                                   const exp_statsd_out *out, exp_statsd_stats *stats,
+                                   exp_statsd_shape *shape);
+
+/* The event of a line of replayable shape sh whose value is now val[0..vn) (every other byte
+ * the same as in the line parsed): its kind, value, from_ms and repeat into *ev (its name and
+ * labels untouched). true when parsing the line would give that event; false when it would
+ * not (the value is not a number, or makes a counter go down): parse the line then. Counts
+ * nothing (exp_statsd_replay_count does). Cannot fail. */
+bool exp_statsd_replay(const exp_statsd_shape *sh, const char *val, size_t vn,
+                       exp_statsd_event *ev);
+
+/* Count a replayed line's sample in stats as parsing it would. Cannot fail. */
+void exp_statsd_replay_count(const exp_statsd_shape *sh, exp_statsd_stats *stats);
+
 /* ---- splitting ---------------------------------------------------------------------------- */
 
 /* Lines of one datagram (UDP, unixgram), as statsd_exporter splits them: every piece between
