@@ -2,10 +2,13 @@
  * semantics: ingest contexts (one per reader thread), their per-thread event and family
  * caches, the event -> registry update, and resolving the family of an event.
  *
- * Hot path per line: parse into per-thread storage (parse.c), then look the event up in
- * the thread's series cache (kind, raw name, tags as sent with their values -> the held
- * family, a remembered series, scale, counting) and update that series (reg_update_ref): no
- * mapping, no label copy, no registry lookup, no lock and no allocation. A miss there, or a
+ * Hot path per line: the thread's line cache (the line without its value -> the series its
+ * one event updated and the shape of its sample, parse.c) turns the value into the event and
+ * updates that series: nothing is parsed but the value. Else: parse into per-thread storage
+ * (parse.c), then look each event up in the thread's series cache (kind, raw name, tags as
+ * sent with their values -> the held family, a remembered series, scale, counting) and update
+ * that series (reg_update_ref): no mapping, no label copy, no registry lookup, no lock and no
+ * allocation. A miss there, or a
  * remembered series that was removed since, goes to the event cache (kind, raw name, tag
  * names -> the held family, where each of its label values comes from, scale, counting);
  * copies the tag values into a per-thread arena and updates the registry by label values. A
@@ -144,6 +147,16 @@ typedef struct {
     uint8_t evt;
 } sentry;
 
+/* The line cache, in front of the parser: (the line without its value: the bytes up to its
+ * first ':' included and from the first '|' after it) -> the series its one event updated
+ * (as level 0 keeps it) and how its sample turns a value into that event. Only lines whose
+ * parse can be replayed with another value are kept (exp_statsd_shape.replayable). The first
+ * ':' ends the name, so the two pieces of a key never run together ambiguously. */
+typedef struct {
+    sentry s; /* s.k: the key; s.k.f held */
+    exp_statsd_shape shape;
+} lentry;
+
 /* A bounded hash table of byte-string keys (one per thread, no locking), the type ktab in
  * internal.h. It holds at most cap entries and, beyond the one being put, max_bytes of keys
  * and entry data: keys come from senders, and a line's name can be 64 KiB long. When either
@@ -176,16 +189,24 @@ static int kt_init(ktab *t, size_t cap, size_t esize) {
     return 0;
 }
 
-/* The entry for key (hash h), NULL when absent. Cannot fail. */
-static kent *kt_get(const ktab *t, const char *key, size_t klen, uint64_t h) {
+/* The entry for the key a[0..an) followed by b[0..bn) (hash h), NULL when absent. Cannot
+ * fail. */
+static kent *kt_get2(const ktab *t, const char *a, size_t an, const char *b, size_t bn,
+                     uint64_t h) {
     for (size_t i = h & t->mask;; i = (i + 1) & t->mask) {
         int32_t idx = t->slots[i];
         if (idx < 0)
             return NULL;
         kent *e = KT_AT(t, idx);
-        if (e->hash == h && e->klen == klen && memcmp(e->blob, key, klen) == 0)
+        if (e->hash == h && e->klen == an + bn && memcmp(e->blob, a, an) == 0 &&
+            memcmp(e->blob + an, b, bn) == 0)
             return e;
     }
+}
+
+/* The entry for key (hash h), NULL when absent. Cannot fail. */
+static kent *kt_get(const ktab *t, const char *key, size_t klen, uint64_t h) {
+    return kt_get2(t, key, klen, key + klen, 0, h);
 }
 
 /* The slot that points at entry idx (it is there). Cannot fail. */
@@ -910,19 +931,15 @@ static void count_mapping(exp_ingest *in, int mapped) {
         in->cur.unmapped++;
 }
 
-/* Level 0: update the series the entry for key k (hash h) remembers. 1 when applied (and
- * counted); 0 when ev must take the full path: no entry, its series removed since (the entry
- * is dropped), or a value the full path refuses and counts. Inside a section. */
-static int series_hit(exp_ingest *in, const exp_statsd_event *ev, const char *k, size_t kl,
-                      uint64_t h) {
-    sentry *e = (sentry *)(void *)kt_get(&in->sc, k, kl, h);
-    if (!e)
-        return 0;
+/* Update the series entry e of table t (level 0 or the line cache) remembers with ev. 1 when
+ * applied (and counted); 0 when ev must take the full path: its series removed since (the
+ * entry is dropped), or a value the full path refuses and counts. Inside a section. */
+static int ref_apply(exp_ingest *in, ktab *t, sentry *e, const exp_statsd_event *ev) {
     double v = ev->value * e->scale;
     if (bad_value(ev, v) >= 0)
         return 0;
     if (reg_update_ref(in->t, e->k.f, &e->ref, op_of(ev->kind), v, repeat_of(ev)) != REG_OK) {
-        kt_del(in->L->reg, &in->sc, &e->k);
+        kt_del(in->L->reg, t, &e->k);
         return 0;
     }
     in->ec_hits++;
@@ -931,28 +948,38 @@ static int series_hit(exp_ingest *in, const exp_statsd_event *ev, const char *k,
     return 1;
 }
 
+/* Level 0: update the series the entry for key k (hash h) remembers (ref_apply). Returns the
+ * entry when applied, NULL when ev must take the full path. Inside a section. */
+static sentry *series_hit(exp_ingest *in, const exp_statsd_event *ev, const char *k, size_t kl,
+                          uint64_t h) {
+    sentry *e = (sentry *)(void *)kt_get(&in->sc, k, kl, h);
+    return e && ref_apply(in, &in->sc, e, ev) ? e : NULL;
+}
+
 /* Remember at level 0, under key k (hash h), that such events update the series ref of the
- * level-1 entry e's family. Inside a section. Cannot fail: out of memory, or with the family
- * being removed, nothing is remembered. */
-static void series_remember(exp_ingest *in, const char *k, size_t kl, uint64_t h, const eentry *e,
-                            const reg_series_ref *ref) {
+ * level-1 entry e's family. Returns the new entry; NULL when out of memory, or with the
+ * family being removed (nothing is remembered then). Inside a section. */
+static sentry *series_remember(exp_ingest *in, const char *k, size_t kl, uint64_t h,
+                               const eentry *e, const reg_series_ref *ref) {
     if (reg_family_hold(e->k.f) != REG_OK)
-        return;
+        return NULL;
     sentry *s = (sentry *)(void *)kt_put(in->L->reg, &in->sc, k, kl, h, 0);
     if (!s) {
         reg_family_release(in->L->reg, e->k.f);
-        return;
+        return NULL;
     }
     s->k.f = e->k.f;
     s->ref = *ref;
     s->scale = e->scale;
     s->mapped = e->mapped;
     s->evt = e->evt;
+    return s;
 }
 
 /* Forget what every cache knew (holds released): a reload replaced rules or families. Cannot
  * fail. */
 static void caches_clear(exp_ingest *in) {
+    kt_clear(in->L->reg, &in->lc);
     kt_clear(in->L->reg, &in->sc);
     kt_clear(in->L->reg, &in->ec);
     kt_clear(in->L->reg, &in->fc);
@@ -960,47 +987,49 @@ static void caches_clear(exp_ingest *in) {
 
 /* One parsed event: the series cache, else the event cache (or, on a miss, mapping, label
  * merge and the family cache) and the registry update by label values. Inside a section.
- * Cannot fail: what is not applied is counted (and logged at a bounded rate). */
-static void handle_event(exp_ingest *in, const exp_statsd_event *ev) {
+ * Returns the level-0 entry of the series updated, NULL when none (not applied, or not
+ * remembered). Cannot fail: what is not applied is counted (and logged at a bounded rate). */
+static const sentry *handle_event(exp_ingest *in, const exp_statsd_event *ev) {
     size_t kl0 = 0;
     const char *k0 = series_key(in, ev, &kl0);
     uint64_t h0 = k0 ? reg_hash_bytes(k0, kl0, in->seed) : 0;
-    if (k0 && series_hit(in, ev, k0, kl0, h0))
-        return;
+    const sentry *s = k0 ? series_hit(in, ev, k0, kl0, h0) : NULL;
+    if (s)
+        return s;
     size_t kl;
     const char *k = event_key(in, ev, &kl);
     if (!k) {
         drop(in, DR_OOM);
-        return;
+        return NULL;
     }
     uint64_t h = reg_hash_bytes(k, kl, in->seed);
     eentry *e = (eentry *)(void *)kt_get(&in->ec, k, kl, h);
     if (e)
         in->ec_hits++;
     else if (!(e = event_miss(in, ev, k, kl, h)))
-        return;
+        return NULL;
 
     switch (e->status) {
     case ES_DROP:
         in->cur.actions[1]++;
-        return;
+        return NULL;
     case ES_EMPTY:
         drop(in, DR_EMPTY_NAME);
-        return;
+        return NULL;
     }
     count_mapping(in, e->mapped);
     double v = ev->value * e->scale;
     for (int attempt = 0;; attempt++) {
         if (e->status != ES_APPLY) {
             drop(in, e->reason);
-            return;
+            return NULL;
         }
         int bad = bad_value(ev, v);
         if (bad >= 0) {
             refuse(in, e->k.f, bad,
                    bad == DR_NEG_COUNTER ? "a counter cannot go down"
                                          : "the value is not a finite number");
-            return;
+            return NULL;
         }
         const char *vals[REG_MAX_LABELS];
         label_values(in, e, ev, vals);
@@ -1010,16 +1039,15 @@ static void handle_event(exp_ingest *in, const exp_statsd_event *ev) {
             /* A reload removed the family: forget what the caches knew, decide again. */
             caches_clear(in);
             if (!(e = event_miss(in, ev, k, kl, h)))
-                return;
+                return NULL;
             continue;
         }
-        if (rc == REG_OK) {
-            in->cur.events[e->evt]++;
-            if (k0)
-                series_remember(in, k0, kl0, h0, e, &ref);
-        } else
+        if (rc != REG_OK) {
             refuse_update(in, e->k.f, rc);
-        return;
+            return NULL;
+        }
+        in->cur.events[e->evt]++;
+        return k0 ? series_remember(in, k0, kl0, h0, e, &ref) : NULL;
     }
 }
 
@@ -1048,11 +1076,87 @@ void exp_statsd_refresh_config(exp_ingest *in) {
     caches_clear(in);
 }
 
-/* Parse one line and handle its events. Inside a batch. Cannot fail: bad input is counted. */
+/* A line as the line cache sees it: the two pieces of its key around its value. */
+typedef struct {
+    const char *name; /* up to the first ':', included */
+    size_t nlen;
+    const char *val; /* up to the first '|' after it */
+    size_t vlen;
+    const char *rest; /* from that '|' to the end */
+    size_t rlen;
+    uint64_t hash;
+} line_key;
+
+/* The line cache's view of line p[0..n) into *lk. 0 when the line has no value between a ':'
+ * and a '|', or its key would be longer than SC_KEY_MAX (such lines are not cached). */
+static int line_key_of(const exp_ingest *in, const char *p, size_t n, line_key *lk) {
+    const char *c = memchr(p, ':', n);
+    const char *b = c ? memchr(c + 1, '|', n - (size_t)(c + 1 - p)) : NULL;
+    if (!b)
+        return 0;
+    lk->name = p;
+    lk->nlen = (size_t)(c + 1 - p);
+    lk->val = c + 1;
+    lk->vlen = (size_t)(b - c - 1);
+    lk->rest = b;
+    lk->rlen = n - (size_t)(b - p);
+    if (lk->nlen + lk->rlen > SC_KEY_MAX)
+        return 0;
+    lk->hash = reg_hash_bytes(lk->rest, lk->rlen, reg_hash_bytes(lk->name, lk->nlen, in->seed));
+    return 1;
+}
+
+/* The line cache: the event of a line remembered with another value, applied to the series
+ * remembered. 1 when applied and counted as parsing and handling the line would count it; 0
+ * when the line must be parsed (no entry, a value the parse refuses or would not apply, the
+ * series removed since). Inside a section. */
+static int line_hit(exp_ingest *in, const line_key *lk) {
+    lentry *e =
+        (lentry *)(void *)kt_get2(&in->lc, lk->name, lk->nlen, lk->rest, lk->rlen, lk->hash);
+    exp_statsd_event ev;
+    if (!e || !exp_statsd_replay(&e->shape, lk->val, lk->vlen, &ev) ||
+        !ref_apply(in, &in->lc, &e->s, &ev))
+        return 0;
+    exp_statsd_replay_count(&e->shape, &in->cur.ps);
+    return 1;
+}
+
+/* Remember in the line cache that the line of lk, of shape sh, updates the series of level-0
+ * entry s. Inside a section. Cannot fail: out of memory, or with the family being removed,
+ * nothing is remembered. */
+static void line_remember(exp_ingest *in, const line_key *lk, const exp_statsd_shape *sh,
+                          const sentry *s) {
+    if (kt_get2(&in->lc, lk->name, lk->nlen, lk->rest, lk->rlen, lk->hash) ||
+        reg_family_hold(s->k.f) != REG_OK)
+        return;
+    char key[SC_KEY_MAX];
+    memcpy(key, lk->name, lk->nlen);
+    memcpy(key + lk->nlen, lk->rest, lk->rlen);
+    lentry *e =
+        (lentry *)(void *)kt_put(in->L->reg, &in->lc, key, lk->nlen + lk->rlen, lk->hash, 0);
+    if (!e) {
+        reg_family_release(in->L->reg, s->k.f);
+        return;
+    }
+    e->s.k.f = s->k.f;
+    e->s.ref = s->ref;
+    e->s.scale = s->scale;
+    e->s.mapped = s->mapped;
+    e->s.evt = s->evt;
+    e->shape = *sh;
+}
+
+/* Parse one line and handle its events; a line in the line cache only has its value read.
+ * Inside a batch. Cannot fail: bad input is counted. */
 void exp_statsd_ingest_line(exp_ingest *in, const char *p, size_t n) {
     static exp_log_limit lim;
     in->cur.lines++;
-    size_t ne = exp_statsd_parse_line(&in->pflags, p, n, &in->out, &in->cur.ps);
+    line_key lk = {0}; /* GCC cannot tell that it is only read when keyed */
+    int keyed = line_key_of(in, p, n, &lk);
+    if (keyed && line_hit(in, &lk))
+        return;
+    exp_statsd_shape sh;
+    size_t ne = exp_statsd_parse_line_shape(&in->pflags, p, n, &in->out, &in->cur.ps, &sh);
     if (ne == 0 && n > 0 && exp_log_enabled(EXP_LOG_DEBUG)) {
         char shown[201];
         size_t k = n < 200 ? n : 200;
@@ -1061,8 +1165,11 @@ void exp_statsd_ingest_line(exp_ingest *in, const char *p, size_t n) {
         exp_log_limited(&lim, 10, EXP_LOG_DEBUG, "statsd line refused", "listener",
                         exp_statsd_kind_names[in->kind], "line", shown, NULL);
     }
+    const sentry *s = NULL;
     for (size_t i = 0; i < ne; i++)
-        handle_event(in, &in->out.events[i]);
+        s = handle_event(in, &in->out.events[i]);
+    if (keyed && s && ne == 1 && sh.replayable)
+        line_remember(in, &lk, &sh, s);
 }
 
 /* Every line of one datagram. Inside a batch. Cannot fail: bad input is counted. */
@@ -1109,8 +1216,8 @@ exp_ingest *exp_ingest_create(exp_statsd_listener *l, exp_statsd_listener_kind k
     in->mc = cfg_mapper_cache_create(cache);
     size_t ec = cache < EC_MIN ? EC_MIN : cache > EC_MAX ? EC_MAX : cache;
     size_t sc = ec * SC_PER_EC > EC_MAX ? EC_MAX : ec * SC_PER_EC;
-    int kt = kt_init(&in->sc, sc, sizeof(sentry)) | kt_init(&in->ec, ec, sizeof(eentry)) |
-             kt_init(&in->fc, FC_CAP, sizeof(fentry));
+    int kt = kt_init(&in->lc, sc, sizeof(lentry)) | kt_init(&in->sc, sc, sizeof(sentry)) |
+             kt_init(&in->ec, ec, sizeof(eentry)) | kt_init(&in->fc, FC_CAP, sizeof(fentry));
     in->out.events = calloc(EVENTS_CAP, sizeof *in->out.events);
     in->out.events_cap = EVENTS_CAP;
     in->out.labels = calloc(LABELS_CAP, sizeof *in->out.labels);
@@ -1152,6 +1259,7 @@ void exp_ingest_free(exp_ingest *in) {
         return;
     if (in->t && in->cfg && in->mc)
         exp_ingest_fold(in);
+    kt_free(in->L->reg, &in->lc);
     kt_free(in->L->reg, &in->sc);
     kt_free(in->L->reg, &in->ec);
     kt_free(in->L->reg, &in->fc);

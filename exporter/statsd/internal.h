@@ -105,6 +105,7 @@ struct exp_ingest {
     exp_statsd_flags pflags;
     cfg_mapper_cache *mc;
     uint64_t seed;
+    ktab lc;          /* line cache, in front of the parser */
     ktab sc, ec, fc;  /* series cache (level 0), event cache (1), family cache (2) */
     uint64_t ec_hits; /* counted as mapping cache hits (level 0 hits too) */
     /* parser storage and event scratch */

@@ -704,6 +704,84 @@ static void test_cache_bytes(void **state) {
     env_stop(e);
 }
 
+/* The line cache: lines that differ only in their value, fed to one context (its line cache
+ * warm after the first) and each to a fresh context (every line parsed), in two registries,
+ * give the same counts and the same series, hostile values included. */
+static void test_line_cache(void **state) {
+    (void)state;
+    static const char *const yaml = "mappings:\n"
+                                    "  - match: \"lc.s\"\n    name: lc_scaled\n    scale: 0.5\n"
+                                    "  - match: \"lc.h\"\n    name: lc_hist\n"
+                                    "    observer_type: histogram\n"
+                                    "  - match: \"lc.*\"\n    name: \"lc_$1\"\n";
+    static const char *const forms[] = {
+        "lc.c:%s|c|#a:b",    "lc.r:%s|c|@0.5|#a:b", "lc.g:%s|g",          "lc.t:%s|ms|@0.25",
+        "lc.h:%s|h|#x:y",    "lc.s:%s|c",           "lc.k:%s|c|#k:v:w",   "lc.u:%s|c|card:low",
+        "lc.e:%s|c|#a:,b:c", "lc.m:%s|ms",          "lc.x:%s|g|#a:b|c:id"};
+    static const char *const values[] = {"1", "2",   "+3",   "-1",    "NaN", "Inf", "-Inf", "x",
+                                         "",  "1:2", "0x10", "1e400", "0.5", "-0",  "+0",   "1e-3"};
+    env *a = env_start(yaml, NO_LISTENERS, NULL), *b = env_start(yaml, NO_LISTENERS, NULL);
+    exp_ingest *warm = exp_ingest_create(a->L, EXP_STATSD_LISTENER_UDP);
+    ingest_counts fresh = {0};
+    char line[128];
+    for (int round = 0; round < 3; round++)
+        for (size_t v = 0; v < sizeof values / sizeof values[0]; v++)
+            for (size_t f = 0; f < sizeof forms / sizeof forms[0]; f++) {
+                snprintf(line, sizeof line, forms[f], values[v]);
+                feed(warm, line);
+                exp_ingest *cold = exp_ingest_create(b->L, EXP_STATSD_LISTENER_UDP);
+                feed(cold, line);
+                const ingest_counts *c = &cold->cur;
+                fresh.lines += c->lines;
+                fresh.unmapped += c->unmapped;
+                for (int i = 0; i < EV_COUNT; i++)
+                    fresh.events[i] += c->events[i];
+                for (int i = 0; i < DR_COUNT; i++)
+                    fresh.dropped[i] += c->dropped[i];
+                for (int i = 0; i < 2; i++)
+                    fresh.actions[i] += c->actions[i];
+                fresh.ps.samples += c->ps.samples;
+                fresh.ps.tags += c->ps.tags;
+                fresh.ps.tag_errors += c->ps.tag_errors;
+                fresh.ps.unknown_fields += c->ps.unknown_fields;
+                for (int i = 0; i < EXP_STATSD_ERR_COUNT; i++)
+                    fresh.ps.errors[i] += c->ps.errors[i];
+                exp_ingest_free(cold);
+            }
+    const ingest_counts *w = &warm->cur;
+    assert_true(w->cache_hits + warm->ec_hits > 0);
+    assert_int_equal(w->lines, fresh.lines);
+    assert_int_equal(w->unmapped, fresh.unmapped);
+    assert_memory_equal(w->events, fresh.events, sizeof w->events);
+    assert_memory_equal(w->dropped, fresh.dropped, sizeof w->dropped);
+    assert_memory_equal(w->actions, fresh.actions, sizeof w->actions);
+    assert_memory_equal(&w->ps, &fresh.ps, sizeof w->ps);
+    static const char *const series_of[][2] = {
+        {"lc_c", "a=\"b\""},   {"lc_r", "a=\"b\""},
+        {"lc_g", ""},          {"lc_scaled", ""},
+        {"lc_k", "k=\"v:w\""}, {"lc_u", ""},
+        {"lc_e", "b=\"c\""},   {"lc_x", "a=\"b\",container_id=\"id\""}};
+    for (size_t i = 0; i < sizeof series_of / sizeof series_of[0]; i++) {
+        double va = val(a, series_of[i][0], series_of[i][1]);
+        double vb = val(b, series_of[i][0], series_of[i][1]);
+        assert_false(isnan(va) && !isnan(vb));
+        assert_true(memcmp(&va, &vb, sizeof va) == 0);
+    }
+    static const char *const observed[] = {"lc_t", "lc_hist", "lc_m"};
+    for (size_t i = 0; i < sizeof observed / sizeof observed[0]; i++) {
+        uint64_t ca = 0, cb = 0;
+        double sa = 0, sb = 0;
+        const char *l = strcmp(observed[i], "lc_hist") == 0 ? "x=\"y\"" : "";
+        assert_true(series(a, observed[i], l, NULL, &ca, &sa));
+        assert_true(series(b, observed[i], l, NULL, &cb, &sb));
+        assert_int_equal(ca, cb);
+        assert_true(sa == sb);
+    }
+    exp_ingest_free(warm);
+    env_stop(a);
+    env_stop(b);
+}
+
 /* ---- hostile input ------------------------------------------------------------------------- */
 
 static void test_hostile(void **state) {
@@ -917,8 +995,8 @@ int main(void) {
         cmocka_unit_test(test_unknown_fields), cmocka_unit_test(test_ttl),
         cmocka_unit_test(test_reload),         cmocka_unit_test(test_cache_eviction),
         cmocka_unit_test(test_series_cache),   cmocka_unit_test(test_cache_bytes),
-        cmocka_unit_test(test_hostile),        cmocka_unit_test(test_sockets),
-        cmocka_unit_test(test_threads_exact),
+        cmocka_unit_test(test_line_cache),     cmocka_unit_test(test_hostile),
+        cmocka_unit_test(test_sockets),        cmocka_unit_test(test_threads_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
