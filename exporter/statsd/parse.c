@@ -169,8 +169,8 @@ typedef struct {
     size_t used; /* scratch bytes in use */
     size_t nev;
     size_t nsamples;
-    bool quirk;              /* something besides samples and tags was counted */
-    exp_statsd_shape *shape; /* the last event's shape, or NULL */
+    unsigned name_tag_errors; /* malformed tags in the name */
+    exp_statsd_shape *shape;  /* the last event's shape, or NULL */
 } parser;
 
 /* What the one-pass scans of names, tag lists and tag keys look for, one table lookup a byte:
@@ -356,7 +356,7 @@ static int parse_name(parser *p, const char *name, size_t n) {
         p->name.len = i;
     }
     p->st->tag_errors += terr;
-    p->quirk |= terr > 0;
+    p->name_tag_errors = terr;
     return r;
 }
 
@@ -593,7 +593,6 @@ static void do_sample(parser *p, const char *val, size_t vn, sample_suffix *x) {
             x->done = true;
         }
         const parts_outcome *oc = &x->oc;
-        p->quirk |= oc->tag_errors || oc->bad_rates || oc->bad_timestamps || oc->unknown;
         st->tag_errors += oc->tag_errors;
         st->errors[EXP_STATSD_ERR_INVALID_SAMPLE_FACTOR] += oc->bad_rates;
         if (oc->fatal >= 0) {
@@ -608,7 +607,14 @@ static void do_sample(parser *p, const char *val, size_t vn, sample_suffix *x) {
     }
     if (p->nlabels > 0)
         st->tags++;
-    exp_statsd_shape sh = {.tagged = p->nlabels > 0};
+    exp_statsd_shape sh = {.tagged = p->nlabels > 0, .tag_errors = p->name_tag_errors};
+    if (x->parts) { /* what a replay counts again (replay_count) */
+        sh.tag_errors += x->oc.tag_errors;
+        sh.bad_rates = x->oc.bad_rates;
+        sh.bad_timestamps = x->oc.bad_timestamps;
+        sh.unknown = x->oc.unknown;
+    }
+    sh.counted_more = sh.tag_errors || sh.unknown || sh.bad_rates || sh.bad_timestamps;
     exp_statsd_event ev; /* sample_event sets what emit reads */
     int r = sample_shape(x->type, bad_rate, rates, nrates, &sh);
     if (r < 0)
@@ -750,7 +756,7 @@ size_t exp_statsd_parse_line_shape(const exp_statsd_flags *flags, const char *li
         out->events[i].nlabels = p.nlabels;
     }
     if (shape)
-        shape->replayable = p.nev == 1 && p.nsamples == 1 && !p.quirk && shape->nrates < 2;
+        shape->replayable = p.nev == 1 && p.nsamples == 1 && shape->nrates < 2;
     return p.nev;
 }
 
@@ -767,6 +773,12 @@ bool exp_statsd_replay(const exp_statsd_shape *sh, const char *val, size_t vn,
 void exp_statsd_replay_count(const exp_statsd_shape *sh, exp_statsd_stats *stats) {
     stats->samples++;
     stats->tags += sh->tagged;
+    if (!sh->counted_more)
+        return;
+    stats->tag_errors += sh->tag_errors;
+    stats->unknown_fields += sh->unknown;
+    stats->errors[EXP_STATSD_ERR_INVALID_SAMPLE_FACTOR] += sh->bad_rates;
+    stats->errors[EXP_STATSD_ERR_MALFORMED_TIMESTAMP] += sh->bad_timestamps;
 }
 
 /* ---- splitters ---------------------------------------------------------------------------- */

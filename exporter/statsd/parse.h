@@ -140,14 +140,17 @@ size_t exp_statsd_parse_line(const exp_statsd_flags *flags, const char *line, si
  * (exp_statsd_replay). The value is the bytes between the line's first ':' and the first '|'
  * after it. */
 typedef struct {
-    bool replayable; /* one sample, one event, nothing else counted (no tag error, no skipped
-                        field, no unparsable rate or timestamp), at most one rate */
+    bool replayable; /* one sample, one event, at most one rate */
     bool tagged;     /* the sample had labels (counted in tags) */
     uint8_t type;    /* what the type makes of the value (parse.c) */
     bool ms;         /* type ms: the value is converted to seconds */
     uint8_t nrates;  /* 0 or 1 when replayable */
     double rate;
     uint64_t repeat; /* observers: int(1/rate) */
+    /* what else parsing the line counted: malformed tags, unknown fields, unparsable rates
+     * and timestamps (the sample kept) */
+    unsigned tag_errors, unknown, bad_rates, bad_timestamps;
+    bool counted_more; /* one of them is not 0 */
 } exp_statsd_shape;
 
 /* exp_statsd_parse_line, also filling *shape (not NULL) with the shape of the line's last
