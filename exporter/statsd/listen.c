@@ -34,6 +34,10 @@
 #define DG_BUF 65536      /* bytes per datagram buffer: any UDP payload fits */
 #define DG_DRAIN_MS 10000 /* after a stop request, queued datagrams are read for at most this */
 #define IDLE_FOLD_MS 20   /* an idle reader folds its counts this soon */
+/* After a batch that emptied the queue, a reader waits this long before its next receive, so
+ * that datagrams gather: a reader faster than its senders otherwise takes one or two per
+ * recvmmsg call, and the calls cost more than the lines. */
+#define DG_GATHER_US 200
 /* TCP: one read buffer per reader holds a pending line plus a read; connections keep only
  * their unterminated tails, in blocks, mapped pages of their own over TCP_TAIL_MMAP. */
 #define TCP_RBUF (MAX_LINE + 1 + 65536)
@@ -182,6 +186,10 @@ static void *dg_thread(void *arg) {
                 break;
             if (!rd->rcvtimeo && !stop)
                 dg_timeout(rd, IDLE_FOLD_MS); /* counts are pending now */
+            if (n < DG_VLEN && !stop) {
+                struct timespec ts = {0, DG_GATHER_US * 1000L};
+                nanosleep(&ts, NULL);
+            }
             continue;
         }
         if (stop)
