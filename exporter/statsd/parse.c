@@ -568,6 +568,21 @@ static int sample_event(const exp_statsd_shape *sh, const double *rates, unsigne
     return -1;
 }
 
+/* What parsing a sample with suffix x counted besides the sample, into sh: what a replay
+ * counts again (exp_statsd_replay_count). Cannot fail. */
+static void shape_counts(const parser *p, const sample_suffix *x, exp_statsd_shape *sh) {
+    sh->tagged = p->nlabels > 0;
+    sh->tag_errors = p->name_tag_errors;
+    sh->bad_rates = sh->bad_timestamps = sh->unknown = 0;
+    if (x->parts) {
+        sh->tag_errors += x->oc.tag_errors;
+        sh->bad_rates = x->oc.bad_rates;
+        sh->bad_timestamps = x->oc.bad_timestamps;
+        sh->unknown = x->oc.unknown;
+    }
+    sh->counted_more = sh->tag_errors || sh->unknown || sh->bad_rates || sh->bad_timestamps;
+}
+
 /* One sample: value val[0..vn) with suffix x (NULL: the sample had no '|'): checks it as
  * statsd_exporter does and emits its event, or counts why not. Cannot fail. */
 static void do_sample(parser *p, const char *val, size_t vn, sample_suffix *x) {
@@ -607,24 +622,18 @@ static void do_sample(parser *p, const char *val, size_t vn, sample_suffix *x) {
     }
     if (p->nlabels > 0)
         st->tags++;
-    exp_statsd_shape sh = {.tagged = p->nlabels > 0, .tag_errors = p->name_tag_errors};
-    if (x->parts) { /* what a replay counts again (replay_count) */
-        sh.tag_errors += x->oc.tag_errors;
-        sh.bad_rates = x->oc.bad_rates;
-        sh.bad_timestamps = x->oc.bad_timestamps;
-        sh.unknown = x->oc.unknown;
-    }
-    sh.counted_more = sh.tag_errors || sh.unknown || sh.bad_rates || sh.bad_timestamps;
+    /* Written in place: only a line of one sample is replayable, so the last one's will do. */
+    exp_statsd_shape local, *sh = p->shape ? p->shape : &local;
     exp_statsd_event ev; /* sample_event sets what emit reads */
-    int r = sample_shape(x->type, bad_rate, rates, nrates, &sh);
+    int r = sample_shape(x->type, bad_rate, rates, nrates, sh);
     if (r < 0)
-        r = sample_event(&sh, rates, nrates, relative, v, &ev);
+        r = sample_event(sh, rates, nrates, relative, v, &ev);
     if (r >= 0) {
         st->errors[r]++;
         return;
     }
     if (emit(p, &ev) && p->shape)
-        *p->shape = sh;
+        shape_counts(p, x, sh);
 }
 
 /* A sample "value|type|parts" on its own (not extended aggregation). Cannot fail. */

@@ -153,8 +153,8 @@ typedef struct {
     bool counted_more; /* one of them is not 0 */
 } exp_statsd_shape;
 
-/* exp_statsd_parse_line, also filling *shape (not NULL) with the shape of the line's last
- * event. Cannot fail. */
+/* exp_statsd_parse_line, also filling *shape (not NULL): whether the line is replayable, and
+ * if so its sample's shape. Cannot fail. */
 size_t exp_statsd_parse_line_shape(const exp_statsd_flags *flags, const char *line, size_t len,
                                    const exp_statsd_out *out, exp_statsd_stats *stats,
                                    exp_statsd_shape *shape);
