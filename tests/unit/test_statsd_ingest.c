@@ -671,7 +671,7 @@ static size_t table_bytes(const ktab *t) {
     return sum;
 }
 
-/* Names as long as a line cannot make a reader's caches hold much: each level keeps at most its
+/* Names as long as a line cannot make a reader's caches hold much: each cache keeps at most its
  * byte budget (and one entry beyond it), and every line is still counted. */
 static void test_cache_bytes(void **state) {
     (void)state;
@@ -686,8 +686,8 @@ static void test_cache_bytes(void **state) {
         int n = snprintf(line + NAME_LEN, 64, "%04d:1|c|#t:%d", i, i);
         assert_true(n > 0);
         feed(in, line);
-        const ktab *levels[] = {&in->sc, &in->ec, &in->fc};
-        for (size_t j = 0; j < 3; j++) {
+        const ktab *levels[] = {&in->lc, &in->sc, &in->ec, &in->fc};
+        for (size_t j = 0; j < 4; j++) {
             assert_true(table_bytes(levels[j]) == levels[j]->bytes);
             assert_true(levels[j]->bytes <= levels[j]->max_bytes + NAME_LEN + 64);
         }
