@@ -188,7 +188,7 @@ static const char *const values[] = {"1",        "-1",
  * another value: when exp_statsd_replay takes it, the reference must agree. Cannot fail. */
 static void check_replay(const char *s, size_t n, const exp_statsd_shape *sh,
                          const exp_statsd_flags *fl, size_t evcap, size_t lbcap, size_t sccap) {
-    size_t at, vn;
+    size_t at = 0, vn = 0;
     assert_true(value_span(s, n, &at, &vn)); /* a parsed sample has one */
     static char line2[MAXLINE + 64];
     const char *v = values[below(sizeof values / sizeof values[0])];
@@ -197,7 +197,7 @@ static void check_replay(const char *s, size_t n, const exp_statsd_shape *sh,
     memcpy(line2 + at, v, nv);
     memcpy(line2 + at + nv, s + at + vn, n - at - vn);
     n2 = n - vn + nv;
-    size_t at2, vn2;
+    size_t at2 = 0, vn2 = 0;
     /* the cache finds the entry only when the bytes around the value are the same */
     if (!value_span(line2, n2, &at2, &vn2) || at2 != at || n2 - vn2 != n - vn)
         return;
