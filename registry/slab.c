@@ -2,8 +2,13 @@
  * (slab.h says why and who may call what).
  *
  * A slab is 64 KiB, mapped on its own and aligned to its size: a header, then blocks of its
- * class's size. Blocks never handed out are taken in address order (the bump pointer), given
- * back ones first (a list through their first word). A class keeps the slabs that have a free
+ * class's size. Given-back blocks are handed out first (a list through their first word), then
+ * blocks never handed out, from the top of the slab down (the bump pointer): the kernel maps
+ * slabs top-down too, so a class's blocks, handed out one after another, lie in descending
+ * addresses across slabs as well. A scrape walks series in address order and so writes them
+ * in the reverse of the order they were made, consistently, and neighbours alike in the text
+ * compress best (100,000 series gzipped: 752 KB; 769 KB with blocks taken upwards in slabs
+ * mapped downwards). A class keeps the slabs that have a free
  * block on a list; a full slab is on none, and goes back on it when a block is given back. An
  * empty slab is unmapped, unless its class has no spare yet. */
 #include "slab.h"
@@ -48,8 +53,8 @@ size_t reg_slab_in_use(void) {
 typedef struct slab {
     struct slab *prev, *next; /* on its class's list while it has a free block */
     void *free;               /* blocks given back, each holding the next one's address */
-    char *bump;               /* the first block never handed out */
-    char *end;                /* past the last whole block */
+    char *bump;               /* the lowest block handed out from the top; below, never used */
+    char *end;                /* past the last whole block: where bump starts */
     uint32_t used;            /* blocks handed out */
     uint32_t cls;
 } slab;
@@ -83,7 +88,7 @@ static slab *slab_map(uint32_t cls) {
     munmap(start + SLAB_SIZE, (size_t)(raw + SLAB_SIZE - start));
     slab *sl = (slab *)(void *)start;
     size_t size = ((size_t)cls + 1) * 8;
-    *sl = (slab){.bump = start + SLAB_HEAD,
+    *sl = (slab){.bump = start + SLAB_HEAD + (SLAB_SIZE - SLAB_HEAD) / size * size,
                  .end = start + SLAB_HEAD + (SLAB_SIZE - SLAB_HEAD) / size * size,
                  .cls = cls};
     return sl;
@@ -107,7 +112,7 @@ static void list_unlink(slab **head, slab *sl) {
 }
 
 static int slab_full(const slab *sl) {
-    return sl->free == NULL && sl->bump == sl->end;
+    return sl->free == NULL && sl->bump == (char *)sl + SLAB_HEAD;
 }
 
 void *reg_slab_alloc(size_t size) {
@@ -129,8 +134,8 @@ void *reg_slab_alloc(size_t size) {
     if (p != NULL) {
         sl->free = *(void **)p;
     } else {
+        sl->bump -= (cls + 1) * 8;
         p = sl->bump;
-        sl->bump += (cls + 1) * 8;
     }
     sl->used++;
     c->live++;
@@ -155,7 +160,7 @@ void reg_slab_free(void *p) {
         list_unlink(&c->partial, sl);
         if (c->spare == NULL) {
             sl->free = NULL; /* as fresh: its blocks are taken in order again */
-            sl->bump = (char *)sl + SLAB_HEAD;
+            sl->bump = sl->end;
             c->spare = sl;
         } else {
             unmap = sl;
