@@ -71,9 +71,16 @@ typedef struct {
 static slab_class classes[NCLASS];
 static pthread_once_t classes_once = PTHREAD_ONCE_INIT;
 
+/* Adaptive mutexes: a class is held for a few list operations, far shorter than the futex
+ * sleep and wake-up a plain mutex pays for every contended lock (two threads creating series
+ * of one size: 250-290 ns a free and alloc on two threads against 26 on one). */
 static void classes_init(void) {
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
     for (size_t i = 0; i < NCLASS; i++)
-        pthread_mutex_init(&classes[i].mu, NULL);
+        pthread_mutex_init(&classes[i].mu, &ma);
+    pthread_mutexattr_destroy(&ma);
 }
 
 /* A fresh slab for class cls, mapped aligned to its size. NULL when out of memory. */
