@@ -13,6 +13,7 @@
  * empty slab is unmapped, unless its class has no spare yet. */
 #include "slab.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -27,7 +28,7 @@ size_t reg_slab_block_size(size_t size) {
 }
 
 /* ASan builds: malloc and free, so that its quarantine still sees every series' lifetime. */
-#if defined(__SANITIZE_ADDRESS__)
+#if REG_SLAB_ASAN
 #include <stdatomic.h>
 
 static _Atomic size_t heap_live;
@@ -123,6 +124,7 @@ static int slab_full(const slab *sl) {
 }
 
 void *reg_slab_alloc(size_t size) {
+    assert(size >= 1 && size <= REG_SLAB_MAX); /* else no class: the caller's contract */
     pthread_once(&classes_once, classes_init);
     uint32_t cls = (uint32_t)(reg_slab_block_size(size) / 8 - 1);
     slab_class *c = &classes[cls];

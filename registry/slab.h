@@ -20,6 +20,19 @@
 
 #define REG_SLAB_MAX 1024 /* the largest block; bigger ones come from malloc */
 
+/* 1 in AddressSanitizer builds (gcc says so by __SANITIZE_ADDRESS__, clang by __has_feature):
+ * there every block comes from malloc. */
+#if defined(__SANITIZE_ADDRESS__)
+#define REG_SLAB_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define REG_SLAB_ASAN 1
+#endif
+#endif
+#ifndef REG_SLAB_ASAN
+#define REG_SLAB_ASAN 0
+#endif
+
 /* A block of size bytes (1..REG_SLAB_MAX), 8-byte aligned, uninitialised. NULL when out of
  * memory. */
 void *reg_slab_alloc(size_t size);
