@@ -86,8 +86,9 @@ static void classes_init(void) {
 
 /* A fresh slab for class cls, mapped aligned to its size. NULL when out of memory. */
 static slab *slab_map(uint32_t cls) {
-    char *raw =
-        mmap(NULL, 2 * SLAB_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *raw;
+    // cppcheck-suppress invalidFunctionArg ; MAP_ANONYMOUS wants fd -1
+    raw = mmap(NULL, 2 * SLAB_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (raw == MAP_FAILED)
         return NULL;
     char *start = (char *)(((uintptr_t)raw + SLAB_SIZE - 1) & ~(uintptr_t)(SLAB_SIZE - 1));

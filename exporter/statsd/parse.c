@@ -623,6 +623,7 @@ static void do_sample(parser *p, const char *val, size_t vn, sample_suffix *x) {
     if (p->nlabels > 0)
         st->tags++;
     /* Written in place: only a line of one sample is replayable, so the last one's will do. */
+    // cppcheck-suppress uninitvar ; sample_shape writes what sample_event reads
     exp_statsd_shape local, *sh = p->shape ? p->shape : &local;
     exp_statsd_event ev; /* sample_event sets what emit reads */
     int r = sample_shape(x->type, bad_rate, rates, nrates, sh);
