@@ -287,13 +287,13 @@ static void series_release(struct reg_series *s) {
 /* A new series for the probe's values, fully initialised and not yet published. NULL when
  * out of memory or the label text does not fit (*err says which). */
 static struct reg_series *series_new(reg_family *f, const series_probe *sp, int *err) {
-    size_t klen = 0, text = f->lpre_total, escapes = 0, longest = 0;
+    size_t klen = 0, text = f->lpre_total;
+    int general = 0; /* labels_len and reg_series_labels take the general loop */
     for (size_t i = 0; i < f->def.nlabels; i++) {
         size_t n = sp->lens[i], e = escapes_in(sp->values[i], n);
         klen += n + (n < KEY_SHORT ? 1 : 2);
         text += n + e + 1; /* and the closing quote */
-        escapes += e;
-        longest = n > longest ? n : longest;
+        general |= e > 0 || n >= KEY_SHORT;
     }
     if (text > REG_MAX_KEY) { /* the bound is on the text a scrape shows */
         *err = REG_EINVAL;
@@ -315,8 +315,7 @@ static struct reg_series *series_new(reg_family *f, const series_probe *sp, int 
     s->reap_seq = 0;
     s->reap_t = (uint32_t)(reg_now_mono_ns() >> REG_REAP_SHIFT);
     s->klen = (uint16_t)klen;
-    s->flags |= (f->def.type == REG_SUMMARY ? REG_SF_SUMMARY : 0) |
-                (escapes || longest >= KEY_SHORT ? REG_SF_GENERAL : 0);
+    s->flags |= (f->def.type == REG_SUMMARY ? REG_SF_SUMMARY : 0) | (general ? REG_SF_GENERAL : 0);
     char *k = s->key;
     for (size_t i = 0; i < f->def.nlabels; i++) {
         k += key_put_len(k, sp->lens[i]);

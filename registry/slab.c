@@ -126,8 +126,9 @@ static slab *slab_map(slab_class *home, uint32_t cls) {
     char *start = home->fresh_hi;
     slab *sl = (slab *)(void *)start;
     size_t size = ((size_t)cls + 1) * 8;
-    *sl = (slab){.bump = start + SLAB_HEAD + (SLAB_SIZE - SLAB_HEAD) / size * size,
-                 .end = start + SLAB_HEAD + (SLAB_SIZE - SLAB_HEAD) / size * size,
+    char *end = start + SLAB_HEAD + (SLAB_SIZE - SLAB_HEAD) / size * size;
+    *sl = (slab){.bump = end, /* blocks are taken from the top down */
+                 .end = end,
                  .cls = cls,
                  .home = home};
     return sl;

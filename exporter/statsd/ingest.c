@@ -1138,11 +1138,10 @@ static void line_remember(exp_ingest *in, const line_key *lk, const exp_statsd_s
         reg_family_release(in->L->reg, s->k.f);
         return;
     }
-    e->s.k.f = s->k.f;
-    e->s.ref = s->ref;
-    e->s.scale = s->scale;
-    e->s.mapped = s->mapped;
-    e->s.evt = s->evt;
+    kent k = e->s.k; /* the entry's own key; the rest as level 0 keeps it */
+    e->s = *s;
+    e->s.k = k;
+    e->s.k.f = s->k.f; /* held above */
     e->shape = *sh;
 }
 
