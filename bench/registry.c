@@ -17,7 +17,8 @@
  *  - ns per free and alloc of a series' slab block (registry/slab.c), 1 and 2 threads.
  * Every timed case runs RUNS times, 1- and 2-thread runs interleaved so that a change in
  * the machine's load hits both alike; each prints its median and [smallest-largest].
- * Usage: bench_registry [series-for-the-large-case [memory]] ("memory": that case only)
+ * Usage: bench_registry [series-for-the-large-case [memory|create]] ("memory": that case only;
+ * "create": the create cases among that many series only)
  */
 #include <malloc.h>
 #include <pthread.h>
@@ -360,6 +361,14 @@ int main(int argc, char **argv) {
     size_t big = argc > 1 ? strtoul(argv[1], NULL, 10) : 1000000;
     printf("abacus registry benchmark (%d runs a case: median [smallest-largest])\n", RUNS);
     print_machine();
+    if (argc > 2 && strcmp(argv[2], "create") == 0) {
+        fresh_registry();
+        job c = {.first = 0, .count = big};
+        run(create_job, &c, 1, big, 0);
+        printf("\n%zu series, 2 labels of 12 bytes\n", big);
+        bench_creates(big);
+        return 0;
+    }
     bench_memory(big);
     if (argc > 2 && strcmp(argv[2], "memory") == 0)
         return 0;
