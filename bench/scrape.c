@@ -2,20 +2,23 @@
  *
  * For 10,000, 100,000 and 1,000,000 counter series (two labels, integral values): the time
  * and bytes of one full scrape as the HTTP server streams it (64 KiB reads through
- * exp_scrape_read), three ways:
- *   plain   the text as it is rendered: the render's own cost;
- *   gzip    the scrape's gzip encoding (ISA-L igzip, exporter/http/gzip.c): gzip minus plain
- *           is what compressing costs;
- *   zlib-1  the plain scrape compressed by zlib's deflate at level 1 as it is read (the
- *           scrape's encoder before ISA-L, and what most exporters use): the reference for
- *           the gzip row's time and size.
+ * exp_scrape_read), four ways:
+ *   plain    the text as it is rendered: the render's own cost;
+ *   gzip     the scrape's gzip encoding (ISA-L igzip, exporter/http/gzip.c): gzip minus plain
+ *            is what compressing costs;
+ *   zlib-1   the plain scrape compressed by zlib's deflate at level 1 as it is read (the
+ *            scrape's encoder before ISA-L, and what most exporters use): the reference for
+ *            the gzip row's time and size;
+ *   gzip-new gzip after one new series was created: the collection cannot take the family's
+ *            kept view (reg_family_collect) and walks and sorts the hash set; the first three
+ *            take the view, as the scrapes of a family whose series set is steady do.
  * And the peak extra resident memory one scrape costs (VmHWM reset through
- * /proc/self/clear_refs before the scrape). Each case runs RUNS times, the three ways taken in
- * turn so that a change of load hits them alike; it prints the median and the range. The
+ * /proc/self/clear_refs before the scrape). Each case runs RUNS times, the ways taken in turn
+ * so that a change of load hits them alike; it prints the median and the range. The
  * machine line at the top (cores, memory latency, load) says what the figures were measured on.
  * The peer (Prometheus's Pushgateway serving the same series over HTTP) is measured by
  * bench/scrape_peer.py.
- * Usage: bench_scrape [max-series]
+ * Usage: bench_scrape [max-series [way]] (way: one of the four alone, for profiling)
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -32,8 +35,26 @@
 #define RUNS 7
 #define READ_SIZE (64 * 1024)
 
-enum { PLAIN, GZIP, ZLIB1, WAYS };
-static const char *const way_names[WAYS] = {"plain", "gzip", "zlib-1"};
+enum { PLAIN, GZIP, ZLIB1, GZIP_NEW, WAYS };
+static const char *const way_names[WAYS] = {"plain", "gzip", "zlib-1", "gzip-new"};
+static reg_family *family; /* fill's */
+static size_t created;     /* series made by gzip-new scrapes */
+
+/* One more series in the family, as between two scrapes of a family that gains series: the
+ * next collection cannot take the family's kept view and walks the hash set. Cannot fail
+ * (exits when the registry refuses the series). */
+static void create_one(reg_registry *r) {
+    char a[48];
+    snprintf(a, sizeof a, "/api/v2/new/%zu", created++);
+    const char *v[] = {"svc-new", a};
+    reg_thread *t = reg_thread_attach(r);
+    reg_begin(t);
+    int rc = reg_counter_add(t, family, v, 1);
+    reg_end(t);
+    reg_thread_detach(t);
+    if (rc != REG_OK)
+        exit(1);
+}
 
 /* A field of /proc/self/status in kB (VmRSS, VmHWM), or -1. */
 static long status_kb(const char *field) {
@@ -83,10 +104,12 @@ static long zlib_feed(z_stream *zs, const char *in, size_t n, int finish) {
 static double scrape_once(reg_registry *r, int way, size_t *bytes, long *peak_kb) {
     static char buf[READ_SIZE];
     z_stream zs = {0};
+    if (way == GZIP_NEW)
+        create_one(r);
     long rss0 = status_kb("VmRSS");
     reset_peak();
     double t0 = now_s();
-    exp_scrape *s = exp_scrape_begin(r, EXP_FMT_TEXT, way == GZIP);
+    exp_scrape *s = exp_scrape_begin(r, EXP_FMT_TEXT, way == GZIP || way == GZIP_NEW);
     if (s == NULL ||
         (way == ZLIB1 && deflateInit2(&zs, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK))
         return -1;
@@ -118,6 +141,7 @@ static reg_registry *fill(size_t n) {
         return NULL;
     reg_thread *t = reg_thread_attach(r);
     reg_family *f = bench_counter_family(t, "bench_requests_total", "service", "endpoint");
+    family = f;
     char a[48], b[48];
     reg_begin(t);
     int ok = f != NULL;
@@ -138,6 +162,14 @@ static reg_registry *fill(size_t n) {
 
 int main(int argc, char **argv) {
     size_t max = argc > 1 ? strtoul(argv[1], NULL, 10) : 1000000;
+    int only = -1; /* every way */
+    for (int w = 0; argc > 2 && w < WAYS; w++)
+        if (strcmp(argv[2], way_names[w]) == 0)
+            only = w;
+    if (argc > 2 && only < 0) {
+        fprintf(stderr, "usage: bench_scrape [max-series [plain|gzip|zlib-1|gzip-new]]\n");
+        return 2;
+    }
     printf("abacus scrape benchmark: counter series with 2 labels, text format, 64 KiB reads\n");
     print_machine();
     printf("median of %d runs [smallest-largest]; gzip: ISA-L igzip level 1 (the scrape's);"
@@ -154,6 +186,10 @@ int main(int argc, char **argv) {
         long peak[WAYS] = {0}, p;
         for (int k = 0; k < RUNS; k++)
             for (int w = 0; w < WAYS; w++) {
+                if (only >= 0 && w != only) {
+                    times[w][k] = 0;
+                    continue;
+                }
                 times[w][k] = scrape_once(r, w, &bytes[w], &p);
                 if (times[w][k] < 0) {
                     fprintf(stderr, "bench_scrape: the %s scrape failed\n", way_names[w]);
@@ -161,17 +197,20 @@ int main(int argc, char **argv) {
                 }
                 peak[w] = p > peak[w] ? p : peak[w];
             }
-        double median[WAYS];
+        double median[WAYS] = {0};
         for (int w = 0; w < WAYS; w++) {
+            if (only >= 0 && w != only)
+                continue;
             spread s = spread_of(times[w], RUNS);
             median[w] = s.median;
             char ms[64];
             snprintf(ms, sizeof ms, "%.2f [%.2f-%.2f]", s.median * 1e3, s.min * 1e3, s.max * 1e3);
             printf("%10zu %7s %24s %10zu %9.1f%% %10ld\n", n, way_names[w], ms, bytes[w],
-                   100.0 * (double)bytes[w] / (double)bytes[PLAIN], peak[w]);
+                   bytes[PLAIN] ? 100.0 * (double)bytes[w] / (double)bytes[PLAIN] : 0.0, peak[w]);
         }
-        printf("%10s compressing costs (median over plain): gzip %.2f ms, zlib-1 %.2f ms\n", "",
-               (median[GZIP] - median[PLAIN]) * 1e3, (median[ZLIB1] - median[PLAIN]) * 1e3);
+        if (only < 0)
+            printf("%10s compressing costs (median over plain): gzip %.2f ms, zlib-1 %.2f ms\n", "",
+                   (median[GZIP] - median[PLAIN]) * 1e3, (median[ZLIB1] - median[PLAIN]) * 1e3);
         fflush(stdout);
         reg_destroy(r);
     }

@@ -274,6 +274,7 @@ void reg_family_free_now(struct reg_family *f) {
     free(f->lpre);
     free(f->lpre_len);
     ck_hs_destroy(&f->hs);
+    reg_family_view_free(f);
     pthread_mutex_destroy(&f->mu);
     def_free(&f->def);
     free(f);

@@ -146,6 +146,12 @@ struct reg_family {
     /* Bumped (under mu) by every series removal, between its unlink and its retire: a
      * reg_cursor that finds it unchanged knows every series it collected is still unfreed. */
     _Atomic uint64_t removals;
+    /* Bumped (under mu) by every series creation, after its publish: with removals, whether
+     * the kept view still holds the family's series. */
+    _Atomic uint64_t creations;
+    /* The last clean collection of a large family, kept for the next (series.c, "views").
+     * Taken by exchange: one collector at a time owns it. */
+    _Atomic(struct reg_view *) view;
     ck_epoch_entry_t epoch_entry; /* the deferred free, once unlinked and released */
 };
 
@@ -272,6 +278,8 @@ size_t reg_groups_reap(reg_registry *r, uint64_t now_ns);
 int reg_groups_fit_locked(reg_registry *r, const reg_family_def *def);
 
 /* series.c */
+/* Free f's kept view, when nobody can collect f any more. Cannot fail. */
+void reg_family_view_free(struct reg_family *f);
 /* Tests only (NULL otherwise): reg_family_collect calls it between its two looks, inside the
  * caller's section, so a test can remove a series at exactly that point. */
 extern void (*reg_test_between_looks)(struct reg_family *f);

@@ -7,7 +7,9 @@
  *            (cannot fail: DEAD is only set under that lock).
  *  removal = under the family lock, CAS the state word from "nobody inside" to DEAD, unlink,
  *            read the final value, retire for an epoch-deferred free.
- *  scrape  = collect live series, then look at each state again and drop those now DEAD.
+ *  scrape  = collect live series, then look at each state again and drop those now DEAD; or,
+ *            when no series was created or removed since the last collection, take the view
+ *            the family kept of it ("views" below).
  *
  * A series' key is its label values, stored inline (the family adds names, quotes and
  * escaping when a scrape renders the text); its memory comes from a slab (slab.h).
@@ -471,6 +473,9 @@ static struct reg_series *enter_series(reg_thread *t, reg_family *f, const char 
             return NULL;
         }
         atomic_fetch_add_explicit(&f->nseries, 1, memory_order_relaxed);
+        /* Release, after the publish: pairs with the acquire in reg_family_collect, so a
+         * collector that counts this creation also sees the series in the set. */
+        atomic_fetch_add_explicit(&f->creations, 1, memory_order_release);
     }
     /* DEAD is only set under this lock, together with the unlink: what we found here is
      * live, so this enter cannot fail. */
@@ -675,9 +680,10 @@ void (*reg_test_between_looks)(struct reg_family *f);
  * least 16 bytes apart), in as few passes of at most 11 bits as cover them: series allocated
  * together span a few megabytes, two passes. Small sets are left alone: they fit in cache
  * anyway. Cannot fail. */
+#define SORT_MIN 4096 /* smaller collections are not sorted, and no view is kept of them */
 static void sort_window(reg_series **v, size_t n, uintptr_t lo, uintptr_t hi) {
     enum { MAX_BITS = 11, LOW = 4 }; /* at most 3 passes: 3 * 11 >= 32 - LOW */
-    if (n < 4096 || n > UINT32_MAX)
+    if (n < SORT_MIN || n > UINT32_MAX)
         return;
     unsigned bits = 0;
     for (uintptr_t span = (hi - lo) >> LOW; span != 0; span >>= 1)
@@ -733,7 +739,7 @@ static void sort_window(reg_series **v, size_t n, uintptr_t lo, uintptr_t hi) {
  * window at a time: those within 4 GiB of the lowest are moved to the front and sorted, then
  * the rest the same way. Cannot fail. */
 static void sort_by_address(reg_series **v, size_t n, uintptr_t lo, uintptr_t hi) {
-    while (n >= 4096 && hi - lo > UINT32_MAX) {
+    while (n >= SORT_MIN && hi - lo > UINT32_MAX) {
         uintptr_t top = lo + UINT32_MAX, win_hi = lo, rest_lo = UINTPTR_MAX;
         size_t k = 0;
         for (size_t i = 0; i < n; i++) {
@@ -755,13 +761,122 @@ static void sort_by_address(reg_series **v, size_t n, uintptr_t lo, uintptr_t hi
     sort_window(v, n, lo, hi);
 }
 
+/* ---- views: the last collection, kept ---------------------------------------------------
+ *
+ * A scrape of a large family spent a third of its render walking the hash set (a branch per
+ * slot) and sorting what it found, every time, though between two scrapes most families gain
+ * and lose no series. So the result of a clean collection (no removal during it) of SORT_MIN
+ * series or more is kept with the family as 4-byte offsets from its lowest address, sorted,
+ * and with the family's removals and creations as read before the walk that made it. A later
+ * collection that reads the same two counts takes the view instead of walking: the same
+ * series, in the same order. 4 bytes a series, for families that are collected (scraped).
+ * Collectors of one family may run at once: one takes the view (by exchange), the others walk,
+ * and the first to give one back keeps it.
+ *
+ * Why the kept series are the family's live ones when the counts match: removals unchanged
+ * means no series was killed since the walk (a kill counts itself before its retire, so none
+ * of them can be freed before this section ends: the argument of reg_cursor_resume); creations
+ * unchanged means every series the set holds now was published before that walk's acquire load
+ * of creations, hence seen by the walk. A series published but not yet counted may be missed,
+ * as if created just after this collection; its creator has not returned yet. */
+typedef struct reg_view {
+    uint64_t removals, creations; /* the family's counts, read before the walk */
+    uintptr_t base;               /* the lowest series address */
+    size_t n, cap;                /* offsets kept, room for */
+    uint32_t off[];               /* series i is at base + off[i], ascending */
+} reg_view;
+
+/* The family's view, taken (NULL when there is none, or another collector has it). Acquire:
+ * pairs with the release in view_keep, so the view's contents are seen whole. Cannot fail. */
+static reg_view *view_take(reg_family *f) {
+    return atomic_exchange_explicit(&f->view, NULL, memory_order_acquire);
+}
+
+/* Give v (or NULL) back to the family; freed when another collector kept one meanwhile.
+ * Release: pairs with the acquire in view_take. Cannot fail. */
+static void view_keep(reg_family *f, reg_view *v) {
+    reg_view *none = NULL;
+    if (v != NULL && !atomic_compare_exchange_strong_explicit(
+                         &f->view, &none, v, memory_order_release, memory_order_relaxed))
+        free(v);
+}
+
+/* v's series into *out, grown to fit. Their count, or -1 when out of memory. */
+static long view_copy(const reg_view *v, reg_series ***out, size_t *cap) {
+    if (*cap < v->n) {
+        reg_series **nv = realloc(*out, v->n * sizeof *nv);
+        if (nv == NULL)
+            return -1;
+        *out = nv;
+        *cap = v->n;
+    }
+    for (size_t i = 0; i < v->n; i++) {
+        reg_series *x = (reg_series *)(v->base + v->off[i]);
+        REG_TSAN_ACQUIRE(x); /* pairs with the release before ck_hs_put_unique */
+        (*out)[i] = x;
+    }
+    return (long)v->n;
+}
+
+/* A view of the n sorted series s made with the counts read before their walk, in old's
+ * memory when it has room (old is freed otherwise). NULL when none is kept: too few series,
+ * spread over more than 4 GiB, or out of memory. */
+static reg_view *view_make(reg_view *old, reg_series *const *s, size_t n, uint64_t removals,
+                           uint64_t creations) {
+    if (n < SORT_MIN || (uintptr_t)s[n - 1] - (uintptr_t)s[0] > UINT32_MAX) {
+        free(old);
+        return NULL;
+    }
+    reg_view *v = old;
+    if (v == NULL || v->cap < n) {
+        free(old);
+        size_t room = n + n / 8; /* a family that grows a little between scrapes */
+        v = malloc(sizeof *v + room * sizeof v->off[0]);
+        if (v == NULL)
+            return NULL;
+        v->cap = room;
+    }
+    v->removals = removals;
+    v->creations = creations;
+    v->base = (uintptr_t)s[0];
+    v->n = n;
+    for (size_t i = 0; i < n; i++)
+        v->off[i] = (uint32_t)((uintptr_t)s[i] - v->base);
+    return v;
+}
+
+void reg_family_view_free(reg_family *f) {
+    free(atomic_load_explicit(&f->view, memory_order_relaxed));
+}
+
 long reg_family_collect(reg_thread *t, reg_family *f, reg_series ***out, size_t *cap) {
     (void)t;
     /* seq_cst: pairs with the increment in reg_series_kill_locked, like the one after the
      * first look; a removal finished before this load left no series in the set to collect. */
     uint64_t removals = atomic_load(&f->removals);
+    /* Acquire: pairs with the release increment after each publish (see views). */
+    uint64_t creations = atomic_load_explicit(&f->creations, memory_order_acquire);
+    reg_view *view = view_take(f);
+    if (view != NULL && view->removals == removals && view->creations == creations) {
+        long n = view_copy(view, out, cap);
+        view_keep(f, view);
+        return n;
+    }
     size_t n = 0;
     uintptr_t lo = UINTPTR_MAX, hi = 0;
+    /* Room for the series counted now and a few created during the walk, in one allocation
+     * rather than a doubling at a time (each copying what is collected so far). Relaxed: a
+     * size hint; the walk grows the array further when needed. */
+    size_t expect = atomic_load_explicit(&f->nseries, memory_order_relaxed) + 64;
+    if (*cap < expect) {
+        reg_series **nv = realloc(*out, expect * sizeof *nv);
+        if (nv == NULL) {
+            view_keep(f, view);
+            return -1;
+        }
+        *out = nv;
+        *cap = expect;
+    }
     ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
     void *obj;
     /* First collect every reachable series without touching it (no cache miss per entry)... */
@@ -769,8 +884,10 @@ long reg_family_collect(reg_thread *t, reg_family *f, reg_series ***out, size_t 
         if (n == *cap) {
             size_t nc = *cap ? *cap * 2 : 256;
             reg_series **nv = realloc(*out, nc * sizeof(*nv));
-            if (nv == NULL)
+            if (nv == NULL) {
+                view_keep(f, view);
                 return -1;
+            }
             *out = nv;
             *cap = nc;
         }
@@ -792,8 +909,11 @@ long reg_family_collect(reg_thread *t, reg_family *f, reg_series ***out, size_t 
      * A series whose kill is under way may be kept, as if killed just after this look: it is
      * retired only after the kill counts itself, which a cursor's resume sees. seq_cst: pairs
      * with that increment. */
-    if (atomic_load(&f->removals) == removals)
+    if (atomic_load(&f->removals) == removals) {
+        view_keep(f, view_make(view, *out, n, removals, creations));
         return (long)n;
+    }
+    view_keep(f, view); /* stale, but its memory serves the next view */
     /* ...else the second look: drop those DEAD now. A series reaped and re-created during the
      * collection was collected twice (old and new); the old one is DEAD by now, since the new
      * one only exists after it, so no label set is kept twice. */

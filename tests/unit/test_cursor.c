@@ -287,6 +287,67 @@ static void test_large_collection_in_address_order(void **state) {
     free(got);
 }
 
+#define VIEW_N 5000 /* a family large enough for a kept view (4,096 series and more) */
+
+static int walks;
+
+static void count_walk(struct reg_family *f) {
+    (void)f;
+    walks++;
+}
+
+/* Checks that fx->f's collection holds "0".."n-1" but gone, each once (in address order when
+ * large).
+ * Returns 1 when it walked the set, 0 when it took the kept view. */
+static int collect_checked(fixture *fx, int n, int gone) {
+    static unsigned char once[VIEW_N];
+    memset(once, 0, sizeof once);
+    reg_series **got = NULL;
+    size_t cap = 0;
+    int before = walks;
+    reg_begin(fx->t);
+    long k = reg_family_collect(fx->t, fx->f, &got, &cap);
+    assert_int_equal(k, gone >= 0 ? n - 1 : n);
+    for (long i = 0; i < k; i++) {
+        char buf[16];
+        assert_true(reg_series_label_value(got[i], 0, buf, sizeof buf) > 0);
+        once[atoi(buf)]++;
+        if (i > 0 && k >= 4096) /* sorted from 4,096 series on */
+            assert_true((uintptr_t)got[i - 1] < (uintptr_t)got[i]);
+    }
+    reg_end(fx->t);
+    free(got);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(once[i], i != gone);
+    return walks != before;
+}
+
+/* A large family's collection is kept: the next collection takes it while no series was
+ * created or removed, and walks the set again after either. A small family is walked every
+ * time. */
+static void test_view_kept_until_the_set_changes(void **state) {
+    fixture *fx = *state;
+    reg_test_between_looks = count_walk;
+    for (int i = 0; i < 100; i++)
+        add(fx, i);
+    assert_true(collect_checked(fx, 100, -1));
+    assert_true(collect_checked(fx, 100, -1)); /* small: nothing kept */
+    for (int i = 100; i < VIEW_N - 1; i++)
+        add(fx, i);
+    assert_true(collect_checked(fx, VIEW_N - 1, -1));
+    assert_false(collect_checked(fx, VIEW_N - 1, -1)); /* unchanged: the view */
+    assert_false(collect_checked(fx, VIEW_N - 1, -1));
+    add(fx, 7); /* an update, no creation: the view still holds */
+    assert_false(collect_checked(fx, VIEW_N - 1, -1));
+    add(fx, VIEW_N - 1); /* a creation */
+    assert_true(collect_checked(fx, VIEW_N, -1));
+    assert_false(collect_checked(fx, VIEW_N, -1));
+    del(fx, 42); /* a removal */
+    assert_true(collect_checked(fx, VIEW_N, 42));
+    assert_false(collect_checked(fx, VIEW_N, 42));
+    reg_test_between_looks = NULL;
+}
+
 static void test_replace(void **state) {
     fixture *fx = *state;
     add(fx, 1);
@@ -329,6 +390,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_second_look_drops_series_removed_meanwhile, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_large_collection_in_address_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_view_kept_until_the_set_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replace, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,170 @@
+/* stress_view.c - reg_family_collect's kept view (series.c, "views") against concurrent
+ * creations and deletes: a family large enough to keep a view, churn threads deleting and
+ * re-creating series of their own, and collectors that check every collection exactly. A
+ * series live from before a collection began until after it ended is in it once; a series
+ * absent all that time is not in it; no label set is in it twice. A stale view (kept across a
+ * creation or a removal) fails the first two. */
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "registry.h"
+#include "registry/internal.h" /* reg_test_between_looks: counts the walks */
+#include "stress.h"
+
+#define BASE 5000 /* series never removed: enough for a view (4096 and more) */
+#define CHURN 4   /* threads deleting and re-creating series of their own */
+#define EACH 64   /* series per churn thread */
+#define ROUNDS (300 * STRESS_SCALE)
+#define COLLECTORS 2
+
+static reg_registry *reg;
+static reg_family *fam;
+static atomic_int churning;
+/* Per churn series, its phase mod 4: 0 absent (no delete under way), 1 being created, 2 live
+ * (its creation returned), 3 being deleted. Each has one writer, its churn thread. */
+static _Atomic unsigned gen[CHURN * EACH];
+static _Atomic long views_checked, walks;
+static pthread_barrier_t quiet; /* the churn threads, at their quiet spells */
+
+/* Called by every collection that walks the set rather than taking the view. */
+static void count_walk(struct reg_family *f) {
+    (void)f;
+    atomic_fetch_add(&walks, 1);
+}
+
+static const char *const LABELS[] = {"id"};
+
+/* Series "b<i>" (base) or "c<i>" (churn) in the family. */
+static void name_of(char *buf, size_t len, char kind, int i) {
+    snprintf(buf, len, "%c%d", kind, i);
+}
+
+static void create(reg_thread *t, char kind, int i) {
+    char v[16];
+    name_of(v, sizeof v, kind, i);
+    const char *vals[] = {v};
+    reg_begin(t);
+    CHECK(reg_counter_add(t, fam, vals, 1) == REG_OK);
+    reg_end(t);
+}
+
+static void *churner(void *arg) {
+    int id = *(int *)arg;
+    reg_thread *t = reg_thread_attach(reg);
+    for (int round = 0; round < ROUNDS; round++) {
+        int i = id * EACH + round % EACH;
+        char v[16];
+        name_of(v, sizeof v, 'c', i);
+        const char *vals[] = {v};
+        atomic_fetch_add(&gen[i], 1); /* 1 or 3: under way */
+        if (atomic_load(&gen[i]) % 4 == 3)
+            CHECK(reg_series_delete(reg, fam, vals) == REG_OK);
+        else
+            create(t, 'c', i);
+        atomic_fetch_add(&gen[i], 1);   /* 2 or 0: done */
+        if (round % EACH == EACH - 1) { /* a quiet spell: collections that take the view */
+            pthread_barrier_wait(&quiet);
+            long seen = atomic_load(&views_checked);
+            while (id == 0 && atomic_load(&views_checked) < seen + 2 * COLLECTORS)
+                sched_yield();
+            pthread_barrier_wait(&quiet);
+        }
+    }
+    reg_thread_detach(t);
+    return NULL;
+}
+
+/* One collection, checked against the churn generations read around it. */
+static void check_one(reg_thread *t, reg_series ***v, size_t *cap) {
+    static _Thread_local unsigned before[CHURN * EACH], seen_churn[CHURN * EACH];
+    static _Thread_local unsigned char seen_base[BASE];
+    for (int i = 0; i < CHURN * EACH; i++)
+        before[i] = atomic_load(&gen[i]);
+    memset(seen_base, 0, sizeof seen_base);
+    memset(seen_churn, 0, sizeof seen_churn);
+    reg_begin(t);
+    long n = reg_family_collect(t, fam, v, cap);
+    CHECK(n >= BASE);
+    for (long k = 0; k < n; k++) {
+        char buf[32];
+        CHECK(reg_series_label_value((*v)[k], 0, buf, sizeof buf) > 1);
+        int i = atoi(buf + 1);
+        if (buf[0] == 'b') {
+            CHECK(i >= 0 && i < BASE);
+            seen_base[i]++;
+        } else {
+            CHECK(buf[0] == 'c' && i >= 0 && i < CHURN * EACH);
+            seen_churn[i]++;
+        }
+    }
+    reg_end(t);
+    for (int i = 0; i < BASE; i++)
+        CHECK(seen_base[i] == 1);
+    for (int i = 0; i < CHURN * EACH; i++) {
+        unsigned after = atomic_load(&gen[i]);
+        CHECK(seen_churn[i] <= 1);
+        if (before[i] == after && before[i] % 2 == 0) /* live or absent throughout */
+            CHECK(seen_churn[i] == (before[i] % 4 == 2));
+    }
+    atomic_fetch_add(&views_checked, 1);
+}
+
+static void *collector(void *arg) {
+    (void)arg;
+    reg_thread *t = reg_thread_attach(reg);
+    reg_series **v = NULL;
+    size_t cap = 0;
+    long passes = 0;
+    while (atomic_load(&churning) || passes < 3) {
+        check_one(t, &v, &cap);
+        passes++;
+    }
+    free(v);
+    reg_thread_detach(t);
+    return NULL;
+}
+
+static void *collectors_main(void *arg) {
+    run_threads(COLLECTORS, collector, arg, 0);
+    return NULL;
+}
+
+int main(void) {
+    reg_options o = {0};
+    reg = reg_create(&o);
+    CHECK(reg);
+    reg_thread *t = reg_thread_attach(reg);
+    reg_family_def d = {.name = "view_total", .type = REG_COUNTER, .nlabels = 1, .labels = LABELS};
+    reg_begin(t);
+    CHECK(reg_family_add(t, &d, &fam) == REG_OK);
+    reg_end(t);
+    for (int i = 0; i < BASE; i++)
+        create(t, 'b', i);
+    reg_test_between_looks = count_walk;
+    CHECK(pthread_barrier_init(&quiet, NULL, CHURN) == 0);
+    atomic_store(&churning, 1);
+    pthread_t coll;
+    CHECK(pthread_create(&coll, NULL, collectors_main, NULL) == 0);
+    int ids[CHURN];
+    for (int i = 0; i < CHURN; i++)
+        ids[i] = i;
+    run_threads(CHURN, churner, ids, sizeof ids[0]);
+    atomic_store(&churning, 0);
+    pthread_join(coll, NULL);
+    /* Quiet now: two collections in a row, the second from the view, both exact. */
+    reg_series **v = NULL;
+    size_t cap = 0;
+    check_one(t, &v, &cap);
+    check_one(t, &v, &cap);
+    free(v);
+    long walked = atomic_load(&walks), checked = atomic_load(&views_checked);
+    printf("stress_view: %ld collections checked, %ld from the view\n", checked, checked - walked);
+    CHECK(checked - walked > 0); /* the view was taken, not only made */
+    reg_test_between_looks = NULL;
+    pthread_barrier_destroy(&quiet);
+    reg_thread_detach(t);
+    reg_destroy(reg);
+    return 0;
+}
