@@ -146,8 +146,9 @@ struct reg_family {
     /* Bumped (under mu) by every series removal, between its unlink and its retire: a
      * reg_cursor that finds it unchanged knows every series it collected is still unfreed. */
     _Atomic uint64_t removals;
-    /* Bumped (under mu) by every series creation, after its publish: with removals, whether
-     * the kept view still holds the family's series. */
+    /* Bumped twice (under mu) by every series creation: odd from just before its publish
+     * until just after it. With removals, whether the kept view still holds the family's
+     * series (series.c, "views"). */
     _Atomic uint64_t creations;
     /* The last clean collection of a large family, kept for the next (series.c, "views").
      * Taken by exchange: one collector at a time owns it. */
@@ -283,6 +284,9 @@ void reg_family_view_free(struct reg_family *f);
 /* Tests only (NULL otherwise): reg_family_collect calls it between its two looks, inside the
  * caller's section, so a test can remove a series at exactly that point. */
 extern void (*reg_test_between_looks)(struct reg_family *f);
+/* Tests only (NULL otherwise): a creation calls it just after its publish, before its count
+ * is even again, under the family mutex, so a test can collect and update meanwhile. */
+extern void (*reg_test_after_publish)(struct reg_family *f);
 bool reg_series_hs_init(reg_registry *r, struct reg_family *f);
 void reg_series_free_now(struct reg_series *s);
 /* Kill one series under f->mu: DEAD CAS, unlink, hook, retire. wait: spin until updaters

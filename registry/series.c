@@ -456,6 +456,13 @@ static struct reg_series *enter_series(reg_thread *t, reg_family *f, const char 
         s = fresh != NULL || cerr != REG_OK ? fresh : series_new(f, &sp, &cerr);
         fresh = NULL;
         if (s) {
+            /* The creation count is odd from here until the publish is over (see views): a
+             * collection that reads it odd keeps no view, as its walk may have missed s while
+             * another thread already found s and updated it. Relaxed, then a release fence:
+             * the bump is ordered before the publish's stores, so whoever finds s through the
+             * set and then starts a collection reads the count odd or moved on. */
+            atomic_fetch_add_explicit(&f->creations, 1, memory_order_relaxed);
+            atomic_thread_fence(memory_order_release);
             /* Fully initialised; the publish. Pairs with the acquire after ck_hs_get. */
             REG_TSAN_RELEASE(s);
             reg_writer_enter(r);
@@ -464,6 +471,11 @@ static struct reg_series *enter_series(reg_thread *t, reg_family *f, const char 
                 s = NULL;
             }
             reg_writer_leave();
+            if (reg_test_after_publish)
+                reg_test_after_publish(f);
+            /* Even again. Release, after the publish: pairs with the acquire in
+             * reg_family_collect, so a collector that reads this count sees s in the set. */
+            atomic_fetch_add_explicit(&f->creations, 1, memory_order_release);
         }
         if (s == NULL) {
             if (counted)
@@ -473,9 +485,6 @@ static struct reg_series *enter_series(reg_thread *t, reg_family *f, const char 
             return NULL;
         }
         atomic_fetch_add_explicit(&f->nseries, 1, memory_order_relaxed);
-        /* Release, after the publish: pairs with the acquire in reg_family_collect, so a
-         * collector that counts this creation also sees the series in the set. */
-        atomic_fetch_add_explicit(&f->creations, 1, memory_order_release);
     }
     /* DEAD is only set under this lock, together with the unlink: what we found here is
      * live, so this enter cannot fail. */
@@ -513,13 +522,15 @@ int reg_series_kill_locked(reg_registry *r, struct reg_family *f, struct reg_ser
     atomic_fetch_sub_explicit(&f->nseries, 1, memory_order_relaxed);
     if (!(f->def.flags & REG_FAMILY_OWN))
         atomic_fetch_sub_explicit(&r->nseries, 1, memory_order_relaxed);
-    if (r->opt.on_remove)
-        r->opt.on_remove(r->opt.on_remove_arg, f, s); /* value read only after the CAS */
     /* seq_cst, before the retire: pairs with the seq_cst load in reg_cursor_resume, which
      * runs after ck_epoch_begin's full fence. Either that load sees this increment (the
      * cursor collects anew and never touches s), or the section began before s is retired
-     * below, and then the reaper's ck_epoch_poll keeps s until the section ends. */
+     * below, and then the reaper's ck_epoch_poll keeps s until the section ends. Before the
+     * hook, too: a collection that begins once the hook has seen s go does not take a kept
+     * view that still holds s. */
     atomic_fetch_add(&f->removals, 1);
+    if (r->opt.on_remove)
+        r->opt.on_remove(r->opt.on_remove_arg, f, s); /* value read only after the CAS */
     /* Scrapers may still hold s (and its summary state): both are freed after a grace. */
     reg_retire_series(r, s);
     return 1;
@@ -669,6 +680,7 @@ int reg_series_delete(reg_registry *r, reg_family *f, const char *const *values)
 }
 
 void (*reg_test_between_looks)(struct reg_family *f);
+void (*reg_test_after_publish)(struct reg_family *f);
 
 /* ---- snapshots and accessors ------------------------------------------------------------- */
 
@@ -773,12 +785,18 @@ static void sort_by_address(reg_series **v, size_t n, uintptr_t lo, uintptr_t hi
  * Collectors of one family may run at once: one takes the view (by exchange), the others walk,
  * and the first to give one back keeps it.
  *
- * Why the kept series are the family's live ones when the counts match: removals unchanged
- * means no series was killed since the walk (a kill counts itself before its retire, so none
- * of them can be freed before this section ends: the argument of reg_cursor_resume); creations
- * unchanged means every series the set holds now was published before that walk's acquire load
- * of creations, hence seen by the walk. A series published but not yet counted may be missed,
- * as if created just after this collection; its creator has not returned yet. */
+ * Why a view whose counts match holds what a walk now would: removals unchanged means no
+ * series was unlinked since the walk (a kill counts itself after the unlink and before its
+ * hook and its retire, so none of the kept series can be freed before this section ends: the
+ * argument of reg_cursor_resume; one whose kill is under way may be kept, as a walk may keep
+ * it). The creation count is bumped twice, odd from just before a publish until just after
+ * it, and a view is kept only from a walk that read it even: so no creation was under way
+ * when the walk began, and an equal count now means none has begun since. Every series in the
+ * set now was therefore published before that walk and seen by it; in particular one that
+ * another thread has already found and updated, which a scrape that begins after that update
+ * must show (a single count, bumped after the publish only, let a view miss it).
+ * A family whose series lie more than 4 GiB apart (a series over 1 KiB comes from malloc's
+ * heap, far from the slabs) keeps no view: its offsets would not fit. */
 typedef struct reg_view {
     uint64_t removals, creations; /* the family's counts, read before the walk */
     uintptr_t base;               /* the lowest series address */
@@ -819,8 +837,8 @@ static long view_copy(const reg_view *v, reg_series ***out, size_t *cap) {
 }
 
 /* A view of the n sorted series s made with the counts read before their walk, in old's
- * memory when it has room (old is freed otherwise). NULL when none is kept: too few series,
- * spread over more than 4 GiB, or out of memory. */
+ * memory when it has room and is not four times too big (old is freed otherwise). NULL when none is
+ * kept: too few series, spread over more than 4 GiB, or out of memory. */
 static reg_view *view_make(reg_view *old, reg_series *const *s, size_t n, uint64_t removals,
                            uint64_t creations) {
     if (n < SORT_MIN || (uintptr_t)s[n - 1] - (uintptr_t)s[0] > UINT32_MAX) {
@@ -828,7 +846,7 @@ static reg_view *view_make(reg_view *old, reg_series *const *s, size_t n, uint64
         return NULL;
     }
     reg_view *v = old;
-    if (v == NULL || v->cap < n) {
+    if (v == NULL || v->cap < n || v->cap / 4 > n) { /* a family that shrank: smaller */
         free(old);
         size_t room = n + n / 8; /* a family that grows a little between scrapes */
         v = malloc(sizeof *v + room * sizeof v->off[0]);
@@ -910,7 +928,8 @@ long reg_family_collect(reg_thread *t, reg_family *f, reg_series ***out, size_t 
      * retired only after the kill counts itself, which a cursor's resume sees. seq_cst: pairs
      * with that increment. */
     if (atomic_load(&f->removals) == removals) {
-        view_keep(f, view_make(view, *out, n, removals, creations));
+        /* Odd: a creation was under way, and the walk may have missed its series. */
+        view_keep(f, creations % 2 == 0 ? view_make(view, *out, n, removals, creations) : view);
         return (long)n;
     }
     view_keep(f, view); /* stale, but its memory serves the next view */

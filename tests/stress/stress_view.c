@@ -16,7 +16,7 @@
 #define BASE 5000 /* series never removed: enough for a view (4096 and more) */
 #define CHURN 4   /* threads deleting and re-creating series of their own */
 #define EACH 64   /* series per churn thread */
-#define ROUNDS (300 * STRESS_SCALE)
+#define ROUNDS (1500 * STRESS_SCALE)
 #define COLLECTORS 2
 
 static reg_registry *reg;

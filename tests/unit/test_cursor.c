@@ -1,6 +1,7 @@
 /* test_cursor.c - unit tests of registry cursors (reg_cursor_*) and reg_family_replace: a
  * walk over several sections hands out each label set once, survives removals and
  * re-creations between its sections, and a paused cursor holds back no reclamation. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -348,6 +349,86 @@ static void test_view_kept_until_the_set_changes(void **state) {
     reg_test_between_looks = NULL;
 }
 
+static pthread_barrier_t published, go; /* the creator and the test, around the publish */
+
+static void pause_after_publish(struct reg_family *f) {
+    (void)f;
+    pthread_barrier_wait(&published);
+    pthread_barrier_wait(&go);
+}
+
+static void *create_paused(void *arg) {
+    fixture *fx = arg;
+    reg_thread *t = reg_thread_attach(fx->r);
+    const char *vals[] = {"4999"};
+    reg_begin(t);
+    int rc = reg_counter_add(t, fx->f, vals, 1);
+    reg_end(t);
+    reg_thread_detach(t);
+    return (void *)(intptr_t)rc;
+}
+
+/* How many series fx->f's collection holds, and whether "4999" is one of them (*has). Sets
+ * *walked as collect_checked returns. Asserts nothing: it runs while another thread holds
+ * the family's mutex, which a failed test's teardown would wait for. */
+static long collect_has_last(fixture *fx, int *has, int *walked) {
+    reg_series **got = NULL;
+    size_t cap = 0;
+    int before = walks;
+    *has = 0;
+    reg_begin(fx->t);
+    long k = reg_family_collect(fx->t, fx->f, &got, &cap);
+    for (long i = 0; i < k; i++) {
+        char buf[16];
+        *has += reg_series_label_value(got[i], 0, buf, sizeof buf) > 0 && atoi(buf) == 4999;
+    }
+    reg_end(fx->t);
+    free(got);
+    *walked = walks != before;
+    return k;
+}
+
+/* A series published but not yet counted is in the set: another thread finds and updates it,
+ * and a collection that begins after that update must hold it. So a family whose view was
+ * kept walks again as soon as a creation is under way, and keeps no view from that walk. */
+static void test_view_not_taken_during_a_creation(void **state) {
+    fixture *fx = *state;
+    for (int i = 0; i < VIEW_N - 1; i++)
+        add(fx, i);
+    reg_test_between_looks = count_walk;
+    assert_true(collect_checked(fx, VIEW_N - 1, -1));
+    assert_false(collect_checked(fx, VIEW_N - 1, -1)); /* the view is kept */
+    assert_int_equal(pthread_barrier_init(&published, NULL, 2), 0);
+    assert_int_equal(pthread_barrier_init(&go, NULL, 2), 0);
+    reg_test_after_publish = pause_after_publish;
+    pthread_t creator;
+    assert_int_equal(pthread_create(&creator, NULL, create_paused, fx), 0);
+    pthread_barrier_wait(&published); /* "4999" is in the set; its creation is not over */
+    reg_test_after_publish = NULL;
+    char v[] = "4999";
+    const char *vals[] = {v};
+    reg_begin(fx->t);
+    int updated = reg_counter_add(fx->t, fx->f, vals, 1); /* found: no lock needed */
+    reg_end(fx->t);
+    int has1, walked1, has2, walked2;
+    long n1 = collect_has_last(fx, &has1, &walked1);
+    long n2 = collect_has_last(fx, &has2, &walked2);
+    pthread_barrier_wait(&go);
+    void *rc;
+    pthread_join(creator, &rc);
+    assert_int_equal((intptr_t)rc, REG_OK);
+    assert_int_equal(updated, REG_OK);
+    assert_int_equal(n1, VIEW_N); /* walked, and "4999" is there */
+    assert_true(has1 == 1 && walked1);
+    assert_int_equal(n2, VIEW_N); /* walked again: no view was kept meanwhile */
+    assert_true(has2 == 1 && walked2);
+    assert_true(collect_checked(fx, VIEW_N, -1));  /* the creation is over: a view kept */
+    assert_false(collect_checked(fx, VIEW_N, -1)); /* and taken */
+    reg_test_between_looks = NULL;
+    pthread_barrier_destroy(&published);
+    pthread_barrier_destroy(&go);
+}
+
 static void test_replace(void **state) {
     fixture *fx = *state;
     add(fx, 1);
@@ -391,6 +472,7 @@ int main(void) {
                                         teardown),
         cmocka_unit_test_setup_teardown(test_large_collection_in_address_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_view_kept_until_the_set_changes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_view_not_taken_during_a_creation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replace, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
