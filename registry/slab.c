@@ -57,8 +57,7 @@ typedef struct slab {
     char *bump;               /* the lowest block handed out from the top; below, never used */
     char *end;                /* past the last whole block: where bump starts */
     uint32_t used;            /* blocks handed out */
-    uint32_t cls;
-    struct slab_class *home; /* the class (of one shard) whose lists hold it */
+    struct slab_class *home;  /* the class (of one shard) whose lists hold it */
 } slab;
 
 _Static_assert(sizeof(slab) <= SLAB_HEAD, "the header fits before the first block");
@@ -129,7 +128,6 @@ static slab *slab_map(slab_class *home, uint32_t cls) {
     char *end = start + SLAB_HEAD + (SLAB_SIZE - SLAB_HEAD) / size * size;
     *sl = (slab){.bump = end, /* blocks are taken from the top down */
                  .end = end,
-                 .cls = cls,
                  .home = home};
     return sl;
 }
