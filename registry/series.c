@@ -819,15 +819,23 @@ static void view_keep(reg_family *f, reg_view *v) {
         free(v);
 }
 
+/* Grow the caller's collection array *out (*cap entries) to at least need entries. 0, or -1
+ * when out of memory (the array unchanged). */
+static int collection_reserve(reg_series ***out, size_t *cap, size_t need) {
+    if (*cap >= need)
+        return 0;
+    reg_series **nv = realloc(*out, need * sizeof *nv);
+    if (nv == NULL)
+        return -1;
+    *out = nv;
+    *cap = need;
+    return 0;
+}
+
 /* v's series into *out, grown to fit. Their count, or -1 when out of memory. */
 static long view_copy(const reg_view *v, reg_series ***out, size_t *cap) {
-    if (*cap < v->n) {
-        reg_series **nv = realloc(*out, v->n * sizeof *nv);
-        if (nv == NULL)
-            return -1;
-        *out = nv;
-        *cap = v->n;
-    }
+    if (collection_reserve(out, cap, v->n) != 0)
+        return -1;
     for (size_t i = 0; i < v->n; i++) {
         reg_series *x = (reg_series *)(v->base + v->off[i]);
         REG_TSAN_ACQUIRE(x); /* pairs with the release before ck_hs_put_unique */
@@ -886,28 +894,17 @@ long reg_family_collect(reg_thread *t, reg_family *f, reg_series ***out, size_t 
      * rather than a doubling at a time (each copying what is collected so far). Relaxed: a
      * size hint; the walk grows the array further when needed. */
     size_t expect = atomic_load_explicit(&f->nseries, memory_order_relaxed) + 64;
-    if (*cap < expect) {
-        reg_series **nv = realloc(*out, expect * sizeof *nv);
-        if (nv == NULL) {
-            view_keep(f, view);
-            return -1;
-        }
-        *out = nv;
-        *cap = expect;
+    if (collection_reserve(out, cap, expect) != 0) {
+        view_keep(f, view);
+        return -1;
     }
     ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
     void *obj;
     /* First collect every reachable series without touching it (no cache miss per entry)... */
     while (ck_hs_next_spmc(&f->hs, &it, &obj)) {
-        if (n == *cap) {
-            size_t nc = *cap ? *cap * 2 : 256;
-            reg_series **nv = realloc(*out, nc * sizeof(*nv));
-            if (nv == NULL) {
-                view_keep(f, view);
-                return -1;
-            }
-            *out = nv;
-            *cap = nc;
+        if (n == *cap && collection_reserve(out, cap, 2 * n) != 0) { /* n >= 64 here */
+            view_keep(f, view);
+            return -1;
         }
         reg_series *x = reg_series_untag(obj);
         REG_TSAN_ACQUIRE(x); /* pairs with the release before ck_hs_put_unique */
