@@ -249,11 +249,12 @@ static void kt_del(reg_registry *r, ktab *t, kent *e) {
     }
 }
 
-/* A new zeroed entry for key with extra blob bytes after it; random entries are evicted
- * while the table has no room for it (other entry pointers of this table are invalid
- * afterwards). NULL when out of memory. */
+/* A new zeroed entry for key with extra blob bytes after it, holding family f (held by the
+ * caller, or NULL): the entry owns that hold from now on, and kt_del gives it back. Random
+ * entries are evicted while the table has no room for it (other entry pointers of this table
+ * are invalid afterwards). NULL when out of memory; f is released then. */
 static kent *kt_put(reg_registry *r, ktab *t, const char *key, size_t klen, uint64_t h,
-                    size_t extra) {
+                    size_t extra, reg_family *f) {
     size_t size = klen + extra;
     while (t->n && (t->n == t->cap || t->bytes + size > t->max_bytes)) {
         t->rnd ^= t->rnd << 13;
@@ -262,11 +263,15 @@ static kent *kt_put(reg_registry *r, ktab *t, const char *key, size_t klen, uint
         kt_del(r, t, KT_AT(t, t->rnd % t->n));
     }
     char *b = malloc(size ? size : 1);
-    if (!b)
+    if (!b) {
+        if (f)
+            reg_family_release(r, f);
         return NULL;
+    }
     memcpy(b, key, klen);
     kent *e = KT_AT(t, t->n);
     memset(e, 0, t->esize);
+    e->f = f;
     e->hash = h;
     e->blob = b;
     e->klen = (uint32_t)klen;
@@ -652,13 +657,9 @@ static fentry *family_for(exp_ingest *in, const cfg_mapping *rule, const char *n
         return e;
     fres r;
     resolve(in, rule, name, type, ml, n, &r);
-    e = (fentry *)(void *)kt_put(in->L->reg, &in->fc, k, kl, h, 0);
-    if (!e) {
-        if (r.f)
-            reg_family_release(in->L->reg, r.f);
+    e = (fentry *)(void *)kt_put(in->L->reg, &in->fc, k, kl, h, 0, r.f);
+    if (!e)
         return NULL;
-    }
-    e->k.f = r.f;
     e->reason = r.reason;
     memcpy(e->perm, r.perm, sizeof e->perm);
     return e;
@@ -772,17 +773,14 @@ static eentry *remember(exp_ingest *in, const char *k, size_t kl, uint64_t h, co
             return NULL;
         }
     }
-    eentry *e = (eentry *)(void *)kt_put(in->L->reg, &in->ec, k, kl, h, extra);
+    eentry *e = (eentry *)(void *)kt_put(in->L->reg, &in->ec, k, kl, h, extra, f);
     if (!e) {
-        if (f)
-            reg_family_release(in->L->reg, f);
         drop(in, DR_OOM);
         return NULL;
     }
-    kent kk = e->k;
+    kent kk = e->k; /* its key and family */
     *e = *d;
     e->k = kk;
-    e->k.f = f;
     e->nlabels = (uint8_t)n;
     e->src_off = (uint32_t)kl;
     char *src = e->k.blob + kl; /* int32 each, possibly unaligned: memcpy */
@@ -963,12 +961,9 @@ static sentry *series_remember(exp_ingest *in, const char *k, size_t kl, uint64_
                                const eentry *e, const reg_series_ref *ref) {
     if (reg_family_hold(e->k.f) != REG_OK)
         return NULL;
-    sentry *s = (sentry *)(void *)kt_put(in->L->reg, &in->sc, k, kl, h, 0);
-    if (!s) {
-        reg_family_release(in->L->reg, e->k.f);
+    sentry *s = (sentry *)(void *)kt_put(in->L->reg, &in->sc, k, kl, h, 0, e->k.f);
+    if (!s)
         return NULL;
-    }
-    s->k.f = e->k.f;
     s->ref = *ref;
     s->scale = e->scale;
     s->mapped = e->mapped;
@@ -1132,16 +1127,13 @@ static void line_remember(exp_ingest *in, const line_key *lk, const exp_statsd_s
     char key[SC_KEY_MAX];
     memcpy(key, lk->name, lk->nlen);
     memcpy(key + lk->nlen, lk->rest, lk->rlen);
-    lentry *e =
-        (lentry *)(void *)kt_put(in->L->reg, &in->lc, key, lk->nlen + lk->rlen, lk->hash, 0);
-    if (!e) {
-        reg_family_release(in->L->reg, s->k.f);
+    lentry *e = (lentry *)(void *)kt_put(in->L->reg, &in->lc, key, lk->nlen + lk->rlen, lk->hash, 0,
+                                         s->k.f);
+    if (!e)
         return;
-    }
-    kent k = e->s.k; /* the entry's own key; the rest as level 0 keeps it */
+    kent k = e->s.k; /* the entry's own key and family (held above); the rest as level 0 */
     e->s = *s;
     e->s.k = k;
-    e->s.k.f = s->k.f; /* held above */
     e->shape = *sh;
 }
 
