@@ -902,7 +902,7 @@ long reg_family_collect(reg_thread *t, reg_family *f, reg_series ***out, size_t 
     void *obj;
     /* First collect every reachable series without touching it (no cache miss per entry)... */
     while (ck_hs_next_spmc(&f->hs, &it, &obj)) {
-        if (n == *cap && collection_reserve(out, cap, 2 * n) != 0) { /* n >= 64 here */
+        if (n == *cap && collection_reserve(out, cap, n ? 2 * n : 256) != 0) {
             view_keep(f, view);
             return -1;
         }
