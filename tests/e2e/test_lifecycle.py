@@ -155,7 +155,10 @@ class Readiness(unittest.TestCase):
                     got += chunk
                 self.assertRegex(got, rb"^HTTP/1\.1 100 ")
                 a.signal(signal.SIGTERM)
-                a.wait_log(r'msg="waiting for in-flight requests" requests=1')
+                # 1, or 2 when SIGTERM lands between the client reading the /-/ready response
+                # and MHD's completion notification for it (seen on a loaded machine); that
+                # request ends on its own, and the drain's end below shows nothing else is left
+                a.wait_log(r'msg="waiting for in-flight requests" requests=[12]$')
                 status, _, body = raw_request(idle, req)
                 self.assertEqual((status, body), (503, b"Service Unavailable\n"))
                 # no new connections while draining
