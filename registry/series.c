@@ -795,13 +795,22 @@ static void sort_by_address(reg_series **v, size_t n, uintptr_t lo, uintptr_t hi
  * set now was therefore published before that walk and seen by it; in particular one that
  * another thread has already found and updated, which a scrape that begins after that update
  * must show (a single count, bumped after the publish only, let a view miss it).
- * A family whose series lie more than 4 GiB apart (a series over 1 KiB comes from malloc's
- * heap, far from the slabs) keeps no view: its offsets would not fit. */
+ * Series may lie more than 4 GiB apart (one over 1 KiB comes from malloc's heap, far from
+ * the slabs), so the sorted offsets are cut into segments, each spanning at most 4 GiB and
+ * counted from its own first series; a family that needs more than VIEW_SEGMENTS keeps no
+ * view. */
+#define VIEW_SEGMENTS 4
+typedef struct {
+    uintptr_t base; /* the segment's first (lowest) series address */
+    size_t end;     /* its offsets are off[the previous segment's end .. end) */
+} view_segment;
+
 typedef struct reg_view {
     uint64_t removals, creations; /* the family's counts, read before the walk */
-    uintptr_t base;               /* the lowest series address */
     size_t n, cap;                /* offsets kept, room for */
-    uint32_t off[];               /* series i is at base + off[i], ascending */
+    size_t nseg;                  /* segments used */
+    view_segment seg[VIEW_SEGMENTS];
+    uint32_t off[]; /* series i is at its segment's base + off[i] */
 } reg_view;
 
 /* The family's view, taken (NULL when there is none, or another collector has it). Acquire:
@@ -836,20 +845,42 @@ static int collection_reserve(reg_series ***out, size_t *cap, size_t need) {
 static long view_copy(const reg_view *v, reg_series ***out, size_t *cap) {
     if (collection_reserve(out, cap, v->n) != 0)
         return -1;
-    for (size_t i = 0; i < v->n; i++) {
-        reg_series *x = (reg_series *)(v->base + v->off[i]);
-        REG_TSAN_ACQUIRE(x); /* pairs with the release before ck_hs_put_unique */
-        (*out)[i] = x;
+    size_t i = 0;
+    for (size_t k = 0; k < v->nseg; k++) {
+        for (; i < v->seg[k].end; i++) {
+            reg_series *x = (reg_series *)(v->seg[k].base + v->off[i]);
+            REG_TSAN_ACQUIRE(x); /* pairs with the release before ck_hs_put_unique */
+            (*out)[i] = x;
+        }
     }
     return (long)v->n;
 }
 
+/* Cut the n series s, in their order, into seg[]: runs each within 4 GiB above their first
+ * series (in address order, as collected, a run ends only where the addresses jump). The
+ * number of segments, or 0 when they would be more than VIEW_SEGMENTS. Cannot fail. */
+static size_t view_segments(view_segment *seg, reg_series *const *s, size_t n) {
+    size_t nseg = 0;
+    for (size_t i = 0; i < n; nseg++) {
+        if (nseg == VIEW_SEGMENTS)
+            return 0;
+        uintptr_t base = (uintptr_t)s[i];
+        while (i < n && (uintptr_t)s[i] - base <= UINT32_MAX)
+            i++;
+        seg[nseg] = (view_segment){base, i};
+    }
+    return nseg;
+}
+
 /* A view of the n sorted series s made with the counts read before their walk, in old's
  * memory when it has room and is not four times too big (old is freed otherwise). NULL when none is
- * kept: too few series, spread over more than 4 GiB, or out of memory. */
+ * kept: too few series, spread over more than VIEW_SEGMENTS spans of 4 GiB, or out of
+ * memory. */
 static reg_view *view_make(reg_view *old, reg_series *const *s, size_t n, uint64_t removals,
                            uint64_t creations) {
-    if (n < SORT_MIN || (uintptr_t)s[n - 1] - (uintptr_t)s[0] > UINT32_MAX) {
+    view_segment seg[VIEW_SEGMENTS];
+    size_t nseg = n < SORT_MIN ? 0 : view_segments(seg, s, n);
+    if (nseg == 0) {
         free(old);
         return NULL;
     }
@@ -862,12 +893,15 @@ static reg_view *view_make(reg_view *old, reg_series *const *s, size_t n, uint64
             return NULL;
         v->cap = room;
     }
+    memcpy(v->seg, seg, nseg * sizeof *seg);
+    v->nseg = nseg;
     v->removals = removals;
     v->creations = creations;
-    v->base = (uintptr_t)s[0];
     v->n = n;
-    for (size_t i = 0; i < n; i++)
-        v->off[i] = (uint32_t)((uintptr_t)s[i] - v->base);
+    size_t i = 0;
+    for (size_t k = 0; k < v->nseg; k++)
+        for (; i < v->seg[k].end; i++)
+            v->off[i] = (uint32_t)((uintptr_t)s[i] - v->seg[k].base);
     return v;
 }
 

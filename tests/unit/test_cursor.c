@@ -251,10 +251,19 @@ static void test_second_look_drops_series_removed_meanwhile(void **state) {
     free(v);
 }
 
+/* Collections that walk the set (not the kept view) so far. */
+static int walks;
+
+static void count_walk(struct reg_family *f) {
+    (void)f;
+    walks++;
+}
+
 /* A collection large enough to be sorted (reg_family_collect sorts 4096 series and more) is in
  * address order and holds every series once: the sort moves pointers through offsets and the
  * array's own halves, and must give each back whole. One series too big for a slab comes from
- * malloc's heap, far from the slabs: the sort then goes a 4 GiB window at a time. */
+ * malloc's heap, far from the slabs: the sort then goes a 4 GiB window at a time, and the
+ * view kept of the collection a 4 GiB segment at a time: the next collection takes it. */
 static void test_large_collection_in_address_order(void **state) {
     fixture *fx = *state;
     enum { BIG = 5000, LONG = 1500 };
@@ -282,20 +291,23 @@ static void test_large_collection_in_address_order(void **state) {
         assert_true(reg_series_label_value(got[i], 0, buf, sizeof buf) > 0);
         once[atoi(buf)]++;
     }
+    reg_series **again = NULL;
+    size_t cap2 = 0;
+    int before = walks;
+    reg_test_between_looks = count_walk;
+    long n2 = reg_family_collect(fx->t, fx->f, &again, &cap2);
+    reg_test_between_looks = NULL;
     reg_end(fx->t);
+    assert_int_equal(walks, before); /* the view */
+    assert_int_equal(n2, n);
+    assert_memory_equal(again, got, (size_t)n * sizeof *got);
     for (int i = 0; i <= BIG; i++)
         assert_int_equal(once[i], 1);
     free(got);
+    free(again);
 }
 
 #define VIEW_N 5000 /* a family large enough for a kept view (4,096 series and more) */
-
-static int walks;
-
-static void count_walk(struct reg_family *f) {
-    (void)f;
-    walks++;
-}
 
 /* Checks that fx->f's collection holds "0".."n-1" but gone, each once (in address order when
  * large).
