@@ -153,6 +153,12 @@ struct reg_family {
     /* The last clean collection of a large family, kept for the next (series.c, "views").
      * Taken by exchange: one collector at a time owns it. */
     _Atomic(struct reg_view *) view;
+    /* The series of the last REG_CREATION_LOG creations, at their creation number (creations
+     * / 2) modulo REG_CREATION_LOG, NULL for a creation that failed; kept from creation number
+     * log_from on, once the family has a view's worth of series (NULL before). Written and
+     * read under mu only: a collection brings a view up to date from it (series.c, "views"). */
+    struct reg_series **log;
+    uint64_t log_from;
     ck_epoch_entry_t epoch_entry; /* the deferred free, once unlinked and released */
 };
 
@@ -279,6 +285,8 @@ size_t reg_groups_reap(reg_registry *r, uint64_t now_ns);
 int reg_groups_fit_locked(reg_registry *r, const reg_family_def *def);
 
 /* series.c */
+#define REG_CREATION_LOG 256 /* creations a view can be brought up to date across */
+
 /* Free f's kept view, when nobody can collect f any more. Cannot fail. */
 void reg_family_view_free(struct reg_family *f);
 /* Tests only (NULL otherwise): reg_family_collect calls it between its two looks, inside the
@@ -287,6 +295,10 @@ extern void (*reg_test_between_looks)(struct reg_family *f);
 /* Tests only (NULL otherwise): a creation calls it just after its publish, before its count
  * is even again, under the family mutex, so a test can collect and update meanwhile. */
 extern void (*reg_test_after_publish)(struct reg_family *f);
+/* Tests only (NULL otherwise): reg_family_collect calls it just before it walks the set, after
+ * reading the family's counts, inside the caller's section, so a test can create a series
+ * that the walk then sees though the counts it keeps are from before. */
+extern void (*reg_test_before_walk)(struct reg_family *f);
 bool reg_series_hs_init(reg_registry *r, struct reg_family *f);
 void reg_series_free_now(struct reg_series *s);
 /* Kill one series under f->mu: DEAD CAS, unlink, hook, retire. wait: spin until updaters

@@ -215,9 +215,11 @@ int reg_series_delete(reg_registry *r, reg_family *f, const char *const *values)
  * owned by the caller, grown with realloc; *cap is its capacity in entries. From 4,096 series
  * on they are sorted by address (a span of 4 GiB at a time), and the family keeps the result
  * (4 bytes a series; none when its series would need more than four spans of 4 GiB) for the
- * next call, which takes it instead of walking the set if no series was created or removed
- * since. Any number of threads may collect one family at once, concurrently with updates,
- * creations and removals. */
+ * next call, which takes it instead of walking the set if no series was removed since: as it
+ * is when none was created either, else brought up to date from the family's log of its last
+ * 256 creations, read under the family's lock if that is free at once (a collection never
+ * waits for it). Any number of threads may collect one family at once, concurrently with
+ * updates, creations and removals. */
 long reg_family_collect(reg_thread *t, reg_family *f, reg_series ***out, size_t *cap);
 
 /* A cursor: one family's live series, walked across several sections, so a slow consumer

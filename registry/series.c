@@ -25,6 +25,10 @@
 #include "quantile.h"
 #include "slab.h"
 
+/* Collections of fewer series are not sorted and no view is kept of them, nor a creation log
+ * for families smaller than that (see views). */
+#define SORT_MIN 4096
+
 struct reg_summary_state {
     pthread_mutex_t mu;
     reg_qstream *q;
@@ -375,6 +379,21 @@ static void discard(struct reg_series *s) {
         reg_series_free_now(s);
 }
 
+/* Log the series of creation number (NULL: the creation failed) for collections that bring a
+ * view up to date (see views). The log starts once the family is about to have SORT_MIN
+ * series. Under f->mu. Cannot fail: out of memory, the log starts with a later creation. */
+static void log_creation(reg_family *f, uint64_t number, struct reg_series *s) {
+    if (f->log == NULL) {
+        if (atomic_load_explicit(&f->nseries, memory_order_relaxed) + 1 < SORT_MIN)
+            return;
+        f->log = calloc(REG_CREATION_LOG, sizeof *f->log);
+        if (f->log == NULL)
+            return;
+        f->log_from = number;
+    }
+    f->log[number % REG_CREATION_LOG] = s;
+}
+
 /* Find or create the series for values and enter it. Returns the entered series or NULL
  * with *err set. Inside a section. */
 static struct reg_series *enter_series(reg_thread *t, reg_family *f, const char *const *values,
@@ -461,7 +480,7 @@ static struct reg_series *enter_series(reg_thread *t, reg_family *f, const char 
              * another thread already found s and updated it. Relaxed, then a release fence:
              * the bump is ordered before the publish's stores, so whoever finds s through the
              * set and then starts a collection reads the count odd or moved on. */
-            atomic_fetch_add_explicit(&f->creations, 1, memory_order_relaxed);
+            uint64_t number = atomic_fetch_add_explicit(&f->creations, 1, memory_order_relaxed) / 2;
             atomic_thread_fence(memory_order_release);
             /* Fully initialised; the publish. Pairs with the acquire after ck_hs_get. */
             REG_TSAN_RELEASE(s);
@@ -471,6 +490,7 @@ static struct reg_series *enter_series(reg_thread *t, reg_family *f, const char 
                 s = NULL;
             }
             reg_writer_leave();
+            log_creation(f, number, s);
             if (reg_test_after_publish)
                 reg_test_after_publish(f);
             /* Even again. Release, after the publish: pairs with the acquire in
@@ -681,6 +701,7 @@ int reg_series_delete(reg_registry *r, reg_family *f, const char *const *values)
 
 void (*reg_test_between_looks)(struct reg_family *f);
 void (*reg_test_after_publish)(struct reg_family *f);
+void (*reg_test_before_walk)(struct reg_family *f);
 
 /* ---- snapshots and accessors ------------------------------------------------------------- */
 
@@ -690,12 +711,10 @@ void (*reg_test_after_publish)(struct reg_family *f);
  * more than the sort (a page fault per 4 KiB, every scrape), and half the bytes moved a pass.
  * Only the bits in which the addresses differ are sorted, less their 4 low bits (series lie at
  * least 16 bytes apart), in as few passes of at most 11 bits as cover them: series allocated
- * together span a few megabytes, two passes. Small sets are left alone: they fit in cache
- * anyway. Cannot fail. */
-#define SORT_MIN 4096 /* smaller collections are not sorted, and no view is kept of them */
+ * together span a few megabytes, two passes. Cannot fail. */
 static void sort_window(reg_series **v, size_t n, uintptr_t lo, uintptr_t hi) {
     enum { MAX_BITS = 11, LOW = 4 }; /* at most 3 passes: 3 * 11 >= 32 - LOW */
-    if (n < SORT_MIN || n > UINT32_MAX)
+    if (n < 2 || n > UINT32_MAX)
         return;
     unsigned bits = 0;
     for (uintptr_t span = (hi - lo) >> LOW; span != 0; span >>= 1)
@@ -749,9 +768,13 @@ static void sort_window(reg_series **v, size_t n, uintptr_t lo, uintptr_t hi) {
  * loop waits on ck_hs anyway: a pass of their own took 0.1 ms at 100,000 series). Addresses
  * spread over more than 4 GiB (series from slabs and big ones from malloc's heap) are sorted a
  * window at a time: those within 4 GiB of the lowest are moved to the front and sorted, then
- * the rest the same way. Cannot fail. */
+ * the rest the same way, every window however small, so that the whole is in address order (a
+ * view's segments and its merge with the creation log rely on it). Fewer than SORT_MIN series
+ * are left alone: they fit in cache anyway. Cannot fail. */
 static void sort_by_address(reg_series **v, size_t n, uintptr_t lo, uintptr_t hi) {
-    while (n >= SORT_MIN && hi - lo > UINT32_MAX) {
+    if (n < SORT_MIN)
+        return;
+    while (n > 0 && hi - lo > UINT32_MAX) {
         uintptr_t top = lo + UINT32_MAX, win_hi = lo, rest_lo = UINTPTR_MAX;
         size_t k = 0;
         for (size_t i = 0; i < n; i++) {
@@ -778,12 +801,12 @@ static void sort_by_address(reg_series **v, size_t n, uintptr_t lo, uintptr_t hi
  * A scrape of a large family spent a third of its render walking the hash set (a branch per
  * slot) and sorting what it found, every time, though between two scrapes most families gain
  * and lose no series. So the result of a clean collection (no removal during it) of SORT_MIN
- * series or more is kept with the family as 4-byte offsets from its lowest address, sorted,
- * and with the family's removals and creations as read before the walk that made it. A later
- * collection that reads the same two counts takes the view instead of walking: the same
- * series, in the same order. 4 bytes a series, for families that are collected (scraped).
- * Collectors of one family may run at once: one takes the view (by exchange), the others walk,
- * and the first to give one back keeps it.
+ * series or more is kept with the family as 4-byte offsets (from the lowest address of their
+ * segment, below), sorted, and with the family's removals and creations as read before the walk
+ * that made it. A later collection that reads the same two counts takes the view instead of
+ * walking: the same series, in the same order. 4 bytes a series, for families that are collected
+ * (scraped). Collectors of one family may run at once: one takes the view (by exchange), the others
+ * walk, and the first to give one back keeps it.
  *
  * Why a view whose counts match holds what a walk now would: removals unchanged means no
  * series was unlinked since the walk (a kill counts itself after the unlink and before its
@@ -795,6 +818,20 @@ static void sort_by_address(reg_series **v, size_t n, uintptr_t lo, uintptr_t hi
  * set now was therefore published before that walk and seen by it; in particular one that
  * another thread has already found and updated, which a scrape that begins after that update
  * must show (a single count, bumped after the publish only, let a view miss it).
+ *
+ * A family that gains series between scrapes would walk every time. So every creation in a
+ * family of SORT_MIN series or more also logs its series, at its creation number, in a ring of
+ * the last REG_CREATION_LOG (under mu, with the publish). A collection whose view's counts do
+ * not match brings the view up to date instead of walking, if it gets mu at once (it never
+ * waits for it): under mu no creation or removal is under way, so the counts it reads there
+ * are exact, and if the removals still match, the family's series are the view's plus those
+ * the log holds for the creations since the view's count, and none has been freed (nor can be
+ * before this section ends, as above). The walk that made the view may have seen some of those
+ * too, created while it ran: the two sorted lists are merged, and a series in both is kept
+ * once. The merged list is exactly the set as it was under mu, and becomes the view with the
+ * counts read there. More creations since than the log holds, a removal, a busy mu or a log
+ * that began after the view's count: the collection walks.
+ *
  * Series may lie more than 4 GiB apart (one over 1 KiB comes from malloc's heap, far from
  * the slabs), so the sorted offsets are cut into segments, each spanning at most 4 GiB and
  * counted from its own first series; a family that needs more than VIEW_SEGMENTS keeps no
@@ -809,6 +846,7 @@ typedef struct reg_view {
     uint64_t removals, creations; /* the family's counts, read before the walk */
     size_t n, cap;                /* offsets kept, room for */
     size_t nseg;                  /* segments used */
+    int ascending;                /* every series above the one before (a merge needs it) */
     view_segment seg[VIEW_SEGMENTS];
     uint32_t off[]; /* series i is at its segment's base + off[i] */
 } reg_view;
@@ -841,24 +879,30 @@ static int collection_reserve(reg_series ***out, size_t *cap, size_t need) {
     return 0;
 }
 
+/* Series i of v, *seg the segment that held series i - 1 (0 before the first), moved on to
+ * the one that holds series i: called for i = 0, 1, ... in turn. Cannot fail. */
+static inline reg_series *view_series(const reg_view *v, size_t *seg, size_t i) {
+    while (i >= v->seg[*seg].end) /* the last segment ends at v->n */
+        ++*seg;
+    reg_series *x = (reg_series *)(v->seg[*seg].base + v->off[i]);
+    REG_TSAN_ACQUIRE(x); /* pairs with the release before ck_hs_put_unique */
+    return x;
+}
+
 /* v's series into *out, grown to fit. Their count, or -1 when out of memory. */
 static long view_copy(const reg_view *v, reg_series ***out, size_t *cap) {
     if (collection_reserve(out, cap, v->n) != 0)
         return -1;
-    size_t i = 0;
-    for (size_t k = 0; k < v->nseg; k++) {
-        for (; i < v->seg[k].end; i++) {
-            reg_series *x = (reg_series *)(v->seg[k].base + v->off[i]);
-            REG_TSAN_ACQUIRE(x); /* pairs with the release before ck_hs_put_unique */
-            (*out)[i] = x;
-        }
-    }
+    size_t seg = 0;
+    for (size_t i = 0; i < v->n; i++)
+        (*out)[i] = view_series(v, &seg, i);
     return (long)v->n;
 }
 
 /* Cut the n series s, in their order, into seg[]: runs each within 4 GiB above their first
- * series (in address order, as collected, a run ends only where the addresses jump). The
- * number of segments, or 0 when they would be more than VIEW_SEGMENTS. Cannot fail. */
+ * series (in address order, as sort_by_address leaves a large collection, a run ends only
+ * where the addresses jump by more than 4 GiB). The number of segments, or 0 when they would
+ * be more than VIEW_SEGMENTS. Cannot fail. */
 static size_t view_segments(view_segment *seg, reg_series *const *s, size_t n) {
     size_t nseg = 0;
     for (size_t i = 0; i < n; nseg++) {
@@ -898,15 +942,83 @@ static reg_view *view_make(reg_view *old, reg_series *const *s, size_t n, uint64
     v->removals = removals;
     v->creations = creations;
     v->n = n;
+    v->ascending = 1;
     size_t i = 0;
     for (size_t k = 0; k < v->nseg; k++)
         for (; i < v->seg[k].end; i++)
             v->off[i] = (uint32_t)((uintptr_t)s[i] - v->seg[k].base);
+    for (i = 1; i < n && v->ascending; i++)
+        v->ascending = (uintptr_t)s[i - 1] < (uintptr_t)s[i];
     return v;
+}
+
+#define VIEW_STALE (-2) /* view_extend: the view cannot be brought up to date */
+
+/* Sort the n series v by address (n is at most REG_CREATION_LOG). Cannot fail. */
+static void sort_few(reg_series **v, size_t n) {
+    for (size_t i = 1; i < n; i++) {
+        reg_series *x = v[i];
+        size_t j = i;
+        for (; j > 0 && (uintptr_t)v[j - 1] > (uintptr_t)x; j--)
+            v[j] = v[j - 1];
+        v[j] = x;
+    }
+}
+
+/* *out (grown to fit): the ascending view v merged with the n ascending series fresh, a
+ * series in both once. Their count, or -1 when out of memory. Cannot fail otherwise. */
+static long view_merge(const reg_view *v, reg_series *const *fresh, size_t n, reg_series ***out,
+                       size_t *cap) {
+    if (collection_reserve(out, cap, v->n + n) != 0)
+        return -1;
+    reg_series **dst = *out;
+    size_t m = 0, j = 0, seg = 0;
+    for (size_t i = 0; i < v->n; i++) {
+        reg_series *x = view_series(v, &seg, i);
+        for (; j < n && (uintptr_t)fresh[j] < (uintptr_t)x; j++)
+            dst[m++] = fresh[j];
+        j += j < n && fresh[j] == x; /* created during the walk that made v: seen there */
+        dst[m++] = x;
+    }
+    while (j < n)
+        dst[m++] = fresh[j++];
+    return (long)m;
+}
+
+/* Bring *view up to date from f's creation log, into *out (grown to fit) and *view (remade, or
+ * NULL): f's series as they are, the view's plus those created since. Inside a section. Their
+ * count; -1 when out of memory; VIEW_STALE when the caller must walk: f->mu busy (never waited
+ * for), a removal since the view's walk began, creations since that the log does not hold,
+ * or a view not in ascending order (which the merge needs). */
+static long view_extend(reg_family *f, reg_view **view, reg_series ***out, size_t *cap) {
+    reg_view *v = *view;
+    reg_series *fresh[REG_CREATION_LOG];
+    size_t n = 0;
+    if (!v->ascending || pthread_mutex_trylock(&f->mu) != 0)
+        return VIEW_STALE;
+    /* Relaxed: both change only under mu, which orders them (and the log) for this reader;
+     * held, no creation or removal is under way. */
+    uint64_t removals = atomic_load_explicit(&f->removals, memory_order_relaxed);
+    uint64_t creations = atomic_load_explicit(&f->creations, memory_order_relaxed);
+    uint64_t from = v->creations / 2, to = creations / 2;
+    int held = f->log != NULL && removals == v->removals && from >= f->log_from &&
+               to - from <= REG_CREATION_LOG;
+    for (uint64_t i = from; held && i < to; i++)
+        if ((fresh[n] = f->log[i % REG_CREATION_LOG]) != NULL)
+            n++;
+    pthread_mutex_unlock(&f->mu);
+    if (!held)
+        return VIEW_STALE;
+    sort_few(fresh, n);
+    long m = view_merge(v, fresh, n, out, cap);
+    if (m >= 0)
+        *view = view_make(v, *out, (size_t)m, removals, creations);
+    return m;
 }
 
 void reg_family_view_free(reg_family *f) {
     free(atomic_load_explicit(&f->view, memory_order_relaxed));
+    free(f->log);
 }
 
 long reg_family_collect(reg_thread *t, reg_family *f, reg_series ***out, size_t *cap) {
@@ -917,10 +1029,13 @@ long reg_family_collect(reg_thread *t, reg_family *f, reg_series ***out, size_t 
     /* Acquire: pairs with the release increment after each publish (see views). */
     uint64_t creations = atomic_load_explicit(&f->creations, memory_order_acquire);
     reg_view *view = view_take(f);
-    if (view != NULL && view->removals == removals && view->creations == creations) {
-        long n = view_copy(view, out, cap);
-        view_keep(f, view);
-        return n;
+    if (view != NULL && view->removals == removals) {
+        long n = view->creations == creations ? view_copy(view, out, cap)
+                                              : view_extend(f, &view, out, cap);
+        if (n != VIEW_STALE) {
+            view_keep(f, view);
+            return n;
+        }
     }
     size_t n = 0;
     uintptr_t lo = UINTPTR_MAX, hi = 0;
@@ -932,6 +1047,8 @@ long reg_family_collect(reg_thread *t, reg_family *f, reg_series ***out, size_t 
         view_keep(f, view);
         return -1;
     }
+    if (reg_test_before_walk)
+        reg_test_before_walk(f);
     ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
     void *obj;
     /* First collect every reachable series without touching it (no cache miss per entry)... */

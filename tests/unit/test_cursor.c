@@ -336,8 +336,8 @@ static int collect_checked(fixture *fx, int n, int gone) {
 }
 
 /* A large family's collection is kept: the next collection takes it while no series was
- * created or removed, and walks the set again after either. A small family is walked every
- * time. */
+ * removed (brought up to date from the creation log after a creation), and walks the set again
+ * after a removal. A small family is walked every time. */
 static void test_view_kept_until_the_set_changes(void **state) {
     fixture *fx = *state;
     reg_test_between_looks = count_walk;
@@ -352,8 +352,8 @@ static void test_view_kept_until_the_set_changes(void **state) {
     assert_false(collect_checked(fx, VIEW_N - 1, -1));
     add(fx, 7); /* an update, no creation: the view still holds */
     assert_false(collect_checked(fx, VIEW_N - 1, -1));
-    add(fx, VIEW_N - 1); /* a creation */
-    assert_true(collect_checked(fx, VIEW_N, -1));
+    add(fx, VIEW_N - 1); /* a creation: the view is brought up to date from the log */
+    assert_false(collect_checked(fx, VIEW_N, -1));
     assert_false(collect_checked(fx, VIEW_N, -1));
     del(fx, 42); /* a removal */
     assert_true(collect_checked(fx, VIEW_N, 42));
@@ -434,11 +434,56 @@ static void test_view_not_taken_during_a_creation(void **state) {
     assert_true(has1 == 1 && walked1);
     assert_int_equal(n2, VIEW_N); /* walked again: no view was kept meanwhile */
     assert_true(has2 == 1 && walked2);
-    assert_true(collect_checked(fx, VIEW_N, -1));  /* the creation is over: a view kept */
-    assert_false(collect_checked(fx, VIEW_N, -1)); /* and taken */
+    /* The creation is over: the view kept from before it, brought up to date from the log. */
+    assert_false(collect_checked(fx, VIEW_N, -1));
+    assert_false(collect_checked(fx, VIEW_N, -1));
     reg_test_between_looks = NULL;
     pthread_barrier_destroy(&published);
     pthread_barrier_destroy(&go);
+}
+
+static fixture *walk_fx;
+
+static void create_last(struct reg_family *f) {
+    (void)f;
+    const char *vals[] = {"4999"};
+    reg_test_before_walk = NULL;
+    assert_int_equal(reg_counter_add(walk_fx->t, walk_fx->f, vals, 1), REG_OK);
+}
+
+/* A series created after a walk read the family's counts, and seen by that walk, is both in
+ * the view the walk kept and in the creation log since the view's counts: the collection that
+ * brings the view up to date holds it once. */
+static void test_view_and_log_overlap(void **state) {
+    fixture *fx = *state;
+    for (int i = 0; i < VIEW_N - 1; i++)
+        add(fx, i);
+    walk_fx = fx;
+    reg_test_before_walk = create_last;
+    reg_test_between_looks = count_walk;
+    assert_true(collect_checked(fx, VIEW_N, -1));  /* walked, "4999" made just before */
+    assert_false(collect_checked(fx, VIEW_N, -1)); /* the view and the log: once each */
+    assert_false(collect_checked(fx, VIEW_N, -1));
+    reg_test_between_looks = NULL;
+}
+
+/* More creations since the view than the log holds: the collection walks, and keeps a new
+ * view. A collection may also bring a view up to date across the log's whole length. */
+static void test_log_overrun_walks(void **state) {
+    fixture *fx = *state;
+    enum { FIRST = VIEW_N - 2 * REG_CREATION_LOG - 1 };
+    for (int i = 0; i < FIRST; i++)
+        add(fx, i);
+    reg_test_between_looks = count_walk;
+    assert_true(collect_checked(fx, FIRST, -1));
+    for (int i = FIRST; i < FIRST + REG_CREATION_LOG; i++)
+        add(fx, i);
+    assert_false(collect_checked(fx, FIRST + REG_CREATION_LOG, -1)); /* the log's length */
+    for (int i = FIRST + REG_CREATION_LOG; i < VIEW_N; i++)
+        add(fx, i);
+    assert_true(collect_checked(fx, VIEW_N, -1)); /* one more than the log holds */
+    assert_false(collect_checked(fx, VIEW_N, -1));
+    reg_test_between_looks = NULL;
 }
 
 static void test_replace(void **state) {
@@ -485,6 +530,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_large_collection_in_address_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_view_kept_until_the_set_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_view_not_taken_during_a_creation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_view_and_log_overlap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_overrun_walks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replace, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
