@@ -9,9 +9,10 @@
  *   zlib-1   the plain scrape compressed by zlib's deflate at level 1 as it is read (the
  *            scrape's encoder before ISA-L, and what most exporters use): the reference for
  *            the gzip row's time and size;
- *   gzip-new gzip after one new series was created: the collection cannot take the family's
- *            kept view (reg_family_collect) and walks and sorts the hash set; the first three
- *            take the view, as the scrapes of a family whose series set is steady do.
+ *   gzip-new gzip after one new series was created: the collection brings the family's kept
+ *            view up to date from its creation log (reg_family_collect; it walked and sorted
+ *            the hash set before 2026-11-30); the first three take the view as it is, as the
+ *            scrapes of a family whose series set is steady do.
  * And the peak extra resident memory one scrape costs (VmHWM reset through
  * /proc/self/clear_refs before the scrape). Each case runs RUNS times, the ways taken in turn
  * so that a change of load hits them alike; it prints the median and the range. The
@@ -41,7 +42,7 @@ static reg_family *family; /* fill's */
 static size_t created;     /* series made by gzip-new scrapes */
 
 /* One more series in the family, as between two scrapes of a family that gains series: the
- * next collection cannot take the family's kept view and walks the hash set. Cannot fail
+ * next collection cannot take the family's kept view as it is. Cannot fail
  * (exits when the registry refuses the series). */
 static void create_one(reg_registry *r) {
     char a[48];
