@@ -299,6 +299,9 @@ extern void (*reg_test_after_publish)(struct reg_family *f);
  * reading the family's counts, inside the caller's section, so a test can create a series
  * that the walk then sees though the counts it keeps are from before. */
 extern void (*reg_test_before_walk)(struct reg_family *f);
+/* Tests only (NULL otherwise): reg_family_collect calls it when it has brought the family's
+ * view up to date from the creation log, so a test can tell that path from the others. */
+extern void (*reg_test_view_extended)(struct reg_family *f);
 bool reg_series_hs_init(reg_registry *r, struct reg_family *f);
 void reg_series_free_now(struct reg_series *s);
 /* Kill one series under f->mu: DEAD CAS, unlink, hook, retire. wait: spin until updaters

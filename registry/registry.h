@@ -2,8 +2,9 @@
  *
  * A registry holds families (one metric name each); a family holds series (one set of label
  * values each). Lookups and updates never take a lock; creating or removing a series takes
- * the family's mutex. Memory of removed entries is reclaimed through ck_epoch, so a reader
- * never touches freed memory.
+ * the family's mutex, and a collection may take it briefly when it is free (never waiting
+ * for it: see reg_family_collect). Memory of removed entries is reclaimed through ck_epoch,
+ * so a reader never touches freed memory.
  *
  * Threads. Every thread that calls into a registry first attaches with reg_thread_attach()
  * and then brackets its calls with reg_begin()/reg_end() (a read-side section; cheap, may be

@@ -702,6 +702,7 @@ int reg_series_delete(reg_registry *r, reg_family *f, const char *const *values)
 void (*reg_test_between_looks)(struct reg_family *f);
 void (*reg_test_after_publish)(struct reg_family *f);
 void (*reg_test_before_walk)(struct reg_family *f);
+void (*reg_test_view_extended)(struct reg_family *f);
 
 /* ---- snapshots and accessors ------------------------------------------------------------- */
 
@@ -1001,6 +1002,9 @@ static long view_extend(reg_family *f, reg_view **view, reg_series ***out, size_
     uint64_t removals = atomic_load_explicit(&f->removals, memory_order_relaxed);
     uint64_t creations = atomic_load_explicit(&f->creations, memory_order_relaxed);
     uint64_t from = v->creations / 2, to = creations / 2;
+    /* from >= log_from: the log began before the view's count. It begins with the creation
+     * of a family's 4,096th series, which any view's walk has seen; so this fails only when
+     * the log could not be allocated at first (a creation the log missed). */
     int held = f->log != NULL && removals == v->removals && from >= f->log_from &&
                to - from <= REG_CREATION_LOG;
     for (uint64_t i = from; held && i < to; i++)
@@ -1013,6 +1017,8 @@ static long view_extend(reg_family *f, reg_view **view, reg_series ***out, size_
     long m = view_merge(v, fresh, n, out, cap);
     if (m >= 0)
         *view = view_make(v, *out, (size_t)m, removals, creations);
+    if (m >= 0 && reg_test_view_extended)
+        reg_test_view_extended(f);
     return m;
 }
 
