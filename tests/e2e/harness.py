@@ -158,6 +158,30 @@ def http_request(host, port, method, path, headers=None, body=None, timeout=DEFA
         conn.close()
 
 
+def raw_request(sock, text):
+    """Send one HTTP/1.1 request on an open socket; return (status, headers, body) of the
+    response (Content-Length framed, as abacus answers /-/ready)."""
+    sock.sendall(text.encode())
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise AssertionError("connection closed before a response: %r" % buf)
+        buf += chunk
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    lines = head.decode().split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.strip().lower(): v.strip() for k, v in
+               (x.split(":", 1) for x in lines[1:])}
+    n = int(headers.get("content-length", "0"))
+    while len(rest) < n:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        rest += chunk
+    return status, headers, rest[:n]
+
+
 # ---- exposition checks ------------------------------------------------------------------------
 
 _SAMPLE_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})?\s+(\S+)(\s+\S+)?$')

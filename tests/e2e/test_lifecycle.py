@@ -29,7 +29,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import Abacus, wait_until  # noqa: E402
+from harness import Abacus, raw_request, wait_until  # noqa: E402
 
 SHIM = r"""
 #define _GNU_SOURCE
@@ -81,30 +81,6 @@ def preload_env(lib):
     # list; the shim before it is harmless (it only forwards bind).
     asan = os.environ.get("ASAN_OPTIONS", "")
     return {"LD_PRELOAD": lib, "ASAN_OPTIONS": (asan + " verify_asan_link_order=0").strip()}
-
-
-def raw_request(sock, text):
-    """Send one HTTP/1.1 request on an open socket; return (status, headers, body) of the
-    response (Content-Length framed, as abacus answers /-/ready)."""
-    sock.sendall(text.encode())
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        chunk = sock.recv(4096)
-        if not chunk:
-            raise AssertionError("connection closed before a response: %r" % buf)
-        buf += chunk
-    head, rest = buf.split(b"\r\n\r\n", 1)
-    lines = head.decode().split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = {k.strip().lower(): v.strip() for k, v in
-               (x.split(":", 1) for x in lines[1:])}
-    n = int(headers.get("content-length", "0"))
-    while len(rest) < n:
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        rest += chunk
-    return status, headers, rest[:n]
 
 
 class Readiness(unittest.TestCase):
