@@ -165,23 +165,30 @@ class Limits(unittest.TestCase):
     def test_slow_pushers_hold_bounded_memory_and_time(self):
         args = ["--push.max-buffered-bytes=65536", "--web.request-timeout=1s"]
         with Abacus(args=args) as a:
-            # One pusher sends most of a 64 KiB body, then stalls.
-            stalled = socket.create_connection((a.host, a.port))
             body = "# TYPE g gauge\n" + "".join("g{i=\"%06d\"} 1\n" % i for i in range(4000))
             head = ("PUT /metrics/job/slow HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
                     % len(body)).encode()
-            stalled.sendall(head + body[:60000].encode())
+            stalled = []
 
-            # A second push that needs buffer room is refused while the first holds it...
+            # One pusher sends most of a 64 KiB body, then stalls; a second push that needs
+            # buffer room is refused while the first holds it. The first holds it until its
+            # request timeout (1 s), which a loaded machine (CI, an ASan build) can spend before
+            # the second push is read: then another pusher stalls and the second tries again.
             def busy():
+                s = socket.create_connection((a.host, a.port))
+                stalled.append(s)
+                s.sendall(head + body[:60000].encode())
                 return a.request("PUT", "/metrics/job/other", body=body[:40000]).status == 503
-            wait_until(busy, "a push beyond the buffer budget gets 503")
-            self.assertGreaterEqual(refused(a, "busy"), 1)
-            # ...scrapes and small pushes are not held up, and the stalled pusher is cut.
-            wait_until(lambda: a.value("abacus_http_connections_closed_total",
-                                       {"reason": "request_timeout"}) >= 1,
-                       "the stalled push is closed by request_timeout")
-            stalled.close()
+            try:
+                wait_until(busy, "a push beyond the buffer budget gets 503")
+                self.assertGreaterEqual(refused(a, "busy"), 1)
+                # ...scrapes and small pushes are not held up, and the stalled pusher is cut.
+                wait_until(lambda: a.value("abacus_http_connections_closed_total",
+                                           {"reason": "request_timeout"}) >= 1,
+                           "the stalled push is closed by request_timeout")
+            finally:
+                for s in stalled:
+                    s.close()
             wait_until(lambda: a.request("PUT", "/metrics/job/other",
                                          body=body[:40000].rsplit("\n", 1)[0] + "\n").status
                        == 200, "the budget is free again")
