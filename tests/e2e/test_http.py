@@ -667,7 +667,9 @@ class Shutdown(unittest.TestCase):
             self.assertTrue(first.startswith(b"HTTP/1.1 200"), first)
             a.signal(signal.SIGTERM)
             a.wait_log("shutting down")
-            a.wait_log(r"waiting for in-flight requests\"? requests\"?[=:]\"?1")
+            # 1, or 2 when the harness's last /-/ready was answered but its completion callback
+            # had not run yet (as in test_lifecycle); that request ends on its own
+            a.wait_log(r"waiting for in-flight requests\"? requests\"?[=:]\"?[12]\b")
             chunks = [first]
             while True:
                 b = s.recv(65536)
