@@ -890,16 +890,6 @@ static inline reg_series *view_series(const reg_view *v, size_t *seg, size_t i) 
     return x;
 }
 
-/* v's series into *out, grown to fit. Their count, or -1 when out of memory. */
-static long view_copy(const reg_view *v, reg_series ***out, size_t *cap) {
-    if (collection_reserve(out, cap, v->n) != 0)
-        return -1;
-    size_t seg = 0;
-    for (size_t i = 0; i < v->n; i++)
-        (*out)[i] = view_series(v, &seg, i);
-    return (long)v->n;
-}
-
 /* Cut the n series s, in their order, into seg[]: runs each within 4 GiB above their first
  * series (in address order, as sort_by_address leaves a large collection, a run ends only
  * where the addresses jump by more than 4 GiB). The number of segments, or 0 when they would
@@ -918,8 +908,8 @@ static size_t view_segments(view_segment *seg, reg_series *const *s, size_t n) {
 }
 
 /* A view of the n sorted series s made with the counts read before their walk, in old's
- * memory when it has room and is not four times too big (old is freed otherwise). NULL when none is
- * kept: too few series, spread over more than VIEW_SEGMENTS spans of 4 GiB, or out of
+ * memory when it has room and is not four times too big (old is freed otherwise). NULL when
+ * none is kept: too few series, spread over more than VIEW_SEGMENTS spans of 4 GiB, or out of
  * memory. */
 static reg_view *view_make(reg_view *old, reg_series *const *s, size_t n, uint64_t removals,
                            uint64_t creations) {
@@ -946,10 +936,10 @@ static reg_view *view_make(reg_view *old, reg_series *const *s, size_t n, uint64
     v->ascending = 1;
     size_t i = 0;
     for (size_t k = 0; k < v->nseg; k++)
-        for (; i < v->seg[k].end; i++)
+        for (; i < v->seg[k].end; i++) {
             v->off[i] = (uint32_t)((uintptr_t)s[i] - v->seg[k].base);
-    for (i = 1; i < n && v->ascending; i++)
-        v->ascending = (uintptr_t)s[i - 1] < (uintptr_t)s[i];
+            v->ascending &= i == 0 || (uintptr_t)s[i - 1] < (uintptr_t)s[i];
+        }
     return v;
 }
 
@@ -966,8 +956,9 @@ static void sort_few(reg_series **v, size_t n) {
     }
 }
 
-/* *out (grown to fit): the ascending view v merged with the n ascending series fresh, a
- * series in both once. Their count, or -1 when out of memory. Cannot fail otherwise. */
+/* *out (grown to fit): v's series merged with the n ascending series fresh, a series in both
+ * once (v ascending when n > 0); with n = 0 (fresh may be NULL), a copy of v. Their count, or
+ * -1 when out of memory. Cannot fail otherwise. */
 static long view_merge(const reg_view *v, reg_series *const *fresh, size_t n, reg_series ***out,
                        size_t *cap) {
     if (collection_reserve(out, cap, v->n + n) != 0)
@@ -1036,7 +1027,7 @@ long reg_family_collect(reg_thread *t, reg_family *f, reg_series ***out, size_t 
     uint64_t creations = atomic_load_explicit(&f->creations, memory_order_acquire);
     reg_view *view = view_take(f);
     if (view != NULL && view->removals == removals) {
-        long n = view->creations == creations ? view_copy(view, out, cap)
+        long n = view->creations == creations ? view_merge(view, NULL, 0, out, cap)
                                               : view_extend(f, &view, out, cap);
         if (n != VIEW_STALE) {
             view_keep(f, view);

@@ -442,13 +442,11 @@ static void test_view_not_taken_during_a_creation(void **state) {
     pthread_barrier_destroy(&go);
 }
 
-static fixture *walk_fx;
-
 static void create_last(struct reg_family *f) {
     (void)f;
     const char *vals[] = {"4999"};
     reg_test_before_walk = NULL;
-    assert_int_equal(reg_counter_add(walk_fx->t, walk_fx->f, vals, 1), REG_OK);
+    assert_int_equal(reg_counter_add(hook_fx->t, hook_fx->f, vals, 1), REG_OK);
 }
 
 /* A series created after a walk read the family's counts, and seen by that walk, is both in
@@ -458,7 +456,7 @@ static void test_view_and_log_overlap(void **state) {
     fixture *fx = *state;
     for (int i = 0; i < VIEW_N - 1; i++)
         add(fx, i);
-    walk_fx = fx;
+    hook_fx = fx;
     reg_test_before_walk = create_last;
     reg_test_between_looks = count_walk;
     assert_true(collect_checked(fx, VIEW_N, -1));  /* walked, "4999" made just before */
