@@ -158,6 +158,11 @@ def http_request(host, port, method, path, headers=None, body=None, timeout=DEFA
         conn.close()
 
 
+# A kept-alive readiness request for raw_request: what a test sends to see the server answer
+# on a connection it holds.
+READY_REQUEST = "GET /-/ready HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
 def raw_request(sock, text):
     """Send one HTTP/1.1 request on an open socket; return (status, headers, body) of the
     response (Content-Length framed, as abacus answers /-/ready)."""

@@ -29,7 +29,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import Abacus, raw_request, sample_value, wait_until  # noqa: E402
+from harness import Abacus, READY_REQUEST, raw_request, sample_value, wait_until  # noqa: E402
 
 
 def closed_by_peer(s, timeout=20):
@@ -161,12 +161,11 @@ class ConnectionLimits(unittest.TestCase):
             # response, which the client may read first, so of two answered within a moment the
             # server may take either as the older (seen in CI under ASan).
             conns = []
-            ready = "GET /-/ready HTTP/1.1\r\nHost: x\r\n\r\n"
             try:
                 for _ in range(4):
                     c = socket.create_connection((a.host, a.port), timeout=20)
                     conns.append(c)
-                    self.assertEqual(raw_request(c, ready)[0], 200)
+                    self.assertEqual(raw_request(c, READY_REQUEST)[0], 200)
                 wait_until(lambda: sum(map(closed_yet, conns[:3])) == 2, "two evictions")
                 self.assertFalse(closed_yet(conns[3]))  # the newcomer evicts another, not itself
                 # a request still gets through (evicting another idle connection)
@@ -200,12 +199,11 @@ class ConnectionLimits(unittest.TestCase):
         with Abacus(config="server:\n  max_connections_per_ip: 2\n") as a:
             # one request on each before the next is opened: the server has counted it (its two
             # workers could otherwise count the third before the second)
-            ready = "GET /-/ready HTTP/1.1\r\nHost: x\r\n\r\n"
             conns = []
             try:
                 for _ in range(2):
                     conns.append(connect_from("127.0.0.3", a.host, a.port))
-                    self.assertEqual(raw_request(conns[-1], ready)[0], 200)
+                    self.assertEqual(raw_request(conns[-1], READY_REQUEST)[0], 200)
                 third = connect_from("127.0.0.3", a.host, a.port)
                 try:
                     self.assertTrue(closed_by_peer(third), "a third connection from "
@@ -214,7 +212,7 @@ class ConnectionLimits(unittest.TestCase):
                     third.close()
                 # the two stay open and are served
                 for c in conns:
-                    self.assertEqual(raw_request(c, ready)[0], 200)
+                    self.assertEqual(raw_request(c, READY_REQUEST)[0], 200)
                 # another address is served
                 self.assertEqual(get_from("127.0.0.2", a.host, a.port), 200)
                 a.wait_log("reached connection limit")

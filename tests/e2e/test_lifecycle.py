@@ -29,7 +29,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import Abacus, raw_request, wait_until  # noqa: E402
+from harness import Abacus, READY_REQUEST, raw_request, wait_until  # noqa: E402
 
 SHIM = r"""
 #define _GNU_SOURCE
@@ -118,8 +118,7 @@ class Readiness(unittest.TestCase):
             idle = socket.create_connection((a.host, a.port), timeout=30)
             busy = socket.create_connection((a.host, a.port), timeout=30)
             try:
-                req = "GET /-/ready HTTP/1.1\r\nHost: x\r\n\r\n"
-                self.assertEqual(raw_request(idle, req)[0], 200)  # kept alive
+                self.assertEqual(raw_request(idle, READY_REQUEST)[0], 200)  # kept alive
                 # a reload whose body is still coming: in flight once the handler ran, which
                 # the server confirms with 100 Continue
                 busy.sendall(b"POST /-/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
@@ -135,13 +134,13 @@ class Readiness(unittest.TestCase):
                 # and MHD's completion notification for it (seen on a loaded machine); that
                 # request ends on its own, and the drain's end below shows nothing else is left
                 a.wait_log(r'msg="waiting for in-flight requests" requests=[12]$')
-                status, _, body = raw_request(idle, req)
+                status, _, body = raw_request(idle, READY_REQUEST)
                 self.assertEqual((status, body), (503, b"Service Unavailable\n"))
                 # no new connections while draining
                 with self.assertRaises(OSError):
                     c = socket.create_connection((a.host, a.port), timeout=5)
                     try:
-                        c.sendall(req.encode())
+                        c.sendall(READY_REQUEST.encode())
                         if not c.recv(1):
                             raise ConnectionResetError("closed")
                     finally:
